@@ -1,0 +1,27 @@
+// Fills, strided 2-D copies and permutations. Reference: CPU/CPUDevice.swift.
+
+__kernel void fill_float(__global float* x, const int offset, const int n, const float value) {
+    const int i = get_global_id(0);
+    if (i < n) x[offset + i] = value;
+}
+
+__kernel void fill_int(__global int* x, const int offset, const int n, const int value) {
+    const int i = get_global_id(0);
+    if (i < n) x[offset + i] = value;
+}
+
+// dst[r * dst_stride + c] = src[r * src_stride + c] for r < rows, c < columns.
+__kernel void copy_2d(const int rows, const int columns,
+                      __global const float* src, const int src_offset, const int src_stride,
+                      __global float* dst, const int dst_offset, const int dst_stride) {
+    const int i = get_global_id(0);
+    if (i >= rows * columns) return;
+    const int r = i / columns, c = i % columns;
+    dst[dst_offset + r * dst_stride + c] = src[src_offset + r * src_stride + c];
+}
+
+__kernel void permute(const int n, const int8 shape, const int8 strides,
+                      __global const float* x, __global float* y) {
+    const int i = get_global_id(0);
+    if (i < n) y[i] = x[strided_offset(i, shape, strides)];
+}

@@ -1,0 +1,48 @@
+// Max and average pooling over NHWC images. Reference: CPU/CPUConvolution.swift.
+// Average pooling divides by the input pixels inside the window (padding excluded).
+
+__kernel void pool_forward(const int n, const int is_max, WINDOW_ARGS,
+                           __global const float* x, __global float* y, __global int* argmax) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = i % channels, ow = (i / channels) % out_w, oh = (i / (channels * out_w)) % out_h;
+    const int image = i / (channels * out_w * out_h);
+    const int h0 = oh * stride_h - pad_top, w0 = ow * stride_w - pad_left;
+    const int hs = max(h0, 0), he = min(h0 + k_h, in_h), ws = max(w0, 0), we = min(w0 + k_w, in_w);
+    float best = is_max ? -INFINITY : 0.0f;
+    int where = -1;
+    for (int ih = hs; ih < he; ++ih) {
+        for (int iw = ws; iw < we; ++iw) {
+            const float v = x[((image * in_h + ih) * in_w + iw) * channels + c];
+            if (!is_max) best += v;
+            else if (v > best || where < 0) { best = v; where = ih * in_w + iw; }
+        }
+    }
+    y[i] = is_max ? best : best / (float)((he - hs) * (we - ws));
+    if (is_max) argmax[i] = where;
+}
+
+// Each input element gathers from the windows that cover it.
+__kernel void pool_backward(const int n, const int is_max, WINDOW_ARGS,
+                            __global const float* dy, __global const int* argmax, __global float* dx) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = i % channels, iw = (i / channels) % in_w, ih = (i / (channels * in_w)) % in_h;
+    const int image = i / (channels * in_w * in_h);
+    const int oh0 = max(0, (ih + pad_top - k_h + stride_h) / stride_h), oh1 = min(out_h - 1, (ih + pad_top) / stride_h);
+    const int ow0 = max(0, (iw + pad_left - k_w + stride_w) / stride_w), ow1 = min(out_w - 1, (iw + pad_left) / stride_w);
+    float sum = 0.0f;
+    for (int oh = oh0; oh <= oh1; ++oh) {
+        for (int ow = ow0; ow <= ow1; ++ow) {
+            const int out = ((image * out_h + oh) * out_w + ow) * channels + c;
+            if (is_max) {
+                if (argmax[out] == ih * in_w + iw) sum += dy[out];
+            } else {
+                const int h0 = oh * stride_h - pad_top, w0 = ow * stride_w - pad_left;
+                const int area = (min(h0 + k_h, in_h) - max(h0, 0)) * (min(w0 + k_w, in_w) - max(w0, 0));
+                sum += dy[out] / (float)area;
+            }
+        }
+    }
+    dx[i] = sum;
+}

@@ -1,0 +1,23 @@
+// Philox-4x32-10 and dropout. Reference: Device/Philox.swift (the same function, bit for bit).
+
+inline uint philox_word(const ulong seed, const ulong counter) {
+    uint c0 = (uint)counter, c1 = (uint)(counter >> 32), c2 = 0, c3 = 0;
+    uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+        const uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        const uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        const uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+        if (round < 9) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+    }
+    return c0;
+}
+
+// y = u >= rate ? x * scale : 0, u = uniform(seed, offset + i), scale = 1 / (1 - rate).
+__kernel void dropout(const int n, const float rate, const float scale, const ulong seed, const ulong offset,
+                      __global const float* x, __global float* y) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float u = (float)(philox_word(seed, offset + (ulong)i) >> 8) * 0x1.0p-24f;
+    y[i] = u >= rate ? x[i] * scale : 0.0f;
+}

@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    products: [
+        .library(name: "Kiln", targets: ["Kiln"]),
+        .executable(name: "kiln", targets: ["KilnCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: ocl-icd-opencl-dev opencl-headers, libclblast-dev, libopenblas-dev).
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+
+        // Turns Kernels/*.cl into Swift string constants so an installed binary needs no source tree.
+        .executableTarget(name: "EmbedKernels", path: "Sources/EmbedKernels"),
+        .plugin(
+            name: "EmbedKernelsPlugin", capability: .buildTool(),
+            dependencies: ["EmbedKernels"], path: "Sources/EmbedKernelsPlugin"),
+
+        .target(
+            name: "Kiln",
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
+            plugins: ["EmbedKernelsPlugin"]),
+        .executableTarget(
+            name: "KilnCLI",
+            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnCLI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

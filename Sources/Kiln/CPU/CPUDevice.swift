@@ -1,0 +1,112 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// The native CPU backend: Swift loops over host memory, OpenBLAS for matrix products.
+/// Ops run synchronously on the calling thread, spreading large loops over all cores.
+public final class CPUDevice: Device, @unchecked Sendable {
+    public static let shared = CPUDevice()
+
+    public let info: DeviceInfo
+    let pool = BufferPool { storage in
+        if case .host(let pointer) = storage { UnsafeMutableRawPointer(pointer).deallocate() }
+    }
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+
+    private init() {
+        info = DeviceInfo(
+            backend: "cpu", platform: "Kiln", name: "CPU (Swift + OpenBLAS, \(threads) threads)", kind: .cpu,
+            computeUnits: threads, globalMemory: Int(ProcessInfo.processInfo.physicalMemory),
+            version: "native", driverVersion: "OpenBLAS")
+    }
+
+    public func makeBuffer(count: Int) throws -> Buffer {
+        guard count > 0 else { throw DeviceError.invalidArgument("makeBuffer: count must be positive, got \(count)") }
+        return pool.buffer(count: count) {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+            return .host(raw.bindMemory(to: Float.self, capacity: count))
+        }
+    }
+
+    public func write(_ values: UnsafeRawBufferPointer, to buffer: Buffer, offset: Int) throws {
+        try require(buffer, offset + values.count / 4, "write")
+        UnsafeMutableRawPointer(buffer.host + offset).copyMemory(from: values.baseAddress!, byteCount: values.count)
+    }
+
+    public func read(_ buffer: Buffer, offset: Int, into values: UnsafeMutableRawBufferPointer) throws {
+        try require(buffer, offset + values.count / 4, "read")
+        values.baseAddress!.copyMemory(from: buffer.host + offset, byteCount: values.count)
+    }
+
+    public func synchronize() throws {}
+
+    public func fill(_ buffer: Buffer, with value: Float, offset: Int, count: Int) throws {
+        try require(buffer, offset + count, "fill")
+        (buffer.host + offset).update(repeating: value, count: count)
+    }
+
+    public func fill(_ buffer: Buffer, withInt value: Int32, offset: Int, count: Int) throws {
+        try require(buffer, offset + count, "fill")
+        (buffer.hostInts + offset).update(repeating: value, count: count)
+    }
+
+    public func copy2D(rows: Int, columns: Int, from source: Buffer, offset sourceOffset: Int, stride sourceStride: Int,
+                       to destination: Buffer, offset destinationOffset: Int, stride destinationStride: Int) throws {
+        guard rows > 0, columns > 0 else { return }
+        try require(source, sourceOffset + (rows - 1) * sourceStride + columns, "copy2D source")
+        try require(destination, destinationOffset + (rows - 1) * destinationStride + columns, "copy2D destination")
+        let (src, dst) = (source.host + sourceOffset, destination.host + destinationOffset)
+        parallelFor(rows, grain: max(1, 65536 / columns)) { range in
+            for r in range { (dst + r * destinationStride).update(from: src + r * sourceStride, count: columns) }
+        }
+    }
+
+    public func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws {
+        let index = try StridedIndex(permuting: shape, by: permutation)
+        try require(input, index.count, "permute input")
+        try require(output, index.count, "permute output")
+        let (x, y) = (input.host, output.host)
+        stridedLoop(index) { i, offsets in y[i] = x[offsets.0] }
+    }
+
+    public func gemm(_ g: Gemm, a: Buffer, b: Buffer, c: Buffer) throws {
+        try g.validate(a: a, b: b, c: c)
+        for i in 0..<g.batch {
+            cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans, g.transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(g.m), Int32(g.n), Int32(g.k), g.alpha,
+                        a.host + g.offsetA + i * g.strideA, Int32(g.lda),
+                        b.host + g.offsetB + i * g.strideB, Int32(g.ldb), g.beta,
+                        c.host + g.offsetC + i * g.strideC, Int32(g.ldc))
+        }
+    }
+
+    /// Runs `body` over `0..<count` in chunks of at least `grain` items, on all cores when it pays.
+    func parallelFor(_ count: Int, grain: Int = 32768, _ body: (Range<Int>) -> Void) {
+        let chunks = min(threads, (count + grain - 1) / max(grain, 1))
+        guard chunks > 1 else { return body(0..<count) }
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            body(count * chunk / chunks ..< count * (chunk + 1) / chunks)
+        }
+    }
+
+    /// Visits every output element of `index` with its operands' element offsets.
+    func stridedLoop(_ index: StridedIndex, _ body: (Int, (Int, Int)) -> Void) {
+        let shape = index.shape.map(Int.init)
+        let s0 = index.strides[0].map(Int.init)
+        let s1 = index.strides.count > 1 ? index.strides[1].map(Int.init) : s0
+        var coordinate = [Int](repeating: 0, count: shape.count)
+        var (o0, o1) = (0, 0)
+        for i in 0..<index.count {
+            body(i, (o0, o1))
+            var axis = shape.count - 1
+            while axis >= 0 {
+                coordinate[axis] += 1
+                o0 += s0[axis]; o1 += s1[axis]
+                if coordinate[axis] < shape[axis] { break }
+                o0 -= s0[axis] * shape[axis]; o1 -= s1[axis] * shape[axis]
+                coordinate[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+}

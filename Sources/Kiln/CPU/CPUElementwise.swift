@@ -1,0 +1,211 @@
+import Foundation
+
+/// Elementwise ops, reductions, dropout and the softmax family on the CPU.
+extension CPUDevice {
+    public func unary(_ op: UnaryOp, _ input: Buffer, into output: Buffer, count: Int) throws {
+        try require(input, count, "unary input")
+        try require(output, count, "unary output")
+        let (x, y) = (input.host, output.host)
+        parallelFor(count) { range in
+            switch op {
+            case .relu: for i in range { y[i] = max(x[i], 0) }
+            case .leakyRelu(let slope): for i in range { y[i] = x[i] > 0 ? x[i] : slope * x[i] }
+            case .sigmoid: for i in range { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
+            case .tanh: for i in range { y[i] = Foundation.tanh(x[i]) }
+            case .exp: for i in range { y[i] = Foundation.exp(x[i]) }
+            case .log: for i in range { y[i] = Foundation.log(x[i]) }
+            case .sqrt: for i in range { y[i] = x[i].squareRoot() }
+            case .square: for i in range { y[i] = x[i] * x[i] }
+            case .abs: for i in range { y[i] = Swift.abs(x[i]) }
+            case .negate: for i in range { y[i] = -x[i] }
+            case .softplus: for i in range { y[i] = max(x[i], 0) + log1p(Foundation.exp(-Swift.abs(x[i]))) }
+            }
+        }
+    }
+
+    public func unaryBackward(_ op: UnaryOp, input: Buffer, output: Buffer, gradOutput: Buffer, gradInput: Buffer,
+                              count: Int) throws {
+        for (buffer, name) in [(input, "input"), (output, "output"), (gradOutput, "gradOutput"), (gradInput, "gradInput")] {
+            try require(buffer, count, "unaryBackward \(name)")
+        }
+        let (x, y, dy, dx) = (input.host, output.host, gradOutput.host, gradInput.host)
+        parallelFor(count) { range in
+            switch op {
+            case .relu: for i in range { dx[i] = x[i] > 0 ? dy[i] : 0 }
+            case .leakyRelu(let slope): for i in range { dx[i] = x[i] > 0 ? dy[i] : slope * dy[i] }
+            case .sigmoid: for i in range { dx[i] = dy[i] * y[i] * (1 - y[i]) }
+            case .tanh: for i in range { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+            case .exp: for i in range { dx[i] = dy[i] * y[i] }
+            case .log: for i in range { dx[i] = dy[i] / x[i] }
+            case .sqrt: for i in range { dx[i] = dy[i] * 0.5 / y[i] }
+            case .square: for i in range { dx[i] = dy[i] * 2 * x[i] }
+            case .abs: for i in range { dx[i] = x[i] > 0 ? dy[i] : (x[i] < 0 ? -dy[i] : 0) }
+            case .negate: for i in range { dx[i] = -dy[i] }
+            case .softplus: for i in range { dx[i] = dy[i] / (1 + Foundation.exp(-x[i])) }
+            }
+        }
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Buffer, shape aShape: [Int], _ b: Buffer, shape bShape: [Int],
+                       into output: Buffer, shape outputShape: [Int]) throws {
+        let index = try StridedIndex(broadcasting: aShape, bShape, to: outputShape)
+        try require(a, aShape.reduce(1, *), "binary a")
+        try require(b, bShape.reduce(1, *), "binary b")
+        try require(output, index.count, "binary output")
+        let (x, z, y) = (a.host, b.host, output.host)
+        func apply(_ u: Float, _ v: Float) -> Float {
+            switch op {
+            case .add: u + v
+            case .subtract: u - v
+            case .multiply: u * v
+            case .divide: u / v
+            case .maximum: max(u, v)
+            case .minimum: min(u, v)
+            }
+        }
+        if aShape == bShape {
+            parallelFor(index.count) { range in for i in range { y[i] = apply(x[i], z[i]) } }
+        } else {
+            stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
+        }
+    }
+
+    public func affine(_ input: Buffer, scale: Float, shift: Float, into output: Buffer, count: Int) throws {
+        try require(input, count, "affine input")
+        try require(output, count, "affine output")
+        let (x, y) = (input.host, output.host)
+        parallelFor(count) { range in for i in range { y[i] = scale * x[i] + shift } }
+    }
+
+    public func addBias(_ input: Buffer, _ bias: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "addBias input")
+        try require(bias, view.axis, "addBias bias")
+        try require(output, view.count, "addBias output")
+        let (x, b, y) = (input.host, bias.host, output.host)
+        parallelFor(view.outer, grain: max(1, 32768 / (view.axis * view.inner))) { range in
+            for o in range {
+                for c in 0..<view.axis {
+                    let base = (o * view.axis + c) * view.inner
+                    for i in 0..<view.inner { y[base + i] = x[base + i] + b[c] }
+                }
+            }
+        }
+    }
+
+    public func reduce(_ op: ReduceOp, _ input: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "reduce input")
+        try require(output, view.resultCount, "reduce output")
+        let (x, y) = (input.host, output.host)
+        let (axis, inner) = (view.axis, view.inner)
+        parallelFor(view.outer, grain: max(1, 32768 / max(1, axis * inner))) { range in
+            for o in range {
+                let out = y + o * inner, rows = x + o * axis * inner
+                out.update(from: rows, count: inner)
+                for a in 1..<max(axis, 1) {
+                    let row = rows + a * inner
+                    if op == .max { for i in 0..<inner { out[i] = max(out[i], row[i]) } }
+                    else { for i in 0..<inner { out[i] += row[i] } }
+                }
+                if op == .mean { for i in 0..<inner { out[i] /= Float(axis) } }
+            }
+        }
+    }
+
+    public func argmax(_ input: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "argmax input")
+        try require(output, view.resultCount, "argmax output")
+        let (x, y) = (input.host, output.hostInts)
+        for o in 0..<view.outer {
+            for i in 0..<view.inner {
+                var best = 0
+                for a in 1..<max(view.axis, 1) where x[(o * view.axis + a) * view.inner + i] > x[(o * view.axis + best) * view.inner + i] {
+                    best = a
+                }
+                y[o * view.inner + i] = Int32(best)
+            }
+        }
+    }
+
+    public func dropout(_ input: Buffer, rate: Float, seed: UInt64, offset: UInt64, into output: Buffer, count: Int) throws {
+        guard rate >= 0, rate < 1 else { throw DeviceError.invalidArgument("dropout: rate must be in [0, 1), got \(rate)") }
+        try require(input, count, "dropout input")
+        try require(output, count, "dropout output")
+        let (x, y, scale) = (input.host, output.host, 1 / (1 - rate))
+        parallelFor(count, grain: 8192) { range in
+            for i in range { y[i] = Philox.uniform(seed: seed, counter: offset &+ UInt64(i)) >= rate ? x[i] * scale : 0 }
+        }
+    }
+
+    public func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws {
+        try require(input, rows * columns, "softmax input")
+        try require(output, rows * columns, "softmax output")
+        let (x, y) = (input.host, output.host)
+        parallelFor(rows, grain: max(1, 16384 / columns)) { range in
+            for r in range {
+                let (row, out) = (x + r * columns, y + r * columns)
+                var peak = -Float.infinity
+                for j in 0..<columns { peak = max(peak, row[j]) }
+                var sum: Float = 0
+                for j in 0..<columns { out[j] = Foundation.exp(row[j] - peak); sum += out[j] }
+                if log { let shift = peak + Foundation.log(sum); for j in 0..<columns { out[j] = row[j] - shift } }
+                else { for j in 0..<columns { out[j] /= sum } }
+            }
+        }
+    }
+
+    public func softmaxBackward(output: Buffer, gradOutput: Buffer, rows: Int, columns: Int, log: Bool,
+                                gradInput: Buffer) throws {
+        for (buffer, name) in [(output, "output"), (gradOutput, "gradOutput"), (gradInput, "gradInput")] {
+            try require(buffer, rows * columns, "softmaxBackward \(name)")
+        }
+        let (y, dy, dx) = (output.host, gradOutput.host, gradInput.host)
+        parallelFor(rows, grain: max(1, 16384 / columns)) { range in
+            for r in range {
+                let base = r * columns
+                var dot: Float = 0
+                for j in base..<base + columns { dot += log ? dy[j] : dy[j] * y[j] }
+                for j in base..<base + columns {
+                    dx[j] = log ? dy[j] - Foundation.exp(y[j]) * dot : y[j] * (dy[j] - dot)
+                }
+            }
+        }
+    }
+
+    public func softmaxCrossEntropy(logits: Buffer, targets: Targets, rows: Int, columns: Int,
+                                    loss: Buffer, gradLogits: Buffer?) throws {
+        try require(logits, rows * columns, "softmaxCrossEntropy logits")
+        try require(loss, 1, "softmaxCrossEntropy loss")
+        if let gradLogits { try require(gradLogits, rows * columns, "softmaxCrossEntropy gradLogits") }
+        switch targets {
+        case .sparse(let labels): try require(labels, rows, "softmaxCrossEntropy labels")
+        case .dense(let probabilities): try require(probabilities, rows * columns, "softmaxCrossEntropy targets")
+        }
+        let x = logits.host
+        var total = 0.0
+        for r in 0..<rows {
+            let row = x + r * columns
+            var peak = -Float.infinity
+            for j in 0..<columns { peak = max(peak, row[j]) }
+            var sum: Float = 0
+            for j in 0..<columns { sum += Foundation.exp(row[j] - peak) }
+            let logSum = peak + Foundation.log(sum)
+            // target(j) is the probability the target puts on class j.
+            let target: (Int) -> Float
+            switch targets {
+            case .sparse(let labels):
+                let label = Int(labels.hostInts[r])
+                target = { $0 == label ? 1 : 0 }
+                total += label >= 0 && label < columns ? Double(logSum - row[label]) : .nan
+            case .dense(let probabilities):
+                let p = probabilities.host + r * columns
+                target = { p[$0] }
+                for j in 0..<columns where p[j] != 0 { total += Double(p[j] * (logSum - row[j])) }
+            }
+            if let gradLogits {
+                let g = gradLogits.host + r * columns
+                for j in 0..<columns { g[j] = (Foundation.exp(row[j] - logSum) - target(j)) / Float(rows) }
+            }
+        }
+        loss.host[0] = Float(total / Double(rows))
+    }
+}

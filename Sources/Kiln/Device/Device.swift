@@ -1,0 +1,143 @@
+/// What a device reports about itself (`kiln devices`).
+public struct DeviceInfo: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case cpu, gpu, accelerator, other }
+    public var backend: String          // "cpu" or "opencl"
+    public var platform: String
+    public var name: String
+    public var kind: Kind
+    public var computeUnits: Int
+    public var globalMemory: Int        // bytes
+    public var version: String
+    public var driverVersion: String
+
+    public var description: String {
+        "\(backend == "cpu" ? "CPU backend" : platform): \(name) [\(kind.rawValue), \(computeUnits) compute units, "
+            + "\(globalMemory >> 20) MiB, \(version)]"
+    }
+}
+
+/// A compute device: owns memory and runs the kernel library on it.
+///
+/// Every op reads and writes device buffers the caller provides and is enqueued on the device's
+/// in-order queue; nothing moves to the host until `read` is called. Shapes follow `Geometry.swift`
+/// (row-major, NHWC images, HWIO kernels). Implementations: `CPUDevice` (Swift + OpenBLAS) and
+/// `OpenCLDevice` (OpenCL C kernels from `Kernels/` + CLBlast).
+public protocol Device: AnyObject, Sendable {
+    var info: DeviceInfo { get }
+
+    // Memory
+    /// An uninitialised buffer of `count` 4-byte elements, reused from the pool when possible.
+    func makeBuffer(count: Int) throws -> Buffer
+    func write(_ values: UnsafeRawBufferPointer, to buffer: Buffer, offset: Int) throws
+    func read(_ buffer: Buffer, offset: Int, into values: UnsafeMutableRawBufferPointer) throws
+    /// Waits until every enqueued op has finished.
+    func synchronize() throws
+
+    // Data movement
+    func fill(_ buffer: Buffer, with value: Float, offset: Int, count: Int) throws
+    func fill(_ buffer: Buffer, withInt value: Int32, offset: Int, count: Int) throws
+    /// Copies `rows` runs of `columns` elements between two strided layouts (copies, slices, concat).
+    func copy2D(rows: Int, columns: Int, from source: Buffer, offset: Int, stride: Int,
+                to destination: Buffer, offset: Int, stride: Int) throws
+    /// `output = input.transposed(permutation)` for a row-major `shape`.
+    func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws
+
+    // Linear algebra and convolution
+    func gemm(_ gemm: Gemm, a: Buffer, b: Buffer, c: Buffer) throws
+    func conv2d(_ shape: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws
+    func conv2dBackwardData(_ shape: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws
+    /// Overwrites `gradWeight` (and `gradBias`, the sums of `gradOutput` per output channel).
+    func conv2dBackwardWeights(_ shape: ConvShape, input: Buffer, gradOutput: Buffer,
+                               gradWeight: Buffer, gradBias: Buffer?) throws
+
+    // Pooling
+    /// Max pooling also writes `argmax`: the Int32 index (row * width + column) of each maximum.
+    func pool2d(_ shape: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws
+    func pool2dBackward(_ shape: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws
+
+    // Elementwise
+    func unary(_ op: UnaryOp, _ input: Buffer, into output: Buffer, count: Int) throws
+    /// `gradInput = gradOutput * op'(input)`; `output` is the forward result (sigmoid and tanh use it).
+    func unaryBackward(_ op: UnaryOp, input: Buffer, output: Buffer, gradOutput: Buffer, gradInput: Buffer, count: Int) throws
+    /// NumPy-broadcasting `output = a ∘ b`.
+    func binary(_ op: BinaryOp, _ a: Buffer, shape aShape: [Int], _ b: Buffer, shape bShape: [Int],
+                into output: Buffer, shape outputShape: [Int]) throws
+    /// `output = scale * input + shift`.
+    func affine(_ input: Buffer, scale: Float, shift: Float, into output: Buffer, count: Int) throws
+    /// `output[o, c, i] = input[o, c, i] + bias[c]`.
+    func addBias(_ input: Buffer, _ bias: Buffer, view: AxisView, into output: Buffer) throws
+    /// Reduces along the view's axis into `view.outer * view.inner` elements.
+    func reduce(_ op: ReduceOp, _ input: Buffer, view: AxisView, into output: Buffer) throws
+    /// Int32 index of the first maximum along the view's axis.
+    func argmax(_ input: Buffer, view: AxisView, into output: Buffer) throws
+    /// `output = input * mask / (1 - rate)` with `mask = uniform(seed, offset + i) >= rate` (Philox-4x32-10),
+    /// the same mask on every device. The backward pass is the same call on the gradient.
+    func dropout(_ input: Buffer, rate: Float, seed: UInt64, offset: UInt64, into output: Buffer, count: Int) throws
+
+    // Softmax family (along the last axis of `[rows, columns]`)
+    func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws
+    func softmaxBackward(output: Buffer, gradOutput: Buffer, rows: Int, columns: Int, log: Bool, gradInput: Buffer) throws
+    /// Mean cross-entropy of `softmax(logits)` against `targets` into `loss[0]`, and, when asked,
+    /// its gradient with respect to the logits.
+    func softmaxCrossEntropy(logits: Buffer, targets: Targets, rows: Int, columns: Int,
+                             loss: Buffer, gradLogits: Buffer?) throws
+
+    // Batch normalization along the view's axis (channels)
+    /// Normalises with batch statistics, saves mean and 1/sqrt(var + eps) for the backward pass and
+    /// moves the running averages: `running = momentum * running + (1 - momentum) * batch`.
+    func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
+                           runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
+                           savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws
+    func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
+                            runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws
+    func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
+                           savedMean: Buffer, savedInvStd: Buffer,
+                           gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws
+
+    // Optimizers
+    /// Updates `parameter` in place from `gradient`; `slots` hold the rule's state (`rule.slotCount` buffers).
+    func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws
+}
+
+public extension Device {
+    /// Uploads an array into a new buffer.
+    func buffer(_ values: [Float]) throws -> Buffer {
+        let buffer = try makeBuffer(count: values.count)
+        try values.withUnsafeBytes { try write($0, to: buffer, offset: 0) }
+        return buffer
+    }
+
+    /// Uploads Int32 values (labels) into a new buffer.
+    func buffer(ints values: [Int32]) throws -> Buffer {
+        let buffer = try makeBuffer(count: values.count)
+        try values.withUnsafeBytes { try write($0, to: buffer, offset: 0) }
+        return buffer
+    }
+
+    /// A buffer of `count` copies of `value`.
+    func buffer(repeating value: Float, count: Int) throws -> Buffer {
+        let buffer = try makeBuffer(count: count)
+        try fill(buffer, with: value, offset: 0, count: count)
+        return buffer
+    }
+
+    /// Downloads the first `count` elements (all by default).
+    func read(_ buffer: Buffer, count: Int? = nil) throws -> [Float] {
+        let n = count ?? buffer.count
+        try require(buffer, n, "read")
+        return try [Float](unsafeUninitializedCapacity: n) { values, initialized in
+            try read(buffer, offset: 0, into: UnsafeMutableRawBufferPointer(values))
+            initialized = n
+        }
+    }
+
+    func readInts(_ buffer: Buffer, count: Int? = nil) throws -> [Int32] {
+        try read(buffer, count: count).map { $0.bitPattern }.map { Int32(bitPattern: $0) }
+    }
+
+    func copy(_ source: Buffer, offset sourceOffset: Int = 0, to destination: Buffer, at destinationOffset: Int = 0,
+              count: Int) throws {
+        try copy2D(rows: 1, columns: count, from: source, offset: sourceOffset, stride: count,
+                   to: destination, offset: destinationOffset, stride: count)
+    }
+}

@@ -1,0 +1,195 @@
+/// Shapes and parameters that describe one kernel launch. Tensors are row-major; images are
+/// NHWC (batch, height, width, channels) and convolution kernels HWIO, as in Keras.
+
+/// `C = alpha * op(A) * op(B) + beta * C` for `batch` row-major matrices packed one after another.
+public struct Gemm: Hashable, Sendable {
+    public var m: Int, n: Int, k: Int
+    public var transposeA = false, transposeB = false
+    public var alpha: Float = 1, beta: Float = 0
+    public var batch = 1
+    /// Element offsets of the first matrices.
+    public var offsetA = 0, offsetB = 0, offsetC = 0
+
+    public init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+                alpha: Float = 1, beta: Float = 0, batch: Int = 1) {
+        (self.m, self.n, self.k) = (m, n, k)
+        (self.transposeA, self.transposeB, self.alpha, self.beta, self.batch) = (transposeA, transposeB, alpha, beta, batch)
+    }
+
+    var lda: Int { transposeA ? m : k }
+    var ldb: Int { transposeB ? k : n }
+    var ldc: Int { n }
+    var strideA: Int { m * k }
+    var strideB: Int { k * n }
+    var strideC: Int { m * n }
+
+    func validate(a: Buffer, b: Buffer, c: Buffer) throws {
+        guard m > 0, n > 0, k > 0, batch > 0 else { throw DeviceError.invalidArgument("gemm: empty shape m=\(m) n=\(n) k=\(k) batch=\(batch)") }
+        try require(a, offsetA + batch * strideA, "gemm A")
+        try require(b, offsetB + batch * strideB, "gemm B")
+        try require(c, offsetC + batch * strideC, "gemm C")
+    }
+}
+
+/// Keras padding: `valid` uses no padding; `same` pads so that `out = ceil(in / stride)`, putting
+/// the odd pixel of an uneven total at the bottom/right, as TensorFlow does.
+public enum Padding: String, Hashable, Sendable, CaseIterable {
+    case valid, same
+}
+
+/// A sliding window over the spatial dimensions of an NHWC image batch.
+public struct Window2D: Hashable, Sendable {
+    public let inputHeight: Int, inputWidth: Int
+    public let kernelHeight: Int, kernelWidth: Int
+    public let strideHeight: Int, strideWidth: Int
+    public let padTop: Int, padLeft: Int
+    public let outputHeight: Int, outputWidth: Int
+
+    public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int),
+                stride: (height: Int, width: Int), padding: Padding) throws {
+        guard input.height > 0, input.width > 0, kernel.height > 0, kernel.width > 0,
+              stride.height > 0, stride.width > 0 else {
+            throw DeviceError.invalidArgument("window: sizes must be positive (input \(input), kernel \(kernel), stride \(stride))")
+        }
+        func axis(_ size: Int, _ k: Int, _ s: Int) throws -> (pad: Int, out: Int) {
+            switch padding {
+            case .valid:
+                guard k <= size else {
+                    throw DeviceError.invalidArgument("window: kernel \(kernel) is larger than input \(input) with padding 'valid'")
+                }
+                return (0, (size - k) / s + 1)
+            case .same:
+                let out = (size + s - 1) / s
+                return (max((out - 1) * s + k - size, 0) / 2, out)
+            }
+        }
+        let (padTop, outH) = try axis(input.height, kernel.height, stride.height)
+        let (padLeft, outW) = try axis(input.width, kernel.width, stride.width)
+        (inputHeight, inputWidth, kernelHeight, kernelWidth) = (input.height, input.width, kernel.height, kernel.width)
+        (strideHeight, strideWidth, self.padTop, self.padLeft) = (stride.height, stride.width, padTop, padLeft)
+        (outputHeight, outputWidth) = (outH, outW)
+    }
+
+    var inputPixels: Int { inputHeight * inputWidth }
+    var outputPixels: Int { outputHeight * outputWidth }
+    var kernelPixels: Int { kernelHeight * kernelWidth }
+}
+
+/// A 2-D convolution: NHWC input, HWIO weights, NHWC output.
+public struct ConvShape: Hashable, Sendable {
+    public let batch: Int, inChannels: Int, outChannels: Int
+    public let window: Window2D
+
+    public init(batch: Int, inChannels: Int, outChannels: Int, window: Window2D) {
+        (self.batch, self.inChannels, self.outChannels, self.window) = (batch, inChannels, outChannels, window)
+    }
+
+    public var inputCount: Int { batch * window.inputPixels * inChannels }
+    public var outputCount: Int { batch * window.outputPixels * outChannels }
+    public var weightCount: Int { window.kernelPixels * inChannels * outChannels }
+    /// Columns of the im2col matrix: one per (kernel row, kernel column, input channel).
+    var patchSize: Int { window.kernelPixels * inChannels }
+    /// A 1×1 stride-1 convolution is a plain matrix product: no im2col needed.
+    var isPointwise: Bool { window.kernelPixels == 1 && window.strideHeight == 1 && window.strideWidth == 1 }
+    /// Images per im2col chunk, so that the column matrix stays under 8 Mi elements (32 MiB).
+    var imagesPerChunk: Int { max(1, min(batch, (8 << 20) / max(1, window.outputPixels * patchSize))) }
+
+    func validate(input: Buffer, weight: Buffer, output: Buffer, bias: Buffer? = nil) throws {
+        try require(input, inputCount, "conv2d input")
+        try require(weight, weightCount, "conv2d weight")
+        try require(output, outputCount, "conv2d output")
+        if let bias { try require(bias, outChannels, "conv2d bias") }
+    }
+}
+
+public enum PoolMode: Hashable, Sendable { case max, average }
+
+/// A 2-D pooling over an NHWC batch. Average pooling divides by the number of input pixels
+/// inside the window (padding excluded), as Keras does.
+public struct PoolShape: Hashable, Sendable {
+    public let batch: Int, channels: Int
+    public let window: Window2D
+
+    public init(batch: Int, channels: Int, window: Window2D) {
+        (self.batch, self.channels, self.window) = (batch, channels, window)
+    }
+
+    public var inputCount: Int { batch * window.inputPixels * channels }
+    public var outputCount: Int { batch * window.outputPixels * channels }
+}
+
+/// A tensor seen as `[outer, axis, inner]`: reductions, softmax, bias and batch norm act along `axis`.
+public struct AxisView: Hashable, Sendable {
+    public let outer: Int, axis: Int, inner: Int
+    public init(outer: Int, axis: Int, inner: Int = 1) { (self.outer, self.axis, self.inner) = (outer, axis, inner) }
+    public var count: Int { outer * axis * inner }
+    public var resultCount: Int { outer * inner }
+}
+
+public enum UnaryOp: Hashable, Sendable {
+    case relu, leakyRelu(slope: Float), sigmoid, tanh
+    case exp, log, sqrt, square, abs, negate, softplus
+
+    /// The code the kernels switch on, and the op's scalar parameter.
+    var code: Int32 {
+        switch self {
+        case .relu: 0; case .leakyRelu: 1; case .sigmoid: 2; case .tanh: 3; case .exp: 4; case .log: 5
+        case .sqrt: 6; case .square: 7; case .abs: 8; case .negate: 9; case .softplus: 10
+        }
+    }
+    var parameter: Float { if case .leakyRelu(let slope) = self { slope } else { 0 } }
+}
+
+public enum BinaryOp: Int32, Hashable, Sendable, CaseIterable {
+    case add, subtract, multiply, divide, maximum, minimum
+}
+
+public enum ReduceOp: Int32, Hashable, Sendable, CaseIterable {
+    case sum, mean, max
+}
+
+/// What a softmax cross-entropy compares its logits with.
+public enum Targets {
+    /// One Int32 class index per row.
+    case sparse(Buffer)
+    /// One probability row (one-hot or soft) per row.
+    case dense(Buffer)
+}
+
+/// Per-parameter update rules, with Keras 3 semantics. Weight decay, when set, is decoupled:
+/// `w -= learningRate * weightDecay * w` before the rule (AdamW is `adam` with weight decay).
+public enum UpdateRule: Hashable, Sendable {
+    /// `v = momentum*v - lr*g; w += v` (Nesterov: `w += momentum*v - lr*g`). One slot when momentum > 0.
+    case sgd(momentum: Float, nesterov: Bool)
+    /// `s = rho*s + (1-rho)*g²; w -= lr*g/sqrt(s + epsilon)`, with an optional momentum slot.
+    case rmsprop(rho: Float, momentum: Float, epsilon: Float)
+    /// Adam with bias correction folded into the step size. Two slots.
+    case adam(beta1: Float, beta2: Float, epsilon: Float)
+
+    /// How many state buffers (each the size of the parameter) the rule keeps.
+    public var slotCount: Int {
+        switch self {
+        case .sgd(let momentum, _): momentum > 0 ? 1 : 0
+        case .rmsprop(_, let momentum, _): momentum > 0 ? 2 : 1
+        case .adam: 2
+        }
+    }
+}
+
+/// A parameter update: the rule, its hyper-parameters and the 1-based step number.
+public struct Update: Hashable, Sendable {
+    public var rule: UpdateRule
+    public var learningRate: Float
+    public var weightDecay: Float = 0
+    public var step: Int = 1
+
+    public init(rule: UpdateRule, learningRate: Float, weightDecay: Float = 0, step: Int = 1) {
+        (self.rule, self.learningRate, self.weightDecay, self.step) = (rule, learningRate, weightDecay, step)
+    }
+}
+
+func require(_ buffer: Buffer, _ count: Int, _ what: @autoclosure () -> String) throws {
+    guard buffer.count >= count else {
+        throw DeviceError.invalidArgument("\(what()): buffer holds \(buffer.count) elements, needs \(count)")
+    }
+}

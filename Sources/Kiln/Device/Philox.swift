@@ -1,0 +1,31 @@
+/// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"): a counter-based
+/// generator, so element `i` of a dropout mask depends only on (seed, i) and every device draws
+/// the same numbers. `Kernels/random.cl` is the same function in OpenCL C.
+enum Philox {
+    typealias Words = (UInt32, UInt32, UInt32, UInt32)
+
+    /// The full Philox-4x32-10 block of `counter` under `key`.
+    static func block(_ counter: Words, key: (UInt32, UInt32)) -> Words {
+        var (c0, c1, c2, c3) = counter
+        var (k0, k1) = key
+        for round in 0..<10 {
+            let p0 = UInt64(0xD251_1F53) &* UInt64(c0), p1 = UInt64(0xCD9E_8D57) &* UInt64(c2)
+            let (hi0, lo0) = (UInt32(p0 >> 32), UInt32(truncatingIfNeeded: p0))
+            let (hi1, lo1) = (UInt32(p1 >> 32), UInt32(truncatingIfNeeded: p1))
+            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+            if round < 9 { k0 &+= 0x9E37_79B9; k1 &+= 0xBB67_AE85 }
+        }
+        return (c0, c1, c2, c3)
+    }
+
+    /// The first word of the block of counter (lo, hi, 0, 0) under key (lo(seed), hi(seed)).
+    static func word(seed: UInt64, counter: UInt64) -> UInt32 {
+        block((UInt32(truncatingIfNeeded: counter), UInt32(truncatingIfNeeded: counter >> 32), 0, 0),
+              key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))).0
+    }
+
+    /// A uniform float in [0, 1) with 24 random bits.
+    static func uniform(seed: UInt64, counter: UInt64) -> Float {
+        Float(word(seed: seed, counter: counter) >> 8) * 0x1p-24
+    }
+}

@@ -1,0 +1,288 @@
+import CCLBlast
+import COpenCL
+
+/// The kernel library on OpenCL: each op checks its buffers and enqueues kernels from `Kernels/`.
+extension OpenCLDevice {
+    public func fill(_ buffer: Buffer, with value: Float, offset: Int, count: Int) throws {
+        try require(buffer, offset + count, "fill")
+        try launch("memory", "fill_float", items: count, buffer, offset, count, value)
+    }
+
+    public func fill(_ buffer: Buffer, withInt value: Int32, offset: Int, count: Int) throws {
+        try require(buffer, offset + count, "fill")
+        try launch("memory", "fill_int", items: count, buffer, offset, count, value)
+    }
+
+    public func copy2D(rows: Int, columns: Int, from source: Buffer, offset sourceOffset: Int, stride sourceStride: Int,
+                       to destination: Buffer, offset destinationOffset: Int, stride destinationStride: Int) throws {
+        guard rows > 0, columns > 0 else { return }
+        try require(source, sourceOffset + (rows - 1) * sourceStride + columns, "copy2D source")
+        try require(destination, destinationOffset + (rows - 1) * destinationStride + columns, "copy2D destination")
+        try launch("memory", "copy_2d", items: rows * columns, rows, columns,
+                   source, sourceOffset, sourceStride, destination, destinationOffset, destinationStride)
+    }
+
+    public func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws {
+        let index = try StridedIndex(permuting: shape, by: permutation)
+        try require(input, index.count, "permute input")
+        try require(output, index.count, "permute output")
+        try launch("memory", "permute", items: index.count, index.count, IntVector8(index.shape),
+                   IntVector8(index.strides[0]), input, output)
+    }
+
+    public func gemm(_ g: Gemm, a: Buffer, b: Buffer, c: Buffer) throws {
+        try g.validate(a: a, b: b, c: c)
+        try sgemm(g, a, b, c)
+    }
+
+    private func sgemm(_ g: Gemm, _ a: Buffer, _ b: Buffer, _ c: Buffer) throws {
+        let (ta, tb) = (g.transposeA ? CLBlastTransposeYes : CLBlastTransposeNo, g.transposeB ? CLBlastTransposeYes : CLBlastTransposeNo)
+        if g.batch == 1 {
+            try clblast("CLBlastSgemm(\(g.m)×\(g.n)×\(g.k))") { queue in
+                CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g.m, g.n, g.k, g.alpha, a.mem, g.offsetA, g.lda,
+                             b.mem, g.offsetB, g.ldb, g.beta, c.mem, g.offsetC, g.ldc, queue, nil)
+            }
+        } else {
+            try clblast("CLBlastSgemmStridedBatched(\(g.batch)×\(g.m)×\(g.n)×\(g.k))") { queue in
+                CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g.m, g.n, g.k, g.alpha,
+                                           a.mem, g.offsetA, g.lda, g.strideA, b.mem, g.offsetB, g.ldb, g.strideB,
+                                           g.beta, c.mem, g.offsetC, g.ldc, g.strideC, g.batch, queue, nil)
+            }
+        }
+    }
+
+    /// The window's geometry as the `WINDOW_ARGS` of `Kernels/common.cl`.
+    private func windowArguments(_ w: Window2D, channels: Int) -> [KernelArgument] {
+        [w.inputHeight, w.inputWidth, channels, w.kernelHeight, w.kernelWidth, w.strideHeight, w.strideWidth,
+         w.padTop, w.padLeft, w.outputHeight, w.outputWidth]
+    }
+
+    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
+        try s.validate(input: input, weight: weight, output: output, bias: bias)
+        let rows = s.window.outputPixels
+        try forEachChunk(s, input: input) { first, images, columns in
+            var g = Gemm(m: images * rows, n: s.outChannels, k: s.patchSize)
+            g.offsetC = first * rows * s.outChannels
+            try sgemm(g, columns, weight, output)
+        }
+        if let bias { try addBias(output, bias, view: AxisView(outer: s.batch * rows, axis: s.outChannels), into: output) }
+    }
+
+    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
+        try s.validate(input: gradInput, weight: weight, output: gradOutput)
+        let rows = s.window.outputPixels
+        if s.isPointwise {
+            return try sgemm(Gemm(m: s.batch * rows, n: s.inChannels, k: s.outChannels, transposeB: true), gradOutput, weight, gradInput)
+        }
+        let chunk = s.imagesPerChunk
+        let columns = try makeBuffer(count: chunk * rows * s.patchSize)
+        for first in stride(from: 0, to: s.batch, by: chunk) {
+            let images = min(chunk, s.batch - first)
+            var g = Gemm(m: images * rows, n: s.patchSize, k: s.outChannels, transposeB: true)
+            g.offsetA = first * rows * s.outChannels
+            try sgemm(g, gradOutput, weight, columns)
+            let count = images * s.window.inputPixels * s.inChannels
+            try launchWindow("col2im", count, s.window, s.inChannels, [columns, gradInput, first * s.window.inputPixels * s.inChannels])
+        }
+    }
+
+    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer,
+                                      gradWeight: Buffer, gradBias: Buffer?) throws {
+        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias)
+        let rows = s.window.outputPixels
+        try forEachChunk(s, input: input) { first, images, columns in
+            var g = Gemm(m: s.patchSize, n: s.outChannels, k: images * rows, transposeA: true, beta: first == 0 ? 0 : 1)
+            g.offsetB = first * rows * s.outChannels
+            try sgemm(g, columns, gradOutput, gradWeight)
+        }
+        if let gradBias {
+            try reduce(.sum, gradOutput, view: AxisView(outer: 1, axis: s.batch * rows, inner: s.outChannels), into: gradBias)
+        }
+    }
+
+    /// Calls `body(firstImage, imageCount, im2colMatrix)` for each chunk of the batch.
+    private func forEachChunk(_ s: ConvShape, input: Buffer, _ body: (Int, Int, Buffer) throws -> Void) throws {
+        if s.isPointwise { return try body(0, s.batch, input) }
+        let chunk = s.imagesPerChunk
+        let columns = try makeBuffer(count: chunk * s.window.outputPixels * s.patchSize)
+        for first in stride(from: 0, to: s.batch, by: chunk) {
+            let images = min(chunk, s.batch - first)
+            try launchWindow("im2col", images * s.window.outputPixels * s.patchSize, s.window, s.inChannels,
+                             [input, first * s.window.inputPixels * s.inChannels, columns])
+            try body(first, images, columns)
+        }
+    }
+
+    private func launchWindow(_ name: String, _ count: Int, _ w: Window2D, _ channels: Int,
+                              _ buffers: [KernelArgument]) throws {
+        try launch("conv", name, items: count, [count] + windowArguments(w, channels: channels) + buffers)
+    }
+
+    public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
+        try require(input, s.inputCount, "pool2d input")
+        try require(output, s.outputCount, "pool2d output")
+        if mode == .max {
+            guard let argmax else { throw DeviceError.invalidArgument("pool2d: max pooling needs an argmax buffer") }
+            try require(argmax, s.outputCount, "pool2d argmax")
+        }
+        try launch("pool", "pool_forward", items: s.outputCount,
+                   [s.outputCount, mode == .max] + windowArguments(s.window, channels: s.channels) + [input, output, argmax ?? placeholder])
+    }
+
+    public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
+        try require(gradOutput, s.outputCount, "pool2d gradOutput")
+        try require(gradInput, s.inputCount, "pool2d gradInput")
+        if mode == .max {
+            guard let argmax else { throw DeviceError.invalidArgument("pool2dBackward: max pooling needs the argmax buffer") }
+            try require(argmax, s.outputCount, "pool2d argmax")
+        }
+        try launch("pool", "pool_backward", items: s.inputCount,
+                   [s.inputCount, mode == .max] + windowArguments(s.window, channels: s.channels)
+                    + [gradOutput, argmax ?? placeholder, gradInput])
+    }
+
+    public func unary(_ op: UnaryOp, _ input: Buffer, into output: Buffer, count: Int) throws {
+        try require(input, count, "unary input")
+        try require(output, count, "unary output")
+        try launch("elementwise", "unary", items: count, count, op.code, op.parameter, input, output)
+    }
+
+    public func unaryBackward(_ op: UnaryOp, input: Buffer, output: Buffer, gradOutput: Buffer, gradInput: Buffer,
+                              count: Int) throws {
+        for (buffer, name) in [(input, "input"), (output, "output"), (gradOutput, "gradOutput"), (gradInput, "gradInput")] {
+            try require(buffer, count, "unaryBackward \(name)")
+        }
+        try launch("elementwise", "unary_backward", items: count, count, op.code, op.parameter, input, output, gradOutput, gradInput)
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Buffer, shape aShape: [Int], _ b: Buffer, shape bShape: [Int],
+                       into output: Buffer, shape outputShape: [Int]) throws {
+        let index = try StridedIndex(broadcasting: aShape, bShape, to: outputShape)
+        try require(a, aShape.reduce(1, *), "binary a")
+        try require(b, bShape.reduce(1, *), "binary b")
+        try require(output, index.count, "binary output")
+        if aShape == bShape {
+            try launch("elementwise", "binary_same", items: index.count, index.count, op.rawValue, a, b, output)
+        } else {
+            try launch("elementwise", "binary_broadcast", items: index.count, index.count, op.rawValue, IntVector8(index.shape),
+                       IntVector8(index.strides[0]), IntVector8(index.strides[1]), a, b, output)
+        }
+    }
+
+    public func affine(_ input: Buffer, scale: Float, shift: Float, into output: Buffer, count: Int) throws {
+        try require(input, count, "affine input")
+        try require(output, count, "affine output")
+        try launch("elementwise", "affine", items: count, count, scale, shift, input, output)
+    }
+
+    public func addBias(_ input: Buffer, _ bias: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "addBias input")
+        try require(bias, view.axis, "addBias bias")
+        try require(output, view.count, "addBias output")
+        try launch("elementwise", "add_bias", items: view.count, view.count, view.axis, view.inner, input, bias, output)
+    }
+
+    public func reduce(_ op: ReduceOp, _ input: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "reduce input")
+        try require(output, view.resultCount, "reduce output")
+        try launch("reduce", "reduce", groups: view.resultCount, op.rawValue, view.axis, view.inner, input, output)
+    }
+
+    public func argmax(_ input: Buffer, view: AxisView, into output: Buffer) throws {
+        try require(input, view.count, "argmax input")
+        try require(output, view.resultCount, "argmax output")
+        try launch("reduce", "argmax", items: view.resultCount, view.resultCount, view.axis, view.inner, input, output)
+    }
+
+    public func dropout(_ input: Buffer, rate: Float, seed: UInt64, offset: UInt64, into output: Buffer, count: Int) throws {
+        guard rate >= 0, rate < 1 else { throw DeviceError.invalidArgument("dropout: rate must be in [0, 1), got \(rate)") }
+        try require(input, count, "dropout input")
+        try require(output, count, "dropout output")
+        try launch("random", "dropout", items: count, count, rate, 1 / (1 - rate), seed, offset, input, output)
+    }
+
+    public func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws {
+        try require(input, rows * columns, "softmax input")
+        try require(output, rows * columns, "softmax output")
+        try launch("softmax", "softmax", items: rows, rows, columns, log, input, output)
+    }
+
+    public func softmaxBackward(output: Buffer, gradOutput: Buffer, rows: Int, columns: Int, log: Bool,
+                                gradInput: Buffer) throws {
+        for (buffer, name) in [(output, "output"), (gradOutput, "gradOutput"), (gradInput, "gradInput")] {
+            try require(buffer, rows * columns, "softmaxBackward \(name)")
+        }
+        try launch("softmax", "softmax_backward", items: rows, rows, columns, log, output, gradOutput, gradInput)
+    }
+
+    public func softmaxCrossEntropy(logits: Buffer, targets: Targets, rows: Int, columns: Int,
+                                    loss: Buffer, gradLogits: Buffer?) throws {
+        try require(logits, rows * columns, "softmaxCrossEntropy logits")
+        try require(loss, 1, "softmaxCrossEntropy loss")
+        if let gradLogits { try require(gradLogits, rows * columns, "softmaxCrossEntropy gradLogits") }
+        let (labels, probabilities): (Buffer, Buffer)
+        switch targets {
+        case .sparse(let buffer):
+            try require(buffer, rows, "softmaxCrossEntropy labels")
+            (labels, probabilities) = (buffer, placeholder)
+        case .dense(let buffer):
+            try require(buffer, rows * columns, "softmaxCrossEntropy targets")
+            (labels, probabilities) = (placeholder, buffer)
+        }
+        let rowLoss = try makeBuffer(count: rows)
+        let isSparse: Bool = if case .sparse = targets { true } else { false }
+        try launch("softmax", "softmax_cross_entropy", items: rows, rows, columns, isSparse, gradLogits != nil,
+                   logits, labels, probabilities, rowLoss, gradLogits ?? placeholder)
+        try reduce(.mean, rowLoss, view: AxisView(outer: 1, axis: rows), into: loss)
+    }
+
+    public func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
+                                  runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
+                                  savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws {
+        try requireNorm(view, [input, output], [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
+        try launch("batchnorm", "batchnorm_statistics", groups: view.axis, view.outer, view.axis, view.inner, momentum, epsilon,
+                   input, runningMean, runningVariance, savedMean, savedInvStd)
+        try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, false, epsilon,
+                   input, gamma, beta, savedMean, savedInvStd, output)
+    }
+
+    public func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
+                                   runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws {
+        try requireNorm(view, [input, output], [gamma, beta, runningMean, runningVariance])
+        try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, true, epsilon,
+                   input, gamma, beta, runningMean, runningVariance, output)
+    }
+
+    public func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
+                                  savedMean: Buffer, savedInvStd: Buffer,
+                                  gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws {
+        try requireNorm(view, [input, gradOutput, gradInput], [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
+        try launch("batchnorm", "batchnorm_backward_sums", groups: view.axis, view.outer, view.axis, view.inner,
+                   input, gradOutput, savedMean, savedInvStd, gradGamma, gradBeta)
+        try launch("batchnorm", "batchnorm_backward_input", items: view.count, view.count, view.axis, view.inner,
+                   Float(view.outer * view.inner), input, gradOutput, gamma, savedMean, savedInvStd, gradGamma, gradBeta, gradInput)
+    }
+
+    private func requireNorm(_ view: AxisView, _ tensors: [Buffer], _ channels: [Buffer]) throws {
+        for buffer in tensors { try require(buffer, view.count, "batchNorm tensor") }
+        for buffer in channels { try require(buffer, view.axis, "batchNorm per-channel buffer") }
+    }
+
+    public func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws {
+        let stepSize = try update.validatedStepSize(slots: slots, count: count)
+        try require(parameter, count, "applyUpdate parameter")
+        try require(gradient, count, "applyUpdate gradient")
+        let decay = 1 - update.learningRate * update.weightDecay
+        switch update.rule {
+        case .sgd(let momentum, let nesterov):
+            try launch("optimizer", "sgd", items: count, count, update.learningRate, decay, momentum, nesterov,
+                       !slots.isEmpty, parameter, gradient, slots.first ?? placeholder)
+        case .rmsprop(let rho, let momentum, let epsilon):
+            try launch("optimizer", "rmsprop", items: count, count, update.learningRate, decay, rho, momentum, epsilon,
+                       slots.count > 1, parameter, gradient, slots[0], slots.count > 1 ? slots[1] : placeholder)
+        case .adam(let beta1, let beta2, let epsilon):
+            try launch("optimizer", "adam", items: count, count, stepSize, decay, beta1, beta2, epsilon,
+                       parameter, gradient, slots[0], slots[1])
+        }
+    }
+}

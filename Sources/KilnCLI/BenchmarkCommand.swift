@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+struct BenchmarkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "benchmark",
+        abstract: "Measure Kiln's kernels.",
+        subcommands: [OpsBenchmarkCommand.self])
+}
+
+struct OpsBenchmarkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops",
+        abstract: "GEMM and conv2d GFLOP/s on each device, beside OpenBLAS/CLBlast called directly.")
+
+    @Option(help: "Devices to measure, comma-separated (cpu, opencl, opencl:N, a name); default: all.")
+    var devices: String?
+
+    @Option(help: "GEMM sizes (square), comma-separated.")
+    var gemmSizes = "256,512,1024,2048"
+
+    @Option(help: "Batch size of the convolution layers.")
+    var batch = 32
+
+    @Option(help: "Seconds per measurement.")
+    var seconds = 0.5
+
+    func run() throws {
+        let selected = try devices.map { try $0.split(separator: ",").map { try Devices.select(String($0)) } }
+            ?? Devices.available().devices
+        let sizes = try gemmSizes.split(separator: ",").map { text -> Int in
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw ValidationError("--gemm-sizes: '\(text)' is not a positive integer")
+            }
+            return n
+        }
+        // The small CNN's layers: 28×28×1 → 32 filters 3×3, and 13×13×32 → 32 filters 3×3.
+        let layers = [
+            ConvShape(batch: batch, inChannels: 1, outChannels: 32,
+                      window: try Window2D(input: (28, 28), kernel: (3, 3), stride: (1, 1), padding: .valid)),
+            ConvShape(batch: batch, inChannels: 32, outChannels: 32,
+                      window: try Window2D(input: (13, 13), kernel: (3, 3), stride: (1, 1), padding: .valid)),
+        ]
+        print(pad("backend", 8) + pad("op", 25) + pad("size", 28) + pad("Kiln GFLOP/s", 14, right: true)
+              + pad("raw GFLOP/s", 13, right: true) + pad("Kiln/raw", 10, right: true))
+        for device in selected {
+            print("# \(device.info.name)")
+            let benchmark = OpBenchmark(device: device, seconds: seconds)
+            var rows = try benchmark.gemm(sizes: sizes)
+            for layer in layers { rows += try benchmark.conv2d(layer) }
+            for row in rows {
+                print(pad(row.backend, 8) + pad(row.op, 25) + pad(row.size, 28) + pad(String(format: "%.1f", row.gflops), 14, right: true)
+                      + pad(row.rawGflops.map { String(format: "%.1f", $0) } ?? "-", 13, right: true)
+                      + pad(row.rawGflops.map { String(format: "%.1f%%", 100 * row.gflops / $0) } ?? "-", 10, right: true))
+            }
+        }
+    }
+
+    private func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let space = String(repeating: " ", count: max(0, width - text.count))
+        return right ? space + text : text + space
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+import Kiln
+
+@main
+struct KilnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Train deep-learning models on OpenCL devices or the CPU.",
+        subcommands: [DevicesCommand.self, BenchmarkCommand.self])
+}

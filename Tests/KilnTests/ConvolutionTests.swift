@@ -1,0 +1,120 @@
+import Testing
+@testable import Kiln
+
+@Suite("Convolution") struct ConvolutionTests {
+    /// Direct NHWC × HWIO convolution in float64.
+    static func forward(_ s: ConvShape, _ x: [Float], _ w: [Float], _ bias: [Float]?) -> [Double] {
+        let win = s.window
+        var y = [Double](repeating: 0, count: s.outputCount)
+        for n in 0..<s.batch { for oh in 0..<win.outputHeight { for ow in 0..<win.outputWidth { for o in 0..<s.outChannels {
+            var sum = Double(bias?[o] ?? 0)
+            for kh in 0..<win.kernelHeight { for kw in 0..<win.kernelWidth {
+                let ih = oh * win.strideHeight - win.padTop + kh, iw = ow * win.strideWidth - win.padLeft + kw
+                guard ih >= 0, ih < win.inputHeight, iw >= 0, iw < win.inputWidth else { continue }
+                for c in 0..<s.inChannels {
+                    sum += Double(x[((n * win.inputHeight + ih) * win.inputWidth + iw) * s.inChannels + c])
+                        * Double(w[((kh * win.kernelWidth + kw) * s.inChannels + c) * s.outChannels + o])
+                }
+            }}
+            y[((n * win.outputHeight + oh) * win.outputWidth + ow) * s.outChannels + o] = sum
+        }}}}
+        return y
+    }
+
+    /// The adjoints of `forward` in float64: gradients of ⟨forward(x, w, b), dy⟩.
+    static func backward(_ s: ConvShape, _ x: [Float], _ w: [Float], _ dy: [Float]) -> (dx: [Double], dw: [Double], db: [Double]) {
+        let win = s.window
+        var dx = [Double](repeating: 0, count: s.inputCount), dw = [Double](repeating: 0, count: s.weightCount)
+        var db = [Double](repeating: 0, count: s.outChannels)
+        for n in 0..<s.batch { for oh in 0..<win.outputHeight { for ow in 0..<win.outputWidth { for o in 0..<s.outChannels {
+            let g = Double(dy[((n * win.outputHeight + oh) * win.outputWidth + ow) * s.outChannels + o])
+            db[o] += g
+            for kh in 0..<win.kernelHeight { for kw in 0..<win.kernelWidth {
+                let ih = oh * win.strideHeight - win.padTop + kh, iw = ow * win.strideWidth - win.padLeft + kw
+                guard ih >= 0, ih < win.inputHeight, iw >= 0, iw < win.inputWidth else { continue }
+                for c in 0..<s.inChannels {
+                    let xi = ((n * win.inputHeight + ih) * win.inputWidth + iw) * s.inChannels + c
+                    let wi = ((kh * win.kernelWidth + kw) * s.inChannels + c) * s.outChannels + o
+                    dx[xi] += g * Double(w[wi])
+                    dw[wi] += g * Double(x[xi])
+                }
+            }}
+        }}}}
+        return (dx, dw, db)
+    }
+
+    /// Odd sizes: batch 3, 7 channels, 13×11 images; strides 1 and 2, both paddings, 1×1 and 3×3 kernels.
+    static func shape(_ batch: Int, _ cin: Int, _ cout: Int, kernel: (Int, Int), stride: (Int, Int), _ padding: Padding) -> ConvShape {
+        ConvShape(batch: batch, inChannels: cin, outChannels: cout,
+                  window: try! Window2D(input: (13, 11), kernel: kernel, stride: stride, padding: padding))
+    }
+
+    static let shapes = [
+        shape(3, 7, 5, kernel: (3, 3), stride: (1, 1), .valid), shape(3, 7, 5, kernel: (3, 3), stride: (2, 2), .same),
+        shape(3, 7, 4, kernel: (3, 2), stride: (2, 1), .same), shape(2, 5, 6, kernel: (1, 1), stride: (1, 1), .same),
+        shape(3, 1, 8, kernel: (5, 5), stride: (2, 2), .same), shape(1, 3, 2, kernel: (4, 4), stride: (3, 2), .valid),
+    ]
+
+    @Test func kerasSamePadding() throws {
+        // TensorFlow: stride 2 over 13 with a 3-kernel gives out 7 and total padding 2 (1 top, 1 bottom);
+        // over 12 it gives out 6, total 1: none on top, one at the bottom.
+        let odd = try Window2D(input: (13, 12), kernel: (3, 3), stride: (2, 2), padding: .same)
+        #expect((odd.outputHeight, odd.padTop, odd.outputWidth, odd.padLeft) == (7, 1, 6, 0))
+        let valid = try Window2D(input: (13, 12), kernel: (3, 3), stride: (2, 2), padding: .valid)
+        #expect((valid.outputHeight, valid.outputWidth) == (6, 5))
+        #expect(throws: DeviceError.self) { try Window2D(input: (2, 2), kernel: (3, 3), stride: (1, 1), padding: .valid) }
+    }
+
+    @Test(arguments: Backend.all, shapes)
+    func forwardAndBackward(_ backend: Backend, shape s: ConvShape) throws {
+        let device = backend.device
+        var random = Random("conv\(s)")
+        let x = random.floats(s.inputCount), w = random.floats(s.weightCount), b = random.floats(s.outChannels)
+        let dy = random.floats(s.outputCount)
+        let (xb, wb, bb, dyb) = (try device.buffer(x), try device.buffer(w), try device.buffer(b), try device.buffer(dy))
+
+        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: bb, output: $0) }
+        expectClose(y, Self.forward(s, x, w, b), "conv2d forward")
+
+        let reference = Self.backward(s, x, w, dy)
+        let dx = try device.output(s.inputCount) { try device.conv2dBackwardData(s, gradOutput: dyb, weight: wb, gradInput: $0) }
+        expectClose(dx, reference.dx, "conv2d backward data")
+        let dbBuffer = try device.makeBuffer(count: s.outChannels)
+        let dw = try device.output(s.weightCount) {
+            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, gradWeight: $0, gradBias: dbBuffer)
+        }
+        expectClose(dw, reference.dw, "conv2d backward weights")
+        expectClose(try device.read(dbBuffer), reference.db, "conv2d backward bias")
+
+        // Finite differences of the device's own forward pass.
+        func loss(_ x: [Float], _ w: [Float], _ b: [Float]) throws -> Double {
+            dot(try device.output(s.outputCount) {
+                try device.conv2d(s, input: device.buffer(x), weight: device.buffer(w), bias: device.buffer(b), output: $0)
+            }, dy)
+        }
+        try expectGradient(at: x, gradient: dx, "conv2d dx") { try loss($0, w, b) }
+        try expectGradient(at: w, gradient: dw, "conv2d dw") { try loss(x, $0, b) }
+        try expectGradient(at: b, gradient: try device.read(dbBuffer), "conv2d db") { try loss(x, w, $0) }
+    }
+
+    @Test(arguments: Backend.all)
+    func largeBatchIsChunked(_ backend: Backend) throws {
+        // 9 images of 64×64×32 with a 3×3 kernel exceed one im2col chunk (8 Mi elements).
+        let s = ConvShape(batch: 9, inChannels: 32, outChannels: 2,
+                          window: try Window2D(input: (64, 64), kernel: (3, 3), stride: (1, 1), padding: .same))
+        #expect(s.imagesPerChunk < s.batch)
+        let device = backend.device
+        var random = Random("conv-chunked")
+        let x = random.floats(s.inputCount), w = random.floats(s.weightCount), dy = random.floats(s.outputCount)
+        let (xb, wb, dyb) = (try device.buffer(x), try device.buffer(w), try device.buffer(dy))
+        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: nil, output: $0) }
+        expectClose(y, Self.forward(s, x, w, nil), "chunked forward")
+        let reference = Self.backward(s, x, w, dy)
+        let dx = try device.output(s.inputCount) { try device.conv2dBackwardData(s, gradOutput: dyb, weight: wb, gradInput: $0) }
+        expectClose(dx, reference.dx, "chunked backward data")
+        let dw = try device.output(s.weightCount) {
+            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, gradWeight: $0, gradBias: nil)
+        }
+        expectClose(dw, reference.dw, "chunked backward weights")
+    }
+}
