@@ -22,7 +22,13 @@ import Testing
         let dx = try device.output(rows * columns) {
             try device.softmaxBackward(output: yb, gradOutput: device.buffer(dy), rows: rows, columns: columns, log: log, gradInput: $0)
         }
-        try expectGradient(at: x, gradient: dx, epsilon: 1e-3, "softmax backward") { x in
+        let y = try device.read(yb).map(Double.init)
+        expectClose(dx, (0..<rows * columns).map { i in
+            let row = (i / columns) * columns
+            let sum = (row..<row + columns).reduce(0.0) { $0 + Double(dy[$1]) * (log ? 1 : y[$1]) }
+            return log ? Double(dy[i]) - Foundation.exp(y[i]) * sum : y[i] * (Double(dy[i]) - sum)
+        }, "softmax backward", tolerance: 1e-3)
+        try expectGradient(at: x, gradient: dx, "softmax backward") { x in
             dot(try device.output(rows * columns) { try device.softmax(device.buffer(x), rows: rows, columns: columns, log: log, into: $0) }, dy)
         }
     }
@@ -49,7 +55,14 @@ import Testing
         let grad = try device.makeBuffer(count: rows * columns)
         try device.softmaxCrossEntropy(logits: device.buffer(x), targets: targets(), rows: rows, columns: columns, loss: loss, gradLogits: grad)
         expectClose(try device.read(loss), [expected], "cross-entropy loss")
-        try expectGradient(at: x, gradient: try device.read(grad), epsilon: 1e-3, "cross-entropy") { x in
+        let expectedGradient = (0..<rows).flatMap { r in
+            let p = Self.logSoftmax(x[r * columns ..< (r + 1) * columns]).map(Foundation.exp)
+            return (0..<columns).map { j in
+                (p[j] - (sparse ? (j == Int(labels[r]) ? 1 : 0) : Double(soft[r * columns + j]))) / Double(rows)
+            }
+        }
+        expectClose(try device.read(grad), expectedGradient, "cross-entropy gradient")
+        try expectGradient(at: x, gradient: try device.read(grad), "cross-entropy") { x in
             let l = try device.makeBuffer(count: 1)
             try device.softmaxCrossEntropy(logits: device.buffer(x), targets: targets(), rows: rows, columns: columns, loss: l, gradLogits: nil)
             return Double(try device.read(l)[0])
