@@ -13,7 +13,8 @@ inline float unary_op(const int op, const float x, const float slope) {
     case 7: return x * x;
     case 8: return fabs(x);
     case 9: return -x;
-    default: return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+    case 10: return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+    default: return x > 0.0f ? 1.0f : 0.0f;
     }
 }
 
@@ -30,7 +31,8 @@ inline float unary_grad(const int op, const float x, const float y, const float 
     case 7: return dy * 2.0f * x;
     case 8: return x > 0.0f ? dy : (x < 0.0f ? -dy : 0.0f);
     case 9: return -dy;
-    default: return dy / (1.0f + exp(-x));
+    case 10: return dy / (1.0f + exp(-x));
+    default: return 0.0f;
     }
 }
 

@@ -52,3 +52,20 @@ __kernel void softmax_cross_entropy(const int rows, const int columns, const int
         dx[r * columns + j] = (exp(row[j] - log_sum) - t) / (float)rows;
     }
 }
+
+// 1 where the target class (label, or argmax of the target row) has fewer than k larger scores.
+__kernel void top_k_hits(const int rows, const int columns, const int k, const int is_sparse, __global const float* x,
+                         __global const int* labels, __global const float* targets, __global float* hits) {
+    const int r = get_global_id(0);
+    if (r >= rows) return;
+    int target = 0;
+    if (is_sparse) {
+        target = labels[r];
+    } else {
+        for (int j = 1; j < columns; ++j) if (targets[r * columns + j] > targets[r * columns + target]) target = j;
+    }
+    if (target < 0 || target >= columns) { hits[r] = 0.0f; return; }
+    int above = 0;
+    for (int j = 0; j < columns; ++j) above += x[r * columns + j] > x[r * columns + target];
+    hits[r] = above < k ? 1.0f : 0.0f;
+}

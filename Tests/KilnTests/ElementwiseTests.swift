@@ -3,7 +3,7 @@ import Testing
 @testable import Kiln
 
 @Suite("Elementwise, reductions, dropout") struct ElementwiseTests {
-    static let unaryOps: [UnaryOp] = [.relu, .leakyRelu(slope: 0.3), .sigmoid, .tanh, .exp, .log, .sqrt, .square, .abs, .negate, .softplus]
+    static let unaryOps: [UnaryOp] = [.relu, .leakyRelu(slope: 0.3), .sigmoid, .tanh, .exp, .log, .sqrt, .square, .abs, .negate, .softplus, .step]
 
     static func reference(_ op: UnaryOp, _ x: Double) -> Double {
         switch op {
@@ -18,6 +18,7 @@ import Testing
         case .abs: Swift.abs(x)
         case .negate: -x
         case .softplus: Foundation.log(1 + Foundation.exp(x))
+        case .step: x > 0 ? 1 : 0
         }
     }
 
@@ -34,6 +35,7 @@ import Testing
         case .abs: x > 0 ? 1 : -1
         case .negate: -1
         case .softplus: reference(.sigmoid, x)
+        case .step: 0
         }
     }
 
@@ -70,7 +72,7 @@ import Testing
             case .minimum: min(a, b)
             }
         }
-        let cases: [([Int], [Int], [Int])] = [([3, 5, 7], [3, 5, 7], [3, 5, 7]), ([3, 1, 7], [5, 1], [3, 5, 7]), ([7], [3, 5, 1], [3, 5, 7]), ([1], [2, 3], [2, 3])]
+        let cases: [([Int], [Int], [Int])] = [([3, 5, 7], [3, 5, 7], [3, 5, 7]), ([3, 1, 7], [5, 1], [3, 5, 7]), ([7], [3, 5, 1], [3, 5, 7]), ([1], [2, 3], [2, 3]), ([3], [3], [2, 3]), ([1], [1], [4])]
         for (aShape, bShape, outShape) in cases {
             let a = random.floats(aShape.reduce(1, *)), b = random.floats(bShape.reduce(1, *), 0.5...2)
             let y = try device.output(outShape.reduce(1, *)) {

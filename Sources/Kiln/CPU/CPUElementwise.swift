@@ -19,6 +19,7 @@ extension CPUDevice {
             case .abs: for i in range { y[i] = Swift.abs(x[i]) }
             case .negate: for i in range { y[i] = -x[i] }
             case .softplus: for i in range { y[i] = max(x[i], 0) + log1p(Foundation.exp(-Swift.abs(x[i]))) }
+            case .step: for i in range { y[i] = x[i] > 0 ? 1 : 0 }
             }
         }
     }
@@ -42,6 +43,7 @@ extension CPUDevice {
             case .abs: for i in range { dx[i] = x[i] > 0 ? dy[i] : (x[i] < 0 ? -dy[i] : 0) }
             case .negate: for i in range { dx[i] = -dy[i] }
             case .softplus: for i in range { dx[i] = dy[i] / (1 + Foundation.exp(-x[i])) }
+            case .step: for i in range { dx[i] = 0 }
             }
         }
     }
@@ -63,7 +65,7 @@ extension CPUDevice {
             case .minimum: min(u, v)
             }
         }
-        if aShape == bShape {
+        if aShape == bShape, aShape == outputShape {
             parallelFor(index.count) { range in for i in range { y[i] = apply(x[i], z[i]) } }
         } else {
             stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
@@ -207,5 +209,28 @@ extension CPUDevice {
             }
         }
         loss.host[0] = Float(total / Double(rows))
+    }
+
+    public func topKHits(scores: Buffer, targets: Targets, rows: Int, columns: Int, k: Int, into output: Buffer) throws {
+        try require(scores, rows * columns, "topKHits scores")
+        try require(output, rows, "topKHits output")
+        switch targets {
+        case .sparse(let labels): try require(labels, rows, "topKHits labels")
+        case .dense(let probabilities): try require(probabilities, rows * columns, "topKHits targets")
+        }
+        let x = scores.host
+        for r in 0..<rows {
+            let row = x + r * columns
+            let target: Int
+            switch targets {
+            case .sparse(let labels): target = Int(labels.hostInts[r])
+            case .dense(let probabilities):
+                let t = probabilities.host + r * columns
+                target = (0..<columns).reduce(0) { t[$1] > t[$0] ? $1 : $0 }
+            }
+            guard target >= 0, target < columns else { output.host[r] = 0; continue }
+            let above = (0..<columns).reduce(0) { $0 + (row[$1] > row[target] ? 1 : 0) }
+            output.host[r] = above < k ? 1 : 0
+        }
     }
 }

@@ -82,6 +82,10 @@ public protocol Device: AnyObject, Sendable {
     func softmaxCrossEntropy(logits: Buffer, targets: Targets, rows: Int, columns: Int,
                              loss: Buffer, gradLogits: Buffer?) throws
 
+    /// 1 for each row whose target class (a label, or the argmax of a target row) is among the `k`
+    /// largest scores (ties count as in), else 0: accuracy and top-k accuracy.
+    func topKHits(scores: Buffer, targets: Targets, rows: Int, columns: Int, k: Int, into output: Buffer) throws
+
     // Batch normalization along the view's axis (channels)
     /// Normalises with batch statistics, saves mean and 1/sqrt(var + eps) for the backward pass and
     /// moves the running averages: `running = momentum * running + (1 - momentum) * batch`.

@@ -129,12 +129,14 @@ public struct AxisView: Hashable, Sendable {
 public enum UnaryOp: Hashable, Sendable {
     case relu, leakyRelu(slope: Float), sigmoid, tanh
     case exp, log, sqrt, square, abs, negate, softplus
+    /// 1 where x > 0, else 0 (no gradient): masks for metrics and max/min.
+    case step
 
     /// The code the kernels switch on, and the op's scalar parameter.
     var code: Int32 {
         switch self {
         case .relu: 0; case .leakyRelu: 1; case .sigmoid: 2; case .tanh: 3; case .exp: 4; case .log: 5
-        case .sqrt: 6; case .square: 7; case .abs: 8; case .negate: 9; case .softplus: 10
+        case .sqrt: 6; case .square: 7; case .abs: 8; case .negate: 9; case .softplus: 10; case .step: 11
         }
     }
     var parameter: Float { if case .leakyRelu(let slope) = self { slope } else { 0 } }

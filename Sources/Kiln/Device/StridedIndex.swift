@@ -13,10 +13,11 @@ struct StridedIndex: Equatable {
         return strides
     }
 
-    /// NumPy broadcasting of `a` and `b` into `output`.
+    /// NumPy broadcasting of `a` and `b` into `output` (which may be larger than both).
     init(broadcasting a: [Int], _ b: [Int], to output: [Int]) throws {
-        guard output == (try Self.broadcastShape(a, b)) else {
-            throw DeviceError.invalidArgument("broadcast: shapes \(a) and \(b) broadcast to \(try Self.broadcastShape(a, b)), not \(output)")
+        let joint = try Self.broadcastShape(a, b)
+        guard output == (try? Self.broadcastShape(joint, output)) else {
+            throw DeviceError.invalidArgument("broadcast: shapes \(a) and \(b) broadcast to \(joint), which does not broadcast to \(output)")
         }
         func operandStrides(_ shape: [Int]) -> [Int] {
             let padded = [Int](repeating: 1, count: output.count - shape.count) + shape

@@ -161,7 +161,7 @@ extension OpenCLDevice {
         try require(a, aShape.reduce(1, *), "binary a")
         try require(b, bShape.reduce(1, *), "binary b")
         try require(output, index.count, "binary output")
-        if aShape == bShape {
+        if aShape == bShape, aShape == outputShape {
             try launch("elementwise", "binary_same", items: index.count, index.count, op.rawValue, a, b, output)
         } else {
             try launch("elementwise", "binary_broadcast", items: index.count, index.count, op.rawValue, IntVector8(index.shape),
@@ -220,20 +220,30 @@ extension OpenCLDevice {
         try require(logits, rows * columns, "softmaxCrossEntropy logits")
         try require(loss, 1, "softmaxCrossEntropy loss")
         if let gradLogits { try require(gradLogits, rows * columns, "softmaxCrossEntropy gradLogits") }
-        let (labels, probabilities): (Buffer, Buffer)
-        switch targets {
-        case .sparse(let buffer):
-            try require(buffer, rows, "softmaxCrossEntropy labels")
-            (labels, probabilities) = (buffer, placeholder)
-        case .dense(let buffer):
-            try require(buffer, rows * columns, "softmaxCrossEntropy targets")
-            (labels, probabilities) = (placeholder, buffer)
-        }
+        let (labels, probabilities, isSparse) = try targetBuffers(targets, rows: rows, columns: columns)
         let rowLoss = try makeBuffer(count: rows)
-        let isSparse: Bool = if case .sparse = targets { true } else { false }
         try launch("softmax", "softmax_cross_entropy", items: rows, rows, columns, isSparse, gradLogits != nil,
                    logits, labels, probabilities, rowLoss, gradLogits ?? placeholder)
         try reduce(.mean, rowLoss, view: AxisView(outer: 1, axis: rows), into: loss)
+    }
+
+    public func topKHits(scores: Buffer, targets: Targets, rows: Int, columns: Int, k: Int, into output: Buffer) throws {
+        try require(scores, rows * columns, "topKHits scores")
+        try require(output, rows, "topKHits output")
+        let (labels, probabilities, isSparse) = try targetBuffers(targets, rows: rows, columns: columns)
+        try launch("softmax", "top_k_hits", items: rows, rows, columns, k, isSparse, scores, labels, probabilities, output)
+    }
+
+    /// The label and probability buffers a softmax-family kernel takes (one of them a placeholder).
+    private func targetBuffers(_ targets: Targets, rows: Int, columns: Int) throws -> (Buffer, Buffer, Bool) {
+        switch targets {
+        case .sparse(let buffer):
+            try require(buffer, rows, "labels")
+            return (buffer, placeholder, true)
+        case .dense(let buffer):
+            try require(buffer, rows * columns, "targets")
+            return (placeholder, buffer, false)
+        }
     }
 
     public func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,

@@ -1,0 +1,198 @@
+/// The layer-level ops (matrix product, convolution, pooling, normalisation, softmax family,
+/// dropout, concatenation) as differentiable tensor functions. Images are NHWC.
+extension Tensor {
+    /// `[m, k] · [k, n]`, either side optionally transposed.
+    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
+        try requireFloat("matmul"); try other.requireFloat("matmul")
+        guard rank == 2, other.rank == 2 else { throw TensorError.shape("matmul takes matrices, got \(shape) and \(other.shape)") }
+        let (m, k) = transposeSelf ? (shape[1], shape[0]) : (shape[0], shape[1])
+        let (k2, n) = transposeOther ? (other.shape[1], other.shape[0]) : (other.shape[0], other.shape[1])
+        guard k == k2 else { throw TensorError.shape("matmul: inner dimensions differ: \(shape) · \(other.shape)") }
+        let (a, b) = (self, other)
+        return try Tensor.make([m, n], from: [a, b], {
+            try device.gemm(Gemm(m: m, n: n, k: k, transposeA: transposeSelf, transposeB: transposeOther), a: a.buffer, b: b.buffer, c: $0)
+        }) { g in
+            let da = transposeSelf ? try b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
+                                   : try g.matmul(b, transposeOther: !transposeOther)
+            let db = transposeOther ? try g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                                    : try a.matmul(g, transposeSelf: !transposeSelf)
+            return [da, db]
+        }
+    }
+
+    /// Adds `bias` along the last axis.
+    public func addingBias(_ bias: Tensor) throws -> Tensor {
+        guard bias.rank == 1, bias.shape[0] == shape.last else {
+            throw TensorError.shape("bias of shape \(bias.shape) does not match the last axis of \(shape)")
+        }
+        let view = AxisView(outer: count / bias.count, axis: bias.count)
+        return try Tensor.make(shape, from: [self, bias], { try device.addBias(buffer, bias.buffer, view: view, into: $0) }) { g in
+            [g, try g.reshaped([view.outer, view.axis]).reduce(.sum, axis: 0)]
+        }
+    }
+
+    /// 2-D convolution of an NHWC batch with an HWIO kernel.
+    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1), padding: Padding = .valid) throws -> Tensor {
+        try requireFloat("conv2d")
+        guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3] else {
+            throw TensorError.shape("conv2d: input \(shape) (NHWC) and kernel \(kernel.shape) (HWIO) do not fit")
+        }
+        let window: Window2D
+        do {
+            window = try Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]), stride: strides, padding: padding)
+        } catch { throw TensorError.shape("conv2d: \(error) for input \(shape)") }
+        let s = ConvShape(batch: shape[0], inChannels: shape[3], outChannels: kernel.shape[3], window: window)
+        let (x, inputs) = (self, [self, kernel] + (bias.map { [$0] } ?? []))
+        return try Tensor.make([s.batch, window.outputHeight, window.outputWidth, s.outChannels], from: inputs, {
+            try device.conv2d(s, input: x.buffer, weight: kernel.buffer, bias: bias?.buffer, output: $0)
+        }) { g in
+            let dx = x.requiresGrad ? try Tensor.make(x.shape, from: [g]) {
+                try x.device.conv2dBackwardData(s, gradOutput: g.buffer, weight: kernel.buffer, gradInput: $0)
+            } : nil
+            guard kernel.requiresGrad || bias?.requiresGrad == true else { return [dx, nil, nil] }
+            let db = try bias.map { try Tensor.zeros($0.shape, on: x.device) }
+            let dw = try Tensor.make(kernel.shape, from: [g]) {
+                try x.device.conv2dBackwardWeights(s, input: x.buffer, gradOutput: g.buffer, gradWeight: $0, gradBias: db?.buffer)
+            }
+            return [dx, dw, db]
+        }
+    }
+
+    /// Max or average pooling of an NHWC batch.
+    public func pool2d(_ mode: PoolMode, size: (Int, Int), strides: (Int, Int)? = nil, padding: Padding = .valid) throws -> Tensor {
+        try requireFloat("pool2d")
+        guard rank == 4 else { throw TensorError.shape("pool2d takes NHWC images, got shape \(shape)") }
+        let window: Window2D
+        do { window = try Window2D(input: (shape[1], shape[2]), kernel: size, stride: strides ?? size, padding: padding) } catch {
+            throw TensorError.shape("pool2d: \(error) for input \(shape)")
+        }
+        let s = PoolShape(batch: shape[0], channels: shape[3], window: window)
+        let argmax = mode == .max ? try device.makeBuffer(count: s.outputCount) : nil
+        let x = self
+        return try Tensor.make([s.batch, window.outputHeight, window.outputWidth, s.channels], from: [self], {
+            try device.pool2d(s, mode: mode, input: buffer, output: $0, argmax: argmax)
+        }) { g in
+            [try Tensor.make(x.shape, from: [g]) { try x.device.pool2dBackward(s, mode: mode, gradOutput: g.buffer, argmax: argmax, gradInput: $0) }]
+        }
+    }
+
+    /// Zeroes each element with probability `rate` and scales the rest by 1/(1-rate); the mask
+    /// comes from (seed, offset + index), so the backward pass regenerates it.
+    public func dropout(rate: Float, seed: UInt64, offset: UInt64 = 0) throws -> Tensor {
+        try requireFloat("dropout")
+        let n = count
+        return try Tensor.make(shape, from: [self], { try device.dropout(buffer, rate: rate, seed: seed, offset: offset, into: $0, count: n) }) { g in
+            [try Tensor.make(g.shape, from: [g]) { try g.device.dropout(g.buffer, rate: rate, seed: seed, offset: offset, into: $0, count: n) }]
+        }
+    }
+
+    /// Softmax (or log-softmax) along the last axis.
+    public func softmax(log: Bool = false) throws -> Tensor {
+        try requireFloat("softmax")
+        let columns = shape.last!, rows = count / columns
+        let output = try device.makeBuffer(count: count)
+        try device.softmax(buffer, rows: rows, columns: columns, log: log, into: output)
+        let result = Tensor.record(shape, buffer: output, from: [self]) { g in
+            [try Tensor.make(g.shape, from: [g]) {
+                try g.device.softmaxBackward(output: output, gradOutput: g.buffer, rows: rows, columns: columns, log: log, gradInput: $0)
+            }]
+        }
+        if !log { result.logits = (self, nil) }
+        return result
+    }
+
+    public func logSoftmax() throws -> Tensor { try softmax(log: true) }
+
+    /// Mean softmax cross-entropy of these logits (rows along the last axis) against int32 class
+    /// labels or float probability targets of the same shape.
+    public func softmaxCrossEntropy(_ targets: Tensor) throws -> Tensor {
+        try requireFloat("softmaxCrossEntropy")
+        let columns = shape.last!, rows = count / columns
+        let target: Targets
+        switch targets.dtype {
+        case .int32:
+            guard targets.count == rows else { throw TensorError.shape("\(targets.count) labels for \(rows) rows of logits \(shape)") }
+            target = .sparse(targets.buffer)
+        case .float32:
+            guard targets.shape == shape else { throw TensorError.shape("targets \(targets.shape) do not match logits \(shape)") }
+            target = .dense(targets.buffer)
+        }
+        let gradient = requiresGrad && GradMode.isEnabled ? try device.makeBuffer(count: count) : nil
+        let logits = self
+        return try Tensor.make([1], from: [self, targets], {
+            try device.softmaxCrossEntropy(logits: buffer, targets: target, rows: rows, columns: columns, loss: $0, gradLogits: gradient)
+        }) { g in
+            let scaled = Tensor(shape: logits.shape, buffer: gradient!, device: logits.device)
+            return [try scaled * g, nil]
+        }
+    }
+
+    /// Batch normalisation over all axes but the last (channels). In training it normalises with the
+    /// batch statistics and moves `movingMean`/`movingVariance`; otherwise it uses them.
+    public func batchNorm(gamma: Tensor, beta: Tensor, movingMean: Tensor, movingVariance: Tensor,
+                          training: Bool, momentum: Float, epsilon: Float) throws -> Tensor {
+        try requireFloat("batchNorm")
+        let channels = shape.last!
+        guard [gamma, beta, movingMean, movingVariance].allSatisfy({ $0.shape == [channels] }) else {
+            throw TensorError.shape("batchNorm: parameters must have shape [\(channels)] for input \(shape)")
+        }
+        let view = AxisView(outer: count / channels, axis: channels)
+        guard training else {
+            return try Tensor.make(shape, from: [self, gamma, beta], {
+                try device.batchNormInference(buffer, view: view, gamma: gamma.buffer, beta: beta.buffer, runningMean: movingMean.buffer,
+                                              runningVariance: movingVariance.buffer, epsilon: epsilon, output: $0)
+            }) { g in
+                // y = (x - mean) * scale + beta with fixed statistics.
+                let scale = try GradMode.noGrad { try gamma / (movingVariance + epsilon).sqrt() }
+                let normalized = try GradMode.noGrad { try (self - movingMean) / (movingVariance + epsilon).sqrt() }
+                return [try g * scale, try (g * normalized).sum(to: [channels]), try g.sum(to: [channels])]
+            }
+        }
+        let (mean, invStd) = (try device.makeBuffer(count: channels), try device.makeBuffer(count: channels))
+        let x = self
+        return try Tensor.make(shape, from: [self, gamma, beta], {
+            try device.batchNormTraining(buffer, view: view, gamma: gamma.buffer, beta: beta.buffer, runningMean: movingMean.buffer,
+                                         runningVariance: movingVariance.buffer, momentum: momentum, epsilon: epsilon,
+                                         savedMean: mean, savedInvStd: invStd, output: $0)
+        }) { g in
+            let (dgamma, dbeta) = (try Tensor.zeros([channels], on: x.device), try Tensor.zeros([channels], on: x.device))
+            let dx = try Tensor.make(x.shape, from: [g]) {
+                try x.device.batchNormBackward(x.buffer, gradOutput: g.buffer, view: view, gamma: gamma.buffer, savedMean: mean,
+                                               savedInvStd: invStd, gradInput: $0, gradGamma: dgamma.buffer, gradBeta: dbeta.buffer)
+            }
+            return [dx, dgamma, dbeta]
+        }
+    }
+
+    /// Tensors joined along `axis`; all other dimensions must agree.
+    public static func concatenate(_ tensors: [Tensor], axis: Int = -1) throws -> Tensor {
+        guard let first = tensors.first else { throw TensorError.shape("concatenate needs at least one tensor") }
+        let axis = try first.normalized(axis)
+        for t in tensors {
+            try t.requireFloat("concatenate")
+            guard t.rank == first.rank, t.shape.enumerated().allSatisfy({ $0.offset == axis || $0.element == first.shape[$0.offset] }) else {
+                throw TensorError.shape("concatenate along axis \(axis): shapes \(tensors.map(\.shape)) differ off that axis")
+            }
+        }
+        let outer = first.shape[..<axis].reduce(1, *)
+        let widths = tensors.map { $0.count / outer }
+        let total = widths.reduce(0, +)
+        var shape = first.shape
+        shape[axis] = tensors.map { $0.shape[axis] }.reduce(0, +)
+        return try make(shape, from: tensors, { out in
+            var offset = 0
+            for (t, width) in zip(tensors, widths) {
+                try first.device.copy2D(rows: outer, columns: width, from: t.buffer, offset: 0, stride: width, to: out, offset: offset, stride: total)
+                offset += width
+            }
+        }) { g in
+            var offset = 0
+            return try zip(tensors, widths).map { t, width in
+                defer { offset += width }
+                return try Tensor.make(t.shape, from: [g]) {
+                    try g.device.copy2D(rows: outer, columns: width, from: g.buffer, offset: offset, stride: total, to: $0, offset: 0, stride: width)
+                }
+            }
+        }
+    }
+}

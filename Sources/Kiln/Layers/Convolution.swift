@@ -1,0 +1,122 @@
+/// 2-D convolution over (H, W, C) images; kernel shape (kh, kw, in, filters), as Keras.
+public final class Conv2D: Layer {
+    public let filters: Int
+    public let kernelSize: (Int, Int), strides: (Int, Int)
+    public let padding: Padding
+    public let activation: ActivationFunction
+    public let useBias: Bool
+    let kernelInitializer: Initializer, biasInitializer: Initializer
+    let kernelRegularizer: Regularizer?
+    private var kernel: Weight!, bias: Weight?
+
+    public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                activation: ActivationFunction = .linear, useBias: Bool = true,
+                kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros,
+                kernelRegularizer: Regularizer? = nil, name: String? = nil) {
+        (self.filters, self.kernelSize, self.strides, self.padding) = (filters, kernelSize, strides, padding)
+        (self.activation, self.useBias) = (activation, useBias)
+        (self.kernelInitializer, self.biasInitializer, self.kernelRegularizer) = (kernelInitializer, biasInitializer, kernelRegularizer)
+        super.init(name: name, kind: "conv2d")
+    }
+
+    /// A square kernel: `Conv2D(32, kernelSize: 3)`.
+    public convenience init(_ filters: Int, kernelSize: Int, strides: Int = 1, padding: Padding = .valid,
+                            activation: ActivationFunction = .linear, useBias: Bool = true,
+                            kernelInitializer: Initializer = .glorotUniform, kernelRegularizer: Regularizer? = nil, name: String? = nil) {
+        self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding, activation: activation,
+                  useBias: useBias, kernelInitializer: kernelInitializer, kernelRegularizer: kernelRegularizer, name: name)
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
+        let window: Window2D
+        do { window = try Window2D(input: (input[0], input[1]), kernel: kernelSize, stride: strides, padding: padding) } catch {
+            throw shapeError("\(error)")
+        }
+        kernel = addWeight("kernel", shape: [kernelSize.0, kernelSize.1, input[2], filters],
+                           initializer: kernelInitializer, regularizer: kernelRegularizer)
+        if useBias { bias = addWeight("bias", shape: [filters], initializer: biasInitializer) }
+        return [window.outputHeight, window.outputWidth, filters]
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try activation(inputs[0].conv2d(kernel.value, bias: bias?.value, strides: strides, padding: padding))
+    }
+}
+
+/// Max or average pooling; `strides` default to the pool size, as in Keras.
+public class Pooling2D: Layer {
+    public let mode: PoolMode
+    public let poolSize: (Int, Int), strides: (Int, Int)
+    public let padding: Padding
+
+    init(_ mode: PoolMode, poolSize: (Int, Int), strides: (Int, Int)?, padding: Padding, name: String?, kind: String) {
+        (self.mode, self.poolSize, self.strides, self.padding) = (mode, poolSize, strides ?? poolSize, padding)
+        super.init(name: name, kind: kind)
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
+        do {
+            let window = try Window2D(input: (input[0], input[1]), kernel: poolSize, stride: strides, padding: padding)
+            return [window.outputHeight, window.outputWidth, input[2]]
+        } catch { throw shapeError("\(error)") }
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try inputs[0].pool2d(mode, size: poolSize, strides: strides, padding: padding)
+    }
+}
+
+public final class MaxPooling2D: Pooling2D {
+    public init(poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid, name: String? = nil) {
+        super.init(.max, poolSize: poolSize, strides: strides, padding: padding, name: name, kind: "max_pooling2d")
+    }
+    public convenience init(_ poolSize: Int, strides: Int? = nil, padding: Padding = .valid, name: String? = nil) {
+        self.init(poolSize: (poolSize, poolSize), strides: strides.map { ($0, $0) }, padding: padding, name: name)
+    }
+}
+
+public final class AveragePooling2D: Pooling2D {
+    public init(poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid, name: String? = nil) {
+        super.init(.average, poolSize: poolSize, strides: strides, padding: padding, name: name, kind: "average_pooling2d")
+    }
+    public convenience init(_ poolSize: Int, strides: Int? = nil, padding: Padding = .valid, name: String? = nil) {
+        self.init(poolSize: (poolSize, poolSize), strides: strides.map { ($0, $0) }, padding: padding, name: name)
+    }
+}
+
+/// Average or maximum over all pixels: (H, W, C) → (C).
+public class GlobalPooling2D: Layer {
+    let mode: PoolMode
+
+    init(_ mode: PoolMode, name: String?, kind: String) {
+        self.mode = mode
+        super.init(name: name, kind: kind)
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
+        return [input[2]]
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        switch mode {
+        case .average: return try x.reshaped([n, h * w, c]).reduce(.mean, axis: 1)
+        case .max: return try x.pool2d(.max, size: (h, w)).reshaped([n, c])
+        }
+    }
+}
+
+public final class GlobalAveragePooling2D: GlobalPooling2D {
+    public init(name: String? = nil) { super.init(.average, name: name, kind: "global_average_pooling2d") }
+}
+
+public final class GlobalMaxPooling2D: GlobalPooling2D {
+    public init(name: String? = nil) { super.init(.max, name: name, kind: "global_max_pooling2d") }
+}

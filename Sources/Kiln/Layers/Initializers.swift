@@ -1,0 +1,91 @@
+import Foundation
+
+/// A seeded generator (SplitMix64) for weight initialisation and dropout seeds.
+public struct RandomGenerator: Sendable {
+    public private(set) var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// Standard normal (Box–Muller).
+    public mutating func normal() -> Double {
+        let u = max(uniform(), 1e-300), v = uniform()
+        return (-2 * Foundation.log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+
+    /// Normal, redrawn until within two standard deviations (Keras's truncated normal).
+    public mutating func truncatedNormal() -> Double {
+        while true { let x = normal(); if Swift.abs(x) <= 2 { return x } }
+    }
+}
+
+/// How a weight starts. Fan-in/fan-out follow Keras: for an HWIO kernel, fan-in = H·W·I and
+/// fan-out = H·W·O; for a Dense kernel (in, out), the two sides.
+public enum Initializer: Hashable, Sendable {
+    case zeros, ones
+    case constant(Float)
+    case glorotUniform, glorotNormal, heUniform, heNormal
+    case randomUniform(min: Float, max: Float)
+    case randomNormal(stddev: Float)
+
+    /// Keras's name for it (`glorot_uniform`, `he_normal`, …).
+    public init?(kerasName: String) {
+        switch kerasName {
+        case "zeros", "Zeros": self = .zeros
+        case "ones", "Ones": self = .ones
+        case "glorot_uniform", "GlorotUniform": self = .glorotUniform
+        case "glorot_normal", "GlorotNormal": self = .glorotNormal
+        case "he_uniform", "HeUniform": self = .heUniform
+        case "he_normal", "HeNormal": self = .heNormal
+        default: return nil
+        }
+    }
+
+    func values(shape: [Int], random: inout RandomGenerator) -> [Float] {
+        let count = shape.reduce(1, *)
+        let receptive = shape.count > 2 ? shape.dropLast(2).reduce(1, *) : 1
+        let fanIn = Double(shape.count >= 2 ? shape[shape.count - 2] * receptive : count)
+        let fanOut = Double(shape.count >= 2 ? shape[shape.count - 1] * receptive : count)
+        func uniform(_ limit: Double) -> [Float] { (0..<count).map { _ in Float((random.uniform() * 2 - 1) * limit) } }
+        // Keras scales the truncated normal's stddev by 1/0.8796 so that the truncated spread matches.
+        func truncated(_ stddev: Double) -> [Float] { (0..<count).map { _ in Float(random.truncatedNormal() * stddev / 0.879_625_661_034_239_8) } }
+        switch self {
+        case .zeros: return [Float](repeating: 0, count: count)
+        case .ones: return [Float](repeating: 1, count: count)
+        case .constant(let value): return [Float](repeating: value, count: count)
+        case .glorotUniform: return uniform((6 / (fanIn + fanOut)).squareRoot())
+        case .glorotNormal: return truncated((2 / (fanIn + fanOut)).squareRoot())
+        case .heUniform: return uniform((6 / fanIn).squareRoot())
+        case .heNormal: return truncated((2 / fanIn).squareRoot())
+        case .randomUniform(let low, let high): return (0..<count).map { _ in low + (high - low) * Float(random.uniform()) }
+        case .randomNormal(let stddev): return (0..<count).map { _ in Float(random.normal()) * stddev }
+        }
+    }
+}
+
+/// A weight penalty added to the loss (Keras `kernel_regularizer`).
+public enum Regularizer: Hashable, Sendable {
+    /// `factor · Σ|w|`
+    case l1(Float = 0.01)
+    /// `factor · Σw²`
+    case l2(Float = 0.01)
+    case l1l2(l1: Float = 0.01, l2: Float = 0.01)
+
+    func penalty(_ w: Tensor) throws -> Tensor {
+        switch self {
+        case .l1(let factor): try w.abs().sum() * factor
+        case .l2(let factor): try w.square().sum() * factor
+        case .l1l2(let a, let b): try w.abs().sum() * a + w.square().sum() * b
+        }
+    }
+}

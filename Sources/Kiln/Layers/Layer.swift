@@ -1,0 +1,118 @@
+/// A named weight of a layer. Its value exists once the model is placed on a device.
+public final class Weight {
+    /// Keras's name within the layer: `kernel`, `bias`, `gamma`, `beta`, `moving_mean`, `moving_variance`.
+    public let name: String
+    public let shape: [Int]
+    /// False for state the optimizer never touches (batch-norm moving statistics).
+    public let isVariable: Bool
+    let initializer: Initializer
+    let regularizer: Regularizer?
+    public internal(set) var value: Tensor!
+    unowned let layer: Layer
+
+    init(layer: Layer, name: String, shape: [Int], initializer: Initializer, isVariable: Bool, regularizer: Regularizer?) {
+        (self.layer, self.name, self.shape, self.initializer, self.isVariable, self.regularizer) =
+            (layer, name, shape, initializer, isVariable, regularizer)
+    }
+
+    /// `layer/name`, unique within a model.
+    public var path: String { "\(layer.name)/\(name)" }
+    public var count: Int { shape.reduce(1, *) }
+    /// Receives gradients and optimizer updates: a variable of a trainable layer.
+    public var isTrainable: Bool { isVariable && layer.trainable }
+
+    /// Replaces the values (same shape), e.g. from a checkpoint or imported model.
+    public func assign(_ values: [Float]) throws {
+        guard values.count == count else {
+            throw TensorError.shape("\(path): \(values.count) values for shape \(shape) (\(count) elements)")
+        }
+        try values.withUnsafeBytes { try value.device.write($0, to: value.buffer, offset: 0) }
+    }
+}
+
+/// A Keras-style layer. Subclasses declare weights in `build` and compute in `forward`.
+/// Shapes given to and returned by `build` leave out the batch dimension; images are (H, W, C).
+open class Layer {
+    public var name: String
+    /// A frozen layer (false) gets no gradients or updates; batch normalisation then runs in
+    /// inference mode, as in Keras.
+    public var trainable = true {
+        didSet { for weight in weights { weight.value?.requiresGrad = weight.isTrainable } }
+    }
+    public private(set) var weights: [Weight] = []
+    /// The input shapes the layer was built for.
+    public private(set) var inputShapes: [[Int]]?
+    public private(set) var outputShape: [Int]?
+
+    public init(name: String?, kind: String) {
+        self.name = name ?? LayerNames.next(kind)
+    }
+
+    /// Keras's class name, shown by `summary()`.
+    open var typeName: String { String(describing: type(of: self)) }
+
+    /// Declares the weights for these input shapes and returns the output shape.
+    open func build(_ inputShapes: [[Int]]) throws -> [Int] { try single(inputShapes) }
+
+    /// Computes the output from a batch (`inputs[i].shape = [batch] + inputShapes[i]`).
+    open func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        fatalError("\(typeName) must override forward(_:training:)")
+    }
+
+    /// Builds once; a second call must bring the same shapes.
+    func built(for inputShapes: [[Int]]) throws -> [Int] {
+        if let existing = self.inputShapes, let outputShape {
+            guard existing == inputShapes else {
+                throw TensorError.shape("layer '\(name)' (\(typeName)) was built for input \(existing), got \(inputShapes)")
+            }
+            return outputShape
+        }
+        let output = try build(inputShapes)
+        (self.inputShapes, self.outputShape) = (inputShapes, output)
+        return output
+    }
+
+    @discardableResult
+    public func addWeight(_ name: String, shape: [Int], initializer: Initializer, isVariable: Bool = true,
+                          regularizer: Regularizer? = nil) -> Weight {
+        let weight = Weight(layer: self, name: name, shape: shape, initializer: initializer, isVariable: isVariable, regularizer: regularizer)
+        weights.append(weight)
+        return weight
+    }
+
+    /// Gives every weight a value on `device`, drawn from its initializer.
+    func materialize(on device: any Device, random: inout RandomGenerator) throws {
+        for weight in weights {
+            let values = weight.initializer.values(shape: weight.shape, random: &random)
+            let tensor = try Tensor(values, shape: weight.shape, on: device)
+            tensor.requiresGrad = weight.isTrainable
+            weight.value = tensor
+        }
+    }
+
+    /// The one input shape of a single-input layer.
+    func single(_ inputShapes: [[Int]]) throws -> [Int] {
+        guard inputShapes.count == 1 else { throw TensorError.shape("layer '\(name)' (\(typeName)) takes one input, got \(inputShapes.count)") }
+        return inputShapes[0]
+    }
+
+    /// A shape error that names this layer.
+    func shapeError(_ message: String) -> TensorError { .shape("layer '\(name)' (\(typeName)): \(message)") }
+
+    public var parameterCount: Int { weights.reduce(0) { $0 + $1.count } }
+    public var trainableParameterCount: Int { weights.filter(\.isTrainable).reduce(0) { $0 + $1.count } }
+}
+
+/// Keras-style automatic names: `conv2d`, `conv2d_1`, …
+enum LayerNames {
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var counts: [String: Int] = [:]
+
+    static func next(_ kind: String) -> String {
+        lock.withLock {
+            let n = counts[kind, default: 0]
+            counts[kind] = n + 1
+            return n == 0 ? kind : "\(kind)_\(n)"
+        }
+    }
+}

@@ -1,0 +1,142 @@
+/// A network of layers: functional (`Model(inputs:outputs:)`, with branches, residual `Add` and
+/// `Concatenate`) or a `Sequential` stack. Call it on a batch to run it; `fit` and friends train it.
+open class Model {
+    public var name: String
+    public private(set) var inputs: [Input] = []
+    public private(set) var outputs: [SymbolicTensor] = []
+    /// Layer calls in execution order.
+    private(set) var nodes: [SymbolicTensor] = []
+    /// The device its weights live on, once placed.
+    public private(set) var device: (any Device)?
+
+    public init(inputs: [Input], outputs: [SymbolicTensor], name: String = "functional") throws {
+        self.name = name
+        try setGraph(inputs: inputs, outputs: outputs)
+    }
+
+    public convenience init(inputs: Input, outputs: SymbolicTensor, name: String = "functional") throws {
+        try self.init(inputs: [inputs], outputs: [outputs], name: name)
+    }
+
+    public convenience init(inputs: [Input], outputs: SymbolicTensor, name: String = "functional") throws {
+        try self.init(inputs: inputs, outputs: [outputs], name: name)
+    }
+
+    init(name: String) { self.name = name }
+
+    func setGraph(inputs: [Input], outputs: [SymbolicTensor]) throws {
+        // Depth-first post-order from the outputs gives each call after the calls it reads.
+        var order: [SymbolicTensor] = [], seen = Set<ObjectIdentifier>()
+        func visit(_ t: SymbolicTensor) {
+            guard seen.insert(ObjectIdentifier(t)).inserted else { return }
+            t.inputs.forEach(visit)
+            order.append(t)
+        }
+        outputs.forEach(visit)
+        for t in order where t.layer is Input && !inputs.contains(where: { $0 === t.layer }) {
+            throw TensorError.shape("model '\(name)': output depends on input '\(t.layer.name)' that is not among the model's inputs")
+        }
+        (self.inputs, self.outputs, self.nodes) = (inputs, outputs, order.filter { !($0.layer is Input) })
+    }
+
+    /// Each layer once, in execution order (inputs first).
+    public var layers: [Layer] {
+        var seen = Set<ObjectIdentifier>()
+        return (inputs.map { $0 as Layer } + nodes.map(\.layer)).filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }
+
+    public var weights: [Weight] { layers.flatMap(\.weights) }
+    public var trainableWeights: [Weight] { weights.filter(\.isTrainable) }
+    public var nonTrainableWeights: [Weight] { weights.filter { !$0.isTrainable } }
+
+    /// Creates the weights on `device` (default: `Devices.select()`), initialised from `seed`.
+    /// Runs once; later calls move nothing.
+    public func place(on device: (any Device)? = nil, seed: UInt64 = 0) throws {
+        if self.device != nil { return }
+        let device = try device ?? Devices.select()
+        var random = RandomGenerator(seed: seed)
+        for layer in layers { try layer.materialize(on: device, random: &random) }
+        self.device = device
+    }
+
+    /// Runs the model on one input batch.
+    public func callAsFunction(_ input: Tensor, training: Bool = false) throws -> Tensor {
+        try self([input], training: training)[0]
+    }
+
+    /// Runs the model on a batch per input; returns a batch per output.
+    public func callAsFunction(_ batch: [Tensor], training: Bool = false) throws -> [Tensor] {
+        try prepare(for: batch)
+        guard batch.count == inputs.count else { throw TensorError.shape("model '\(name)' takes \(inputs.count) inputs, got \(batch.count)") }
+        var values: [ObjectIdentifier: Tensor] = [:]
+        for (input, tensor) in zip(inputs, batch) {
+            guard Array(tensor.shape.dropFirst()) == input.shape else {
+                throw TensorError.shape("model '\(name)': input '\(input.name)' expects samples of shape \(input.shape), got a batch of \(tensor.shape)")
+            }
+            guard tensor.device === device! else {
+                throw TensorError.device("model '\(name)' lives on \(device!.info.name), input is on \(tensor.device.info.name)")
+            }
+            values[ObjectIdentifier(input.output)] = tensor
+        }
+        for node in nodes {
+            let arguments = node.inputs.map { values[ObjectIdentifier($0)]! }
+            values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training)
+        }
+        return outputs.map { values[ObjectIdentifier($0)]! }
+    }
+
+    /// Makes sure the graph exists and the weights are placed before a batch runs.
+    func prepare(for batch: [Tensor]) throws {
+        if device == nil { try place(on: batch.first?.device) }
+    }
+
+    /// The sum of the layers' weight penalties (`kernelRegularizer`), or nil when there are none.
+    public func regularizationLoss() throws -> Tensor? {
+        let terms = try weights.compactMap { weight in try weight.regularizer.map { try $0.penalty(weight.value) } }
+        return try terms.dropFirst().reduce(terms.first) { try $0! + $1 }
+    }
+
+    public var parameterCount: Int { weights.reduce(0) { $0 + $1.count } }
+    public var trainableParameterCount: Int { trainableWeights.reduce(0) { $0 + $1.count } }
+}
+
+/// A plain stack of layers. The first may be an `Input`; otherwise the input shape comes from
+/// `inputShape:` or, at the latest, from the first batch.
+public final class Sequential: Model {
+    public private(set) var stack: [Layer]
+
+    public init(_ layers: [Layer], inputShape: [Int]? = nil, name: String = "sequential") throws {
+        stack = layers
+        super.init(name: name)
+        if let input = layers.first as? Input {
+            stack.removeFirst()
+            try connect(input)
+        } else if let inputShape {
+            try connect(Input(shape: inputShape))
+        }
+    }
+
+    /// Appends a layer (before the model is placed on a device).
+    public func add(_ layer: Layer) throws {
+        guard device == nil else { throw TensorError.shape("sequential '\(name)': add layers before the model runs") }
+        stack.append(layer)
+        if let input = inputs.first { try connect(input) }
+    }
+
+    private func connect(_ input: Input) throws {
+        var x = input.output!
+        for layer in stack { x = try layer(x) }
+        try setGraph(inputs: [input], outputs: [x])
+    }
+
+    override func prepare(for batch: [Tensor]) throws {
+        if inputs.isEmpty, let first = batch.first { try connect(Input(shape: Array(first.shape.dropFirst()))) }
+        try super.prepare(for: batch)
+    }
+
+    /// Builds the graph for samples of `inputShape` (no batch dimension).
+    public func build(inputShape: [Int]) throws {
+        guard inputs.isEmpty else { return }
+        try connect(Input(shape: inputShape))
+    }
+}

@@ -1,0 +1,36 @@
+extension Model {
+    /// A Keras-style table: each layer with its type, output shape and parameter count, then the
+    /// totals of trainable and non-trainable parameters.
+    public func summary() -> String {
+        let columns = [("Layer (type)", 34), ("Output Shape", 26), ("Param #", 12)]
+        let rule = String(repeating: "─", count: columns.reduce(0) { $0 + $1.1 })
+        func row(_ cells: [String]) -> String {
+            zip(cells, columns).map { cell, column in cell.padding(toLength: max(column.1, cell.count + 1), withPad: " ", startingAt: 0) }
+                .joined().trimmingTrailingSpaces()
+        }
+        var lines = ["Model: \"\(name)\"", rule, row(columns.map(\.0)), rule]
+        for layer in layers where !(self is Sequential && layer is Input) {
+            let shape = "(None, " + (layer.outputShape ?? []).map(String.init).joined(separator: ", ") + ")"
+            lines.append(row(["\(layer.name) (\(layer.typeName))", shape, grouped(layer.parameterCount)]))
+        }
+        lines.append(rule)
+        let trainable = trainableParameterCount
+        lines += ["Total params: \(grouped(parameterCount))", "Trainable params: \(grouped(trainable))",
+                  "Non-trainable params: \(grouped(parameterCount - trainable))"]
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// 21674 → "21,674".
+func grouped(_ n: Int) -> String {
+    let digits = String(n)
+    return digits.enumerated().map { ($0.offset > 0 && (digits.count - $0.offset) % 3 == 0 ? "," : "") + String($0.element) }.joined()
+}
+
+private extension String {
+    func trimmingTrailingSpaces() -> String {
+        var copy = self
+        while copy.last == " " { copy.removeLast() }
+        return copy
+    }
+}

@@ -1,0 +1,86 @@
+/// A loss: the mean over the batch of a per-sample penalty, as a one-element tensor.
+/// Called as Keras does: `loss(targets, predictions)`.
+public protocol Loss {
+    func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor
+    /// Keras's name (`sparse_categorical_crossentropy`, …), for history and checkpoints.
+    var name: String { get }
+}
+
+/// Probabilities are clipped to [ε, 1 − ε] before logarithms, as Keras does.
+let probabilityEpsilon: Float = 1e-7
+
+public struct MeanSquaredError: Loss {
+    public init() {}
+    public var name: String { "mean_squared_error" }
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        try checkSameShape(targets, predictions, name)
+        return try (predictions - targets).square().mean()
+    }
+}
+
+public struct MeanAbsoluteError: Loss {
+    public init() {}
+    public var name: String { "mean_absolute_error" }
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        try checkSameShape(targets, predictions, name)
+        return try (predictions - targets).abs().mean()
+    }
+}
+
+/// Binary cross-entropy of probabilities (or logits with `fromLogits: true`) against 0/1 targets.
+/// Sigmoid outputs are turned back into their logits for the stable form.
+public struct BinaryCrossentropy: Loss {
+    public let fromLogits: Bool
+    public init(fromLogits: Bool = false) { self.fromLogits = fromLogits }
+    public var name: String { "binary_crossentropy" }
+
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        try checkSameShape(targets, predictions, name)
+        let logits = fromLogits ? predictions : predictions.logits.flatMap { $0.activation == .sigmoid ? $0.tensor : nil }
+        if let z = logits {
+            // max(z, 0) − z·y + log(1 + e^−|z|) = softplus(z) − z·y
+            return try (z.softplus() - z * targets).mean()
+        }
+        let p = try predictions.clipped(probabilityEpsilon, 1 - probabilityEpsilon)
+        return try -(targets * p.log() + (1 - targets) * (1 - p).log()).mean()
+    }
+}
+
+/// Cross-entropy against one-hot or soft targets; softmax outputs (and, with `fromLogits: false`,
+/// any probabilities, via log p) go through the fused, stable softmax cross-entropy.
+public struct CategoricalCrossentropy: Loss {
+    public let fromLogits: Bool
+    public init(fromLogits: Bool = false) { self.fromLogits = fromLogits }
+    public var name: String { "categorical_crossentropy" }
+
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        guard targets.dtype == .float32 else { throw TensorError.dtype("\(name) takes one-hot float targets; use SparseCategoricalCrossentropy for labels") }
+        return try crossEntropyLogits(predictions, fromLogits: fromLogits).softmaxCrossEntropy(targets)
+    }
+}
+
+/// Cross-entropy against int32 class labels.
+public struct SparseCategoricalCrossentropy: Loss {
+    public let fromLogits: Bool
+    public init(fromLogits: Bool = false) { self.fromLogits = fromLogits }
+    public var name: String { "sparse_categorical_crossentropy" }
+
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        guard targets.dtype == .int32 else { throw TensorError.dtype("\(name) takes int32 class labels, got \(targets.dtype)") }
+        return try crossEntropyLogits(predictions, fromLogits: fromLogits).softmaxCrossEntropy(targets)
+    }
+}
+
+/// Logits whose softmax gives `predictions`: the predictions themselves, the softmax's input, or
+/// log p of clipped probabilities (softmax(log p) = p / Σp, which is Keras's normalisation).
+private func crossEntropyLogits(_ predictions: Tensor, fromLogits: Bool) throws -> Tensor {
+    if fromLogits { return predictions }
+    if let source = predictions.logits, source.activation == nil { return source.tensor }
+    return try predictions.clipped(probabilityEpsilon, 1 - probabilityEpsilon).log()
+}
+
+private func checkSameShape(_ targets: Tensor, _ predictions: Tensor, _ loss: String) throws {
+    guard targets.shape == predictions.shape, targets.dtype == .float32 else {
+        throw TensorError.shape("\(loss): targets \(targets.shape) (\(targets.dtype)) do not match predictions \(predictions.shape)")
+    }
+}

@@ -1,0 +1,97 @@
+/// A running metric over batches. Totals stay on the device; `result()` reads them.
+public protocol Metric: AnyObject {
+    /// Keras's name: `accuracy`, `top_5_accuracy`, `binary_accuracy`, `loss`.
+    var name: String { get }
+    func update(_ targets: Tensor, _ predictions: Tensor) throws
+    func result() throws -> Float
+    func reset()
+}
+
+/// Sums of per-sample values kept on the device, and how many samples they cover.
+final class RunningMean {
+    private var total: Tensor?
+    private(set) var samples = 0
+
+    func add(_ values: Tensor, samples: Int) throws {
+        let sum = try values.sum()
+        total = try total.map { try $0 + sum } ?? sum
+        self.samples += samples
+    }
+
+    var mean: Float { get throws { samples == 0 ? 0 : try total!.item() / Float(samples) } }
+    func reset() { (total, samples) = (nil, 0) }
+}
+
+/// Whether the target class is among the top `k` scores. Targets: int32 labels (sparse) or
+/// one-hot/probability rows (categorical); Keras's `accuracy` for softmax classifiers is k = 1.
+public class TopKAccuracy: Metric {
+    public let k: Int
+    public let name: String
+    private let running = RunningMean()
+
+    public init(k: Int = 5, name: String? = nil) {
+        self.k = k
+        self.name = name ?? (k == 1 ? "accuracy" : "top_\(k)_accuracy")
+    }
+
+    public func update(_ targets: Tensor, _ predictions: Tensor) throws {
+        try GradMode.noGrad {
+            let columns = predictions.shape.last!, rows = predictions.count / columns
+            let target: Targets = targets.dtype == .int32 ? .sparse(targets.buffer) : .dense(targets.buffer)
+            guard targets.dtype == .int32 ? targets.count == rows : targets.shape == predictions.shape else {
+                throw TensorError.shape("\(name): targets \(targets.shape) do not match predictions \(predictions.shape)")
+            }
+            let hits = try Tensor.make([rows], from: [predictions]) {
+                try predictions.device.topKHits(scores: predictions.buffer, targets: target, rows: rows, columns: columns, k: k, into: $0)
+            }
+            try running.add(hits, samples: rows)
+        }
+    }
+
+    public func result() throws -> Float { try running.mean }
+    public func reset() { running.reset() }
+}
+
+/// Classification accuracy: the target class has the highest score.
+public final class Accuracy: TopKAccuracy {
+    public init() { super.init(k: 1) }
+}
+
+/// Fraction of outputs on the same side of `threshold` as their 0/1 targets.
+public final class BinaryAccuracy: Metric {
+    public let threshold: Float
+    public let name = "binary_accuracy"
+    private let running = RunningMean()
+
+    public init(threshold: Float = 0.5) { self.threshold = threshold }
+
+    public func update(_ targets: Tensor, _ predictions: Tensor) throws {
+        guard targets.shape == predictions.shape else {
+            throw TensorError.shape("\(name): targets \(targets.shape) do not match predictions \(predictions.shape)")
+        }
+        try GradMode.noGrad {
+            let predicted = try (predictions - threshold).unary(.step, differentiable: false)
+            let actual = try (targets - 0.5).unary(.step, differentiable: false)
+            try running.add(try 1 - (predicted - actual).abs(), samples: predictions.count)
+        }
+    }
+
+    public func result() throws -> Float { try running.mean }
+    public func reset() { running.reset() }
+}
+
+/// The mean of a scalar per batch, weighted by batch size (the `loss` column of the history).
+public final class MeanMetric: Metric {
+    public let name: String
+    private let running = RunningMean()
+
+    public init(name: String = "loss") { self.name = name }
+
+    /// Adds a batch's mean value (`predictions`, one element) for `targets.shape[0]` samples.
+    public func update(_ targets: Tensor, _ predictions: Tensor) throws {
+        try GradMode.noGrad { try running.add(predictions.detached() * Float(targets.shape[0]), samples: targets.shape[0]) }
+    }
+
+    public func result() throws -> Float { try running.mean }
+    public func reset() { running.reset() }
+}
