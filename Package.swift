@@ -15,6 +15,9 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CCLBlast", path: "Sources/CCLBlast"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // PNG/JPEG decoding (libpng-dev, libjpeg62-turbo-dev), in C for their setjmp error handling.
+        .target(name: "CImageIO", path: "Sources/CImageIO", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         // Turns Kernels/*.cl into Swift string constants so an installed binary needs no source tree.
         .executableTarget(name: "EmbedKernels", path: "Sources/EmbedKernels"),
@@ -24,7 +27,7 @@ let package = Package(
 
         .target(
             name: "Kiln",
-            dependencies: ["COpenCL", "CCLBlast", "CBLAS"],
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CImageIO"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             plugins: ["EmbedKernelsPlugin"]),
         .executableTarget(

@@ -74,6 +74,13 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return try toArray()[0]
     }
 
+    /// A copy of the values in a new buffer on the same device (no history).
+    public func copy() throws -> Tensor {
+        let result = Tensor(shape: shape, dtype: dtype, buffer: try device.makeBuffer(count: count), device: device)
+        try device.copy(buffer, to: result.buffer, count: count)
+        return result
+    }
+
     /// A tensor that shares this one's values but records no history.
     public func detached() -> Tensor { Tensor(shape: shape, dtype: dtype, buffer: buffer, device: device) }
 

@@ -160,7 +160,7 @@ public enum Targets {
 
 /// Per-parameter update rules, with Keras 3 semantics. Weight decay, when set, is decoupled:
 /// `w -= learningRate * weightDecay * w` before the rule (AdamW is `adam` with weight decay).
-public enum UpdateRule: Hashable, Sendable {
+public enum UpdateRule: Hashable, Sendable, Codable {
     /// `v = momentum*v - lr*g; w += v` (Nesterov: `w += momentum*v - lr*g`). One slot when momentum > 0.
     case sgd(momentum: Float, nesterov: Bool)
     /// `s = rho*s + (1-rho)*g²; w -= lr*g/sqrt(s + epsilon)`, with an optional momentum slot.

@@ -8,6 +8,14 @@ open class Model {
     private(set) var nodes: [SymbolicTensor] = []
     /// The device its weights live on, once placed.
     public private(set) var device: (any Device)?
+    /// Optimizer, loss and metrics set by `compile`.
+    public internal(set) var compiled: Compilation?
+    /// Epochs trained so far (continued by the next `fit`).
+    public internal(set) var epochsTrained = 0
+    /// Every epoch's metrics across all `fit` calls (and the checkpoint it was resumed from).
+    public internal(set) var trainingHistory = History()
+    /// Why the last `fit` stopped before its final epoch (early stopping, a non-finite loss), if it did.
+    public internal(set) var lastStopReason: String?
 
     public init(inputs: [Input], outputs: [SymbolicTensor], name: String = "functional") throws {
         self.name = name

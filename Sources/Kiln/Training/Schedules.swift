@@ -1,7 +1,7 @@
 import Foundation
 
 /// A learning rate as a function of the optimizer step (0-based), as Keras's schedules.
-public enum LearningRateSchedule: Hashable, Sendable {
+public enum LearningRateSchedule: Hashable, Sendable, Codable {
     case constant(Float)
     /// `initial · rate^(step / decaySteps)`, with the exponent floored when `staircase`.
     case exponentialDecay(initial: Float, decaySteps: Int, decayRate: Float, staircase: Bool = false)

@@ -1,0 +1,91 @@
+#include "image_io.h"
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+#include <png.h>
+
+int kiln_decode_png(const char *path, kiln_image *image, char *error, size_t error_size) {
+    png_image png;
+    memset(&png, 0, sizeof png);
+    png.version = PNG_IMAGE_VERSION;
+    memset(image, 0, sizeof *image);
+    if (!png_image_begin_read_from_file(&png, path)) {
+        snprintf(error, error_size, "%s", png.message);
+        return 1;
+    }
+    const int color = png.format & PNG_FORMAT_FLAG_COLOR;
+    const int alpha = png.format & PNG_FORMAT_FLAG_ALPHA;
+    png.format = color ? (alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB) : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
+    image->pixels = malloc(PNG_IMAGE_SIZE(png));
+    if (!image->pixels) {
+        png_image_free(&png);
+        snprintf(error, error_size, "out of memory");
+        return 1;
+    }
+    if (!png_image_finish_read(&png, NULL, image->pixels, 0, NULL)) {
+        snprintf(error, error_size, "%s", png.message);
+        kiln_image_free(image);
+        return 1;
+    }
+    image->width = (int)png.width;
+    image->height = (int)png.height;
+    image->channels = (int)PNG_IMAGE_PIXEL_CHANNELS(png.format);
+    return 0;
+}
+
+struct jpeg_failure {
+    struct jpeg_error_mgr manager;
+    jmp_buf jump;
+};
+
+static void jpeg_fail(j_common_ptr info) {
+    longjmp(((struct jpeg_failure *)info->err)->jump, 1);
+}
+
+int kiln_decode_jpeg(const char *path, kiln_image *image, char *error, size_t error_size) {
+    memset(image, 0, sizeof *image);
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        snprintf(error, error_size, "cannot open file");
+        return 1;
+    }
+    struct jpeg_decompress_struct info;
+    struct jpeg_failure failure;
+    info.err = jpeg_std_error(&failure.manager);
+    failure.manager.error_exit = jpeg_fail;
+    if (setjmp(failure.jump)) {
+        char message[JMSG_LENGTH_MAX];
+        failure.manager.format_message((j_common_ptr)&info, message);
+        snprintf(error, error_size, "%s", message);
+        jpeg_destroy_decompress(&info);
+        fclose(file);
+        kiln_image_free(image);
+        return 1;
+    }
+    jpeg_create_decompress(&info);
+    jpeg_stdio_src(&info, file);
+    jpeg_read_header(&info, TRUE);
+    if (info.jpeg_color_space != JCS_GRAYSCALE) info.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&info);
+    image->width = (int)info.output_width;
+    image->height = (int)info.output_height;
+    image->channels = info.output_components;
+    const size_t stride = (size_t)image->width * (size_t)image->channels;
+    image->pixels = malloc(stride * (size_t)image->height);
+    if (!image->pixels) longjmp(failure.jump, 1);
+    while (info.output_scanline < info.output_height) {
+        JSAMPROW row = image->pixels + stride * info.output_scanline;
+        jpeg_read_scanlines(&info, &row, 1);
+    }
+    jpeg_finish_decompress(&info);
+    jpeg_destroy_decompress(&info);
+    fclose(file);
+    return 0;
+}
+
+void kiln_image_free(kiln_image *image) {
+    free(image->pixels);
+    image->pixels = NULL;
+}

@@ -1,0 +1,150 @@
+import Dispatch
+
+/// How raw values become model inputs.
+public enum Normalization: Hashable, Sendable {
+    /// Values as stored.
+    case none
+    /// Bytes ÷ 255 (float features unchanged): Keras's `Rescaling(1/255)`.
+    case unitRange
+    /// After ÷255 for bytes, `(x − mean[c]) / std[c]` per channel (last axis).
+    case standardize(mean: [Float], std: [Float])
+}
+
+/// One batch on the device: inputs and labels (int32) or targets (float).
+public struct Batch {
+    public let inputs: Tensor
+    public let targets: Tensor
+    public var count: Int { inputs.shape[0] }
+}
+
+/// Turns a dataset into device batches: a seeded shuffle per epoch, normalisation, augmentation,
+/// one-hot targets when asked, and a background thread that prepares (and uploads) the next batch
+/// while the device works on the current one.
+public struct BatchLoader {
+    public let dataset: Dataset
+    public var batchSize: Int
+    public var shuffle: Bool
+    public var seed: UInt64
+    public var normalization: Normalization
+    public var augmentation: Augmentation?
+    /// Encode labels one-hot over this many classes (categorical cross-entropy) instead of int32.
+    public var oneHotClasses: Int?
+
+    public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, normalization: Normalization = .unitRange,
+                augmentation: Augmentation? = nil, oneHotClasses: Int? = nil) throws {
+        guard batchSize > 0 else { throw DataError("batch size", "must be positive, got \(batchSize)") }
+        guard dataset.labels != nil || dataset.targets != nil else { throw DataError("dataset", "has neither labels nor targets") }
+        if let augmentation, !augmentation.isIdentity, dataset.sampleShape.count != 3 {
+            throw DataError("augmentation", "needs (height, width, channels) images, samples have shape \(dataset.sampleShape)")
+        }
+        if case .standardize(let mean, let std) = normalization, mean.count != dataset.sampleShape.last || std.count != mean.count {
+            throw DataError("normalization", "needs one mean and std per channel (\(dataset.sampleShape.last ?? 0)), got \(mean.count) and \(std.count)")
+        }
+        (self.dataset, self.batchSize, self.shuffle, self.seed) = (dataset, batchSize, shuffle, seed)
+        (self.normalization, self.augmentation, self.oneHotClasses) = (normalization, augmentation, oneHotClasses)
+    }
+
+    public var batchCount: Int { (dataset.count + batchSize - 1) / batchSize }
+
+    /// Sample order of an epoch: the identity, or a Fisher–Yates shuffle seeded by (seed, epoch).
+    public func order(epoch: Int) -> [Int] {
+        var order = Array(0..<dataset.count)
+        guard shuffle else { return order }
+        var random = RandomGenerator(seed: seed ^ (0x5851_F42D_4C95_7F2D &* UInt64(epoch + 1)))
+        for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        return order
+    }
+
+    /// Host arrays for batch `index` of an epoch: normalised (and augmented) inputs, and targets.
+    public func hostBatch(_ index: Int, order: [Int], epoch: Int) -> (inputs: [Float], labels: [Int32]?, targets: [Float]?) {
+        let members = order[index * batchSize ..< min((index + 1) * batchSize, order.count)]
+        let size = dataset.sampleSize
+        var inputs = [Float](repeating: 0, count: members.count * size)
+        let channels = dataset.sampleShape.last ?? 1
+        inputs.withUnsafeMutableBufferPointer { out in
+            var scratch = [Float](repeating: 0, count: augmentation == nil ? 0 : size)
+            for (row, sample) in members.enumerated() {
+                let target = augmentation == nil ? out.baseAddress! + row * size : scratch.withUnsafeMutableBufferPointer { $0.baseAddress! }
+                normalize(sample, into: target, channels: channels)
+                if let augmentation {
+                    var random = RandomGenerator(seed: seed ^ UInt64(epoch) << 32 ^ UInt64(sample) &* 0x9E37_79B9_7F4A_7C15)
+                    scratch.withUnsafeBufferPointer { source in
+                        augmentation.apply(source.baseAddress!, out.baseAddress! + row * size, shape: dataset.sampleShape, random: &random)
+                    }
+                }
+            }
+        }
+        let labels = dataset.labels.map { labels in members.map { labels[$0] } }
+        var targets: [Float]?
+        if let oneHotClasses, let labels {
+            targets = [Float](repeating: 0, count: labels.count * oneHotClasses)
+            for (row, label) in labels.enumerated() where (0..<Int32(oneHotClasses)).contains(label) { targets![row * oneHotClasses + Int(label)] = 1 }
+        } else if let all = dataset.targets {
+            let targetSize = dataset.targetShape.reduce(1, *)
+            targets = members.flatMap { all[$0 * targetSize ..< ($0 + 1) * targetSize] }
+        }
+        return (inputs, oneHotClasses == nil ? labels : nil, targets)
+    }
+
+    private func normalize(_ sample: Int, into target: UnsafeMutablePointer<Float>, channels: Int) {
+        let size = dataset.sampleSize, base = sample * size
+        switch dataset.features {
+        case .bytes(let bytes):
+            let scale: Float = normalization == .none ? 1 : 1 / 255
+            bytes.withUnsafeBufferPointer { b in for i in 0..<size { target[i] = Float(b[base + i]) * scale } }
+        case .floats(let values):
+            values.withUnsafeBufferPointer { v in for i in 0..<size { target[i] = v[base + i] } }
+        }
+        if case .standardize(let mean, let std) = normalization {
+            for i in 0..<size { target[i] = (target[i] - mean[i % channels]) / std[i % channels] }
+        }
+    }
+
+    /// The batches of one epoch on `device`, each prepared in the background while the previous one is used.
+    public func batches(epoch: Int, on device: any Device) -> AnySequence<Result<Batch, Error>> {
+        let order = self.order(epoch: epoch), count = batchCount
+        return AnySequence { () -> AnyIterator<Result<Batch, Error>> in
+            let prefetch = Prefetcher { index in try self.upload(self.hostBatch(index, order: order, epoch: epoch), to: device) }
+            var index = 0
+            if count > 0 { prefetch.start(0) }
+            return AnyIterator {
+                guard index < count else { return nil }
+                let batch = prefetch.wait()
+                index += 1
+                if index < count { prefetch.start(index) }
+                return batch
+            }
+        }
+    }
+
+    func upload(_ host: (inputs: [Float], labels: [Int32]?, targets: [Float]?), to device: any Device) throws -> Batch {
+        let n = host.inputs.count / dataset.sampleSize
+        let inputs = try Tensor(host.inputs, shape: [n] + dataset.sampleShape, on: device)
+        if let labels = host.labels { return Batch(inputs: inputs, targets: try Tensor(labels: labels, on: device)) }
+        let shape = oneHotClasses.map { [$0] } ?? dataset.targetShape
+        return Batch(inputs: inputs, targets: try Tensor(host.targets!, shape: [n] + shape, on: device))
+    }
+}
+
+/// Runs one job at a time on a background queue and hands its result over.
+private final class Prefetcher: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "kiln.prefetch")
+    private let ready = DispatchSemaphore(value: 0)
+    private var result: Result<Batch, Error>?
+    private let make: (Int) throws -> Batch
+
+    init(_ make: @escaping (Int) throws -> Batch) { self.make = make }
+
+    func start(_ index: Int) {
+        queue.async {
+            self.result = Result { try self.make(index) }
+            self.ready.signal()
+        }
+    }
+
+    func wait() -> Result<Batch, Error> {
+        ready.wait()
+        defer { result = nil }
+        return result!
+    }
+}

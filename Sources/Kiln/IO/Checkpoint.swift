@@ -1,0 +1,108 @@
+import Foundation
+
+/// Kiln's native checkpoint: one safetensors file with the weights (`weights/<layer>/<name>`), the
+/// optimizer's state (`optimizer/<layer>/<name>/slot_i`) and, in the metadata, the architecture as
+/// Keras JSON plus the epoch, history, compile settings and dropout streams, so that training
+/// resumes exactly where it stopped. Python reads it with `safetensors.safe_open`.
+public enum Checkpoint {
+    static let formatKey = "kiln"
+
+    struct Saved: Codable {
+        var version = 1
+        var epoch: Int
+        var history: History
+        var loss: String?
+        var fromLogits: Bool?
+        var metrics: [String]?
+        var optimizer: OptimizerState?
+        /// Dropout layer name → [seed, offset], as decimal strings (JSON numbers lose 64-bit precision).
+        var dropout: [String: [String]]
+    }
+
+    struct OptimizerState: Codable {
+        var rule: UpdateRule
+        var schedule: LearningRateSchedule
+        var weightDecay: Float
+        var clipNorm: Float?, globalClipNorm: Float?, clipValue: Float?
+        var iterations: Int
+    }
+
+    /// Writes the model (placed on a device) atomically; `metadata` is stored beside Kiln's own.
+    public static func save(_ model: Model, metadata: [String: String] = [:], to url: URL) throws {
+        guard model.device != nil else { throw TrainingError.incompatible("save: the model has no weights yet (place it on a device or train it first)") }
+        var tensors = try model.weights.map { (name: "weights/" + $0.path, shape: $0.shape, values: try $0.value.toArray()) }
+        var saved = Saved(epoch: model.epochsTrained, history: model.trainingHistory, dropout: [:])
+        if let compiled = model.compiled {
+            saved.loss = compiled.loss.name
+            saved.fromLogits = (compiled.loss as? SparseCategoricalCrossentropy)?.fromLogits ?? (compiled.loss as? CategoricalCrossentropy)?.fromLogits
+                ?? (compiled.loss as? BinaryCrossentropy)?.fromLogits
+            saved.metrics = compiled.metricNames
+            let o = compiled.optimizer
+            saved.optimizer = OptimizerState(rule: o.rule, schedule: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm,
+                                             globalClipNorm: o.globalClipNorm, clipValue: o.clipValue, iterations: o.iterations)
+            for (name, t) in o.stateTensors() { tensors.append((name: "optimizer/" + name, shape: t.shape, values: try t.toArray())) }
+        }
+        for case let dropout as Dropout in model.layers { saved.dropout[dropout.name] = [String(dropout.seed), String(dropout.offset)] }
+        let architecture = try JSONSerialization.data(withJSONObject: try KerasConfig.json(of: model), options: [.sortedKeys])
+        var all = metadata
+        all["format"] = "kiln"
+        all["architecture"] = String(decoding: architecture, as: UTF8.self)
+        all[formatKey] = String(decoding: try JSONEncoder().encode(saved), as: UTF8.self)
+        try SafeTensors.write(tensors, metadata: all, to: url)
+    }
+
+    /// A checkpoint's model on `device` (default `Devices.select()`) with its epoch count and history,
+    /// compiled with its optimizer state when it was saved compiled, and the caller's metadata.
+    public static func load(_ url: URL, device: (any Device)? = nil) throws -> (model: Model, metadata: [String: String]) {
+        let file = try SafeTensors(contentsOf: url)
+        guard file.metadata["format"] == "kiln", let architecture = file.metadata["architecture"], let kiln = file.metadata[formatKey] else {
+            throw DataError(url.path, "not a Kiln checkpoint (no 'kiln' metadata; for other safetensors files use the import commands)")
+        }
+        let saved: Saved
+        do { saved = try JSONDecoder().decode(Saved.self, from: Data(kiln.utf8)) } catch {
+            throw DataError(url.path, "checkpoint metadata is damaged: \(error)")
+        }
+        let model = try KerasConfig.model(fromJSON: Data(architecture.utf8), file: url.path)
+        if let sequential = model as? Sequential, sequential.inputs.isEmpty {
+            throw DataError(url.path, "the stored architecture has no input shape")
+        }
+        try model.place(on: device)
+        for weight in model.weights {
+            let name = "weights/" + weight.path
+            guard let entry = file.entries[name] else { throw DataError(url.path, "missing tensor '\(name)'") }
+            guard entry.shape == weight.shape else { throw DataError(url.path, "tensor '\(name)' has shape \(entry.shape), the layer needs \(weight.shape)") }
+            try weight.assign(try file.floats(name))
+        }
+        for case let dropout as Dropout in model.layers {
+            if let state = saved.dropout[dropout.name], state.count == 2, let seed = UInt64(state[0]), let offset = UInt64(state[1]) {
+                (dropout.seed, dropout.offset) = (seed, offset)
+            }
+        }
+        model.epochsTrained = saved.epoch
+        model.trainingHistory = saved.history
+        if let lossName = saved.loss, let o = saved.optimizer {
+            let optimizer = Optimizer(rule: o.rule, learningRate: o.schedule, weightDecay: o.weightDecay)
+            (optimizer.clipNorm, optimizer.globalClipNorm, optimizer.clipValue) = (o.clipNorm, o.globalClipNorm, o.clipValue)
+            var state: [String: Tensor] = [:]
+            for (name, _) in file.entries where name.hasPrefix("optimizer/") {
+                let entry = file.entries[name]!
+                state[String(name.dropFirst("optimizer/".count))] = try Tensor(try file.floats(name), shape: entry.shape, on: model.device!)
+            }
+            try optimizer.restore(state: state, iterations: o.iterations, for: model.weights)
+            try model.compile(optimizer: optimizer, loss: try loss(named: lossName, fromLogits: saved.fromLogits ?? false), metrics: saved.metrics ?? [])
+        }
+        return (model, file.metadata)
+    }
+
+    /// A loss from its Keras name.
+    public static func loss(named name: String, fromLogits: Bool) throws -> Loss {
+        switch name {
+        case "sparse_categorical_crossentropy": SparseCategoricalCrossentropy(fromLogits: fromLogits)
+        case "categorical_crossentropy": CategoricalCrossentropy(fromLogits: fromLogits)
+        case "binary_crossentropy": BinaryCrossentropy(fromLogits: fromLogits)
+        case "mean_squared_error", "mse": MeanSquaredError()
+        case "mean_absolute_error", "mae": MeanAbsoluteError()
+        default: throw TrainingError.incompatible("unknown loss '\(name)'")
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+
+/// Models to and from Keras's JSON architecture (`model.to_json()`): Sequential and Functional,
+/// Keras 3 and Keras 2 layouts, for the layers Kiln has. Unsupported layers are named in the error.
+public enum KerasConfig {
+    // MARK: Reading
+
+    /// A model from the JSON text of `model.to_json()`.
+    public static func model(fromJSON data: Data, file: String = "model JSON") throws -> Model {
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw DataError(file, "not a JSON object (expected the output of Keras model.to_json())")
+        }
+        return try model(from: root, file: file)
+    }
+
+    static func model(from root: [String: Any], file: String) throws -> Model {
+        guard let className = root["class_name"] as? String, let config = root["config"] as? [String: Any] else {
+            throw DataError(file, "expected keys 'class_name' and 'config' (Keras model.to_json() output)")
+        }
+        let name = config["name"] as? String ?? "model"
+        guard let layerList = config["layers"] as? [[String: Any]] else { throw DataError(file, "config has no 'layers' list") }
+        let unsupported = layerList.compactMap { $0["class_name"] as? String }.filter { !supported.contains($0) }
+        guard unsupported.isEmpty else {
+            throw DataError(file, "unsupported layers: \(Set(unsupported).sorted().joined(separator: ", ")) (Kiln supports \(supported.sorted().joined(separator: ", ")))")
+        }
+        switch className {
+        case "Sequential":
+            var layers: [Layer] = []
+            var inputShape = (config["build_input_shape"] as? [Any]).map(sampleShape)
+            for entry in layerList {
+                let layerConfig = entry["config"] as? [String: Any] ?? [:]
+                if entry["class_name"] as? String == "InputLayer" {
+                    inputShape = try batchShape(layerConfig, file: file)
+                    continue
+                }
+                if inputShape == nil, let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], let list = shape as? [Any] {
+                    inputShape = sampleShape(list)
+                }
+                layers.append(try layer(entry, file: file))
+            }
+            return try Sequential(layers, inputShape: inputShape, name: name)
+        case "Functional", "Model":
+            return try functional(config, layerList, name: name, file: file)
+        default:
+            throw DataError(file, "model class '\(className)' is not Sequential or Functional")
+        }
+    }
+
+    static let supported: Set<String> = [
+        "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+        "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape",
+    ]
+
+    private static func functional(_ config: [String: Any], _ layerList: [[String: Any]], name: String, file: String) throws -> Model {
+        var tensors: [String: SymbolicTensor] = [:]
+        var inputs: [String: Input] = [:]
+        for entry in layerList {
+            let layerConfig = entry["config"] as? [String: Any] ?? [:]
+            guard let layerName = entry["name"] as? String ?? layerConfig["name"] as? String else { throw DataError(file, "a layer has no name") }
+            if entry["class_name"] as? String == "InputLayer" {
+                let input = Input(shape: try batchShape(layerConfig, file: file), name: layerName)
+                inputs[layerName] = input
+                tensors[layerName] = input.output
+                continue
+            }
+            let sources = try inboundLayers(entry["inbound_nodes"], layer: layerName, file: file)
+            let arguments = try sources.map { source -> SymbolicTensor in
+                guard let t = tensors[source] else { throw DataError(file, "layer '\(layerName)' reads '\(source)', which comes later or does not exist") }
+                return t
+            }
+            let layer = try self.layer(entry, file: file)
+            do { tensors[layerName] = try layer(arguments) } catch { throw DataError(file, "\(error)") }
+        }
+        func endpoints(_ key: String) throws -> [String] {
+            guard let list = config[key] as? [Any] else { throw DataError(file, "functional config lacks '\(key)'") }
+            if list.first is String { return [list[0] as! String] }  // a single [name, 0, 0]
+            return try list.map { item in
+                guard let triple = item as? [Any], let name = triple.first as? String else { throw DataError(file, "cannot read '\(key)'") }
+                return name
+            }
+        }
+        let inputNames = try endpoints("input_layers"), outputNames = try endpoints("output_layers")
+        return try Model(inputs: try inputNames.map { n in
+            guard let input = inputs[n] else { throw DataError(file, "input layer '\(n)' is not an InputLayer") }
+            return input
+        }, outputs: try outputNames.map { n in
+            guard let t = tensors[n] else { throw DataError(file, "output layer '\(n)' does not exist") }
+            return t
+        }, name: name)
+    }
+
+    /// Names of the layers feeding a layer's first call: Keras 3 `{"args": [...]}` or Keras 2 `[[[name, 0, 0, {}], …]]`.
+    private static func inboundLayers(_ nodes: Any?, layer: String, file: String) throws -> [String] {
+        guard let nodes = nodes as? [Any], let node = nodes.first else { throw DataError(file, "layer '\(layer)' has no inbound nodes") }
+        guard nodes.count == 1 else { throw DataError(file, "layer '\(layer)' is shared (called \(nodes.count) times), which Kiln does not support") }
+        var names: [String] = []
+        func collect(_ value: Any) {
+            if let dict = value as? [String: Any] {
+                if let history = (dict["config"] as? [String: Any])?["keras_history"] as? [Any], let name = history.first as? String {
+                    names.append(name)
+                } else { dict.values.forEach(collect) }
+            } else if let list = value as? [Any] {
+                if list.count >= 3, let name = list[0] as? String, list[1] is Int { names.append(name) } else { list.forEach(collect) }
+            }
+        }
+        if let keras3 = node as? [String: Any] { collect(keras3["args"] ?? []) } else { collect(node) }
+        guard !names.isEmpty else { throw DataError(file, "cannot read the inputs of layer '\(layer)'") }
+        return names
+    }
+
+    private static func batchShape(_ config: [String: Any], file: String) throws -> [Int] {
+        guard let shape = (config["batch_shape"] ?? config["batch_input_shape"]) as? [Any] else {
+            throw DataError(file, "InputLayer '\(config["name"] ?? "?")' has no batch_shape")
+        }
+        return sampleShape(shape)
+    }
+
+    /// `[null, 28, 28, 1]` → `[28, 28, 1]`.
+    private static func sampleShape(_ batchShape: [Any]) -> [Int] { batchShape.dropFirst().map { $0 as? Int ?? -1 } }
+
+    /// One layer from its `{"class_name", "config"}` entry.
+    static func layer(_ entry: [String: Any], file: String) throws -> Layer {
+        let kind = entry["class_name"] as? String ?? "?"
+        let c = entry["config"] as? [String: Any] ?? [:]
+        let name = c["name"] as? String
+        func int(_ key: String) throws -> Int {
+            guard let v = c[key] as? Int else { throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer") }
+            return v
+        }
+        func float(_ key: String, _ fallback: Float) -> Float { (c[key] as? NSNumber)?.floatValue ?? fallback }
+        func pair(_ key: String, _ fallback: (Int, Int)? = nil) throws -> (Int, Int) {
+            if let v = c[key] as? Int { return (v, v) }
+            if let v = c[key] as? [Int], v.count == 2 { return (v[0], v[1]) }
+            if let fallback, c[key] == nil || c[key] is NSNull { return fallback }
+            throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer or a pair")
+        }
+        func padding() throws -> Padding {
+            guard let p = Padding(rawValue: (c["padding"] as? String ?? "valid").lowercased()) else {
+                throw DataError(file, "\(kind) '\(name ?? "?")': padding '\(c["padding"] ?? "")' is not valid or same")
+            }
+            return p
+        }
+        func activation(_ key: String = "activation") throws -> ActivationFunction {
+            let value = c[key]
+            let text = value as? String ?? ((value as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
+                ?? (value as? [String: Any])?["class_name"] as? String ?? "linear"
+            guard let f = ActivationFunction(kerasName: text) else { throw DataError(file, "\(kind) '\(name ?? "?")': unsupported activation '\(text)'") }
+            return f
+        }
+        func initializer(_ key: String, _ fallback: Initializer) throws -> Initializer {
+            guard let value = c[key], !(value is NSNull) else { return fallback }
+            let text = value as? String ?? (value as? [String: Any])?["class_name"] as? String ?? ""
+            guard let i = Initializer(kerasName: text) else { throw DataError(file, "\(kind) '\(name ?? "?")': unsupported \(key) '\(text)'") }
+            return i
+        }
+        func regularizer() throws -> Regularizer? {
+            guard let value = c["kernel_regularizer"] as? [String: Any] else { return nil }
+            let config = value["config"] as? [String: Any] ?? [:]
+            let (l1, l2) = ((config["l1"] as? NSNumber)?.floatValue ?? 0, (config["l2"] as? NSNumber)?.floatValue ?? 0)
+            switch value["class_name"] as? String {
+            case "L1": return .l1(l1)
+            case "L2": return .l2(l2)
+            case "L1L2": return .l1l2(l1: l1, l2: l2)
+            default: throw DataError(file, "\(kind) '\(name ?? "?")': unsupported kernel_regularizer \(value["class_name"] ?? "?")")
+            }
+        }
+        if let format = c["data_format"] as? String, format != "channels_last" {
+            throw DataError(file, "\(kind) '\(name ?? "?")': data_format \(format) (Kiln models are channels_last)")
+        }
+        switch kind {
+        case "Dense":
+            return Dense(try int("units"), activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                         kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
+                         kernelRegularizer: try regularizer(), name: name)
+        case "Conv2D":
+            if let dilation = c["dilation_rate"], try pair("dilation_rate", (1, 1)) != (1, 1) {
+                throw DataError(file, "Conv2D '\(name ?? "?")': dilation_rate \(dilation) is not supported")
+            }
+            if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv2D '\(name ?? "?")': groups = \(groups) is not supported") }
+            return Conv2D(try int("filters"), kernelSize: try pair("kernel_size"), strides: try pair("strides", (1, 1)), padding: try padding(),
+                          activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                          kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
+                          kernelRegularizer: try regularizer(), name: name)
+        case "MaxPooling2D":
+            let size = try pair("pool_size", (2, 2))
+            return MaxPooling2D(poolSize: size, strides: try pair("strides", size), padding: try padding(), name: name)
+        case "AveragePooling2D":
+            let size = try pair("pool_size", (2, 2))
+            return AveragePooling2D(poolSize: size, strides: try pair("strides", size), padding: try padding(), name: name)
+        case "GlobalAveragePooling2D", "GlobalMaxPooling2D":
+            if c["keepdims"] as? Bool == true { throw DataError(file, "\(kind) '\(name ?? "?")': keepdims=true is not supported") }
+            return kind == "GlobalAveragePooling2D" ? GlobalAveragePooling2D(name: name) : GlobalMaxPooling2D(name: name)
+        case "Flatten": return Flatten(name: name)
+        case "Dropout": return Dropout(float("rate", 0), name: name)
+        case "BatchNormalization":
+            if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
+            if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
+            return BatchNormalization(momentum: float("momentum", 0.99), epsilon: float("epsilon", 1e-3),
+                                      center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true, name: name)
+        case "Activation": return Activation(try activation(), name: name)
+        case "ReLU":
+            if float("negative_slope", 0) != 0 || !(c["max_value"] == nil || c["max_value"] is NSNull) || float("threshold", 0) != 0 {
+                throw DataError(file, "ReLU '\(name ?? "?")': only the plain ReLU (no max_value, threshold or negative_slope) is supported")
+            }
+            return ReLU(name: name)
+        case "LeakyReLU": return LeakyReLU(negativeSlope: float("negative_slope", float("alpha", 0.3)), name: name)
+        case "Softmax":
+            if let axis = c["axis"] as? Int, axis != -1 { throw DataError(file, "Softmax '\(name ?? "?")': axis \(axis) (only -1)") }
+            return Softmax(name: name)
+        case "Add": return Add(name: name)
+        case "Concatenate": return Concatenate(axis: c["axis"] as? Int ?? -1, name: name)
+        case "Reshape":
+            guard let shape = c["target_shape"] as? [Int] else { throw DataError(file, "Reshape '\(name ?? "?")': target_shape must be a list of integers") }
+            return Reshape(shape, name: name)
+        default:
+            throw DataError(file, "unsupported layer \(kind)")
+        }
+    }
+
+    // MARK: Writing
+
+    /// The model in Keras 3's `to_json()` layout.
+    public static func json(of model: Model) throws -> [String: Any] {
+        func history(_ t: SymbolicTensor) -> [String: Any] {
+            ["class_name": "__keras_tensor__", "config": ["shape": [NSNull()] + t.shape.map { $0 as Any }, "dtype": "float32",
+                                                          "keras_history": [t.layer.name, 0, 0]]]
+        }
+        if let sequential = model as? Sequential {
+            let input = sequential.inputs.first
+            let layers = (input.map { [entry($0)] } ?? []) + sequential.stack.map(entry)
+            return ["class_name": "Sequential", "config": ["name": model.name, "layers": layers]]
+        }
+        var layers: [[String: Any]] = model.inputs.map { var e = entry($0); e["name"] = $0.name; e["inbound_nodes"] = [Any](); return e }
+        for node in model.nodes {
+            var e = entry(node.layer)
+            e["name"] = node.layer.name
+            let args: Any = node.inputs.count == 1 ? [history(node.inputs[0])] : [node.inputs.map(history)]
+            e["inbound_nodes"] = [["args": args, "kwargs": [String: Any]()]]
+            layers.append(e)
+        }
+        return ["class_name": "Functional", "config": [
+            "name": model.name, "layers": layers,
+            "input_layers": model.inputs.map { [$0.name, 0, 0] }, "output_layers": model.outputs.map { [$0.layer.name, 0, 0] },
+        ]]
+    }
+
+    private static func entry(_ layer: Layer) -> [String: Any] {
+        var c: [String: Any] = ["name": layer.name, "trainable": layer.trainable]
+        func initializer(_ i: Initializer) -> Any {
+            switch i {
+            case .zeros: ["class_name": "Zeros", "config": [String: Any]()]
+            case .ones: ["class_name": "Ones", "config": [String: Any]()]
+            case .glorotUniform: ["class_name": "GlorotUniform", "config": [String: Any]()]
+            case .glorotNormal: ["class_name": "GlorotNormal", "config": [String: Any]()]
+            case .heUniform: ["class_name": "HeUniform", "config": [String: Any]()]
+            case .heNormal: ["class_name": "HeNormal", "config": [String: Any]()]
+            default: ["class_name": "GlorotUniform", "config": [String: Any]()]
+            }
+        }
+        func regularizer(_ r: Regularizer?) -> Any {
+            switch r {
+            case nil: NSNull()
+            case .l1(let f): ["class_name": "L1", "config": ["l1": f]]
+            case .l2(let f): ["class_name": "L2", "config": ["l2": f]]
+            case .l1l2(let a, let b): ["class_name": "L1L2", "config": ["l1": a, "l2": b]]
+            }
+        }
+        switch layer {
+        case let l as Input: c["batch_shape"] = [NSNull()] + l.shape.map { $0 as Any }; c["dtype"] = "float32"
+        case let l as Dense:
+            c.merge(["units": l.units, "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
+                     "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
+        case let l as Conv2D:
+            c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
+                     "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
+                     "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
+                     "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
+        case let l as Pooling2D:
+            c.merge(["pool_size": [l.poolSize.0, l.poolSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,
+                     "data_format": "channels_last"]) { $1 }
+        case is GlobalPooling2D: c["data_format"] = "channels_last"; c["keepdims"] = false
+        case let l as Dropout: c["rate"] = l.rate
+        case let l as BatchNormalization:
+            c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }
+        case let l as Activation: c["activation"] = l.function.kerasName
+        case let l as LeakyReLU: c["negative_slope"] = l.negativeSlope
+        case is Softmax: c["axis"] = -1
+        case let l as Concatenate: c["axis"] = l.axis
+        case let l as Reshape: c["target_shape"] = l.targetShape
+        default: break
+        }
+        return ["module": "keras.layers", "class_name": layer.typeName, "config": c, "registered_name": NSNull()]
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// `--dataset`, `--data` and the options of file datasets, shared by train and evaluate.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Dataset: \(NamedDataset.allCases.map(\.rawValue).joined(separator: ", ")), or a path: an image folder "
+                               + "(class sub-folders, optionally under train/ and test/), a .csv file or a Keras-style .npz "
+                               + "(x_train, y_train, x_test, y_test)."))
+    var dataset = NamedDataset.fashionMNIST.rawValue
+
+    @Option(help: "Folder with a named dataset's files (default: /usr/share/datasets/fashion-mnist, else ~/.cache/kiln/datasets/NAME).")
+    var data: String?
+
+    @Option(help: "Image size HEIGHT,WIDTH for image folders.")
+    var imageSize = "64,64"
+
+    @Option(help: "Channels for image folders: 1 (gray) or 3 (RGB).")
+    var channels = 3
+
+    @Option(help: "Label column of a .csv file (default: the last).")
+    var labelColumn: String?
+
+    /// Training and test data; file datasets without a test part keep their last 20% for testing.
+    func load(_ source: String) throws -> (training: Dataset, test: Dataset) {
+        if let named = NamedDataset(rawValue: source.lowercased()) {
+            let directory = data.map { URL(fileURLWithPath: $0) }
+            return (try named.load(.train, from: directory), try named.load(.test, from: directory))
+        }
+        let url = URL(fileURLWithPath: source)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ValidationError("--dataset: '\(source)' is neither a known dataset (\(NamedDataset.allCases.map(\.rawValue).joined(separator: ", "))) nor a file or folder")
+        }
+        if isDirectory.boolValue {
+            let size = imageSize.split(separator: ",").compactMap { Int($0) }
+            guard size.count == 2, size.allSatisfy({ $0 > 0 }), channels == 1 || channels == 3 else {
+                throw ValidationError("--image-size takes HEIGHT,WIDTH and --channels 1 or 3")
+            }
+            let train = url.appendingPathComponent("train"), test = url.appendingPathComponent("test")
+            if FileManager.default.fileExists(atPath: train.path), FileManager.default.fileExists(atPath: test.path) {
+                return (try ImageFolder.dataset(train, size: (size[0], size[1]), channels: channels),
+                        try ImageFolder.dataset(test, size: (size[0], size[1]), channels: channels))
+            }
+            return try holdOut(try ImageFolder.dataset(url, size: (size[0], size[1]), channels: channels), seed: 1)
+        }
+        switch url.pathExtension.lowercased() {
+        case "csv": return try holdOut(try CSVData.dataset(url, labelColumn: labelColumn), seed: 1)
+        case "npz":
+            let arrays = try NumPy.readArchive(url)
+            func pair(_ x: String, _ y: String) throws -> Dataset {
+                guard let xs = arrays[x], let ys = arrays[y] else {
+                    throw DataError(url.path, "expected arrays \(x) and \(y) (found: \(arrays.keys.sorted().joined(separator: ", ")))")
+                }
+                return try NumPy.dataset(x: xs, y: ys, file: url.path)
+            }
+            if arrays["x_test"] != nil { return (try pair("x_train", "y_train"), try pair("x_test", "y_test")) }
+            return try holdOut(try pair(arrays["x_train"] != nil ? "x_train" : "x", arrays["y_train"] != nil ? "y_train" : "y"), seed: 1)
+        default:
+            throw ValidationError("--dataset: cannot read '\(source)'; expected an image folder, .csv or .npz")
+        }
+    }
+
+    /// A shuffled 80/20 split of a dataset that has no test part.
+    private func holdOut(_ data: Dataset, seed: UInt64) throws -> (training: Dataset, test: Dataset) {
+        var random = RandomGenerator(seed: seed)
+        var order = Array(0..<data.count)
+        for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        let cut = max(1, data.count * 4 / 5)
+        guard cut < data.count else { throw DataError("dataset", "\(data.count) samples are too few to hold some out for testing") }
+        return (data.subset(Array(order[..<cut])), data.subset(Array(order[cut...])))
+    }
+}
+
+/// Runs a command body, turning Kiln's errors into one clear line and a non-zero exit.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as DataError {
+        throw CleanExit.message(error.description)
+    } catch let error as TensorError {
+        throw CleanExit.message(error.description)
+    } catch let error as DeviceError {
+        throw CleanExit.message(error.description)
+    } catch let error as TrainingError {
+        throw CleanExit.message(error.description)
+    }
+}
+
+/// An error printed as `Error: message` by ArgumentParser, with exit code 1.
+enum CleanExit: Error, CustomStringConvertible {
+    case message(String)
+    var description: String { if case .message(let text) = self { text } else { "" } }
+}
+
+/// Loads a model file, a Kiln checkpoint (.safetensors) or a Keras model JSON, with its metadata.
+func loadModel(_ path: String, device: (any Device)?) throws -> (model: Model, metadata: [String: String]) {
+    let url = URL(fileURLWithPath: path)
+    guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("no such file: \(path)") }
+    if url.pathExtension == "json" {
+        let model = try KerasConfig.model(fromJSON: try Data(contentsOf: url), file: path)
+        try model.place(on: device)
+        return (model, [:])
+    }
+    return try Checkpoint.load(url, device: device)
+}

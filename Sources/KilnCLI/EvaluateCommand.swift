@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Test a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix (and confusion.svg).")
+
+    @Argument(help: "A Kiln checkpoint (.safetensors).")
+    var model: String
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name.")
+    var device: String?
+
+    @Option(help: "Where to write confusion.svg.")
+    var output = "confusion.svg"
+
+    func run() throws {
+        try reportingErrors {
+            let model = try loadModel(self.model, device: try Devices.select(device)).model
+            if model.compiled == nil { try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true)) }
+            let test = try data.load(data.dataset).test
+            let report = try Report.evaluate(model, on: test, classNames: test.classNames)
+            print(String(format: "Test loss %.4f - accuracy %.4f (%d samples)", report.loss, report.accuracy, report.total))
+            print(report.text)
+            try Data(Charts.confusion(report).utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            print("Wrote \(output)")
+        }
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Run a model on images (PNG/JPEG) or .npy arrays of samples; print the top classes.",
+        discussion: "Images are resized to the model's input size and scaled by 1/255; .npy samples are fed as stored (bytes scaled by 1/255).")
+
+    @Argument(help: "A Kiln checkpoint (.safetensors) or Keras model JSON.")
+    var model: String
+
+    @Argument(help: "Image files or .npy arrays of shape (N, …sample shape).")
+    var inputs: [String]
+
+    @Option(help: "How many classes to print per sample.")
+    var top = 3
+
+    @Option(help: "Write the raw model outputs to this .npy file.")
+    var output: String?
+
+    @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name.")
+    var device: String?
+
+    func run() throws {
+        try reportingErrors {
+            let (model, metadata) = try loadModel(self.model, device: try Devices.select(device))
+            guard let shape = model.inputs.first?.shape else { throw ValidationError("the model has no input shape") }
+            var samples: [Float] = [], names: [String] = []
+            for path in inputs {
+                let url = URL(fileURLWithPath: path)
+                if url.pathExtension.lowercased() == "npy" {
+                    let array = try NumPy.read(url)
+                    let sample = shape.reduce(1, *)
+                    guard Array(array.shape.suffix(shape.count)) == shape, array.shape.count == shape.count + 1 else {
+                        throw DataError(path, "array of shape \(array.shape) does not hold samples of shape \(shape)")
+                    }
+                    let scale: Float = array.dtype == "|u1" ? 1 / 255 : 1
+                    samples += array.values.map { $0 * scale }
+                    names += (0..<array.values.count / sample).map { "\(path)[\($0)]" }
+                } else {
+                    guard shape.count == 3 else { throw ValidationError("\(path): images need a model with (height, width, channels) inputs, this one takes \(shape)") }
+                    let image = try ImageFolder.decode(url)
+                    samples += ImageFolder.resize(image, to: (shape[0], shape[1]), channels: shape[2]).map { Float($0) / 255 }
+                    names.append(path)
+                }
+            }
+            let count = names.count
+            let data = Dataset(features: .floats(samples), sampleShape: shape)
+            let outputs = try model.predict(data, normalization: .none)
+            let classes = outputs.count / count
+            let classNames = metadata["class_names"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+                .flatMap { $0.count == classes ? $0 : nil } ?? (0..<classes).map(String.init)
+            for (i, name) in names.enumerated() {
+                let row = Array(outputs[i * classes ..< (i + 1) * classes])
+                let peak = row.max()!
+                let exp = row.map { Foundation.exp($0 - peak) }, total = exp.reduce(0, +)
+                let ranked = row.indices.sorted { row[$0] > row[$1] }.prefix(top)
+                print("\(name): " + ranked.map { "\(classNames[$0]) \(String(format: "%.3f", exp[$0] / total))" }.joined(separator: ", "))
+            }
+            if let output { try NumPy.write(outputs, shape: [count, classes], to: URL(fileURLWithPath: output)) }
+        }
+    }
+}
+
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "summary", abstract: "Print a model's Keras-style summary.")
+
+    @Argument(help: "A built-in model name, a Kiln checkpoint (.safetensors) or a Keras model JSON.")
+    var model: String
+
+    @Option(help: "Input shape H,W,C for built-in models (default 28,28,1).")
+    var inputShape = "28,28,1"
+
+    @Option(help: "Output classes for built-in models.")
+    var classes = 10
+
+    func run() throws {
+        try reportingErrors {
+            if let zoo = ModelZoo(rawValue: model) {
+                let shape = inputShape.split(separator: ",").compactMap { Int($0) }
+                guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
+                print(try zoo.make(inputShape: shape, classes: classes).summary())
+            } else if model.hasSuffix(".json") {
+                print(try KerasConfig.model(fromJSON: try Data(contentsOf: URL(fileURLWithPath: model)), file: model).summary())
+            } else {
+                print(try loadModel(model, device: CPUDevice.shared).model.summary())
+            }
+        }
+    }
+}
