@@ -57,7 +57,8 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             let device = try Devices.select(self.device)
             var settings = RunSettings(model: model, dataset: data.dataset, batchSize: batchSize, seed: seed, augment: augment,
-                                       validationSplit: validationSplit)
+                                       validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
+                                       channels: data.channels, labelColumn: data.labelColumn)
             var model: Model!
             if let resume {
                 let checkpoint = try Checkpoint.load(URL(fileURLWithPath: resume), device: device)
@@ -68,6 +69,8 @@ struct TrainCommand: ParsableCommand {
                 guard model.compiled != nil else { throw ValidationError("\(resume) holds no optimizer state; it cannot be resumed") }
                 print("Resuming \(resume) at epoch \(model.epochsTrained) of \(epochs).")
             }
+            var data = self.data
+            (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
             let (training, test) = try data.load(settings.dataset)
             if resume == nil { model = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: training.classCount) }
             if model.device == nil {
@@ -134,6 +137,7 @@ struct RunSettings: Codable {
     var batchSize: Int, seed: UInt64
     var augment: String?
     var validationSplit: Double
+    var data: String?, imageSize: String, channels: Int, labelColumn: String?
 }
 
 func timestamp() -> String {

@@ -26,11 +26,12 @@ public enum KerasConfig {
         switch className {
         case "Sequential":
             var layers: [Layer] = []
+            var input: Input?
             var inputShape = (config["build_input_shape"] as? [Any]).map(sampleShape)
             for entry in layerList {
                 let layerConfig = entry["config"] as? [String: Any] ?? [:]
                 if entry["class_name"] as? String == "InputLayer" {
-                    inputShape = try batchShape(layerConfig, file: file)
+                    input = Input(shape: try batchShape(layerConfig, file: file), name: layerConfig["name"] as? String)
                     continue
                 }
                 if inputShape == nil, let shape = layerConfig["batch_input_shape"] ?? layerConfig["batch_shape"], let list = shape as? [Any] {
@@ -38,7 +39,10 @@ public enum KerasConfig {
                 }
                 layers.append(try layer(entry, file: file))
             }
-            return try Sequential(layers, inputShape: inputShape, name: name)
+            do {
+                if let input { return try Sequential([input] + layers, name: name) }
+                return try Sequential(layers, inputShape: inputShape, name: name)
+            } catch { throw DataError(file, "\(error)") }
         case "Functional", "Model":
             return try functional(config, layerList, name: name, file: file)
         default:

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+@Suite("Command line") struct CLITests {
+    static func kiln(_ arguments: String...) throws -> (status: Int32, output: String) {
+        try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"])
+    }
+
+    @Test func argumentErrorsAreOneClearLine() throws {
+        let cases: [([String], String)] = [
+            (["train", "--epochs", "0"], "--epochs must be positive"),
+            (["train", "--dataset", "imagenet-22k"], "'imagenet-22k' is neither a known dataset"),
+            (["train", "--optimizer", "lbfgs", "--epochs", "1"], "unknown optimizer 'lbfgs'"),
+            (["train", "--model", "no-such-model", "--epochs", "1"], "neither a built-in model"),
+            (["train", "--augment", "twirl"], "cannot read 'twirl'"),
+            (["train", "--dataset", "mnist", "--data", "/nonexistent"], "train-images-idx3-ubyte.gz"),
+            (["evaluate", "/nonexistent.safetensors"], "no such file"),
+            (["summary", "workshop-cnn", "--input-shape", "a,b"], "--input-shape"),
+        ]
+        for (arguments, message) in cases {
+            let (status, output) = try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"])
+            #expect(status != 0, "\(arguments)")
+            #expect(output.contains(message), "\(arguments): \(output)")
+            #expect(!output.contains("Fatal error") && !output.contains("Stack dump"), "\(arguments): \(output)")
+        }
+    }
+
+    @Test func summaryOfTheWorkshopCNN() throws {
+        let (status, output) = try Self.kiln("summary", "workshop-cnn")
+        #expect(status == 0 && output.contains("Total params: 28,394") && output.contains("(None, 3, 3, 32)"), "\(output)")
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        for command in ["train", "evaluate", "predict", "summary", "devices", "benchmark"] {
+            let (status, output) = try Self.kiln(command, "--help")
+            #expect(status == 0 && output.contains("USAGE"), "\(command): \(output)")
+        }
+    }
+
+    /// The whole loop on a small file dataset: train, then evaluate and predict with the checkpoint.
+    @Test func trainEvaluatePredictOnAnImageFolder() throws {
+        let folder = try temporaryFolder()
+        var random = Random("cli")
+        for (label, name) in ["dark", "light"].enumerated() {
+            let directory = folder.appendingPathComponent("data/\(name)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for i in 0..<20 {
+                let pixels = (0..<64).map { _ in UInt8(label * 150 + random.int(100)) }
+                try Data(png(width: 8, height: 8, channels: 1, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
+            }
+        }
+        let run = folder.appendingPathComponent("run").path
+        let (status, output) = try Self.kiln("train", "--dataset", folder.appendingPathComponent("data").path, "--image-size", "8,8",
+                                             "--channels", "1", "--model", "mlp", "--epochs", "3", "--batch-size", "8", "--out", run)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("Epoch 3/3") && output.contains("samples/s") && output.contains("test accuracy"), "\(output)")
+        for file in ["history.csv", "metrics.json", "model.safetensors", "curves.svg", "confusion.svg"] {
+            #expect(FileManager.default.fileExists(atPath: "\(run)/\(file)"), "\(file)")
+        }
+        let checkpoint = "\(run)/model.safetensors"
+        let (evalStatus, evalOutput) = try Self.kiln("evaluate", checkpoint, "--dataset", folder.appendingPathComponent("data").path,
+                                                     "--image-size", "8,8", "--channels", "1", "--output", "\(run)/eval.svg")
+        #expect(evalStatus == 0 && evalOutput.contains("precision") && evalOutput.contains("light"), "\(evalOutput)")
+        let image = folder.appendingPathComponent("data/light/0.png").path
+        let (predictStatus, predictOutput) = try Self.kiln("predict", checkpoint, image, "--top", "1", "--output", "\(run)/y.npy")
+        #expect(predictStatus == 0 && predictOutput.contains("light"), "\(predictOutput)")
+        #expect(FileManager.default.fileExists(atPath: "\(run)/y.npy"))
+        let (resumeStatus, resumeOutput) = try Self.kiln("train", "--resume", checkpoint, "--epochs", "4", "--out", run)
+        #expect(resumeStatus == 0 && resumeOutput.contains("Epoch 4/4"), "\(resumeOutput)")
+        #expect(try String(contentsOfFile: "\(run)/history.csv", encoding: .utf8).split(separator: "\n").count == 5)
+    }
+}
