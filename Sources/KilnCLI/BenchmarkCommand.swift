@@ -6,7 +6,7 @@ struct BenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure Kiln's kernels.",
-        subcommands: [OpsBenchmarkCommand.self])
+        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self])
 }
 
 struct OpsBenchmarkCommand: ParsableCommand {
@@ -60,5 +60,36 @@ struct OpsBenchmarkCommand: ParsableCommand {
     private func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
         let space = String(repeating: " ", count: max(0, width - text.count))
         return right ? space + text : text + space
+    }
+}
+
+struct PipelineBenchmarkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Samples/s of the input pipeline alone (shuffle, normalise, optionally augment, upload) on Fashion-MNIST.")
+
+    @Option(help: "Samples per batch.")
+    var batchSize = 32
+
+    @Option(help: "Augmentation spec, e.g. flip,shift=0.1 (default: none).")
+    var augment: String?
+
+    @Option(help: "Device the batches are uploaded to.")
+    var device = "cpu"
+
+    func run() throws {
+        try reportingErrors {
+            let data = try NamedDataset.fashionMNIST.load(.train)
+            let loader = try BatchLoader(data, batchSize: batchSize, shuffle: true, seed: 1, augmentation: try augment.map { try Augmentation(spec: $0) })
+            let target = try Devices.select(device)
+            for epoch in 1...3 {
+                let start = Date()
+                var samples = 0
+                for batch in loader.batches(epoch: epoch, on: target) { samples += try batch.get().count }
+                try target.synchronize()
+                let seconds = Date().timeIntervalSince(start)
+                print(String(format: "epoch %d: %d samples in %.2f s = %.0f samples/s", epoch, samples, seconds, Double(samples) / seconds))
+            }
+        }
     }
 }
