@@ -10,6 +10,10 @@ struct TrainCommand: ParsableCommand {
             With no options it trains the workshop CNN on Fashion-MNIST for 5 epochs (Adam 1e-3, batch 32, \
             sparse categorical cross-entropy from logits) and writes history.csv, metrics.json, model.safetensors, \
             curves.svg and confusion.svg into the run folder.
+
+            Transfer learning: --base FILE [--cut LAYER] [--freeze-base] --head "gap,dense:128:relu,dropout:0.3,dense:N" \
+            trains a new head on a pretrained model (N = number of classes); --cache-features runs the frozen base once \
+            and trains the head on its outputs. Fine-tune later with --resume CKPT --unfreeze all --learning-rate 1e-5.
             """)
 
     @Option(help: "Built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) or a Keras model JSON file.")
@@ -26,7 +30,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "adam, sgd, rmsprop or adamw.")
     var optimizer = "adam"
 
-    @Option(help: "Learning rate (default: 1e-3 for adam/adamw/rmsprop, 1e-2 for sgd).")
+    @Option(help: "Learning rate (default: 1e-3 for adam/adamw/rmsprop, 1e-2 for sgd; with --resume, replaces the saved one).")
     var learningRate: Float?
 
     @Option(help: "Momentum for sgd and rmsprop.")
@@ -37,6 +41,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "On-the-fly augmentation, e.g. flip,shift=0.1,rotate=0.05,zoom=0.1,crop=4.")
     var augment: String?
+
+    @Option(help: "Input preprocessing: unit (÷255), none, tf ([-1, 1]), torch (ImageNet mean/std) or caffe (BGR, mean subtracted).")
+    var preprocess = "unit"
 
     @Option(help: "Stop when val_loss has not improved for this many epochs (and restore the best weights).")
     var earlyStopping: Int?
@@ -53,55 +60,103 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue training from this checkpoint (its settings are reused).")
     var resume: String?
 
+    @Option(help: "Pretrained model to transfer from (a Kiln checkpoint).")
+    var base: String?
+
+    @Option(help: "Keep the base up to and including this layer.")
+    var cut: String?
+
+    @Flag(help: "Freeze the base: only the head trains.")
+    var freezeBase = false
+
+    @Option(help: "Head layers on the base, e.g. gap,dense:128:relu,dropout:0.3,dense:N (default: gap,dense:N on images, else dense:N).")
+    var head: String?
+
+    @Flag(help: "Run the frozen base once and train the head on its cached outputs.")
+    var cacheFeatures = false
+
+    @Option(help: "With --resume: unfreeze these layers (comma-separated) or all.")
+    var unfreeze: String?
+
     func run() throws {
         try reportingErrors {
             let device = try Devices.select(self.device)
-            var settings = RunSettings(model: model, dataset: data.dataset, batchSize: batchSize, seed: seed, augment: augment,
-                                       validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
-                                       channels: data.channels, labelColumn: data.labelColumn)
-            var model: Model!
+            var settings = RunSettings(model: base == nil ? model : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
+                                       augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
+                                       channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
+                                       base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures)
+            var loaded: Model?
             if let resume {
                 let checkpoint = try Checkpoint.load(URL(fileURLWithPath: resume), device: device)
-                model = checkpoint.model
                 if let saved = checkpoint.metadata["training"].flatMap({ try? JSONDecoder().decode(RunSettings.self, from: Data($0.utf8)) }) {
                     settings = saved
                 }
-                guard model.compiled != nil else { throw ValidationError("\(resume) holds no optimizer state; it cannot be resumed") }
-                print("Resuming \(resume) at epoch \(model.epochsTrained) of \(epochs).")
+                guard let compiled = checkpoint.model.compiled else { throw ValidationError("\(resume) holds no optimizer state; it cannot be resumed") }
+                if let unfreeze {
+                    try checkpoint.model.setTrainable(true, layers: unfreeze == "all" ? nil : unfreeze.split(separator: ",").map(String.init))
+                    settings.cacheFeatures = false
+                }
+                if let learningRate { compiled.optimizer.learningRate = learningRate }
+                loaded = checkpoint.model
+                print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
             }
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
             let (training, test) = try data.load(settings.dataset)
-            if resume == nil { model = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: training.classCount) }
-            if model.device == nil {
-                try model.place(on: device, seed: settings.seed)
-                try model.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+            let normalization = try Normalization(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
+            var transfer: (trunk: Model, head: [Layer])?
+            if loaded == nil {
+                if let base = settings.base {
+                    transfer = try transferModel(base, settings, classes: training.classCount, device: device)
+                    loaded = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
+                } else {
+                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: training.classCount)
+                }
+                try loaded!.place(on: device, seed: settings.seed)
+                try loaded!.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
             }
-            print("Training \(model.name) (\(model.parameterCount) parameters) on \(settings.dataset) (\(training.count) training, "
-                  + "\(test.count) test samples) on \(model.device!.info.name)")
-            let folder = URL(fileURLWithPath: out ?? "runs/\(settings.model.replacingOccurrences(of: "/", with: "_"))-\(settings.dataset)-\(timestamp())")
+            let model = loaded!
+            print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
+                  + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
+            let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
+            checkpoint.metadata["preprocessing"] = settings.preprocess
             if let names = training.classNames { checkpoint.metadata["class_names"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
-            var callbacks: [Callback] = [CSVLogger(folder.appendingPathComponent("history.csv")), checkpoint]
+            var callbacks: [Callback] = [CSVLogger(folder.appendingPathComponent("history.csv"))]
             if let earlyStopping { callbacks.insert(EarlyStopping(monitor: "val_loss", patience: earlyStopping, restoreBestWeights: true), at: 0) }
             let start = Date()
-            let remaining = epochs - model.epochsTrained
+            let remaining = max(epochs - model.epochsTrained, 0)
             let split = try training.split(validationFraction: settings.validationSplit)
-            let augmentation = try settings.augment.map { try Augmentation(spec: $0) }
-            try model.fit(split.training, epochs: max(remaining, 0), batchSize: settings.batchSize, validationData: split.validation,
-                          augmentation: augmentation, seed: settings.seed, callbacks: callbacks)
+            if let transfer, settings.cacheFeatures {
+                try TransferLearning.fitHead(of: model, trunk: transfer.trunk, head: transfer.head, training: split.training,
+                                             validation: split.validation, epochs: remaining, batchSize: settings.batchSize,
+                                             normalization: normalization, seed: settings.seed, callbacks: callbacks, cacheDirectory: folder)
+                try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url)
+            } else {
+                try model.fit(split.training, epochs: remaining, batchSize: settings.batchSize, validationData: split.validation,
+                              normalization: normalization, augmentation: try settings.augment.map { try Augmentation(spec: $0) },
+                              seed: settings.seed, callbacks: callbacks + [checkpoint])
+            }
             let seconds = Date().timeIntervalSince(start)
-            let report = try Report.evaluate(model, on: test, classNames: training.classNames)
+            let report = try Report.evaluate(model, on: test, classNames: training.classNames, normalization: normalization)
             try Report.write(history: model.trainingHistory, report: report, to: folder, extra: [
                 "device": model.device!.info.name, "seconds": seconds,
-                "samples_per_second": Double(split.training.count * max(remaining, 0)) / max(seconds, 1e-9),
+                "samples_per_second": Double(split.training.count * remaining) / max(seconds, 1e-9),
                 "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
             ])
             print(String(format: "Test loss %.4f - test accuracy %.4f", report.loss, report.accuracy))
             print("Wrote \(folder.path)/{history.csv,metrics.json,model.safetensors,curves.svg,confusion.svg}")
             if let reason = model.lastStopReason, reason.contains("TerminateOnNaN") { throw ExitCode.failure }
         }
+    }
+
+    /// The pretrained base (cut where asked) and the new head's layers.
+    private func transferModel(_ path: String, _ settings: RunSettings, classes: Int, device: any Device) throws -> (trunk: Model, head: [Layer]) {
+        let base = try loadModel(path, device: device).model
+        let trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base
+        let spec = settings.head ?? (trunk.outputs[0].shape.count == 3 ? "gap,dense:N" : "dense:N")
+        return (trunk, try TransferLearning.head(spec, classes: classes))
     }
 
     private func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int) throws -> Model {
@@ -128,6 +183,12 @@ struct TrainCommand: ParsableCommand {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard validationSplit > 0, validationSplit < 1 else { throw ValidationError("--validation-split must be between 0 and 1") }
         if let augment { _ = try Augmentation(spec: augment) }
+        if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures {
+            throw ValidationError("--cut, --head, --freeze-base and --cache-features need --base")
+        }
+        if cacheFeatures, !freezeBase { throw ValidationError("--cache-features needs --freeze-base (the base must not change)") }
+        if unfreeze != nil, resume == nil { throw ValidationError("--unfreeze needs --resume") }
+        if cacheFeatures, augment != nil { throw ValidationError("--cache-features computes features once, so it cannot augment") }
     }
 }
 
@@ -138,6 +199,9 @@ struct RunSettings: Codable {
     var augment: String?
     var validationSplit: Double
     var data: String?, imageSize: String, channels: Int, labelColumn: String?
+    var preprocess: String
+    var base: String?, cut: String?, head: String?
+    var freezeBase: Bool, cacheFeatures: Bool
 }
 
 func timestamp() -> String {

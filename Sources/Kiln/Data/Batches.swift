@@ -8,6 +8,21 @@ public enum Normalization: Hashable, Sendable {
     case unitRange
     /// After ÷255 for bytes, `(x − mean[c]) / std[c]` per channel (last axis).
     case standardize(mean: [Float], std: [Float])
+    /// Keras `caffe` mode: RGB → BGR, then the ImageNet BGR means subtracted on the 0–255 scale.
+    case caffe
+
+    /// The input preprocessing pretrained networks expect: `unit` (÷255), `none`, `tf` ([-1, 1]),
+    /// `torch` (÷255 then ImageNet mean/std) or `caffe`.
+    public init(preset: String, channels: Int) throws {
+        switch preset.lowercased() {
+        case "unit": self = .unitRange
+        case "none": self = .none
+        case "tf": self = .standardize(mean: [Float](repeating: 0.5, count: channels), std: [Float](repeating: 0.5, count: channels))
+        case "torch" where channels == 3: self = .standardize(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+        case "caffe" where channels == 3: self = .caffe
+        default: throw DataError("--preprocess", "unknown mode '\(preset)' for \(channels)-channel inputs (unit, none, tf; torch and caffe need RGB)")
+        }
+    }
 }
 
 /// One batch on the device: inputs and labels (int32) or targets (float).
@@ -37,6 +52,7 @@ public struct BatchLoader {
         if let augmentation, !augmentation.isIdentity, dataset.sampleShape.count != 3 {
             throw DataError("augmentation", "needs (height, width, channels) images, samples have shape \(dataset.sampleShape)")
         }
+        if normalization == .caffe, dataset.sampleShape.last != 3 { throw DataError("normalization", "caffe mode needs RGB samples") }
         if case .standardize(let mean, let std) = normalization, mean.count != dataset.sampleShape.last || std.count != mean.count {
             throw DataError("normalization", "needs one mean and std per channel (\(dataset.sampleShape.last ?? 0)), got \(mean.count) and \(std.count)")
         }
@@ -90,13 +106,21 @@ public struct BatchLoader {
         let size = dataset.sampleSize, base = sample * size
         switch dataset.features {
         case .bytes(let bytes):
-            let scale: Float = normalization == .none ? 1 : 1 / 255
+            let scale: Float = normalization == .none || normalization == .caffe ? 1 : 1 / 255
             bytes.withUnsafeBufferPointer { b in for i in 0..<size { target[i] = Float(b[base + i]) * scale } }
         case .floats(let values):
             values.withUnsafeBufferPointer { v in for i in 0..<size { target[i] = v[base + i] } }
         }
-        if case .standardize(let mean, let std) = normalization {
+        switch normalization {
+        case .standardize(let mean, let std):
             for i in 0..<size { target[i] = (target[i] - mean[i % channels]) / std[i % channels] }
+        case .caffe:
+            let means: [Float] = [103.939, 116.779, 123.68]
+            for pixel in stride(from: 0, to: size, by: 3) {
+                (target[pixel], target[pixel + 2]) = (target[pixel + 2] - means[0], target[pixel] - means[2])
+                target[pixel + 1] -= means[1]
+            }
+        case .none, .unitRange: break
         }
     }
 

@@ -103,6 +103,7 @@ public final class Dropout: Layer {
 
     override func materialize(on device: any Device, random: inout RandomGenerator) throws {
         seed = random.next()
+        isPlaced = true
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {

@@ -45,7 +45,7 @@ open class Layer {
     public private(set) var outputShape: [Int]?
 
     public init(name: String?, kind: String) {
-        self.name = name ?? LayerNames.next(kind)
+        self.name = name.map(LayerNames.reserve) ?? LayerNames.next(kind)
     }
 
     /// Keras's class name, shown by `summary()`.
@@ -80,8 +80,12 @@ open class Layer {
         return weight
     }
 
+    /// Whether the weights have values (the layer has been placed on a device).
+    public internal(set) var isPlaced = false
+
     /// Gives every weight a value on `device`, drawn from its initializer.
     func materialize(on device: any Device, random: inout RandomGenerator) throws {
+        defer { isPlaced = true }
         for weight in weights {
             let values = weight.initializer.values(shape: weight.shape, random: &random)
             let tensor = try Tensor(values, shape: weight.shape, on: device)
@@ -103,16 +107,26 @@ open class Layer {
     public var trainableParameterCount: Int { weights.filter(\.isTrainable).reduce(0) { $0 + $1.count } }
 }
 
-/// Keras-style automatic names: `conv2d`, `conv2d_1`, …
+/// Keras-style automatic names, `conv2d`, `conv2d_1`, …, skipping every name already given out
+/// (including explicit ones, e.g. from a loaded model), so a new head never collides with its base.
 enum LayerNames {
     private static let lock = Lock()
     nonisolated(unsafe) private static var counts: [String: Int] = [:]
+    nonisolated(unsafe) private static var used: Set<String> = []
 
     static func next(_ kind: String) -> String {
         lock.withLock {
-            let n = counts[kind, default: 0]
-            counts[kind] = n + 1
-            return n == 0 ? kind : "\(kind)_\(n)"
+            while true {
+                let n = counts[kind, default: 0]
+                counts[kind] = n + 1
+                let name = n == 0 ? kind : "\(kind)_\(n)"
+                if used.insert(name).inserted { return name }
+            }
         }
+    }
+
+    static func reserve(_ name: String) -> String {
+        _ = lock.withLock { used.insert(name) }
+        return name
     }
 }

@@ -45,6 +45,10 @@ open class Model {
             throw TensorError.shape("model '\(name)': output depends on input '\(t.layer.name)' that is not among the model's inputs")
         }
         (self.inputs, self.outputs, self.nodes) = (inputs, outputs, order.filter { !($0.layer is Input) })
+        var names = Set<String>()
+        for layer in layers where !names.insert(layer.name).inserted {
+            throw TensorError.shape("model '\(name)': two layers are named '\(layer.name)'; layer names must be unique")
+        }
     }
 
     /// Each layer once, in execution order (inputs first).
@@ -57,14 +61,46 @@ open class Model {
     public var trainableWeights: [Weight] { weights.filter(\.isTrainable) }
     public var nonTrainableWeights: [Weight] { weights.filter { !$0.isTrainable } }
 
-    /// Creates the weights on `device` (default: `Devices.select()`), initialised from `seed`.
-    /// Runs once; later calls move nothing.
+    /// Creates the weights of layers that have none yet on `device` (default: the device of layers
+    /// already placed, else `Devices.select()`), initialised from `seed`. Placed weights never move.
     public func place(on device: (any Device)? = nil, seed: UInt64 = 0) throws {
         if self.device != nil { return }
-        let device = try device ?? Devices.select()
+        let existing = weights.lazy.compactMap { $0.value?.device }.first
+        let device = try existing ?? device ?? Devices.select()
+        if let existing, let device = device as (any Device)?, existing !== device {
+            throw TensorError.device("model '\(name)': some layers already live on \(existing.info.name)")
+        }
         var random = RandomGenerator(seed: seed)
-        for layer in layers { try layer.materialize(on: device, random: &random) }
+        for layer in layers where !layer.isPlaced { try layer.materialize(on: device, random: &random) }
         self.device = device
+    }
+
+    /// The layer called `name`.
+    public func layer(named name: String) throws -> Layer {
+        guard let layer = layers.first(where: { $0.name == name }) else { throw missingLayer(name) }
+        return layer
+    }
+
+    /// The symbolic output of the layer called `name`, to build on (transfer learning).
+    public func output(of name: String) throws -> SymbolicTensor {
+        if let input = inputs.first(where: { $0.name == name }) { return input.output }
+        guard let node = nodes.first(where: { $0.layer.name == name }) else { throw missingLayer(name) }
+        return node
+    }
+
+    private func missingLayer(_ name: String) -> TensorError {
+        .shape("model '\(self.name)' has no layer '\(name)' (layers: \(layers.map(\.name).joined(separator: ", ")))")
+    }
+
+    /// The model up to and including layer `name`, sharing its layers and weights.
+    public func truncated(at name: String) throws -> Model {
+        try Model(inputs: inputs, outputs: [try output(of: name)], name: "\(self.name)_to_\(name)")
+    }
+
+    /// Freezes (false) or unfreezes (true) every layer, or the named ones.
+    public func setTrainable(_ trainable: Bool, layers names: [String]? = nil) throws {
+        let chosen = try names.map { try $0.map { try layer(named: $0) } } ?? layers
+        for layer in chosen { layer.trainable = trainable }
     }
 
     /// Runs the model on one input batch.
