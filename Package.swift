@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "KilnCLI",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnCLI", "CZlib"]),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "KilnCLI", "CZlib"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Files made by the real frameworks with Scripts/make-fixtures.sh.
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+@Suite("Weight import and export") struct ImportTests {
+    /// Kiln's twin of `ResidualCNN` in Scripts/make-fixtures.py, with the PyTorch module names.
+    static func residualCNN() throws -> Model {
+        let input = Input(shape: [8, 8, 3])
+        let y = try ReLU()(BatchNormalization(momentum: 0.9, epsilon: 1e-5, name: "bn1")(Conv2D(8, kernelSize: 3, padding: .same, name: "conv1")(input)))
+        let z = try BatchNormalization(momentum: 0.9, epsilon: 1e-5, name: "bn2")(Conv2D(8, kernelSize: 3, padding: .same, name: "conv2")(y))
+        let pooled = try MaxPooling2D(2)(ReLU()(Add()([y, z])))
+        return try Model(inputs: input, outputs: Dense(5, name: "fc")(Flatten()(pooled)))
+    }
+
+    /// PyTorch's outputs on its own NCHW input, fed to Kiln as NHWC: within 1e-5 relative to the
+    /// outputs' RMS (float32 sums in another order differ in the last bits).
+    @Test(arguments: Backend.all)
+    func pytorchStateDictMatchesPyTorch(_ backend: Backend) throws {
+        let model = try Self.residualCNN()
+        try model.place(on: backend.device)
+        try PyTorchWeights.load(fixtures.appendingPathComponent("torch_cnn.safetensors"), into: model)
+        let x = try NumPy.read(fixtures.appendingPathComponent("torch_cnn_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("torch_cnn_y.npy"))
+        let nchw = try Tensor(x.values, shape: x.shape, on: backend.device)
+        let y = try model(nchw.permuted([0, 2, 3, 1])).toArray()
+        expectClose(y, expected.values.map(Double.init), "Kiln vs PyTorch", tolerance: 1e-5)
+    }
+
+    @Test func pytorchExportRoundTrips() throws {
+        let source = try Self.residualCNN()
+        try source.place(on: CPUDevice.shared, seed: 3)
+        let url = try temporaryFolder().appendingPathComponent("out.safetensors")
+        try PyTorchWeights.save(source, to: url)
+        let file = try SafeTensors(contentsOf: url)
+        #expect(file.entries["conv1.weight"]?.shape == [8, 3, 3, 3] && file.entries["fc.weight"]?.shape == [5, 128])
+        #expect(file.entries["bn2.running_var"]?.shape == [8])
+        let copy = try Self.residualCNN()
+        try copy.place(on: CPUDevice.shared, seed: 4)
+        try PyTorchWeights.load(url, into: copy)
+        for (a, b) in zip(source.weights, copy.weights) { #expect(try a.value.toArray() == b.value.toArray(), "\(a.path)") }
+    }
+
+    @Test func badStateDictsAreNamed() throws {
+        let model = try Self.residualCNN()
+        try model.place(on: CPUDevice.shared)
+        let url = try temporaryFolder().appendingPathComponent("bad.safetensors")
+        let original = try SafeTensors(contentsOf: fixtures.appendingPathComponent("torch_cnn.safetensors"))
+        var tensors = try original.entries.keys.sorted().map { (name: $0, shape: original.entries[$0]!.shape, values: try original.floats($0)) }
+        tensors.removeAll { $0.name == "bn1.running_var" }
+        try SafeTensors.write(tensors, metadata: [:], to: url)
+        #expect { try PyTorchWeights.load(url, into: model) } throws: { "\($0)".contains("bn1.running_var") && "\($0)".contains(url.path) }
+        tensors.append((name: "bn1.running_var", shape: [9], values: [Float](repeating: 1, count: 9)))
+        try SafeTensors.write(tensors, metadata: [:], to: url)
+        #expect { try PyTorchWeights.load(url, into: model) } throws: { "\($0)".contains("'bn1.running_var' has shape [9]") }
+        tensors.removeLast()
+        tensors.append((name: "bn1.running_var", shape: [8], values: [Float](repeating: 1, count: 8)))
+        tensors.append((name: "head.weight", shape: [1], values: [0]))
+        try SafeTensors.write(tensors, metadata: [:], to: url)
+        #expect { try PyTorchWeights.load(url, into: model) } throws: { "\($0)".contains("no place for: head.weight") }
+        try PyTorchWeights.load(url, into: model, strict: false)
+    }
+
+    @Test func safetensorsHalfAndBFloat16() throws {
+        // Header and data written by hand: F16 [1, -2] and BF16 [0.5, 3].
+        let header = #"{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]}}"#
+        var bytes = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) } + Array(header.utf8)
+        bytes += [0x00, 0x3C, 0x00, 0xC0, 0x00, 0x3F, 0x40, 0x40]
+        let url = try temporaryFolder().appendingPathComponent("half.safetensors")
+        try Data(bytes).write(to: url)
+        let file = try SafeTensors(contentsOf: url)
+        #expect(try file.floats("a") == [1, -2] && file.floats("b") == [0.5, 3])
+        let unknown = header.replacingOccurrences(of: "F16", with: "C64")
+        try Data(withUnsafeBytes(of: UInt64(unknown.utf8.count).littleEndian) { Array($0) } + Array(unknown.utf8) + bytes.suffix(8)).write(to: url)
+        #expect { try SafeTensors(contentsOf: url) } throws: { "\($0)".contains("unsupported dtype") }
+    }
+}
