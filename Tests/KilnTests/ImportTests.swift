@@ -77,3 +77,19 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect { try SafeTensors(contentsOf: url) } throws: { "\($0)".contains("unsupported dtype") }
     }
 }
+
+@Suite("NumPy weight bundles") struct WeightBundleTests {
+    @Test func npzRoundTripAndErrors() throws {
+        let model = try ImportTests.residualCNN()
+        try model.place(on: CPUDevice.shared, seed: 1)
+        let url = try temporaryFolder().appendingPathComponent("weights.npz")
+        try WeightBundle.save(model, to: url)
+        let copy = try ImportTests.residualCNN()
+        try copy.place(on: CPUDevice.shared, seed: 2)
+        try WeightBundle.load(url, into: copy)
+        for (a, b) in zip(model.weights, copy.weights) { #expect(try a.value.toArray() == b.value.toArray(), "\(a.path)") }
+        let small = try Sequential([Input(shape: [3]), Dense(2, name: "conv1")])
+        try small.place(on: CPUDevice.shared)
+        #expect { try WeightBundle.load(url, into: small) } throws: { "\($0)".contains("'conv1/kernel' has shape [3, 3, 3, 8]") }
+    }
+}

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 
 /// NumPy's `.npy` arrays (format versions 1–3, C order) and `.npz` bundles (zip archives of .npy files).
@@ -67,13 +68,18 @@ public enum NumPy {
     /// Writes a float32 C-order `.npy` (version 1) atomically.
     public static func write(_ values: [Float], shape: [Int], to url: URL) throws {
         guard values.count == shape.reduce(1, *) else { throw DataError(url.path, "\(values.count) values for shape \(shape)") }
+        try writeAtomically(encode(values, shape: shape), to: url)
+    }
+
+    /// The bytes of a float32 C-order `.npy` (version 1).
+    static func encode(_ values: [Float], shape: [Int]) -> Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
         header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
         var data = Data([0x93] + Swift.Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         data.append(contentsOf: header.utf8)
         values.withUnsafeBytes { data.append(contentsOf: $0) }
-        try writeAtomically(data, to: url)
+        return data
     }
 
     /// The arrays of an `.npz` file by name (without `.npy`).
@@ -102,8 +108,24 @@ public enum NumPy {
     }
 }
 
-/// Reads the entries of a zip archive (stored or deflated; no zip64, no encryption).
+/// Reads the entries of a zip archive (stored or deflated; no zip64, no encryption) and writes
+/// stored ones.
 enum Zip {
+    /// A zip archive holding `entries` uncompressed.
+    static func archive(_ entries: [(name: String, data: Data)]) -> Data {
+        func u16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff)] }
+        func u32(_ v: Int) -> [UInt8] { u16(v & 0xffff) + u16(v >> 16 & 0xffff) }
+        var body: [UInt8] = [], central: [UInt8] = []
+        for (name, data) in entries {
+            let crc = data.withUnsafeBytes { Int(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt(data.count))) }
+            let common = u16(20) + u16(0) + u16(0) + u16(0) + u16(0) + u32(crc) + u32(data.count) + u32(data.count) + u16(name.utf8.count) + u16(0)
+            central += u32(0x0201_4b50) + u16(20) + common + u16(0) + u16(0) + u16(0) + u32(0) + u32(body.count) + Array(name.utf8)
+            body += u32(0x0403_4b50) + common + Array(name.utf8) + [UInt8](data)
+        }
+        let end = u32(0x0605_4b50) + u16(0) + u16(0) + u16(entries.count) + u16(entries.count) + u32(central.count) + u32(body.count) + u16(0)
+        return Data(body + central + end)
+    }
+
     static func entries(_ url: URL) throws -> [(name: String, data: Data)] {
         let file = url.path
         let data: Data
