@@ -5,6 +5,11 @@ of these frameworks). Run it with Scripts/make-fixtures.sh, which creates the vi
 torch_cnn.safetensors  a PyTorch CNN (conv, batch norm, residual add, max pool, linear) state dict
 torch_cnn_x.npy        its input batch, NCHW float32
 torch_cnn_y.npy        PyTorch's own outputs (eval mode) for that batch
+torch_cnn.onnx         the same network exported to ONNX (opset 13)
+keras_cnn.keras/.h5    the same kind of network in Keras 3 (functional, channels-last), both file formats
+keras_cnn.json         its model.to_json()
+keras_cnn_x.npy, keras_cnn_y.npy   input batch (NHWC) and Keras's own outputs
+keras_workshop.json    model.to_json() of the workshop CNN (Sequential)
 """
 import pathlib
 
@@ -50,7 +55,48 @@ def main():
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(OUT / "torch_cnn.safetensors"))
     np.save(OUT / "torch_cnn_x.npy", x.numpy().astype(np.float32))
     np.save(OUT / "torch_cnn_y.npy", y.numpy().astype(np.float32))
+    torch.onnx.export(model, (x,), str(OUT / "torch_cnn.onnx"), opset_version=13, dynamo=False,
+                      input_names=["input"], output_names=["logits"])
+    keras_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
+
+
+def keras_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", name="conv1")(inputs)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU(name="relu1")(x)
+    y = layers.Conv2D(8, 3, padding="same", name="conv2")(x)
+    y = layers.BatchNormalization(name="bn2")(y)
+    x = layers.Add(name="add")([x, y])
+    x = layers.Activation("relu", name="relu2")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(5, name="fc")(x)
+    model = keras.Model(inputs, outputs, name="keras_cnn")
+    rng = np.random.default_rng(0)
+    for name in ("bn1", "bn2"):  # non-trivial batch-norm statistics
+        bn = model.get_layer(name)
+        bn.set_weights([rng.uniform(0.5, 1.5, 8), rng.uniform(-0.5, 0.5, 8), rng.uniform(-0.5, 0.5, 8), rng.uniform(0.5, 2.0, 8)])
+    x = rng.random((2, 8, 8, 3), dtype=np.float32)
+    y = model.predict(x, verbose=0)
+    model.save(OUT / "keras_cnn.keras")
+    model.save(OUT / "keras_cnn.h5")
+    (OUT / "keras_cnn.json").write_text(model.to_json())
+    np.save(OUT / "keras_cnn_x.npy", x)
+    np.save(OUT / "keras_cnn_y.npy", y.astype(np.float32))
+    workshop = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(32, 3, activation="relu"), layers.Dropout(0.2), layers.Flatten(),
+        layers.Dense(32, activation="relu"), layers.Dense(10),
+    ])
+    (OUT / "keras_workshop.json").write_text(workshop.to_json())
 
 
 if __name__ == "__main__":

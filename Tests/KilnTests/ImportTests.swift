@@ -93,3 +93,42 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect { try WeightBundle.load(url, into: small) } throws: { "\($0)".contains("'conv1/kernel' has shape [3, 3, 3, 8]") }
     }
 }
+
+@Suite("Keras files") struct KerasFileTests {
+    /// Keras's own outputs for its input batch (NHWC), within 1e-5 relative to their RMS.
+    @Test(arguments: Backend.all, ["keras_cnn.keras", "keras_cnn.h5"])
+    func kerasModelsMatchKeras(_ backend: Backend, file: String) throws {
+        let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
+        #expect(model.name == "keras_cnn" && model.inputs[0].name == "image")
+        let x = try NumPy.read(fixtures.appendingPathComponent("keras_cnn_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_cnn_y.npy"))
+        let y = try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray()
+        expectClose(y, expected.values.map(Double.init), "Kiln vs Keras (\(file))", tolerance: 1e-5)
+    }
+
+    @Test func realKerasJSON() throws {
+        let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
+        #expect(workshop.parameterCount == 28_394 && workshop is Sequential)
+        let functional = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_cnn.json")))
+        try functional.place(on: CPUDevice.shared)
+        try KerasFile.loadWeights(fixtures.appendingPathComponent("keras_cnn.h5"), into: functional)
+        let x = try NumPy.read(fixtures.appendingPathComponent("keras_cnn_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_cnn_y.npy"))
+        expectClose(try functional(Tensor(x.values, shape: x.shape)).toArray(), expected.values.map(Double.init), "JSON + weights", tolerance: 1e-5)
+    }
+
+    @Test func damagedKerasFiles() throws {
+        let folder = try temporaryFolder()
+        let notHDF5 = folder.appendingPathComponent("x.h5")
+        try Data("hello".utf8).write(to: notHDF5)
+        #expect { try KerasFile.load(notHDF5) } throws: { "\($0)".contains("not an HDF5 file") && "\($0)".contains(notHDF5.path) }
+        let truncated = folder.appendingPathComponent("x.keras")
+        try Data(try Data(contentsOf: fixtures.appendingPathComponent("keras_cnn.keras")).prefix(1000)).write(to: truncated)
+        #expect { try KerasFile.load(truncated) } throws: { "\($0)".contains(truncated.path) }
+        let other = try Sequential([Input(shape: [3]), Dense(2, name: "conv1")])
+        try other.place(on: CPUDevice.shared)
+        #expect { try KerasFile.loadWeights(fixtures.appendingPathComponent("keras_cnn.h5"), into: other) } throws: {
+            "\($0)".contains("conv1") && "\($0)".contains("[3, 3, 3, 8]")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CHDF5
+import Foundation
+
+/// Read-only access to an HDF5 file: groups, string attributes and float datasets. Debian's
+/// serial libhdf5 is not thread-safe, so every call holds one process-wide lock.
+final class HDF5File {
+    let path: String
+    private let id: hid_t
+    private static let lock = Lock()
+
+    init(_ url: URL) throws {
+        path = url.path
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError(path, "no such file") }
+        id = Self.lock.withLock {
+            kiln_h5_quiet()  // errors come back as statuses, not printed stacks
+            return H5Fopen(url.path, kiln_h5_read_only(), kiln_h5_default())
+        }
+        guard id >= 0 else { throw DataError(path, "not an HDF5 file (or damaged)") }
+    }
+
+    deinit { _ = Self.lock.withLock { H5Fclose(id) } }
+
+    func exists(_ object: String) -> Bool { Self.lock.withLock { linkExists(object) } }
+
+    private func linkExists(_ object: String) -> Bool {
+        var prefix = ""
+        for part in object.split(separator: "/") {
+            prefix += "/" + part
+            guard H5Lexists(id, prefix, kiln_h5_default()) > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Names of the links in a group, in name order.
+    func children(_ group: String) throws -> [String] { try Self.lock.withLock { try links(group) } }
+
+    private func links(_ group: String) throws -> [String] {
+        let g = H5Gopen2(id, group, kiln_h5_default())
+        guard g >= 0 else { throw DataError(path, "no group '\(group)'") }
+        defer { H5Gclose(g) }
+        var info = H5G_info_t()
+        guard H5Gget_info(g, &info) >= 0 else { throw DataError(path, "cannot list group '\(group)'") }
+        return (0..<info.nlinks).map { i in
+            let size = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, kiln_h5_default())
+            var name = [CChar](repeating: 0, count: Int(max(size, 0)) + 1)
+            H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, name.count, kiln_h5_default())
+            return String(cString: name)
+        }
+    }
+
+    /// A string (or string array) attribute of an object, fixed-length or variable-length.
+    func strings(_ attribute: String, of object: String = "/") throws -> [String]? {
+        try Self.lock.withLock { try readStrings(attribute, of: object) }
+    }
+
+    private func readStrings(_ attribute: String, of object: String) throws -> [String]? {
+        guard H5Aexists_by_name(id, object, attribute, kiln_h5_default()) > 0 else { return nil }
+        let a = H5Aopen_by_name(id, object, attribute, kiln_h5_default(), kiln_h5_default())
+        guard a >= 0 else { throw DataError(path, "cannot open attribute '\(attribute)' of '\(object)'") }
+        defer { H5Aclose(a) }
+        let type = H5Aget_type(a), space = H5Aget_space(a)
+        defer { H5Tclose(type); H5Sclose(space) }
+        guard H5Tget_class(type) == H5T_STRING else { return [] }  // Keras writes empty lists as float arrays
+        let count = max(Int(H5Sget_simple_extent_npoints(space)), 1)
+        let memory = H5Tcopy(kiln_h5_c_string())
+        defer { H5Tclose(memory) }
+        H5Tset_cset(memory, H5Tget_cset(type))  // Keras writes UTF-8; HDF5 will not convert between character sets
+        if H5Tis_variable_str(type) > 0 {
+            H5Tset_size(memory, kiln_h5_variable())
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+            guard H5Aread(a, memory, &pointers) >= 0 else { throw DataError(path, "cannot read attribute '\(attribute)' of '\(object)'") }
+            defer { for p in pointers { H5free_memory(p) } }
+            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+        }
+        let size = H5Tget_size(type)
+        H5Tset_size(memory, size)
+        var bytes = [UInt8](repeating: 0, count: size * count)
+        guard H5Aread(a, memory, &bytes) >= 0 else { throw DataError(path, "cannot read attribute '\(attribute)' of '\(object)'") }
+        return (0..<count).map { i in String(decoding: bytes[(i * size)..<((i + 1) * size)].prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// A dataset's values converted to float32, and its shape.
+    func floats(_ dataset: String) throws -> (values: [Float], shape: [Int]) {
+        try Self.lock.withLock { try readFloats(dataset) }
+    }
+
+    private func readFloats(_ dataset: String) throws -> (values: [Float], shape: [Int]) {
+        let d = H5Dopen2(id, dataset, kiln_h5_default())
+        guard d >= 0 else { throw DataError(path, "no dataset '\(dataset)'") }
+        defer { H5Dclose(d) }
+        let space = H5Dget_space(d)
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        H5Sget_simple_extent_dims(space, &dims, nil)
+        let shape = rank == 0 ? [] : dims.prefix(rank).map { Int($0) }
+        var values = [Float](repeating: 0, count: shape.reduce(1, *))
+        guard H5Dread(d, kiln_h5_native_float(), kiln_h5_all(), kiln_h5_all(), kiln_h5_default(), &values) >= 0 else {
+            throw DataError(path, "dataset '\(dataset)' cannot be read as float32")
+        }
+        return (values, shape)
+    }
+}
