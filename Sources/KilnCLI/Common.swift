@@ -91,14 +91,29 @@ enum CleanExit: Error, CustomStringConvertible {
     var description: String { if case .message(let text) = self { text } else { "" } }
 }
 
-/// Loads a model file, a Kiln checkpoint (.safetensors) or a Keras model JSON, with its metadata.
-func loadModel(_ path: String, device: (any Device)?) throws -> (model: Model, metadata: [String: String]) {
+/// Loads a model file, with its metadata: a Kiln checkpoint (.safetensors), a Keras model (.h5,
+/// .keras) or a Keras model JSON, whose weights may come from `weights` (.h5, .npz, or a PyTorch
+/// .safetensors state dict).
+func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) throws -> (model: Model, metadata: [String: String]) {
     let url = URL(fileURLWithPath: path)
     guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("no such file: \(path)") }
-    if url.pathExtension == "json" {
+    let loaded: (model: Model, metadata: [String: String])
+    switch url.pathExtension.lowercased() {
+    case "json":
         let model = try KerasConfig.model(fromJSON: try Data(contentsOf: url), file: path)
         try model.place(on: device)
-        return (model, [:])
+        loaded = (model, [:])
+    case "h5", "hdf5", "keras": loaded = (try KerasFile.load(url, device: device), [:])
+    default: loaded = try Checkpoint.load(url, device: device)
     }
-    return try Checkpoint.load(url, device: device)
+    if let weights {
+        let file = URL(fileURLWithPath: weights)
+        switch file.pathExtension.lowercased() {
+        case "h5", "hdf5": try KerasFile.loadWeights(file, into: loaded.model)
+        case "npz": try WeightBundle.load(file, into: loaded.model)
+        case "safetensors": try PyTorchWeights.load(file, into: loaded.model)
+        default: throw ValidationError("--weights: '\(weights)' is not a .h5, .npz or .safetensors file")
+        }
+    }
+    return loaded
 }

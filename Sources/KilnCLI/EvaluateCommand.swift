@@ -38,8 +38,11 @@ struct PredictCommand: ParsableCommand {
         abstract: "Run a model on images (PNG/JPEG) or .npy arrays of samples; print the top classes.",
         discussion: "Images are resized to the model's input size and scaled by 1/255; .npy samples are fed as stored (bytes scaled by 1/255).")
 
-    @Argument(help: "A Kiln checkpoint (.safetensors) or Keras model JSON.")
+    @Argument(help: "A Kiln checkpoint (.safetensors), a Keras model (.h5, .keras) or a Keras model JSON.")
     var model: String
+
+    @Option(help: "Weights for a model JSON: .h5, .npz or PyTorch .safetensors.")
+    var weights: String?
 
     @Argument(help: "Image files or .npy arrays of shape (N, …sample shape).")
     var inputs: [String]
@@ -55,7 +58,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (model, metadata) = try loadModel(self.model, device: try Devices.select(device))
+            let (model, metadata) = try loadModel(self.model, device: try Devices.select(device), weights: weights)
             guard let shape = model.inputs.first?.shape else { throw ValidationError("the model has no input shape") }
             var samples: [Float] = [], names: [String] = []
             for path in inputs {
@@ -66,6 +69,7 @@ struct PredictCommand: ParsableCommand {
                     guard Array(array.shape.suffix(shape.count)) == shape, array.shape.count == shape.count + 1 else {
                         throw DataError(path, "array of shape \(array.shape) does not hold samples of shape \(shape)")
                     }
+                    // Samples go in exactly as the source model takes them (NHWC for Keras and Kiln models).
                     let scale: Float = array.dtype == "|u1" ? 1 / 255 : 1
                     samples += array.values.map { $0 * scale }
                     names += (0..<array.values.count / sample).map { "\(path)[\($0)]" }
@@ -97,7 +101,7 @@ struct PredictCommand: ParsableCommand {
 struct SummaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "summary", abstract: "Print a model's Keras-style summary.")
 
-    @Argument(help: "A built-in model name, a Kiln checkpoint (.safetensors) or a Keras model JSON.")
+    @Argument(help: "A built-in model name, a Kiln checkpoint (.safetensors), a Keras model (.h5, .keras) or a Keras model JSON.")
     var model: String
 
     @Option(help: "Input shape H,W,C for built-in models (default 28,28,1).")
@@ -114,7 +118,7 @@ struct SummaryCommand: ParsableCommand {
                 print(try zoo.make(inputShape: shape, classes: classes).summary())
             } else if model.hasSuffix(".json") {
                 print(try KerasConfig.model(fromJSON: try Data(contentsOf: URL(fileURLWithPath: model)), file: model).summary())
-            } else {
+            } else {  // a checkpoint or a Keras file
                 print(try loadModel(model, device: CPUDevice.shared).model.summary())
             }
         }

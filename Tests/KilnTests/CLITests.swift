@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Kiln
 
 @Suite("Command line") struct CLITests {
     static func kiln(_ arguments: String...) throws -> (status: Int32, output: String) {
@@ -68,5 +69,28 @@ import Testing
         let (resumeStatus, resumeOutput) = try Self.kiln("train", "--resume", checkpoint, "--epochs", "4", "--out", run)
         #expect(resumeStatus == 0 && resumeOutput.contains("Epoch 4/4"), "\(resumeOutput)")
         #expect(try String(contentsOfFile: "\(run)/history.csv", encoding: .utf8).split(separator: "\n").count == 5)
+    }
+}
+
+@Suite("Command line: imports") struct CLIImportTests {
+    /// `kiln convert` a Keras model, then `kiln predict` on Keras's input gives Keras's outputs.
+    @Test func convertThenPredictMatchesKeras() throws {
+        let folder = try temporaryFolder()
+        let checkpoint = folder.appendingPathComponent("converted.safetensors").path
+        let (status, output) = try CLITests.kiln("convert", fixtures.appendingPathComponent("keras_cnn.keras").path, checkpoint)
+        #expect(status == 0 && output.contains("keras_cnn"), "\(output)")
+        let result = folder.appendingPathComponent("y.npy").path
+        let (predictStatus, predictOutput) = try CLITests.kiln("predict", checkpoint, fixtures.appendingPathComponent("keras_cnn_x.npy").path,
+                                                               "--output", result)
+        #expect(predictStatus == 0, "\(predictOutput)")
+        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_cnn_y.npy"))
+        expectClose(try NumPy.read(URL(fileURLWithPath: result)).values, expected.values.map(Double.init), "predict vs Keras", tolerance: 1e-5)
+        let exported = folder.appendingPathComponent("torch.safetensors").path
+        let (exportStatus, _) = try CLITests.kiln("convert", checkpoint, exported, "--format", "pytorch")
+        #expect(exportStatus == 0)
+        let shape = try SafeTensors(contentsOf: URL(fileURLWithPath: exported)).entries["conv1.weight"]?.shape
+        #expect(shape == [8, 3, 3, 3])
+        let (badStatus, badOutput) = try CLITests.kiln("convert", checkpoint, exported, "--format", "onnx2")
+        #expect(badStatus != 0 && badOutput.contains("'onnx2' is not kiln, pytorch or npz"))
     }
 }
