@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries (Debian: ocl-icd-opencl-dev opencl-headers, libclblast-dev, libopenblas-dev, zlib1g-dev, libhdf5-dev).
@@ -28,7 +29,8 @@ let package = Package(
 
         .target(
             name: "Kiln",
-            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO"],
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             plugins: ["EmbedKernelsPlugin"]),
         .executableTarget(

@@ -1,16 +1,22 @@
 /// The layer-level ops (matrix product, convolution, pooling, normalisation, softmax family,
 /// dropout, concatenation) as differentiable tensor functions. Images are NHWC.
 extension Tensor {
-    /// `[m, k] · [k, n]`, either side optionally transposed.
+    /// `[…, m, k] · […, k, n]`, either side's matrices optionally transposed; leading (batch) axes
+    /// must agree.
     public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
         try requireFloat("matmul"); try other.requireFloat("matmul")
-        guard rank == 2, other.rank == 2 else { throw TensorError.shape("matmul takes matrices, got \(shape) and \(other.shape)") }
-        let (m, k) = transposeSelf ? (shape[1], shape[0]) : (shape[0], shape[1])
-        let (k2, n) = transposeOther ? (other.shape[1], other.shape[0]) : (other.shape[0], other.shape[1])
+        guard rank >= 2, other.rank == rank, shape.dropLast(2) == other.shape.dropLast(2) else {
+            throw TensorError.shape("matmul takes matrices (or batches of them with equal leading axes), got \(shape) and \(other.shape)")
+        }
+        let (r0, r1) = (shape[rank - 2], shape[rank - 1]), (o0, o1) = (other.shape[rank - 2], other.shape[rank - 1])
+        let (m, k) = transposeSelf ? (r1, r0) : (r0, r1)
+        let (k2, n) = transposeOther ? (o1, o0) : (o0, o1)
         guard k == k2 else { throw TensorError.shape("matmul: inner dimensions differ: \(shape) · \(other.shape)") }
+        let batch = shape.dropLast(2).reduce(1, *)
         let (a, b) = (self, other)
-        return try Tensor.make([m, n], from: [a, b], {
-            try device.gemm(Gemm(m: m, n: n, k: k, transposeA: transposeSelf, transposeB: transposeOther), a: a.buffer, b: b.buffer, c: $0)
+        return try Tensor.make(shape.dropLast(2) + [m, n], from: [a, b], {
+            try device.gemm(Gemm(m: m, n: n, k: k, transposeA: transposeSelf, transposeB: transposeOther, batch: batch),
+                            a: a.buffer, b: b.buffer, c: $0)
         }) { g in
             let da = transposeSelf ? try b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
                                    : try g.matmul(b, transposeOther: !transposeOther)
@@ -37,10 +43,18 @@ extension Tensor {
         guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3] else {
             throw TensorError.shape("conv2d: input \(shape) (NHWC) and kernel \(kernel.shape) (HWIO) do not fit")
         }
-        let window: Window2D
         do {
-            window = try Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]), stride: strides, padding: padding)
-        } catch { throw TensorError.shape("conv2d: \(error) for input \(shape)") }
+            let window = try Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]), stride: strides, padding: padding)
+            return try conv2d(kernel, bias: bias, window: window)
+        } catch let error as DeviceError { throw TensorError.shape("conv2d: \(error) for input \(shape)") }
+    }
+
+    /// 2-D convolution over an explicit window (padding given as offsets and output size).
+    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D) throws -> Tensor {
+        guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], window.inputHeight == shape[1], window.inputWidth == shape[2],
+              window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {
+            throw TensorError.shape("conv2d: input \(shape) (NHWC), kernel \(kernel.shape) (HWIO) and window \(window) do not fit")
+        }
         let s = ConvShape(batch: shape[0], inChannels: shape[3], outChannels: kernel.shape[3], window: window)
         let (x, inputs) = (self, [self, kernel] + (bias.map { [$0] } ?? []))
         return try Tensor.make([s.batch, window.outputHeight, window.outputWidth, s.outChannels], from: inputs, {
@@ -62,9 +76,15 @@ extension Tensor {
     public func pool2d(_ mode: PoolMode, size: (Int, Int), strides: (Int, Int)? = nil, padding: Padding = .valid) throws -> Tensor {
         try requireFloat("pool2d")
         guard rank == 4 else { throw TensorError.shape("pool2d takes NHWC images, got shape \(shape)") }
-        let window: Window2D
-        do { window = try Window2D(input: (shape[1], shape[2]), kernel: size, stride: strides ?? size, padding: padding) } catch {
-            throw TensorError.shape("pool2d: \(error) for input \(shape)")
+        do {
+            return try pool2d(mode, window: try Window2D(input: (shape[1], shape[2]), kernel: size, stride: strides ?? size, padding: padding))
+        } catch let error as DeviceError { throw TensorError.shape("pool2d: \(error) for input \(shape)") }
+    }
+
+    /// Pooling over an explicit window.
+    public func pool2d(_ mode: PoolMode, window: Window2D) throws -> Tensor {
+        guard rank == 4, window.inputHeight == shape[1], window.inputWidth == shape[2] else {
+            throw TensorError.shape("pool2d: input \(shape) (NHWC) does not fit window \(window)")
         }
         let s = PoolShape(batch: shape[0], channels: shape[3], window: window)
         let argmax = mode == .max ? try device.makeBuffer(count: s.outputCount) : nil
@@ -73,6 +93,22 @@ extension Tensor {
             try device.pool2d(s, mode: mode, input: buffer, output: $0, argmax: argmax)
         }) { g in
             [try Tensor.make(x.shape, from: [g]) { try x.device.pool2dBackward(s, mode: mode, gradOutput: g.buffer, argmax: argmax, gradInput: $0) }]
+        }
+    }
+
+    /// Elements `range` of the last axis.
+    public func sliced(lastAxis range: Range<Int>) throws -> Tensor {
+        try requireFloat("slice")
+        let width = shape.last!, rows = count / width
+        guard range.lowerBound >= 0, range.upperBound <= width, !range.isEmpty else { throw TensorError.shape("slice \(range) of last axis of \(shape)") }
+        let input = self
+        return try Tensor.make(shape.dropLast() + [range.count], from: [self], {
+            try device.copy2D(rows: rows, columns: range.count, from: buffer, offset: range.lowerBound, stride: width, to: $0, offset: 0, stride: range.count)
+        }) { g in
+            [try Tensor.make(input.shape, from: [g]) {
+                try g.device.fill($0, with: 0, offset: 0, count: input.count)
+                try g.device.copy2D(rows: rows, columns: range.count, from: g.buffer, offset: 0, stride: range.count, to: $0, offset: range.lowerBound, stride: width)
+            }]
         }
     }
 

@@ -70,6 +70,23 @@ public struct Window2D: Hashable, Sendable {
         (outputHeight, outputWidth) = (outH, outW)
     }
 
+    /// Explicit padding (ONNX `pads`): `out = (in + before + after − kernel) / stride + 1`, rounded
+    /// down, or up with `ceilMode`.
+    public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int), stride: (height: Int, width: Int),
+                pads: (top: Int, left: Int, bottom: Int, right: Int), ceilMode: Bool = false) throws {
+        func out(_ size: Int, _ before: Int, _ after: Int, _ k: Int, _ s: Int) throws -> Int {
+            let span = size + before + after - k
+            guard span >= 0, s > 0, k > 0, before >= 0, after >= 0, before < k, after < k else {
+                throw DeviceError.invalidArgument("window: kernel \(kernel), stride \(stride) and pads \(pads) do not fit input \(input)")
+            }
+            return (ceilMode ? (span + s - 1) / s : span / s) + 1
+        }
+        (inputHeight, inputWidth, kernelHeight, kernelWidth) = (input.height, input.width, kernel.height, kernel.width)
+        (strideHeight, strideWidth, padTop, padLeft) = (stride.height, stride.width, pads.top, pads.left)
+        outputHeight = try out(input.height, pads.top, pads.bottom, kernel.height, stride.height)
+        outputWidth = try out(input.width, pads.left, pads.right, kernel.width, stride.width)
+    }
+
     var inputPixels: Int { inputHeight * inputWidth }
     var outputPixels: Int { outputHeight * outputWidth }
     var kernelPixels: Int { kernelHeight * kernelWidth }

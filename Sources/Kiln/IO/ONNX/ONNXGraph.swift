@@ -1,0 +1,129 @@
+import Foundation
+
+/// An ONNX graph run by Kiln's differentiable tensor ops, as one layer: its float initializers are
+/// the layer's weights (trainable, except batch-norm statistics), so an imported network can be
+/// evaluated, cut, frozen and fine-tuned. Tensors keep ONNX's own layout (NCHW): convolution and
+/// pooling turn to NHWC for the kernels and back.
+public final class ONNXGraph: Layer {
+    /// The ops this importer implements (and the conformance runner checks).
+    public static let supportedOps: Set<String> = [
+        "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "MaxPool",
+        "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
+        "Dropout", "Identity", "Constant",
+    ]
+
+    let nodes: [Onnx_NodeProto]
+    let opset: Int
+    /// The graph's inputs that are not initializers, in order; a layer takes exactly one.
+    let inputNames: [String]
+    let outputName: String
+    var inputName: String { inputNames[0] }
+    let file: String
+    /// Integer and other host-side constants (shapes for Reshape, Clip bounds given as tensors).
+    private var constants: [String: ONNXConstant] = [:]
+    private var weightByName: [String: Weight] = [:]
+    /// Values of the float initializers until the model is placed.
+    var initialValues: [String: [Float]] = [:]
+    let sampleShape: [Int], resultShape: [Int]
+
+    init(graph: Onnx_GraphProto, opset: Int, output: String? = nil, file: String) throws {
+        self.file = file
+        self.opset = opset
+        let initializerNames = Set(graph.initializer.map(\.name))
+        let realInputs = graph.input.filter { !initializerNames.contains($0.name) }
+        guard !realInputs.isEmpty else { throw DataError(file, "the graph declares no input") }
+        guard let outputName = output ?? graph.output.first?.name else { throw DataError(file, "the graph declares no output") }
+        let unsupported = Set(graph.node.map(\.opType)).subtracting(Self.supportedOps)
+        guard unsupported.isEmpty else {
+            throw DataError(file, "unsupported ONNX ops: \(unsupported.sorted().joined(separator: ", ")) (supported: \(Self.supportedOps.sorted().joined(separator: ", ")))")
+        }
+        nodes = graph.node
+        inputNames = realInputs.map(\.name)
+        self.outputName = outputName
+        func shape(_ info: Onnx_ValueInfoProto?) -> [Int]? {
+            guard let info, info.type.tensorType.hasShape else { return nil }
+            return info.type.tensorType.shape.dim.dropFirst().map { dim in
+                if case .dimValue(let value)? = dim.value { return Int(value) }
+                return -1
+            }
+        }
+        sampleShape = shape(realInputs[0]) ?? []
+        resultShape = shape(graph.output.first { $0.name == outputName }) ?? []
+        super.init(name: graph.name.isEmpty ? nil : graph.name, kind: "onnx_graph")
+        let statistics = Set(graph.node.filter { $0.opType == "BatchNormalization" }.flatMap { $0.input.dropFirst(3) })
+        for tensor in graph.initializer {
+            let constant = try ONNXConstant(tensor, file: file)
+            if case .floats(let values) = constant.storage, !constant.shape.isEmpty {
+                let weight = addWeight(tensor.name, shape: constant.shape, initializer: .zeros, isVariable: !statistics.contains(tensor.name))
+                weightByName[tensor.name] = weight
+                initialValues[tensor.name] = values
+            } else {
+                constants[tensor.name] = constant
+            }
+        }
+    }
+
+    override public var typeName: String { "ONNXGraph" }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        guard inputNames.count == 1 else { throw shapeError("a model layer takes one input; this graph has \(inputNames)") }
+        guard sampleShape.allSatisfy({ $0 > 0 }), try single(inputShapes) == sampleShape else {
+            throw shapeError("expects samples of static shape \(sampleShape), got \(inputShapes[0])")
+        }
+        if resultShape.isEmpty || resultShape.contains(where: { $0 <= 0 }) {
+            throw shapeError("output '\(outputName)' needs a static shape after the batch dimension in the graph")
+        }
+        return resultShape
+    }
+
+    override func materialize(on device: any Device, random: inout RandomGenerator) throws {
+        try super.materialize(on: device, random: &random)
+        for (name, values) in initialValues { try weightByName[name]!.assign(values) }
+        initialValues = [:]
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try evaluate([inputName: inputs[0]])
+    }
+
+    /// Runs the graph on named inputs (weights must be placed) and returns its output.
+    func evaluate(_ feeds: [String: Tensor]) throws -> Tensor {
+        guard let device = feeds.values.first?.device else { throw DataError(file, "no inputs given") }
+        var values = feeds
+        func tensor(_ name: String) throws -> Tensor {
+            if let t = values[name] { return t }
+            if let w = weightByName[name] { return w.value }
+            if let c = constants[name] { return try c.tensor(on: device) }
+            throw DataError(file, "value '\(name)' is used before any node produces it")
+        }
+        for node in nodes {
+            let op = ONNXOp(node: node, opset: opset, file: file, constants: constants)
+            if node.opType == "Constant" {
+                constants[node.output[0]] = try op.constantValue()
+                continue
+            }
+            let arguments = try node.input.map { $0.isEmpty ? nil : try tensor($0) }
+            values[node.output[0]] = try op.run(arguments)
+            if node.output.contains(outputName) { break }
+        }
+        return try tensor(outputName)
+    }
+}
+
+/// Reading ONNX files.
+public enum ONNXImport {
+    /// A model from an `.onnx` file, placed on `device`. Its input is fed as the source model takes it
+    /// (NCHW for images). `output` picks an inner value as the output (a cut for transfer learning).
+    public static func load(_ url: URL, device: (any Device)? = nil, output: String? = nil) throws -> Model {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw DataError(url.path, "cannot read (\(error.localizedDescription))") }
+        let proto: Onnx_ModelProto
+        do { proto = try Onnx_ModelProto(serializedBytes: data) } catch { throw DataError(url.path, "not an ONNX model (\(error))") }
+        let opset = Int(proto.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
+        let graph = try ONNXGraph(graph: proto.graph, opset: opset, output: output, file: url.path)
+        let input = Input(shape: graph.sampleShape, name: graph.inputName)
+        let model = try Model(inputs: input, outputs: graph(input), name: proto.graph.name.isEmpty ? "onnx" : proto.graph.name)
+        try model.place(on: device)
+        return model
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+
+/// A tensor stored in an ONNX file (initializer or Constant), kept on the host.
+struct ONNXConstant {
+    enum Storage { case floats([Float]), ints([Int64]) }
+    let shape: [Int]
+    let storage: Storage
+
+    init(_ t: Onnx_TensorProto, file: String) throws {
+        shape = t.dims.map { Int($0) }
+        let count = shape.reduce(1, *)
+        guard t.dataLocation != .external else { throw DataError(file, "tensor '\(t.name)' keeps its data in an external file, which Kiln does not read") }
+        let raw = [UInt8](t.rawData)
+        func little<T: FixedWidthInteger>(_: T.Type) -> [T] {
+            (0..<raw.count / MemoryLayout<T>.size).map { i in raw[(i * MemoryLayout<T>.size)..<((i + 1) * MemoryLayout<T>.size)].reversed().reduce(T(0)) { $0 << 8 | T($1) } }
+        }
+        switch t.dataType {
+        case 1: storage = .floats(raw.isEmpty ? t.floatData : little(UInt32.self).map(Float.init(bitPattern:)))
+        case 11: storage = .floats(raw.isEmpty ? t.doubleData.map(Float.init) : little(UInt64.self).map { Float(Double(bitPattern: $0)) })
+        case 10: storage = .floats(raw.isEmpty ? t.int32Data.map { Float(Float16(bitPattern: UInt16($0))) } : little(UInt16.self).map { Float(Float16(bitPattern: $0)) })
+        case 7: storage = .ints(raw.isEmpty ? t.int64Data : little(UInt64.self).map { Int64(bitPattern: $0) })
+        case 6, 5, 3: storage = .ints(raw.isEmpty ? t.int32Data.map(Int64.init) : little(UInt32.self).map { Int64(Int32(bitPattern: $0)) })
+        case 2, 9: storage = .ints(raw.isEmpty ? t.int32Data.map(Int64.init) : raw.map(Int64.init))
+        default: throw DataError(file, "tensor '\(t.name)' has ONNX data type \(t.dataType), which Kiln does not read")
+        }
+        let stored: Int
+        switch storage { case .floats(let v): stored = v.count; case .ints(let v): stored = v.count }
+        guard stored == count else { throw DataError(file, "tensor '\(t.name)' of shape \(shape) holds \(stored) values") }
+    }
+
+    init(shape: [Int], storage: Storage) { (self.shape, self.storage) = (shape, storage) }
+
+    var floats: [Float] {
+        switch storage { case .floats(let v): v; case .ints(let v): v.map(Float.init) }
+    }
+
+    var ints: [Int] {
+        switch storage { case .floats(let v): v.map { Int($0) }; case .ints(let v): v.map { Int($0) } }
+    }
+
+    /// As a device tensor (a scalar becomes shape [1]).
+    func tensor(on device: any Device) throws -> Tensor {
+        try Tensor(floats, shape: shape.isEmpty ? [1] : shape, on: device)
+    }
+}
+
+/// One ONNX node, run with Kiln's tensor ops (differentiable, on the inputs' device).
+struct ONNXOp {
+    let node: Onnx_NodeProto
+    let opset: Int
+    let file: String
+    let constants: [String: ONNXConstant]
+
+    private func attribute(_ name: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == name } }
+    private func int(_ name: String, _ fallback: Int) -> Int { attribute(name).map { Int($0.i) } ?? fallback }
+    private func float(_ name: String, _ fallback: Float) -> Float { attribute(name)?.f ?? fallback }
+    private func ints(_ name: String) -> [Int]? { attribute(name).map { $0.ints.map { Int($0) } } }
+    private func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0.s, as: UTF8.self) } }
+
+    private func fail(_ message: String) -> DataError {
+        DataError(file, "node '\(node.name.isEmpty ? node.output.first ?? "?" : node.name)' (\(node.opType)): \(message)")
+    }
+
+    func constantValue() throws -> ONNXConstant {
+        if let t = attribute("value") { return try ONNXConstant(t.t, file: file) }
+        if let f = attribute("value_float") { return ONNXConstant(shape: [], storage: .floats([f.f])) }
+        if let f = attribute("value_floats") { return ONNXConstant(shape: [f.floats.count], storage: .floats(f.floats)) }
+        if let i = attribute("value_int") { return ONNXConstant(shape: [], storage: .ints([i.i])) }
+        if let i = attribute("value_ints") { return ONNXConstant(shape: [i.ints.count], storage: .ints(i.ints)) }
+        throw fail("Constant without a supported value attribute")
+    }
+
+    /// A host constant input (Reshape's shape, Clip's bounds): from the file, or read from the device.
+    private func hostValues(_ index: Int, _ arguments: [Tensor?]) throws -> [Float]? {
+        guard index < node.input.count, !node.input[index].isEmpty else { return nil }
+        if let c = constants[node.input[index]] { return c.floats }
+        return try arguments[index]?.toArray()
+    }
+
+    func run(_ arguments: [Tensor?]) throws -> Tensor {
+        func input(_ i: Int) throws -> Tensor {
+            guard i < arguments.count, let t = arguments[i] else { throw fail("input \(i) is missing") }
+            return t
+        }
+        if node.output.count > 1, node.output.dropFirst().contains(where: { !$0.isEmpty }) {
+            throw fail("extra outputs (\(node.output.dropFirst().joined(separator: ", "))) are not supported")
+        }
+        switch node.opType {
+        case "Identity", "Dropout": return try input(0)
+        case "Add": return try input(0) + input(1)
+        case "Sub": return try input(0) - input(1)
+        case "Mul": return try input(0) * input(1)
+        case "Div": return try input(0) / input(1)
+        case "Relu": return try input(0).relu()
+        case "LeakyRelu": return try input(0).leakyRelu(negativeSlope: float("alpha", 0.01))
+        case "Sigmoid": return try input(0).sigmoid()
+        case "Tanh": return try input(0).tanh()
+        case "Clip":
+            let low = opset >= 11 ? try hostValues(1, arguments)?.first : attribute("min")?.f
+            let high = opset >= 11 ? try hostValues(2, arguments)?.first : attribute("max")?.f
+            return try input(0).clipped(low ?? -.greatestFiniteMagnitude, high ?? .greatestFiniteMagnitude)
+        case "MatMul": return try input(0).matmul(input(1))
+        case "Gemm":
+            var y = try input(0).matmul(input(1), transposeSelf: int("transA", 0) != 0, transposeOther: int("transB", 0) != 0)
+            let (alpha, beta) = (float("alpha", 1), float("beta", 1))
+            if alpha != 1 { y = try y * alpha }
+            if arguments.count > 2, let c = arguments[2] { y = try y + (beta == 1 ? c : c * beta) }
+            return y
+        case "Flatten":
+            let x = try input(0)
+            let axis = int("axis", 1) < 0 ? int("axis", 1) + x.rank : int("axis", 1)
+            guard (0...x.rank).contains(axis) else { throw fail("axis \(int("axis", 1)) for rank \(x.rank)") }
+            return try x.reshaped([x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)])
+        case "Reshape":
+            let x = try input(0)
+            guard let target = try hostValues(1, arguments).map({ $0.map { Int($0) } }) else { throw fail("needs a shape input") }
+            let allowZero = int("allowzero", 0) != 0
+            return try x.reshaped(target.enumerated().map { $0.element == 0 && !allowZero ? x.shape[$0.offset] : $0.element })
+        case "Concat":
+            let parts = try (0..<arguments.count).map { try input($0) }
+            return try Tensor.concatenate(parts, axis: int("axis", 1))
+        case "Softmax", "LogSoftmax":
+            return try softmax(input(0), log: node.opType == "LogSoftmax")
+        case "BatchNormalization":
+            guard int("training_mode", 0) == 0 else { throw fail("training_mode=1 is not supported (import runs inference statistics)") }
+            let x = try input(0)
+            let broadcast = [x.shape[1]] + [Int](repeating: 1, count: max(x.rank - 2, 0))
+            let (scale, bias, mean, variance) = (try input(1).reshaped(broadcast), try input(2).reshaped(broadcast),
+                                                 try input(3).reshaped(broadcast), try input(4).reshaped(broadcast))
+            let factor = try scale / (variance + float("epsilon", 1e-5)).sqrt()
+            return try (x - mean) * factor + bias
+        case "GlobalAveragePool":
+            let x = try input(0)
+            guard x.rank == 4 else { throw fail("pooling over other than 2-D images (rank 4) is not supported, got \(x.shape)") }
+            return try x.reshaped([x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).reduce(.mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
+        case "Conv": return try convolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
+        case "MaxPool", "AveragePool": return try pooling(input(0))
+        default: throw fail("unsupported op")
+        }
+    }
+
+    private func softmax(_ x: Tensor, log: Bool) throws -> Tensor {
+        if opset < 13 {  // coerced to 2-D at `axis` (default 1)
+            let axis = int("axis", 1) < 0 ? int("axis", 1) + x.rank : int("axis", 1)
+            let rows = x.shape[..<axis].reduce(1, *)
+            return try x.reshaped([rows, x.count / rows]).softmax(log: log).reshaped(x.shape)
+        }
+        let axis = try x.normalized(int("axis", -1))
+        guard axis != x.rank - 1 else { return try x.softmax(log: log) }
+        var order = Array(0..<x.rank)
+        order.swapAt(axis, x.rank - 1)
+        return try x.permuted(order).softmax(log: log).permuted(order)
+    }
+
+    /// The window of a 2-D conv or pool from `kernel_shape`, `strides`, `pads`, `auto_pad`, `ceil_mode`.
+    private func window(_ x: Tensor, kernel: (Int, Int)) throws -> Window2D {
+        guard x.rank == 4 else { throw fail("other than 2-D images (rank 4, NCHW) is not supported, got \(x.shape)") }
+        guard (ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
+        let strides = ints("strides") ?? [1, 1]
+        let (h, w) = (x.shape[2], x.shape[3])
+        var pads = ints("pads") ?? [0, 0, 0, 0]
+        switch string("auto_pad") ?? "NOTSET" {
+        case "SAME_UPPER", "SAME_LOWER":
+            let lower = string("auto_pad") == "SAME_LOWER"
+            func split(_ size: Int, _ k: Int, _ s: Int) -> (Int, Int) {
+                let total = max(((size + s - 1) / s - 1) * s + k - size, 0)
+                return lower ? (total - total / 2, total / 2) : (total / 2, total - total / 2)
+            }
+            let (top, bottom) = split(h, kernel.0, strides[0]), (left, right) = split(w, kernel.1, strides[1])
+            pads = [top, left, bottom, right]
+        case "VALID": pads = [0, 0, 0, 0]
+        default: break
+        }
+        do {
+            return try Window2D(input: (h, w), kernel: kernel, stride: (strides[0], strides[1]),
+                                pads: (pads[0], pads[1], pads[2], pads[3]), ceilMode: int("ceil_mode", 0) != 0)
+        } catch { throw fail("\(error)") }
+    }
+
+    private func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) throws -> Tensor {
+        guard w.rank == 4 else { throw fail("other than 2-D convolution is not supported, kernel shape \(w.shape)") }
+        let groups = int("group", 1)
+        let (outputs, perGroup) = (w.shape[0], w.shape[1])
+        guard groups >= 1, x.rank == 4, x.shape[1] == perGroup * groups, outputs % groups == 0 else {
+            throw fail("input \(x.shape), kernel \(w.shape) and group \(groups) do not fit")
+        }
+        let window = try self.window(x, kernel: (w.shape[2], w.shape[3]))
+        let image = try x.permuted([0, 2, 3, 1])
+        let kernel = try w.permuted([2, 3, 1, 0])  // OIHW → HWIO
+        let per = outputs / groups
+        let parts = try (0..<groups).map { g -> Tensor in
+            let xs = groups == 1 ? image : try image.sliced(lastAxis: g * perGroup ..< (g + 1) * perGroup)
+            let ks = groups == 1 ? kernel : try kernel.sliced(lastAxis: g * per ..< (g + 1) * per)
+            return try xs.conv2d(ks, window: window)
+        }
+        var y = groups == 1 ? parts[0] : try Tensor.concatenate(parts, axis: -1)
+        if let bias { y = try y.addingBias(bias) }
+        return try y.permuted([0, 3, 1, 2])
+    }
+
+    private func pooling(_ x: Tensor) throws -> Tensor {
+        guard let kernel = ints("kernel_shape"), kernel.count == 2 else { throw fail("other than 2-D pooling is not supported") }
+        let window = try self.window(x, kernel: (kernel[0], kernel[1]))
+        let average = node.opType == "AveragePool"
+        if average, int("count_include_pad", 0) != 0, window.padTop > 0 || window.padLeft > 0 || (ints("pads") ?? []).contains(where: { $0 > 0 }) {
+            throw fail("count_include_pad=1 with padding is not supported")
+        }
+        return try x.permuted([0, 2, 3, 1]).pool2d(average ? .average : .max, window: window).permuted([0, 3, 1, 2])
+    }
+}

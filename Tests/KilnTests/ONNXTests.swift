@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+@Suite("ONNX") struct ONNXTests {
+    /// The PyTorch fixture exported to ONNX gives PyTorch's outputs on PyTorch's NCHW input.
+    @Test(arguments: Backend.all)
+    func importedGraphMatchesPyTorch(_ backend: Backend) throws {
+        let model = try ONNXImport.load(fixtures.appendingPathComponent("torch_cnn.onnx"), device: backend.device)
+        #expect(model.inputs[0].shape == [3, 8, 8] && model.outputs[0].shape == [5])
+        // PyTorch's exporter folds each batch norm into the convolution before it.
+        #expect(model.parameterCount == 8 * 3 * 9 + 8 + 8 * 8 * 9 + 8 + 128 * 5 + 5)
+        let x = try NumPy.read(fixtures.appendingPathComponent("torch_cnn_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("torch_cnn_y.npy"))
+        let y = try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray()
+        expectClose(y, expected.values.map(Double.init), "Kiln (ONNX) vs PyTorch", tolerance: 1e-5)
+    }
+
+    @Test func badFilesAndUnsupportedOps() throws {
+        let folder = try temporaryFolder()
+        let garbage = folder.appendingPathComponent("x.onnx")
+        try Data([0xFF, 0xFF, 0xFF, 0x01, 0x02]).write(to: garbage)
+        #expect { try ONNXImport.load(garbage) } throws: { "\($0)".contains(garbage.path) && "\($0)".contains("not an ONNX model") }
+        var proto = try Onnx_ModelProto(serializedBytes: Data(contentsOf: fixtures.appendingPathComponent("torch_cnn.onnx")))
+        proto.graph.node[0].opType = "Einsum"
+        proto.graph.node[1].opType = "Selu"
+        let edited = folder.appendingPathComponent("edited.onnx")
+        try proto.serializedData().write(to: edited)
+        #expect { try ONNXImport.load(edited) } throws: { "\($0)".contains("unsupported ONNX ops: Einsum, Selu") }
+    }
+
+    /// ONNX's operator conformance data (Debian libonnx-testdata): every node test of an op Kiln
+    /// supports, on every backend. Tests of other element types or of features outside Kiln's
+    /// (1-D/3-D pooling, dilations, training-mode batch norm, extra outputs, empty tensors) are listed as not claimed.
+    @Test func operatorConformance() throws {
+        let root = URL(fileURLWithPath: "/usr/share/libonnx-testdata/data/node")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else {
+            print("note: libonnx-testdata is not installed; skipping the ONNX conformance run")
+            return
+        }
+        var passed: [String: Int] = [:], notClaimed: [String: String] = [:], failed: [String] = []
+        for name in names.sorted() where name.hasPrefix("test_") {
+            let folder = root.appendingPathComponent(name)
+            guard let proto = try? Onnx_ModelProto(serializedBytes: Data(contentsOf: folder.appendingPathComponent("model.onnx"))) else { continue }
+            let ops = Set(proto.graph.node.map(\.opType))
+            guard ops.isSubset(of: ONNXGraph.supportedOps), !ops.isSubset(of: ["Constant", "Identity"]) || ops.contains("Identity") else { continue }
+            let data = folder.appendingPathComponent("test_data_set_0")
+            let inputs = try proto.graph.input.filter { i in !proto.graph.initializer.contains { $0.name == i.name } }.enumerated().map {
+                ($0.element.name, try Onnx_TensorProto(serializedBytes: Data(contentsOf: data.appendingPathComponent("input_\($0.offset).pb"))))
+            }
+            let output = try Onnx_TensorProto(serializedBytes: Data(contentsOf: data.appendingPathComponent("output_0.pb")))
+            // Float tensors, and int64 ones where an op reads integers (Reshape's shape).
+            let tensorInputs = proto.graph.input.allSatisfy { if case .tensorType? = $0.type.value { true } else { false } }
+            guard tensorInputs, inputs.allSatisfy({ [1, 7].contains($0.1.dataType) }), output.dataType == 1 else {
+                notClaimed[name] = "element type"
+                continue
+            }
+            guard inputs.allSatisfy({ !$0.1.dims.contains(0) }) else { notClaimed[name] = "empty tensors are not supported"; continue }
+            let opset = Int(proto.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
+            for backend in Backend.all {
+                do {
+                    let graph = try ONNXGraph(graph: proto.graph, opset: opset, file: name)
+                    var random = RandomGenerator(seed: 0)
+                    try graph.materialize(on: backend.device, random: &random)
+                    var feeds: [String: Tensor] = [:]
+                    for (input, tensor) in inputs {
+                        let constant = try ONNXConstant(tensor, file: name)
+                        feeds[input] = try Tensor(constant.floats, shape: constant.shape.isEmpty ? [1] : constant.shape, on: backend.device)
+                    }
+                    let result = try graph.evaluate(feeds)
+                    let expected = try ONNXConstant(output, file: name)
+                    let values = try result.toArray()
+                    let close = result.shape == (expected.shape.isEmpty ? [1] : expected.shape)
+                        && zip(values, expected.floats).allSatisfy { abs($0 - $1) <= 1e-5 + 1e-3 * abs($1) }
+                    if close { passed[backend.testDescription, default: 0] += 1 } else { failed.append("\(name) on \(backend.testDescription): values differ") }
+                } catch let error as DataError where error.problem.contains("not supported") {
+                    notClaimed[name] = error.problem
+                    break
+                } catch {
+                    failed.append("\(name) on \(backend.testDescription): \(error)")
+                }
+            }
+        }
+        print("note: ONNX conformance: " + passed.sorted { $0.key < $1.key }.map { "\($0.value) passed on \($0.key)" }.joined(separator: ", ")
+              + "; \(notClaimed.count) not claimed: " + notClaimed.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
+        #expect(failed.isEmpty, "\(failed.joined(separator: "\n"))")
+        #expect(passed.values.allSatisfy { $0 >= 100 }, "\(passed)")
+    }
+}
