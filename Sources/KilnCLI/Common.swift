@@ -92,7 +92,7 @@ enum CleanExit: Error, CustomStringConvertible {
 }
 
 /// Loads a model file, with its metadata: a Kiln checkpoint (.safetensors), a Keras model (.h5,
-/// .keras) or a Keras model JSON, whose weights may come from `weights` (.h5, .npz, or a PyTorch
+/// .keras), an ONNX model or a Keras model JSON, whose weights may come from `weights` (.h5, .npz, or a PyTorch
 /// .safetensors state dict).
 func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) throws -> (model: Model, metadata: [String: String]) {
     let url = URL(fileURLWithPath: path)
@@ -104,6 +104,7 @@ func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) th
         try model.place(on: device)
         loaded = (model, [:])
     case "h5", "hdf5", "keras": loaded = (try KerasFile.load(url, device: device), [:])
+    case "onnx": loaded = (try ONNXImport.load(url, device: device), [:])
     default: loaded = try Checkpoint.load(url, device: device)
     }
     if let weights {

@@ -7,7 +7,7 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a model to Kiln's checkpoint, or export its weights for PyTorch or NumPy.",
         discussion: """
-            IN is a Keras model (.h5, .keras), a Kiln checkpoint, or a Keras model JSON with --weights \
+            IN is a Keras model (.h5, .keras), an ONNX model, a Kiln checkpoint, or a Keras model JSON with --weights \
             (.h5, .npz, or a PyTorch .safetensors state dict whose keys follow the Kiln layer names).
             """)
 

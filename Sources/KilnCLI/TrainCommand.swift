@@ -60,10 +60,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue training from this checkpoint (its settings are reused).")
     var resume: String?
 
-    @Option(help: "Pretrained model to transfer from (a Kiln checkpoint).")
+    @Option(help: "Pretrained model to transfer from: a Kiln checkpoint, Keras .h5/.keras or ONNX file.")
     var base: String?
 
-    @Option(help: "Keep the base up to and including this layer.")
+    @Option(help: "Keep the base up to and including this layer (for ONNX: up to this value).")
     var cut: String?
 
     @Flag(help: "Freeze the base: only the head trains.")
@@ -153,8 +153,13 @@ struct TrainCommand: ParsableCommand {
 
     /// The pretrained base (cut where asked) and the new head's layers.
     private func transferModel(_ path: String, _ settings: RunSettings, classes: Int, device: any Device) throws -> (trunk: Model, head: [Layer]) {
-        let base = try loadModel(path, device: device).model
-        let trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base
+        let trunk: Model
+        if path.lowercased().hasSuffix(".onnx") {  // an ONNX graph is cut at one of its values
+            trunk = try ONNXImport.load(URL(fileURLWithPath: path), device: device, output: settings.cut)
+        } else {
+            let base = try loadModel(path, device: device).model
+            trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base
+        }
         let spec = settings.head ?? (trunk.outputs[0].shape.count == 3 ? "gap,dense:N" : "dense:N")
         return (trunk, try TransferLearning.head(spec, classes: classes))
     }

@@ -87,3 +87,80 @@ import Testing
         #expect(passed.values.allSatisfy { $0 >= 100 }, "\(passed)")
     }
 }
+
+@Suite("ONNX graphs in Kiln") struct ONNXGraphTests {
+    /// A one-node ONNX model.
+    static func model(_ node: Onnx_NodeProto, inputs: [(String, [Int])], output: (String, [Int]), initializers: [Onnx_TensorProto] = []) throws -> Data {
+        func info(_ name: String, _ shape: [Int]) -> Onnx_ValueInfoProto {
+            var v = Onnx_ValueInfoProto()
+            v.name = name
+            v.type.tensorType.elemType = 1
+            v.type.tensorType.shape.dim = shape.map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = Int64($0); return d }
+            return v
+        }
+        var model = Onnx_ModelProto()
+        model.irVersion = 7
+        var opset = Onnx_OperatorSetIdProto()
+        opset.version = 13
+        model.opsetImport = [opset]
+        model.graph.node = [node]
+        model.graph.input = inputs.map(info)
+        model.graph.output = [info(output.0, output.1)]
+        model.graph.initializer = initializers
+        return try model.serializedData()
+    }
+
+    /// A grouped convolution (group 2, padding 1, stride 2) against a float64 NCHW reference.
+    @Test(arguments: Backend.all)
+    func groupedConvolution(_ backend: Backend) throws {
+        var random = Random("grouped")
+        let (n, c, h, w, m, groups) = (2, 4, 7, 6, 6, 2)
+        let x = random.floats(n * c * h * w), kernel = random.floats(m * (c / groups) * 9), bias = random.floats(m)
+        var weight = Onnx_TensorProto()
+        (weight.name, weight.dims, weight.dataType, weight.floatData) = ("W", [Int64(m), Int64(c / groups), 3, 3], 1, kernel)
+        var b = Onnx_TensorProto()
+        (b.name, b.dims, b.dataType, b.floatData) = ("B", [Int64(m)], 1, bias)
+        var node = Onnx_NodeProto()
+        (node.opType, node.input, node.output) = ("Conv", ["x", "W", "B"], ["y"])
+        func attribute(_ name: String, _ values: [Int64]) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            (a.name, a.type, a.ints) = (name, .ints, values)
+            return a
+        }
+        var group = Onnx_AttributeProto()
+        (group.name, group.type, group.i) = ("group", .int, Int64(groups))
+        node.attribute = [group, attribute("pads", [1, 1, 1, 1]), attribute("strides", [2, 2]), attribute("kernel_shape", [3, 3])]
+        let (oh, ow) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1)
+        let url = try temporaryFolder().appendingPathComponent("grouped.onnx")
+        try Self.model(node, inputs: [("x", [n, c, h, w])], output: ("y", [n, m, oh, ow]), initializers: [weight, b]).write(to: url)
+        let model = try ONNXImport.load(url, device: backend.device)
+        let y = try model(Tensor(x, shape: [n, c, h, w], on: backend.device)).toArray()
+        var expected = [Double](repeating: 0, count: n * m * oh * ow)
+        for i in 0..<n { for o in 0..<m { for yy in 0..<oh { for xx in 0..<ow {
+            let g = o / (m / groups)
+            var sum = Double(bias[o])
+            for ci in 0..<(c / groups) { for kh in 0..<3 { for kw in 0..<3 {
+                let (iy, ix) = (yy * 2 - 1 + kh, xx * 2 - 1 + kw)
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                sum += Double(x[((i * c + g * (c / groups) + ci) * h + iy) * w + ix]) * Double(kernel[((o * (c / groups) + ci) * 3 + kh) * 3 + kw])
+            }}}
+            expected[((i * m + o) * oh + yy) * ow + xx] = sum
+        }}}}
+        expectClose(y, expected, "grouped convolution")
+    }
+
+    /// An imported ONNX model saves to a Kiln checkpoint and comes back the same (so it can be
+    /// fine-tuned and resumed).
+    @Test func onnxModelsSurviveCheckpoints() throws {
+        let model = try ONNXImport.load(fixtures.appendingPathComponent("torch_cnn.onnx"), device: CPUDevice.shared)
+        let url = try temporaryFolder().appendingPathComponent("onnx.safetensors")
+        try Checkpoint.save(model, to: url)
+        let (restored, _) = try Checkpoint.load(url, device: CPUDevice.shared)
+        let x = try NumPy.read(fixtures.appendingPathComponent("torch_cnn_x.npy"))
+        #expect(try restored(Tensor(x.values, shape: x.shape)).toArray() == model(Tensor(x.values, shape: x.shape)).toArray())
+        // Cut at an inner value (the flattened features) for transfer learning.
+        let cut = try ONNXImport.load(fixtures.appendingPathComponent("torch_cnn.onnx"), device: CPUDevice.shared, output: "/Flatten_output_0")
+        #expect(cut.outputs[0].shape == [128])
+        #expect(try cut(Tensor(x.values, shape: x.shape)).shape == [2, 128])
+    }
+}

@@ -53,6 +53,7 @@ public enum KerasConfig {
     static let supported: Set<String> = [
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape",
+        "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
 
     private static func functional(_ config: [String: Any], _ layerList: [[String: Any]], name: String, file: String) throws -> Model {
@@ -213,6 +214,12 @@ public enum KerasConfig {
             return Softmax(name: name)
         case "Add": return Add(name: name)
         case "Concatenate": return Concatenate(axis: c["axis"] as? Int ?? -1, name: name)
+        case "ONNXGraph":
+            guard let encoded = c["graph"] as? String, let bytes = Data(base64Encoded: encoded), let opset = c["opset"] as? Int,
+                  let graph = try? Onnx_GraphProto(serializedBytes: bytes) else {
+                throw DataError(file, "ONNXGraph '\(name ?? "?")': the stored graph is damaged")
+            }
+            return try ONNXGraph(graph: graph, opset: opset, output: c["output"] as? String, file: file, name: name)
         case "Reshape":
             guard let shape = c["target_shape"] as? [Int] else { throw DataError(file, "Reshape '\(name ?? "?")': target_shape must be a list of integers") }
             return Reshape(shape, name: name)
@@ -291,6 +298,8 @@ public enum KerasConfig {
         case is Softmax: c["axis"] = -1
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape
+        case let l as ONNXGraph:
+            c.merge(["graph": (try? l.structure().base64EncodedString()) ?? "", "opset": l.opset, "output": l.outputName]) { $1 }
         default: break
         }
         return ["module": "keras.layers", "class_name": layer.typeName, "config": c, "registered_name": NSNull()]

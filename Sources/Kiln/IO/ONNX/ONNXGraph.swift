@@ -12,7 +12,8 @@ public final class ONNXGraph: Layer {
         "Dropout", "Identity", "Constant",
     ]
 
-    let nodes: [Onnx_NodeProto]
+    let graph: Onnx_GraphProto
+    var nodes: [Onnx_NodeProto] { graph.node }
     let opset: Int
     /// The graph's inputs that are not initializers, in order; a layer takes exactly one.
     let inputNames: [String]
@@ -26,7 +27,7 @@ public final class ONNXGraph: Layer {
     var initialValues: [String: [Float]] = [:]
     let sampleShape: [Int], resultShape: [Int]
 
-    init(graph: Onnx_GraphProto, opset: Int, output: String? = nil, file: String) throws {
+    init(graph: Onnx_GraphProto, opset: Int, output: String? = nil, file: String, name: String? = nil) throws {
         self.file = file
         self.opset = opset
         let initializerNames = Set(graph.initializer.map(\.name))
@@ -37,7 +38,7 @@ public final class ONNXGraph: Layer {
         guard unsupported.isEmpty else {
             throw DataError(file, "unsupported ONNX ops: \(unsupported.sorted().joined(separator: ", ")) (supported: \(Self.supportedOps.sorted().joined(separator: ", ")))")
         }
-        nodes = graph.node
+        self.graph = graph
         inputNames = realInputs.map(\.name)
         self.outputName = outputName
         func shape(_ info: Onnx_ValueInfoProto?) -> [Int]? {
@@ -49,10 +50,14 @@ public final class ONNXGraph: Layer {
         }
         sampleShape = shape(realInputs[0]) ?? []
         resultShape = shape(graph.output.first { $0.name == outputName }) ?? []
-        super.init(name: graph.name.isEmpty ? nil : graph.name, kind: "onnx_graph")
+        super.init(name: name ?? (graph.name.isEmpty ? nil : graph.name), kind: "onnx_graph")
         let statistics = Set(graph.node.filter { $0.opType == "BatchNormalization" }.flatMap { $0.input.dropFirst(3) })
         for tensor in graph.initializer {
-            let constant = try ONNXConstant(tensor, file: file)
+            // A checkpoint stores the graph without float data: those values come with the weights.
+            let stripped = [1, 10, 11].contains(tensor.dataType) && tensor.rawData.isEmpty && tensor.floatData.isEmpty && tensor.doubleData.isEmpty
+                && tensor.int32Data.isEmpty && !tensor.dims.isEmpty
+            let constant = stripped ? ONNXConstant(shape: tensor.dims.map { Int($0) }, storage: .floats([Float](repeating: 0, count: tensor.dims.reduce(1) { $0 * Int($1) })))
+                : try ONNXConstant(tensor, file: file)
             if case .floats(let values) = constant.storage, !constant.shape.isEmpty {
                 let weight = addWeight(tensor.name, shape: constant.shape, initializer: .zeros, isVariable: !statistics.contains(tensor.name))
                 weightByName[tensor.name] = weight
@@ -65,15 +70,31 @@ public final class ONNXGraph: Layer {
 
     override public var typeName: String { "ONNXGraph" }
 
+    /// The graph with the float initializers' data removed (their values are the layer's weights).
+    func structure() throws -> Data {
+        var copy = graph
+        for i in copy.initializer.indices where weightByName[copy.initializer[i].name] != nil {
+            copy.initializer[i].rawData = Data()
+            copy.initializer[i].floatData = []
+            copy.initializer[i].doubleData = []
+            copy.initializer[i].int32Data = []
+        }
+        return try copy.serializedData()
+    }
+
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
         guard inputNames.count == 1 else { throw shapeError("a model layer takes one input; this graph has \(inputNames)") }
         guard sampleShape.allSatisfy({ $0 > 0 }), try single(inputShapes) == sampleShape else {
             throw shapeError("expects samples of static shape \(sampleShape), got \(inputShapes[0])")
         }
-        if resultShape.isEmpty || resultShape.contains(where: { $0 <= 0 }) {
-            throw shapeError("output '\(outputName)' needs a static shape after the batch dimension in the graph")
-        }
-        return resultShape
+        if !resultShape.isEmpty, resultShape.allSatisfy({ $0 > 0 }) { return resultShape }
+        // No declared shape (an inner value chosen as output): run one sample on the CPU to learn it.
+        let device = CPUDevice.shared
+        let weights = try initialValues.mapValues { try Tensor($0, shape: [$0.count], on: device) }
+        let probe = try evaluate([inputName: try .zeros([1] + sampleShape, on: device)], weights: weightByName.mapValues { weight in
+            try weights[weight.name]!.reshaped(weight.shape)
+        })
+        return Array(probe.shape.dropFirst())
     }
 
     override func materialize(on device: any Device, random: inout RandomGenerator) throws {
@@ -86,13 +107,13 @@ public final class ONNXGraph: Layer {
         try evaluate([inputName: inputs[0]])
     }
 
-    /// Runs the graph on named inputs (weights must be placed) and returns its output.
-    func evaluate(_ feeds: [String: Tensor]) throws -> Tensor {
+    /// Runs the graph on named inputs and returns its output; weights are the placed ones unless given.
+    func evaluate(_ feeds: [String: Tensor], weights: [String: Tensor]? = nil) throws -> Tensor {
         guard let device = feeds.values.first?.device else { throw DataError(file, "no inputs given") }
         var values = feeds
         func tensor(_ name: String) throws -> Tensor {
             if let t = values[name] { return t }
-            if let w = weightByName[name] { return w.value }
+            if let w = weights?[name] ?? weightByName[name]?.value { return w }
             if let c = constants[name] { return try c.tensor(on: device) }
             throw DataError(file, "value '\(name)' is used before any node produces it")
         }
