@@ -5,7 +5,7 @@ import Kiln
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a model to Kiln's checkpoint, or export its weights for PyTorch or NumPy.",
+        abstract: "Convert a model to Kiln's checkpoint, or export it to ONNX or its weights for PyTorch or NumPy.",
         discussion: """
             IN is a Keras model (.h5, .keras), an ONNX model, a Kiln checkpoint, or a Keras model JSON with --weights \
             (.h5, .npz, or a PyTorch .safetensors state dict whose keys follow the Kiln layer names).
@@ -20,7 +20,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Weights for a model JSON: .h5, .npz or PyTorch .safetensors.")
     var weights: String?
 
-    @Option(help: "kiln (checkpoint), pytorch (state dict .safetensors) or npz (layer/weight arrays).")
+    @Option(help: "kiln (checkpoint), pytorch (state dict .safetensors), npz (layer/weight arrays) or onnx.")
     var format = "kiln"
 
     func run() throws {
@@ -31,7 +31,8 @@ struct ConvertCommand: ParsableCommand {
             case "kiln": try Checkpoint.save(model, to: url)
             case "pytorch": try PyTorchWeights.save(model, to: url)
             case "npz": try WeightBundle.save(model, to: url)
-            default: throw ValidationError("--format: '\(format)' is not kiln, pytorch or npz")
+            case "onnx": try ONNXExport.save(model, to: url)
+            default: throw ValidationError("--format: '\(format)' is not kiln, pytorch, npz or onnx")
             }
             print("Wrote \(output) (\(model.name), \(model.parameterCount) parameters)")
         }

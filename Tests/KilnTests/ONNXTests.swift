@@ -164,3 +164,23 @@ import Testing
         #expect(try cut(Tensor(x.values, shape: x.shape)).shape == [2, 128])
     }
 }
+
+@Suite("ONNX export") struct ONNXExportTests {
+    /// Exported models read back (by Kiln's importer, which passes ONNX's conformance tests) give
+    /// the same outputs as the Kiln model.
+    @Test(arguments: Backend.all, [ModelZoo.workshopCNN, .resnetSmall, .vggSmall, .lenet5])
+    func exportedModelsComputeTheSame(_ backend: Backend, zoo: ModelZoo) throws {
+        let shape = zoo == .workshopCNN ? [28, 28, 1] : [16, 16, 3]
+        let model = try zoo.make(inputShape: shape, classes: 4)
+        try model.place(on: backend.device, seed: 9)
+        let extra = try Concatenate()([model.outputs[0], Softmax()(model.outputs[0])])
+        let extended = try Model(inputs: model.inputs, outputs: [extra])
+        try extended.place(on: backend.device)
+        let url = try temporaryFolder().appendingPathComponent("\(zoo.rawValue).onnx")
+        try ONNXExport.save(extended, to: url)
+        let imported = try ONNXImport.load(url, device: backend.device)
+        var random = Random("export")
+        let x = try Tensor(random.floats(2 * shape.reduce(1, *), 0...1), shape: [2] + shape, on: backend.device)
+        expectClose(try imported(x).toArray(), try extended(x).toArray().map(Double.init), "\(zoo.rawValue) through ONNX", tolerance: 1e-5)
+    }
+}

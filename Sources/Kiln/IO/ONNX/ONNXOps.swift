@@ -87,6 +87,9 @@ struct ONNXOp {
         }
         switch node.opType {
         case "Identity", "Dropout": return try input(0)
+        case "Transpose":
+            let x = try input(0)
+            return try x.permuted(ints("perm") ?? Array((0..<x.rank).reversed()))
         case "Add": return try input(0) + input(1)
         case "Sub": return try input(0) - input(1)
         case "Mul": return try input(0) * input(1)

@@ -1,0 +1,208 @@
+import Foundation
+
+/// Writes Kiln models as ONNX (opset 13) for onnxruntime and other ONNX engines. The exported graph
+/// takes and returns the same layout as the Kiln model (NHWC images); inside, convolution and
+/// pooling run NCHW, with Transpose nodes where the layout changes.
+public enum ONNXExport {
+    public static func save(_ model: Model, to url: URL) throws {
+        var writer = Writer(model: model)
+        try writer.run()
+        try writeAtomically(try writer.proto.serializedData(), to: url)
+    }
+
+    private enum Layout { case nchw, nhwc, plain }
+
+    private struct Writer {
+        let model: Model
+        var proto = Onnx_ModelProto()
+        var values: [ObjectIdentifier: (name: String, layout: Layout)] = [:]
+        var counter = 0
+
+        init(model: Model) { self.model = model }
+
+        mutating func run() throws {
+            guard model.inputs.count == 1, model.outputs.count == 1, model.device != nil else {
+                throw TrainingError.incompatible("ONNX export takes a placed model with one input and one output")
+            }
+            proto.irVersion = 8
+            proto.producerName = "kiln"
+            var opset = Onnx_OperatorSetIdProto()
+            opset.version = 13
+            proto.opsetImport = [opset]
+            proto.graph.name = model.name
+            let input = model.inputs[0]
+            proto.graph.input = [info("input", input.shape)]
+            values[ObjectIdentifier(input.output)] = ("input", input.shape.count == 3 ? .nhwc : .plain)
+            for node in model.nodes { try emit(node) }
+            let result = try value(model.outputs[0], as: model.outputs[0].shape.count == 3 ? .nhwc : nil)
+            add("Identity", [result], output: "output")
+            proto.graph.output = [info("output", model.outputs[0].shape)]
+        }
+
+        func info(_ name: String, _ sample: [Int]) -> Onnx_ValueInfoProto {
+            var v = Onnx_ValueInfoProto()
+            v.name = name
+            v.type.tensorType.elemType = 1
+            var batch = Onnx_TensorShapeProto.Dimension()
+            batch.dimParam = "batch"
+            v.type.tensorType.shape.dim = [batch] + sample.map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = Int64($0); return d }
+            return v
+        }
+
+        mutating func fresh(_ hint: String) -> String {
+            counter += 1
+            return "\(hint)_\(counter)"
+        }
+
+        @discardableResult
+        mutating func add(_ op: String, _ inputs: [String], output: String? = nil, _ attributes: [Onnx_AttributeProto] = []) -> String {
+            var node = Onnx_NodeProto()
+            node.opType = op
+            node.input = inputs
+            node.output = [output ?? fresh(op.lowercased())]
+            node.attribute = attributes
+            node.name = node.output[0]
+            proto.graph.node.append(node)
+            return node.output[0]
+        }
+
+        mutating func initializer(_ name: String, _ values: [Float], _ shape: [Int]) -> String {
+            var t = Onnx_TensorProto()
+            (t.name, t.dataType, t.dims) = (name, 1, shape.map(Int64.init))
+            t.rawData = values.withUnsafeBytes { Data($0) }
+            proto.graph.initializer.append(t)
+            return name
+        }
+
+        func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            (a.name, a.type, a.ints) = (name, .ints, values.map(Int64.init))
+            return a
+        }
+
+        func int(_ name: String, _ value: Int) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            (a.name, a.type, a.i) = (name, .int, Int64(value))
+            return a
+        }
+
+        func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            (a.name, a.type, a.f) = (name, .float, value)
+            return a
+        }
+
+        /// The ONNX value of a symbolic tensor, transposed to `layout` when it is an image in another one.
+        mutating func value(_ t: SymbolicTensor, as layout: Layout?) throws -> String {
+            guard let current = values[ObjectIdentifier(t)] else { throw TrainingError.incompatible("ONNX export: value of '\(t.layer.name)' missing") }
+            guard let layout, current.layout != layout, current.layout != .plain else { return current.name }
+            let permutation = layout == .nchw ? [0, 3, 1, 2] : [0, 2, 3, 1]
+            let name = add("Transpose", [current.name], [ints("perm", permutation)])
+            values[ObjectIdentifier(t)] = (name, layout)
+            return name
+        }
+
+        func layout(of t: SymbolicTensor) -> Layout { values[ObjectIdentifier(t)]!.layout }
+
+        mutating func activation(_ f: ActivationFunction, _ x: String, channelsAxis: Int) throws -> String {
+            switch f {
+            case .linear: return x
+            case .relu: return add("Relu", [x])
+            case .sigmoid: return add("Sigmoid", [x])
+            case .tanh: return add("Tanh", [x])
+            case .softplus: return add("Softplus", [x])
+            case .softmax: return add("Softmax", [x], [int("axis", channelsAxis)])
+            case .leakyRelu(let slope): return add("LeakyRelu", [x], [float("alpha", slope)])
+            }
+        }
+
+        /// ONNX `pads` (top, left, bottom, right) of a window.
+        func pads(_ w: Window2D) -> [Int] {
+            [w.padTop, w.padLeft, max(0, (w.outputHeight - 1) * w.strideHeight + w.kernelHeight - w.inputHeight - w.padTop),
+             max(0, (w.outputWidth - 1) * w.strideWidth + w.kernelWidth - w.inputWidth - w.padLeft)]
+        }
+
+        mutating func emit(_ node: SymbolicTensor) throws {
+            let layer = node.layer, inputs = node.inputs
+            let name = layer.name
+            var output: (String, Layout)
+            switch layer {
+            case let l as Conv2D:
+                let shape = inputs[0].shape
+                let w = try Window2D(input: (shape[0], shape[1]), kernel: l.kernelSize, stride: l.strides, padding: l.padding)
+                let kernel = l.weights[0]
+                let values = try kernel.value.permuted([3, 2, 0, 1]).toArray()  // HWIO → OIHW
+                var arguments = [try value(inputs[0], as: .nchw),
+                                 initializer("\(name).weight", values, [kernel.shape[3], kernel.shape[2], kernel.shape[0], kernel.shape[1]])]
+                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [l.filters])) }
+                let conv = add("Conv", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
+                                                   ints("pads", pads(w))])
+                output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as Pooling2D:
+                let shape = inputs[0].shape
+                let w = try Window2D(input: (shape[0], shape[1]), kernel: l.poolSize, stride: l.strides, padding: l.padding)
+                output = (add(l.mode == .max ? "MaxPool" : "AveragePool", [try value(inputs[0], as: .nchw)],
+                              [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
+                               ints("pads", pads(w))]), .nchw)
+            case let l as GlobalPooling2D:
+                let pooled = add(l.mode == .max ? "GlobalMaxPool" : "GlobalAveragePool", [try value(inputs[0], as: .nchw)])
+                output = (add("Flatten", [pooled], [int("axis", 1)]), .plain)
+            case is Flatten:
+                output = (add("Flatten", [try value(inputs[0], as: .nhwc)], [int("axis", 1)]), .plain)
+            case let l as Reshape:
+                let target = initializerInts("\(name).shape", [-1] + l.targetShape)
+                output = (add("Reshape", [try value(inputs[0], as: .nhwc), target]), l.targetShape.count == 3 ? .nhwc : .plain)
+            case let l as Dense:
+                guard inputs[0].shape.count == 1 else { throw TrainingError.incompatible("ONNX export: Dense '\(name)' on rank-\(inputs[0].shape.count + 1) input") }
+                var arguments = [try value(inputs[0], as: nil), initializer("\(name).kernel", try l.weights[0].value.toArray(), l.weights[0].shape)]
+                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [l.units])) }
+                output = (try activation(l.activation, add("Gemm", arguments), channelsAxis: -1), .plain)
+            case let l as BatchNormalization:
+                let x = try value(inputs[0], as: inputs[0].shape.count == 3 ? .nchw : nil)
+                let channels = inputs[0].shape.last!
+                let stats = l.weights.filter { !$0.isVariable }
+                let gamma = try l.weights.first { $0.name == "gamma" }?.value.toArray() ?? [Float](repeating: 1, count: channels)
+                let beta = try l.weights.first { $0.name == "beta" }?.value.toArray() ?? [Float](repeating: 0, count: channels)
+                output = (add("BatchNormalization", [x, initializer("\(name).gamma", gamma, [channels]), initializer("\(name).beta", beta, [channels]),
+                                                     initializer("\(name).moving_mean", try stats[0].value.toArray(), [channels]),
+                                                     initializer("\(name).moving_variance", try stats[1].value.toArray(), [channels])],
+                              [float("epsilon", l.epsilon)]), layout(of: inputs[0]) == .nhwc ? .nchw : layout(of: inputs[0]))
+            case is Dropout:
+                output = values[ObjectIdentifier(inputs[0])]!
+            case let l as Activation:
+                let x = try value(inputs[0], as: nil)
+                output = (try activation(l.function, x, channelsAxis: layout(of: inputs[0]) == .nchw ? 1 : -1), layout(of: inputs[0]))
+            case is ReLU:
+                output = (add("Relu", [try value(inputs[0], as: nil)]), layout(of: inputs[0]))
+            case let l as LeakyReLU:
+                output = (add("LeakyRelu", [try value(inputs[0], as: nil)], [float("alpha", l.negativeSlope)]), layout(of: inputs[0]))
+            case is Softmax:
+                let axis = layout(of: inputs[0]) == .nchw ? 1 : -1
+                output = (add("Softmax", [try value(inputs[0], as: nil)], [int("axis", axis)]), layout(of: inputs[0]))
+            case is Add, is Concatenate:
+                let target = layout(of: inputs[0])
+                let arguments = try inputs.map { try value($0, as: target == .plain ? nil : target) }
+                if let l = layer as? Concatenate {
+                    let rank = inputs[0].shape.count + 1
+                    var axis = l.axis < 0 ? l.axis + rank : l.axis
+                    if target == .nchw { axis = axis == 3 ? 1 : axis + 1 }  // NHWC axis → NCHW axis
+                    output = (add("Concat", arguments, [int("axis", axis)]), target)
+                } else {
+                    var sum = arguments[0]
+                    for argument in arguments.dropFirst() { sum = add("Add", [sum, argument]) }
+                    output = (sum, target)
+                }
+            default:
+                throw TrainingError.incompatible("ONNX export: layer '\(name)' (\(layer.typeName)) has no ONNX form here")
+            }
+            values[ObjectIdentifier(node)] = output
+        }
+
+        mutating func initializerInts(_ name: String, _ values: [Int]) -> String {
+            var t = Onnx_TensorProto()
+            (t.name, t.dataType, t.dims, t.int64Data) = (name, 7, [Int64(values.count)], values.map(Int64.init))
+            proto.graph.initializer.append(t)
+            return name
+        }
+    }
+}
