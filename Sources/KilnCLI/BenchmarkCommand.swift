@@ -6,7 +6,7 @@ struct BenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure Kiln's kernels.",
-        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self])
+        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self])
 }
 
 struct OpsBenchmarkCommand: ParsableCommand {
@@ -90,6 +90,79 @@ struct PipelineBenchmarkCommand: ParsableCommand {
                 let seconds = Date().timeIntervalSince(start)
                 print(String(format: "epoch %d: %d samples in %.2f s = %.0f samples/s", epoch, samples, seconds, Double(samples) / seconds))
             }
+        }
+    }
+}
+
+struct TrainBenchmarkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training and inference throughput of the workshop CNN on Fashion-MNIST, as JSON (Scripts/benchmark.sh compares it with Keras and PyTorch).")
+
+    @Option(help: "Samples per training batch.")
+    var batchSize = 32
+
+    @Option(help: "Steps per measured window.")
+    var steps = 200
+
+    @Option(help: "Measured windows (after one warm-up window); the median is reported.")
+    var windows = 3
+
+    @Option(help: "Full epochs to train afterwards for test accuracy (0: none).")
+    var epochs = 0
+
+    @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name.")
+    var device = "cpu"
+
+    func run() throws {
+        try reportingErrors {
+            let start = Date()
+            let device = try Devices.select(self.device)
+            let (train, test) = (try NamedDataset.fashionMNIST.load(.train), try NamedDataset.fashionMNIST.load(.test))
+            let model = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
+            try model.place(on: device, seed: 1)
+            try model.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+            let loader = try BatchLoader(train, batchSize: batchSize, shuffle: true, seed: 1)
+            let loss = SparseCategoricalCrossentropy(fromLogits: true)
+            var firstStep: Double?
+            var rates: [Double] = []
+            var batches = loader.batches(epoch: 1, on: device).makeIterator()
+            for window in 0...windows {
+                let begin = Date()
+                for _ in 0..<steps {
+                    guard let result = batches.next() else { batches = loader.batches(epoch: 2 + window, on: device).makeIterator(); continue }
+                    let batch = try result.get()
+                    try loss(batch.targets, model(batch.inputs, training: true)).backward()
+                    try model.compiled!.optimizer.apply(to: model.trainableWeights)
+                    if firstStep == nil { try device.synchronize(); firstStep = Date().timeIntervalSince(start) }
+                }
+                try device.synchronize()
+                if window > 0 { rates.append(Double(steps * batchSize) / Date().timeIntervalSince(begin)) }
+            }
+            // Inference, batch 256, over the test set.
+            let inferenceStart = Date()
+            _ = try model.predict(test, batchSize: 256)
+            let inference = Double(test.count) / Date().timeIntervalSince(inferenceStart)
+            var result: [String: Any] = [
+                "engine": "kiln", "device": device.info.name, "batch_size": batchSize,
+                "train_samples_per_second": rates.sorted()[rates.count / 2], "inference_images_per_second": inference,
+                "first_step_seconds": firstStep ?? 0,
+            ]
+            if epochs > 0 {
+                let fresh = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
+                try fresh.place(on: device, seed: 1)
+                try fresh.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+                var accuracies: [Float] = []
+                for _ in 0..<epochs {
+                    try fresh.fit(train, epochs: 1, batchSize: batchSize, seed: 1, progress: false)
+                    accuracies.append(try fresh.evaluate(test, batchSize: 256)["accuracy"]!)
+                }
+                result["test_accuracy_per_epoch"] = accuracies
+            }
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            result["peak_rss_mb"] = Double(usage.ru_maxrss) / 1024
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         }
     }
 }
