@@ -42,6 +42,7 @@ struct OpsBenchmarkCommand: ParsableCommand {
             ConvShape(batch: batch, inChannels: 32, outChannels: 32,
                       window: try Window2D(input: (13, 13), kernel: (3, 3), stride: (1, 1), padding: .valid)),
         ]
+        print(String(format: "FP32 FMA peak of this machine: %.0f GFLOP/s (%d threads)", OpBenchmark.fmaPeak(), ProcessInfo.processInfo.activeProcessorCount))
         print(pad("backend", 8) + pad("op", 25) + pad("size", 28) + pad("Kiln GFLOP/s", 14, right: true)
               + pad("raw GFLOP/s", 13, right: true) + pad("Kiln/raw", 10, right: true))
         for device in selected {
@@ -114,6 +115,9 @@ struct TrainBenchmarkCommand: ParsableCommand {
     @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name.")
     var device = "cpu"
 
+    @Flag(help: "Skip the inference measurement (e.g. when profiling training alone).")
+    var noInference = false
+
     func run() throws {
         try reportingErrors {
             let start = Date()
@@ -141,8 +145,8 @@ struct TrainBenchmarkCommand: ParsableCommand {
             }
             // Inference, batch 256, over the test set.
             let inferenceStart = Date()
-            _ = try model.predict(test, batchSize: 256)
-            let inference = Double(test.count) / Date().timeIntervalSince(inferenceStart)
+            if !noInference { _ = try model.predict(test, batchSize: 256) }
+            let inference = noInference ? 0 : Double(test.count) / Date().timeIntervalSince(inferenceStart)
             var result: [String: Any] = [
                 "engine": "kiln", "device": device.info.name, "batch_size": batchSize,
                 "train_samples_per_second": rates.sorted()[rates.count / 2], "inference_images_per_second": inference,

@@ -6,11 +6,16 @@ extension CPUDevice {
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
         let rowsPerImage = s.window.outputPixels
+        if let bias {  // start from the bias and let the GEMM accumulate onto it: no extra pass
+            let (b, y, channels) = (bias.host, output.host, s.outChannels)
+            parallelFor(s.batch * rowsPerImage, grain: max(1, 32768 / channels)) { range in
+                for row in range { (y + row * channels).update(from: b, count: channels) }
+            }
+        }
         try forEachChunk(s, input: input) { first, images, columns in
             sgemm(m: images * rowsPerImage, n: s.outChannels, k: s.patchSize,
-                  columns, false, weight.host, false, output.host + first * rowsPerImage * s.outChannels, beta: 0)
+                  columns, false, weight.host, false, output.host + first * rowsPerImage * s.outChannels, beta: bias == nil ? 0 : 1)
         }
-        if let bias { try addBias(output, bias, view: AxisView(outer: s.batch * rowsPerImage, axis: s.outChannels), into: output) }
     }
 
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
@@ -69,7 +74,10 @@ extension CPUDevice {
                         let ih = oh * w.strideHeight - w.padTop + kh
                         for kw in 0..<w.kernelWidth {
                             let iw = ow * w.strideWidth - w.padLeft + kw
-                            if ih >= 0, ih < w.inputHeight, iw >= 0, iw < w.inputWidth {
+                            let inside = ih >= 0 && ih < w.inputHeight && iw >= 0 && iw < w.inputWidth
+                            if c == 1 {  // one channel (the first layer): a plain load beats a copy call
+                                out[0] = inside ? x[(n * w.inputHeight + ih) * w.inputWidth + iw] : 0
+                            } else if inside {
                                 out.update(from: x + ((n * w.inputHeight + ih) * w.inputWidth + iw) * c, count: c)
                             } else {
                                 out.update(repeating: 0, count: c)
@@ -126,7 +134,6 @@ extension CPUDevice {
         let w = s.window, c = s.channels
         let (x, y, index) = (input.host, output.host, argmax?.hostInts)
         parallelFor(s.batch * w.outputHeight, grain: 4) { range in
-            var best = [Float](repeating: 0, count: c), where_ = [Int32](repeating: 0, count: c)
             for row in range {
                 let (n, oh) = row.quotientAndRemainder(dividingBy: w.outputHeight)
                 let h0 = oh * w.strideHeight - w.padTop
@@ -134,22 +141,27 @@ extension CPUDevice {
                 for ow in 0..<w.outputWidth {
                     let w0 = ow * w.strideWidth - w.padLeft
                     let (ws, we) = (max(w0, 0), min(w0 + w.kernelWidth, w.inputWidth))
-                    let out = ((n * w.outputHeight + oh) * w.outputWidth + ow) * c
-                    for ch in 0..<c { best[ch] = mode == .max ? -.infinity : 0; where_[ch] = -1 }
+                    let offset = ((n * w.outputHeight + oh) * w.outputWidth + ow) * c
+                    let out = y + offset
+                    var first = true
                     for ih in hs..<he {
                         for iw in ws..<we {
                             let pixel = x + ((n * w.inputHeight + ih) * w.inputWidth + iw) * c
                             let position = Int32(ih * w.inputWidth + iw)
-                            for ch in 0..<c {
-                                if mode == .average { best[ch] += pixel[ch] }
-                                else if pixel[ch] > best[ch] || where_[ch] < 0 { best[ch] = pixel[ch]; where_[ch] = position }
+                            if first {
+                                out.update(from: pixel, count: c)
+                                if let index { (index + offset).update(repeating: position, count: c) }
+                                first = false
+                            } else if mode == .average {
+                                for ch in 0..<c { out[ch] += pixel[ch] }
+                            } else if let index {
+                                for ch in 0..<c where pixel[ch] > out[ch] { out[ch] = pixel[ch]; index[offset + ch] = position }
                             }
                         }
                     }
-                    let area = Float((he - hs) * (we - ws))
-                    for ch in 0..<c {
-                        y[out + ch] = mode == .average ? best[ch] / area : best[ch]
-                        index?[out + ch] = where_[ch]
+                    if mode == .average {
+                        let scale = 1 / Float((he - hs) * (we - ws))
+                        for ch in 0..<c { out[ch] *= scale }
                     }
                 }
             }

@@ -84,11 +84,17 @@ extension CPUDevice {
         try require(bias, view.axis, "addBias bias")
         try require(output, view.count, "addBias output")
         let (x, b, y) = (input.host, bias.host, output.host)
-        parallelFor(view.outer, grain: max(1, 32768 / (view.axis * view.inner))) { range in
+        let (axis, inner) = (view.axis, view.inner)
+        parallelFor(view.outer, grain: max(1, 32768 / (axis * inner))) { range in
             for o in range {
-                for c in 0..<view.axis {
-                    let base = (o * view.axis + c) * view.inner
-                    for i in 0..<view.inner { y[base + i] = x[base + i] + b[c] }
+                if inner == 1 {  // channels last: add the bias row (vectorises)
+                    let (row, out) = (x + o * axis, y + o * axis)
+                    for c in 0..<axis { out[c] = row[c] + b[c] }
+                    continue
+                }
+                for c in 0..<axis {
+                    let base = (o * axis + c) * inner
+                    for i in 0..<inner { y[base + i] = x[base + i] + b[c] }
                 }
             }
         }
