@@ -1,5 +1,6 @@
 import CBLAS
 import CCLBlast
+import CPeak
 import COpenCL
 import Foundation
 
@@ -59,25 +60,21 @@ public struct OpBenchmark {
         ]
     }
 
-    /// The machine's FP32 peak: independent SIMD fused multiply-add chains on every core.
+    /// The machine's FP32 peak: independent fused multiply-add chains on every core, at the widest
+    /// vector width the CPU has.
     public static func fmaPeak(seconds: Double = 0.5) -> Double {
         let threads = ProcessInfo.processInfo.activeProcessorCount
-        let iterations = 2_000_000
-        var total = 0.0
         let start = DispatchTime.now().uptimeNanoseconds
-        var rounds = 0
+        var (flops, elapsed) = (0.0, 0.0)
         repeat {
-            DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                // 8 independent accumulators hide the FMA latency; 16 lanes fill a 512-bit register.
-                var a = (0..<8).map { SIMD16<Float>(repeating: Float($0 + thread) * 1e-3) }
-                let (x, y) = (SIMD16<Float>(repeating: 0.999_999), SIMD16<Float>(repeating: 1e-7))
-                for _ in 0..<iterations { for j in 0..<8 { a[j] = a[j].addingProduct(x, y) } }
-                if a.reduce(0, { $0 + $1.sum() }) == .infinity { print("") }  // keeps the loop alive
+            let done = Lock()
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let f = kiln_fma_flops(20_000_000)
+                done.withLock { flops += f }
             }
-            rounds += 1
-            total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        } while total < seconds
-        return Double(rounds * threads * iterations * 8 * 16 * 2) / total / 1e9
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        } while elapsed < seconds
+        return flops / elapsed / 1e9
     }
 
     /// GFLOP/s of `body` over at least `seconds`, after one warm-up call.
