@@ -34,10 +34,6 @@ struct ONNXConstant {
         switch storage { case .floats(let v): v; case .ints(let v): v.map(Float.init) }
     }
 
-    var ints: [Int] {
-        switch storage { case .floats(let v): v.map { Int($0) }; case .ints(let v): v.map { Int($0) } }
-    }
-
     /// As a device tensor (a scalar becomes shape [1]).
     func tensor(on device: any Device) throws -> Tensor {
         try Tensor(floats, shape: shape.isEmpty ? [1] : shape, on: device)
