@@ -36,6 +36,9 @@ public struct OpBenchmark {
             var (kiln, raw) = (0.0, 0.0)
             for _ in 0..<3 {
                 kiln = max(kiln, try rate(flops) { try device.gemm(g, a: a, b: b, c: c) })
+                // Raw OpenBLAS with its own threading (Kiln keeps it single-threaded and splits rows itself).
+                if device is CPUDevice { openblas_set_num_threads(Int32(ProcessInfo.processInfo.activeProcessorCount)) }
+                defer { if device is CPUDevice { openblas_set_num_threads(1) } }
                 raw = max(raw, try rate(flops) { try rawGemm(n, a, b, c) })
             }
             return Row(backend: backend, op: "gemm", size: "\(n)×\(n)×\(n)", gflops: kiln, rawGflops: raw)

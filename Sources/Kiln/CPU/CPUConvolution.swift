@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Convolution as im2col + one GEMM per chunk of images (NHWC rows × HWIO weights),
 /// and pooling, on the CPU.
@@ -117,11 +118,19 @@ extension CPUDevice {
         }
     }
 
-    /// Row-major `C = op(A) · op(B) + beta·C` with tight leading dimensions.
+    /// Row-major `C = op(A) · op(B) + beta·C` with tight leading dimensions. OpenBLAS runs single-threaded
+    /// (set in `init`); the rows of C are split over the cores here, which suits the tall, thin
+    /// products of convolutions better than OpenBLAS's own threading.
     func sgemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ transA: Bool,
                _ b: UnsafePointer<Float>, _ transB: Bool, _ c: UnsafeMutablePointer<Float>, beta: Float) {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n), beta, c, Int32(n))
+        let parts = m * n * k >= 1 << 18 ? min(threads, max(1, m / 16)) : 1
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let (first, last) = (m * part / parts, m * (part + 1) / parts)
+            guard last > first else { return }
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(last - first), Int32(n), Int32(k), 1, a + (transA ? first : first * k), Int32(transA ? m : k),
+                        b, Int32(transB ? k : n), beta, c + first * n, Int32(n))
+        }
     }
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {

@@ -14,6 +14,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
     let threads = ProcessInfo.processInfo.activeProcessorCount
 
     private init() {
+        openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
         info = DeviceInfo(
             backend: "cpu", platform: "Kiln", name: "CPU (Swift + OpenBLAS, \(threads) threads)", kind: .cpu,
             computeUnits: threads, globalMemory: Int(ProcessInfo.processInfo.physicalMemory),
@@ -72,11 +73,13 @@ public final class CPUDevice: Device, @unchecked Sendable {
     public func gemm(_ g: Gemm, a: Buffer, b: Buffer, c: Buffer) throws {
         try g.validate(a: a, b: b, c: c)
         for i in 0..<g.batch {
-            cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans, g.transposeB ? CblasTrans : CblasNoTrans,
-                        Int32(g.m), Int32(g.n), Int32(g.k), g.alpha,
-                        a.host + g.offsetA + i * g.strideA, Int32(g.lda),
-                        b.host + g.offsetB + i * g.strideB, Int32(g.ldb), g.beta,
-                        c.host + g.offsetC + i * g.strideC, Int32(g.ldc))
+            let (pa, pb, pc) = (a.host + g.offsetA + i * g.strideA, b.host + g.offsetB + i * g.strideB, c.host + g.offsetC + i * g.strideC)
+            if g.alpha == 1 {
+                sgemm(m: g.m, n: g.n, k: g.k, pa, g.transposeA, pb, g.transposeB, pc, beta: g.beta)
+            } else {
+                cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans, g.transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, pa, Int32(g.lda), pb, Int32(g.ldb), g.beta, pc, Int32(g.ldc))
+            }
         }
     }
 
