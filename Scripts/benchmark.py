@@ -165,8 +165,9 @@ def main():
     if args.record:
         path = ROOT / "docs/benchmarks.md"
         text = path.read_text() if path.exists() else "# Benchmarks\n\nNewest first. Made by `Scripts/benchmark.sh`.\n"
-        head, _, rest = text.partition("\n## ")
-        path.write_text(head.rstrip() + "\n\n" + table + ("\n## " + rest if rest else ""))
+        rows = text.find("\n## 20")  # dated rows, newest first, after the status notes
+        head, rest = (text, "") if rows < 0 else (text[:rows], text[rows + 1:])
+        path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
 
 
 def report(best, engines, sizes, args):
