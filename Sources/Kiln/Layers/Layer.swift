@@ -56,7 +56,7 @@ open class Layer {
 
     /// Computes the output from a batch (`inputs[i].shape = [batch] + inputShapes[i]`).
     open func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        fatalError("\(typeName) must override forward(_:training:)")
+        throw TensorError.shape("layer '\(name)' (\(typeName)) does not implement forward(_:training:)")
     }
 
     /// Builds once; a second call must bring the same shapes.
