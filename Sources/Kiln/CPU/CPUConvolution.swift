@@ -134,12 +134,7 @@ extension CPUDevice {
     }
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
-        try require(input, s.inputCount, "pool2d input")
-        try require(output, s.outputCount, "pool2d output")
-        if mode == .max {
-            guard let argmax else { throw DeviceError.invalidArgument("pool2d: max pooling needs an argmax buffer") }
-            try require(argmax, s.outputCount, "pool2d argmax")
-        }
+        try s.validate(mode: mode, input: input, output: output, argmax: argmax, "pool2d")
         let w = s.window, c = s.channels
         let (x, y, index) = (input.host, output.host, argmax?.hostInts)
         parallelFor(s.batch * w.outputHeight, grain: 4) { range in
@@ -178,12 +173,7 @@ extension CPUDevice {
     }
 
     public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
-        try require(gradOutput, s.outputCount, "pool2d gradOutput")
-        try require(gradInput, s.inputCount, "pool2d gradInput")
-        if mode == .max {
-            guard let argmax else { throw DeviceError.invalidArgument("pool2dBackward: max pooling needs the argmax buffer") }
-            try require(argmax, s.outputCount, "pool2d argmax")
-        }
+        try s.validate(mode: mode, input: gradInput, output: gradOutput, argmax: argmax, "pool2dBackward")
         let w = s.window, c = s.channels
         let (dy, dx, index) = (gradOutput.host, gradInput.host, argmax?.hostInts)
         parallelFor(s.batch, grain: 1) { range in

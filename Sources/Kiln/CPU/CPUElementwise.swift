@@ -184,10 +184,7 @@ extension CPUDevice {
         try require(logits, rows * columns, "softmaxCrossEntropy logits")
         try require(loss, 1, "softmaxCrossEntropy loss")
         if let gradLogits { try require(gradLogits, rows * columns, "softmaxCrossEntropy gradLogits") }
-        switch targets {
-        case .sparse(let labels): try require(labels, rows, "softmaxCrossEntropy labels")
-        case .dense(let probabilities): try require(probabilities, rows * columns, "softmaxCrossEntropy targets")
-        }
+        try targets.validate(rows: rows, columns: columns, "softmaxCrossEntropy")
         let x = logits.host
         var total = 0.0
         for r in 0..<rows {
@@ -220,10 +217,7 @@ extension CPUDevice {
     public func topKHits(scores: Buffer, targets: Targets, rows: Int, columns: Int, k: Int, into output: Buffer) throws {
         try require(scores, rows * columns, "topKHits scores")
         try require(output, rows, "topKHits output")
-        switch targets {
-        case .sparse(let labels): try require(labels, rows, "topKHits labels")
-        case .dense(let probabilities): try require(probabilities, rows * columns, "topKHits targets")
-        }
+        try targets.validate(rows: rows, columns: columns, "topKHits")
         let x = scores.host
         for r in 0..<rows {
             let row = x + r * columns

@@ -10,17 +10,10 @@ extension CPUDevice {
         }
     }
 
-    private func requireNorm(_ view: AxisView, _ tensors: [(Buffer, String)], _ channels: [(Buffer, String)]) throws {
-        for (buffer, name) in tensors { try require(buffer, view.count, "batchNorm \(name)") }
-        for (buffer, name) in channels { try require(buffer, view.axis, "batchNorm \(name)") }
-    }
-
     public func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                   runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
                                   savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws {
-        try requireNorm(view, [(input, "input"), (output, "output")],
-                        [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVariance, "runningVariance"),
-                         (savedMean, "savedMean"), (savedInvStd, "savedInvStd")])
+        try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
         let (x, y) = (input.host, output.host)
         let n = Float(view.outer * view.inner)
         parallelFor(view.axis, grain: 1) { channels in
@@ -44,8 +37,7 @@ extension CPUDevice {
 
     public func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                    runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws {
-        try requireNorm(view, [(input, "input"), (output, "output")],
-                        [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVariance, "runningVariance")])
+        try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance])
         let (x, y) = (input.host, output.host)
         parallelFor(view.axis, grain: 1) { channels in
             for c in channels {
@@ -59,9 +51,7 @@ extension CPUDevice {
     public func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
                                   savedMean: Buffer, savedInvStd: Buffer,
                                   gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws {
-        try requireNorm(view, [(input, "input"), (gradOutput, "gradOutput"), (gradInput, "gradInput")],
-                        [(gamma, "gamma"), (savedMean, "savedMean"), (savedInvStd, "savedInvStd"),
-                         (gradGamma, "gradGamma"), (gradBeta, "gradBeta")])
+        try view.validateNorm(tensors: [input, gradOutput, gradInput], channels: [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
         let (x, dy, dx) = (input.host, gradOutput.host, gradInput.host)
         let n = Float(view.outer * view.inner)
         parallelFor(view.axis, grain: 1) { channels in

@@ -133,6 +133,15 @@ public struct PoolShape: Hashable, Sendable {
 
     public var inputCount: Int { batch * window.inputPixels * channels }
     public var outputCount: Int { batch * window.outputPixels * channels }
+
+    /// Checks the image buffers, and that max pooling has its argmax buffer.
+    func validate(mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?, _ op: String) throws {
+        try require(input, inputCount, "\(op) input")
+        try require(output, outputCount, "\(op) output")
+        guard mode == .max else { return }
+        guard let argmax else { throw DeviceError.invalidArgument("\(op): max pooling needs an argmax buffer") }
+        try require(argmax, outputCount, "\(op) argmax")
+    }
 }
 
 /// A tensor seen as `[outer, axis, inner]`: reductions, softmax, bias and batch norm act along `axis`.
@@ -141,6 +150,12 @@ public struct AxisView: Hashable, Sendable {
     public init(outer: Int, axis: Int, inner: Int = 1) { (self.outer, self.axis, self.inner) = (outer, axis, inner) }
     public var count: Int { outer * axis * inner }
     public var resultCount: Int { outer * inner }
+
+    /// Checks batch-norm buffers: whole tensors, and one value per channel (the axis).
+    func validateNorm(tensors: [Buffer], channels: [Buffer]) throws {
+        for buffer in tensors { try require(buffer, count, "batchNorm tensor") }
+        for buffer in channels { try require(buffer, axis, "batchNorm per-channel buffer") }
+    }
 }
 
 public enum UnaryOp: Hashable, Sendable {
@@ -173,6 +188,13 @@ public enum Targets {
     case sparse(Buffer)
     /// One probability row (one-hot or soft) per row.
     case dense(Buffer)
+
+    func validate(rows: Int, columns: Int, _ op: String) throws {
+        switch self {
+        case .sparse(let labels): try require(labels, rows, "\(op) labels")
+        case .dense(let probabilities): try require(probabilities, rows * columns, "\(op) targets")
+        }
+    }
 }
 
 /// Per-parameter update rules, with Keras 3 semantics. Weight decay, when set, is decoupled:

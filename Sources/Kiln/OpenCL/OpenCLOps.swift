@@ -119,23 +119,13 @@ extension OpenCLDevice {
     }
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
-        try require(input, s.inputCount, "pool2d input")
-        try require(output, s.outputCount, "pool2d output")
-        if mode == .max {
-            guard let argmax else { throw DeviceError.invalidArgument("pool2d: max pooling needs an argmax buffer") }
-            try require(argmax, s.outputCount, "pool2d argmax")
-        }
+        try s.validate(mode: mode, input: input, output: output, argmax: argmax, "pool2d")
         try launch("pool", "pool_forward", items: s.outputCount,
                    [s.outputCount, mode == .max] + windowArguments(s.window, channels: s.channels) + [input, output, argmax ?? placeholder])
     }
 
     public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
-        try require(gradOutput, s.outputCount, "pool2d gradOutput")
-        try require(gradInput, s.inputCount, "pool2d gradInput")
-        if mode == .max {
-            guard let argmax else { throw DeviceError.invalidArgument("pool2dBackward: max pooling needs the argmax buffer") }
-            try require(argmax, s.outputCount, "pool2d argmax")
-        }
+        try s.validate(mode: mode, input: gradInput, output: gradOutput, argmax: argmax, "pool2dBackward")
         try launch("pool", "pool_backward", items: s.inputCount,
                    [s.inputCount, mode == .max] + windowArguments(s.window, channels: s.channels)
                     + [gradOutput, argmax ?? placeholder, gradInput])
@@ -236,20 +226,17 @@ extension OpenCLDevice {
 
     /// The label and probability buffers a softmax-family kernel takes (one of them a placeholder).
     private func targetBuffers(_ targets: Targets, rows: Int, columns: Int) throws -> (Buffer, Buffer, Bool) {
+        try targets.validate(rows: rows, columns: columns, "softmax family")
         switch targets {
-        case .sparse(let buffer):
-            try require(buffer, rows, "labels")
-            return (buffer, placeholder, true)
-        case .dense(let buffer):
-            try require(buffer, rows * columns, "targets")
-            return (placeholder, buffer, false)
+        case .sparse(let buffer): return (buffer, placeholder, true)
+        case .dense(let buffer): return (placeholder, buffer, false)
         }
     }
 
     public func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                   runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
                                   savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws {
-        try requireNorm(view, [input, output], [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
+        try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
         try launch("batchnorm", "batchnorm_statistics", groups: view.axis, view.outer, view.axis, view.inner, momentum, epsilon,
                    input, runningMean, runningVariance, savedMean, savedInvStd)
         try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, false, epsilon,
@@ -258,7 +245,7 @@ extension OpenCLDevice {
 
     public func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                    runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws {
-        try requireNorm(view, [input, output], [gamma, beta, runningMean, runningVariance])
+        try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance])
         try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, true, epsilon,
                    input, gamma, beta, runningMean, runningVariance, output)
     }
@@ -266,16 +253,11 @@ extension OpenCLDevice {
     public func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
                                   savedMean: Buffer, savedInvStd: Buffer,
                                   gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws {
-        try requireNorm(view, [input, gradOutput, gradInput], [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
+        try view.validateNorm(tensors: [input, gradOutput, gradInput], channels: [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
         try launch("batchnorm", "batchnorm_backward_sums", groups: view.axis, view.outer, view.axis, view.inner,
                    input, gradOutput, savedMean, savedInvStd, gradGamma, gradBeta)
         try launch("batchnorm", "batchnorm_backward_input", items: view.count, view.count, view.axis, view.inner,
                    Float(view.outer * view.inner), input, gradOutput, gamma, savedMean, savedInvStd, gradGamma, gradBeta, gradInput)
-    }
-
-    private func requireNorm(_ view: AxisView, _ tensors: [Buffer], _ channels: [Buffer]) throws {
-        for buffer in tensors { try require(buffer, view.count, "batchNorm tensor") }
-        for buffer in channels { try require(buffer, view.axis, "batchNorm per-channel buffer") }
     }
 
     public func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws {
