@@ -20,8 +20,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
         // PNG/JPEG decoding (libpng-dev, libjpeg62-turbo-dev), in C for their setjmp error handling.
         .target(name: "CImageIO", path: "Sources/CImageIO", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
-        // The machine's FP32 FMA peak, in C for its vector intrinsics (benchmarks only).
-        .target(name: "CPeak", path: "Sources/CPeak", cSettings: [.unsafeFlags(["-O2"])]),
+        // The CPU backend's vectorised loops (convolution, FMA peak), one build per x86 vector width.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Turns Kernels/*.cl into Swift string constants so an installed binary needs no source tree.
         .executableTarget(name: "EmbedKernels", path: "Sources/EmbedKernels"),
@@ -31,7 +31,7 @@ let package = Package(
 
         .target(
             name: "Kiln",
-            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO", "CPeak",
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO", "CKernels",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             plugins: ["EmbedKernelsPlugin"]),

@@ -53,6 +53,12 @@ import Testing
         shape(3, 7, 5, kernel: (3, 3), stride: (1, 1), .valid), shape(3, 7, 5, kernel: (3, 3), stride: (2, 2), .same),
         shape(3, 7, 4, kernel: (3, 2), stride: (2, 1), .same), shape(2, 5, 6, kernel: (1, 1), stride: (1, 1), .same),
         shape(3, 1, 8, kernel: (5, 5), stride: (2, 2), .same), shape(1, 3, 2, kernel: (4, 4), stride: (3, 2), .valid),
+        // Multiples of 16 output channels take the CPU's direct kernels: 48 = a 32- and a 16-channel
+        // block; 11 columns = a block of 8 pixels and one of 3; 144 taps = 12 blocks of 12 rows.
+        // With 16 or 32 input channels and stride 1 the input gradient is a direct convolution too.
+        shape(3, 16, 48, kernel: (3, 3), stride: (1, 1), .same), shape(2, 32, 32, kernel: (3, 3), stride: (1, 1), .valid),
+        shape(2, 16, 16, kernel: (3, 2), stride: (2, 1), .same), shape(3, 1, 32, kernel: (3, 3), stride: (1, 1), .valid),
+        shape(2, 16, 16, kernel: (5, 4), stride: (1, 1), .same),
     ]
 
     @Test func kerasSamePadding() throws {

@@ -1,6 +1,6 @@
 import CBLAS
 import CCLBlast
-import CPeak
+import CKernels
 import COpenCL
 import Foundation
 

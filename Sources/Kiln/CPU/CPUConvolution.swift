@@ -1,11 +1,19 @@
 import CBLAS
+import CKernels
 import Dispatch
 
-/// Convolution as im2col + one GEMM per chunk of images (NHWC rows × HWIO weights),
-/// and pooling, on the CPU.
+/// Convolution and pooling on the CPU. Convolutions with a multiple of 16 output channels run
+/// the direct NHWC kernels of CKernels (vectorised, no im2col copy); others run as im2col + one
+/// GEMM per chunk of images (NHWC rows × HWIO weights).
 extension CPUDevice {
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
+        if s.outChannels % 16 == 0 {
+            let (x, padding, g) = try padded(s, input)
+            return withExtendedLifetime(padding) {
+                forward(g, x, weight.host, bias.map { UnsafePointer($0.host) }, output.host)
+            }
+        }
         let rowsPerImage = s.window.outputPixels
         if let bias {  // start from the bias and let the GEMM accumulate onto it: no extra pass
             let (b, y, channels) = (bias.host, output.host, s.outChannels)
@@ -21,6 +29,7 @@ extension CPUDevice {
 
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
         try s.validate(input: gradInput, weight: weight, output: gradOutput)
+        if try directBackwardData(s, gradOutput: gradOutput, weight: weight, gradInput: gradInput) { return }
         let rowsPerImage = s.window.outputPixels
         if s.isPointwise {
             return sgemm(m: s.batch * rowsPerImage, n: s.inChannels, k: s.outChannels,
@@ -39,6 +48,10 @@ extension CPUDevice {
     public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer,
                                       gradWeight: Buffer, gradBias: Buffer?) throws {
         try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias)
+        if s.outChannels % 16 == 0 {
+            let (x, padding, g) = try padded(s, input)
+            return try withExtendedLifetime(padding) { try weightGrad(g, x, gradOutput.host, gradWeight, gradBias) }
+        }
         let rowsPerImage = s.window.outputPixels
         try forEachChunk(s, input: input) { first, images, columns in
             sgemm(m: s.patchSize, n: s.outChannels, k: images * rowsPerImage,
@@ -48,6 +61,91 @@ extension CPUDevice {
         if let gradBias {
             try reduce(.sum, gradOutput, view: AxisView(outer: 1, axis: s.batch * rowsPerImage, inner: s.outChannels), into: gradBias)
         }
+    }
+
+    /// The input as the direct kernels see it: a valid convolution, so with the window's zero
+    /// padding written out in a scratch buffer (returned to keep it alive) when it pads.
+    private func padded(_ s: ConvShape, _ input: Buffer) throws -> (UnsafePointer<Float>, Buffer?, kiln_conv) {
+        let w = s.window
+        let (height, width) = ((w.outputHeight - 1) * w.strideHeight + w.kernelHeight, (w.outputWidth - 1) * w.strideWidth + w.kernelWidth)
+        func geometry(_ h: Int, _ w2: Int) -> kiln_conv {
+            kiln_conv(batch: s.batch, in_h: h, in_w: w2, in_c: s.inChannels, out_h: w.outputHeight, out_w: w.outputWidth,
+                      out_c: s.outChannels, k_h: w.kernelHeight, k_w: w.kernelWidth, stride_h: w.strideHeight, stride_w: w.strideWidth)
+        }
+        if w.padTop == 0, w.padLeft == 0, height <= w.inputHeight, width <= w.inputWidth {
+            return (UnsafePointer(input.host), nil, geometry(w.inputHeight, w.inputWidth))
+        }
+        let scratch = try makeBuffer(count: s.batch * height * width * s.inChannels)
+        zeroPad(input.host, images: s.batch, height: w.inputHeight, width: w.inputWidth, channels: s.inChannels,
+                into: scratch.host, height: height, width: width, top: w.padTop, left: w.padLeft)
+        return (UnsafePointer(scratch.host), scratch, geometry(height, width))
+    }
+
+    /// Copies NHWC images into a zeroed `height` × `width` canvas at (`top`, `left`), clipping what falls outside.
+    private func zeroPad(_ x: UnsafePointer<Float>, images: Int, height h: Int, width w: Int, channels c: Int,
+                         into y: UnsafeMutablePointer<Float>, height: Int, width: Int, top: Int, left: Int) {
+        let columns = min(w, width - left)
+        parallelFor(images, grain: 1) { range in
+            for n in range {
+                let canvas = y + n * height * width * c
+                canvas.update(repeating: 0, count: height * width * c)
+                for row in 0..<h where row + top < height && columns > 0 {
+                    (canvas + ((row + top) * width + left) * c).update(from: x + (n * h + row) * w * c, count: columns * c)
+                }
+            }
+        }
+    }
+
+    private func forward(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                         _ y: UnsafeMutablePointer<Float>, relu: Bool = false) {
+        withUnsafePointer(to: g) { g in
+            parallelFor(g.pointee.batch * g.pointee.out_h, grain: 1) { rows in
+                kiln_conv_forward(g, x, w, bias, y, relu ? 1 : 0, rows.lowerBound, rows.upperBound)
+            }
+        }
+    }
+
+    /// Weight and bias gradients over a batch split across the cores: each part sums its images,
+    /// then the parts are added (a fixed split, so results repeat exactly).
+    private func weightGrad(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                            _ gradWeight: Buffer, _ gradBias: Buffer?) throws {
+        let parts = min(threads, g.batch)
+        let (weights, biases) = (g.k_h * g.k_w * g.in_c * g.out_c, g.out_c)
+        let scratch = parts > 1 ? try makeBuffer(count: (parts - 1) * (weights + biases)) : nil
+        withUnsafePointer(to: g) { g in
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let (dw, db) = part == 0 ? (gradWeight.host, gradBias?.host)
+                    : (scratch!.host + (part - 1) * (weights + biases), gradBias == nil ? nil : scratch!.host + (part - 1) * (weights + biases) + weights)
+                kiln_conv_weight_grad(g, x, dy, dw, db, g.pointee.batch * part / parts, g.pointee.batch * (part + 1) / parts)
+            }
+        }
+        for part in 1..<max(parts, 1) {
+            let partial = scratch!.host + (part - 1) * (weights + biases)
+            for i in 0..<weights { gradWeight.host[i] += partial[i] }
+            if let gradBias { for i in 0..<biases { gradBias.host[i] += partial[weights + i] } }
+        }
+    }
+
+    /// A stride-1 input gradient as the forward kernel run on the zero-padded output gradient
+    /// with the kernel flipped and its channel axes swapped. Returns false where that does not apply.
+    private func directBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws -> Bool {
+        let w = s.window
+        let (top, left) = (w.kernelHeight - 1 - w.padTop, w.kernelWidth - 1 - w.padLeft)
+        let (height, width) = (w.inputHeight + w.kernelHeight - 1, w.inputWidth + w.kernelWidth - 1)
+        guard s.inChannels % 16 == 0, w.strideHeight == 1, w.strideWidth == 1, top >= 0, left >= 0,
+              height - top >= w.outputHeight, width - left >= w.outputWidth else { return false }
+        let flipped = try makeBuffer(count: s.weightCount)
+        let (kh, kw, ci, co) = (w.kernelHeight, w.kernelWidth, s.inChannels, s.outChannels)
+        for y in 0..<kh { for x in 0..<kw { for i in 0..<ci { for o in 0..<co {
+            flipped.host[((y * kw + x) * co + o) * ci + i] = weight.host[(((kh - 1 - y) * kw + kw - 1 - x) * ci + i) * co + o]
+        } } } }
+        let canvas = try makeBuffer(count: s.batch * height * width * co)
+        zeroPad(gradOutput.host, images: s.batch, height: w.outputHeight, width: w.outputWidth, channels: co,
+                into: canvas.host, height: height, width: width, top: top, left: left)
+        let g = kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: co, out_h: w.inputHeight, out_w: w.inputWidth,
+                          out_c: ci, k_h: kh, k_w: kw, stride_h: 1, stride_w: 1)
+        forward(g, canvas.host, flipped.host, nil, gradInput.host)
+        return true
     }
 
     /// Calls `body(firstImage, imageCount, im2colMatrix)` for each chunk of the batch.

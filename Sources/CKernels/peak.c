@@ -1,4 +1,4 @@
-#include "peak.h"
+#include "kernels.h"
 #include <immintrin.h>
 
 __attribute__((target("avx512f"))) static double avx512(long n) {

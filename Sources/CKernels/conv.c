@@ -1,0 +1,125 @@
+// Direct NHWC convolution: no im2col copy. Output pixels are taken P at a time along a row and
+// output channels 16·V at a time, so that P·V vector accumulators stay in registers while the
+// loop runs over the kernel; the kernel's weights for those channels stay in L1.
+#include "kernels.h"
+#include "vector.h"
+
+enum { MAX_P = 8, MAX_R = 12 };
+
+// P output pixels (input pointers `stride` apart) × 16·V channels. For each kernel row the patch
+// (kx, ci) is contiguous in NHWC, `span` floats long; `rows` of them lie `row_step` apart.
+KILN_INLINE void forward_block(const float *x, long stride, long rows, long row_step, long span,
+                               const float *w, long ldw, const float *bias, float *y, long ldy,
+                               int relu_out, const int P, const int V) {
+    vec acc[MAX_P][2];
+    for (int v = 0; v < V; ++v) {
+        vec b = bias ? load(bias + v * LANES) : (vec){};
+        for (int p = 0; p < P; ++p) acc[p][v] = b;
+    }
+    for (long r = 0; r < rows; ++r) {
+        const float *xr = x + r * row_step, *wr = w + r * span * ldw;
+        for (long k = 0; k < span; ++k) {
+            vec b0 = load(wr + k * ldw), b1 = V > 1 ? load(wr + k * ldw + LANES) : (vec){};
+            for (int p = 0; p < P; ++p) {
+                vec a = splat(xr[p * stride + k]);
+                acc[p][0] += a * b0;
+                if (V > 1) acc[p][1] += a * b1;
+            }
+        }
+    }
+    for (int p = 0; p < P; ++p)
+        for (int v = 0; v < V; ++v) store(y + p * ldy + v * LANES, relu_out ? relu(acc[p][v]) : acc[p][v]);
+}
+
+#define FORWARD_CASE(P) case P: \
+    if (V == 2) forward_block(x, stride, g->k_h, row_step, span, w, g->out_c, bias, y, g->out_c, relu_out, P, 2); \
+    else forward_block(x, stride, g->k_h, row_step, span, w, g->out_c, bias, y, g->out_c, relu_out, P, 1); \
+    break;
+
+KILN_INLINE void forward_pixels(const kiln_conv *g, const float *x, const float *w, const float *bias, float *y,
+                                int relu_out, int pixels, int V) {
+    const long stride = g->stride_w * g->in_c, row_step = g->in_w * g->in_c, span = g->k_w * g->in_c;
+    switch (pixels) {
+        FORWARD_CASE(1) FORWARD_CASE(2) FORWARD_CASE(3) FORWARD_CASE(4)
+        FORWARD_CASE(5) FORWARD_CASE(6) FORWARD_CASE(7) FORWARD_CASE(8)
+    }
+}
+
+KILN_DISPATCH
+void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const float *bias, float *y,
+                       int relu_out, long row_begin, long row_end) {
+    for (long row = row_begin; row < row_end; ++row) {
+        const long n = row / g->out_h, oh = row % g->out_h;
+        const float *xrow = x + (n * g->in_h + oh * g->stride_h) * g->in_w * g->in_c;
+        float *yrow = y + row * g->out_w * g->out_c;
+        for (long c = 0; c < g->out_c; c += 2 * LANES) {
+            const int V = g->out_c - c >= 2 * LANES ? 2 : 1;
+            for (long ow = 0; ow < g->out_w; ow += MAX_P) {
+                const int pixels = g->out_w - ow < MAX_P ? (int)(g->out_w - ow) : MAX_P;
+                forward_pixels(g, xrow + ow * g->stride_w * g->in_c, w + c, bias ? bias + c : 0,
+                               yrow + ow * g->out_c + c, relu_out, pixels, V);
+            }
+        }
+    }
+}
+
+// R rows of dw (kernel taps at `offsets` from a patch's corner) × 16·V channels, summed over the
+// output pixels of images [begin, end).
+KILN_INLINE void weight_block(const kiln_conv *g, const float *x, const float *dy, const long *offsets,
+                              float *dw, long begin, long end, const int R, const int V) {
+    vec acc[MAX_R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = (vec){};
+    for (long n = begin; n < end; ++n)
+        for (long oh = 0; oh < g->out_h; ++oh) {
+            const float *xrow = x + (n * g->in_h + oh * g->stride_h) * g->in_w * g->in_c;
+            const float *d = dy + (n * g->out_h + oh) * g->out_w * g->out_c;
+            for (long ow = 0; ow < g->out_w; ++ow, d += g->out_c) {
+                const float *patch = xrow + ow * g->stride_w * g->in_c;
+                vec d0 = load(d), d1 = V > 1 ? load(d + LANES) : (vec){};
+                for (int r = 0; r < R; ++r) {
+                    vec a = splat(patch[offsets[r]]);
+                    acc[r][0] += a * d0;
+                    if (V > 1) acc[r][1] += a * d1;
+                }
+            }
+        }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) store(dw + r * g->out_c + v * LANES, acc[r][v]);
+}
+
+#define WEIGHT_CASE(R) case R: \
+    if (V == 2) weight_block(g, x, dy, offsets, dw, begin, end, R, 2); \
+    else weight_block(g, x, dy, offsets, dw, begin, end, R, 1); \
+    break;
+
+KILN_INLINE void weight_rows(const kiln_conv *g, const float *x, const float *dy, const long *offsets,
+                             float *dw, long begin, long end, int rows, int V) {
+    switch (rows) {
+        WEIGHT_CASE(1) WEIGHT_CASE(2) WEIGHT_CASE(3) WEIGHT_CASE(4) WEIGHT_CASE(5) WEIGHT_CASE(6)
+        WEIGHT_CASE(7) WEIGHT_CASE(8) WEIGHT_CASE(9) WEIGHT_CASE(10) WEIGHT_CASE(11) WEIGHT_CASE(12)
+    }
+}
+
+KILN_DISPATCH
+void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, float *dw, float *db,
+                           long image_begin, long image_end) {
+    const long taps = g->k_h * g->k_w * g->in_c, blocks = (taps + MAX_R - 1) / MAX_R;
+    for (long b = 0; b < blocks; ++b) {  // near-equal blocks of ≤ MAX_R taps
+        const long first = taps * b / blocks, rows = taps * (b + 1) / blocks - first;
+        long offsets[MAX_R];
+        for (long r = 0; r < rows; ++r) {
+            const long t = first + r, ky = t / (g->k_w * g->in_c), rest = t % (g->k_w * g->in_c);
+            offsets[r] = ky * g->in_w * g->in_c + rest;  // rest = kx · in_c + ci
+        }
+        for (long c = 0; c < g->out_c; c += 2 * LANES)
+            weight_rows(g, x, dy + c, offsets, dw + first * g->out_c + c, image_begin, image_end, (int)rows,
+                        g->out_c - c >= 2 * LANES ? 2 : 1);
+    }
+    if (!db) return;
+    for (long c = 0; c < g->out_c; c += LANES) {
+        vec sum = {};
+        const float *d = dy + image_begin * g->out_h * g->out_w * g->out_c + c;
+        for (long p = 0; p < (image_end - image_begin) * g->out_h * g->out_w; ++p, d += g->out_c) sum += load(d);
+        store(db + c, sum);
+    }
+}
