@@ -43,6 +43,8 @@ import Testing
     static let shapes = [
         shape(3, 7, pool: (2, 2), stride: (2, 2), .valid), shape(3, 7, pool: (3, 3), stride: (2, 2), .same),
         shape(2, 5, pool: (3, 2), stride: (1, 2), .same), shape(1, 4, pool: (2, 3), stride: (3, 1), .valid),
+        // Multiples of 16 channels take the CPU's vectorised max-pool kernels (average pooling stays in Swift).
+        shape(3, 32, pool: (2, 2), stride: (2, 2), .valid), shape(2, 16, pool: (3, 3), stride: (2, 2), .same),
     ]
 
     @Test(arguments: Backend.all, shapes)

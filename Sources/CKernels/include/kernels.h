@@ -20,6 +20,22 @@ void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const
 void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, float *dw, float *db,
                            long image_begin, long image_end);
 
+// A 2-D pooling window over an NHWC batch; windows are clipped to the image (padding excluded).
+typedef struct {
+    long batch, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+} kiln_pool;
+
+// Max pooling over output rows [row_begin, row_end) (row = image · out_h + oh). Needs channels % 16 == 0.
+void kiln_max_pool(const kiln_pool *g, const float *x, float *y, int *argmax, long row_begin, long row_end);
+
+// dx = dy routed back to each window's argmax (overwriting dx) for images [image_begin, image_end).
+void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argmax, float *dx,
+                            long image_begin, long image_end);
+
+// y = max(x, 0); dx = x > 0 ? dy : 0.
+void kiln_relu(const float *x, float *y, long count);
+void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
+
 // Runs `iterations` rounds of 8 independent FMA chains at the widest vector width the CPU has
 // (AVX-512, AVX2+FMA, else SSE mul+add) and returns the floating-point operations done.
 double kiln_fma_flops(long iterations);

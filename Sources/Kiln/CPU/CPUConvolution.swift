@@ -233,6 +233,13 @@ extension CPUDevice {
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
         try s.validate(mode: mode, input: input, output: output, argmax: argmax, "pool2d")
+        if mode == .max, s.channels % 16 == 0, let argmax {
+            return withUnsafePointer(to: s.kernelGeometry) { g in
+                parallelFor(s.batch * s.window.outputHeight, grain: 4) { rows in
+                    kiln_max_pool(g, input.host, output.host, argmax.hostInts, rows.lowerBound, rows.upperBound)
+                }
+            }
+        }
         let w = s.window, c = s.channels
         let (x, y, index) = (input.host, output.host, argmax?.hostInts)
         parallelFor(s.batch * w.outputHeight, grain: 4) { range in
@@ -272,6 +279,13 @@ extension CPUDevice {
 
     public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
         try s.validate(mode: mode, input: gradInput, output: gradOutput, argmax: argmax, "pool2dBackward")
+        if mode == .max, s.channels % 16 == 0, let argmax {
+            return withUnsafePointer(to: s.kernelGeometry) { g in
+                parallelFor(s.batch, grain: 1) { images in
+                    kiln_max_pool_backward(g, gradOutput.host, argmax.hostInts, gradInput.host, images.lowerBound, images.upperBound)
+                }
+            }
+        }
         let w = s.window, c = s.channels
         let (dy, dx, index) = (gradOutput.host, gradInput.host, argmax?.hostInts)
         parallelFor(s.batch, grain: 1) { range in
@@ -300,5 +314,15 @@ extension CPUDevice {
                 }
             }
         }
+    }
+}
+
+extension PoolShape {
+    /// The window as CKernels takes it.
+    var kernelGeometry: kiln_pool {
+        let w = window
+        return kiln_pool(batch: batch, in_h: w.inputHeight, in_w: w.inputWidth, channels: channels, out_h: w.outputHeight,
+                         out_w: w.outputWidth, k_h: w.kernelHeight, k_w: w.kernelWidth, stride_h: w.strideHeight,
+                         stride_w: w.strideWidth, pad_top: w.padTop, pad_left: w.padLeft)
     }
 }

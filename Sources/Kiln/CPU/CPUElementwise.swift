@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Elementwise ops, reductions, dropout and the softmax family on the CPU.
@@ -8,7 +9,7 @@ extension CPUDevice {
         let (x, y) = (input.host, output.host)
         parallelFor(count) { range in
             switch op {
-            case .relu: for i in range { y[i] = max(x[i], 0) }
+            case .relu: kiln_relu(x + range.lowerBound, y + range.lowerBound, range.count)
             case .leakyRelu(let slope): for i in range { y[i] = x[i] > 0 ? x[i] : slope * x[i] }
             case .sigmoid: for i in range { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
             case .tanh: for i in range { y[i] = Foundation.tanh(x[i]) }
@@ -32,7 +33,7 @@ extension CPUDevice {
         let (x, y, dy, dx) = (input.host, output.host, gradOutput.host, gradInput.host)
         parallelFor(count) { range in
             switch op {
-            case .relu: for i in range { dx[i] = x[i] > 0 ? dy[i] : 0 }
+            case .relu: kiln_relu_backward(x + range.lowerBound, dy + range.lowerBound, dx + range.lowerBound, range.count)
             case .leakyRelu(let slope): for i in range { dx[i] = x[i] > 0 ? dy[i] : slope * dy[i] }
             case .sigmoid: for i in range { dx[i] = dy[i] * y[i] * (1 - y[i]) }
             case .tanh: for i in range { dx[i] = dy[i] * (1 - y[i] * y[i]) }
