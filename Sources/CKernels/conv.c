@@ -12,23 +12,23 @@ KILN_INLINE void forward_block(const float *x, long stride, long rows, long row_
                                const float *w, long ldw, const float *bias, float *y, long ldy,
                                int relu_out, const int P, const int V) {
     vec acc[MAX_P][2];
-    for (int v = 0; v < V; ++v) {
+    UNROLL for (int v = 0; v < V; ++v) {
         vec b = bias ? load(bias + v * LANES) : (vec){};
-        for (int p = 0; p < P; ++p) acc[p][v] = b;
+        UNROLL for (int p = 0; p < P; ++p) acc[p][v] = b;
     }
     for (long r = 0; r < rows; ++r) {
         const float *xr = x + r * row_step, *wr = w + r * span * ldw;
         for (long k = 0; k < span; ++k) {
             vec b0 = load(wr + k * ldw), b1 = V > 1 ? load(wr + k * ldw + LANES) : (vec){};
-            for (int p = 0; p < P; ++p) {
+            UNROLL for (int p = 0; p < P; ++p) {
                 vec a = splat(xr[p * stride + k]);
                 acc[p][0] += a * b0;
                 if (V > 1) acc[p][1] += a * b1;
             }
         }
     }
-    for (int p = 0; p < P; ++p)
-        for (int v = 0; v < V; ++v) store(y + p * ldy + v * LANES, relu_out ? relu(acc[p][v]) : acc[p][v]);
+    UNROLL for (int p = 0; p < P; ++p)
+        UNROLL for (int v = 0; v < V; ++v) store(y + p * ldy + v * LANES, relu_out ? relu(acc[p][v]) : acc[p][v]);
 }
 
 #define FORWARD_CASE(P) case P: \
@@ -68,7 +68,7 @@ void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const
 KILN_INLINE void weight_block(const kiln_conv *g, const float *x, const float *dy, const long *offsets,
                               float *dw, long begin, long end, const int R, const int V) {
     vec acc[MAX_R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = (vec){};
+    UNROLL for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = (vec){};
     for (long n = begin; n < end; ++n)
         for (long oh = 0; oh < g->out_h; ++oh) {
             const float *xrow = x + (n * g->in_h + oh * g->stride_h) * g->in_w * g->in_c;
@@ -76,15 +76,15 @@ KILN_INLINE void weight_block(const kiln_conv *g, const float *x, const float *d
             for (long ow = 0; ow < g->out_w; ++ow, d += g->out_c) {
                 const float *patch = xrow + ow * g->stride_w * g->in_c;
                 vec d0 = load(d), d1 = V > 1 ? load(d + LANES) : (vec){};
-                for (int r = 0; r < R; ++r) {
+                UNROLL for (int r = 0; r < R; ++r) {
                     vec a = splat(patch[offsets[r]]);
                     acc[r][0] += a * d0;
                     if (V > 1) acc[r][1] += a * d1;
                 }
             }
         }
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < V; ++v) store(dw + r * g->out_c + v * LANES, acc[r][v]);
+    UNROLL for (int r = 0; r < R; ++r)
+        UNROLL for (int v = 0; v < V; ++v) store(dw + r * g->out_c + v * LANES, acc[r][v]);
 }
 
 #define WEIGHT_CASE(R) case R: \

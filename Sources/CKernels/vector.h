@@ -17,7 +17,8 @@ typedef float vec __attribute__((vector_size(64), aligned(4), may_alias));
 // convention between the clones, which clang rejects.
 #define load(p) (*(const vec *)(p))
 #define store(p, v) (*(vec *)(p) = (v))
-#define splat(a) ((vec){} + (float)(a))
+#define splat(a) ((float)(a) - (vec){})  /* a − 0 folds away; 0 + a would not (−0) */
+#define UNROLL _Pragma("clang loop unroll(full)")
 #define relu(v) __builtin_elementwise_max((v), (vec){})
 
 #endif
