@@ -36,6 +36,13 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
 void kiln_relu(const float *x, float *y, long count);
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
 
+// Runs body(context, 0 ..< tasks) on a pool of spinning worker threads plus the caller, and returns
+// when all are done. Nested or concurrent calls run their tasks serially on the calling thread.
+typedef void (*kiln_task)(void *context, long index);
+void kiln_parallel(long tasks, void *context, kiln_task body);
+// The threads the pool runs on (online CPUs, the caller included).
+long kiln_parallel_threads(void);
+
 // Runs `iterations` rounds of 8 independent FMA chains at the widest vector width the CPU has
 // (AVX-512, AVX2+FMA, else SSE mul+add) and returns the floating-point operations done.
 double kiln_fma_flops(long iterations);

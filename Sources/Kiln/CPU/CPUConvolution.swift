@@ -1,6 +1,5 @@
 import CBLAS
 import CKernels
-import Dispatch
 
 /// Convolution and pooling on the CPU. Convolutions with a multiple of 16 output channels run
 /// the direct NHWC kernels of CKernels (vectorised, no im2col copy); others run as im2col + one
@@ -113,7 +112,7 @@ extension CPUDevice {
         let (weights, biases) = (g.k_h * g.k_w * g.in_c * g.out_c, g.out_c)
         let scratch = parts > 1 ? try makeBuffer(count: (parts - 1) * (weights + biases)) : nil
         withUnsafePointer(to: g) { g in
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
+            parallel(parts) { part in
                 let (dw, db) = part == 0 ? (gradWeight.host, gradBias?.host)
                     : (scratch!.host + (part - 1) * (weights + biases), gradBias == nil ? nil : scratch!.host + (part - 1) * (weights + biases) + weights)
                 kiln_conv_weight_grad(g, x, dy, dw, db, g.pointee.batch * part / parts, g.pointee.batch * (part + 1) / parts)
@@ -222,7 +221,7 @@ extension CPUDevice {
     func sgemm(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ transA: Bool,
                _ b: UnsafePointer<Float>, _ transB: Bool, _ c: UnsafeMutablePointer<Float>, beta: Float) {
         let parts = m * n * k >= 1 << 18 ? min(threads, max(1, m / 16)) : 1
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        parallel(parts) { part in
             let (first, last) = (m * part / parts, m * (part + 1) / parts)
             guard last > first else { return }
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,

@@ -1,5 +1,5 @@
 import CBLAS
-import Dispatch
+import CKernels
 import Foundation
 
 /// The native CPU backend: Swift loops over host memory, OpenBLAS for matrix products.
@@ -11,7 +11,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
     let pool = BufferPool { storage in
         if case .host(let pointer) = storage { UnsafeMutableRawPointer(pointer).deallocate() }
     }
-    let threads = ProcessInfo.processInfo.activeProcessorCount
+    let threads = kiln_parallel_threads()
 
     private init() {
         openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
@@ -87,8 +87,18 @@ public final class CPUDevice: Device, @unchecked Sendable {
     func parallelFor(_ count: Int, grain: Int = 32768, _ body: (Range<Int>) -> Void) {
         let chunks = min(threads, (count + grain - 1) / max(grain, 1))
         guard chunks > 1 else { return body(0..<count) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            body(count * chunk / chunks ..< count * (chunk + 1) / chunks)
+        parallel(chunks) { chunk in body(count * chunk / chunks ..< count * (chunk + 1) / chunks) }
+    }
+
+    /// Runs `body(0 ..< tasks)` on CKernels' spinning thread pool (the caller takes part).
+    func parallel(_ tasks: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { context in
+                kiln_parallel(tasks, context) { context, index in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
+                }
+            }
         }
     }
 
