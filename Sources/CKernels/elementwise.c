@@ -11,7 +11,6 @@ void kiln_relu(const float *x, float *y, long count) {
 
 KILN_DISPATCH
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count) {
-    typedef int ivec __attribute__((vector_size(64), aligned(4), may_alias));
     long i = 0;
     for (; i + LANES <= count; i += LANES)
         *(ivec *)(dx + i) = *(const ivec *)(dy + i) & (load(x + i) > 0);

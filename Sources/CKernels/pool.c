@@ -3,8 +3,6 @@
 #include "kernels.h"
 #include "vector.h"
 
-typedef int ivec __attribute__((vector_size(64), aligned(4), may_alias));
-
 KILN_DISPATCH
 void kiln_max_pool(const kiln_pool *g, const float *x, float *y, int *argmax, long row_begin, long row_end) {
     const long c = g->channels;

@@ -12,6 +12,7 @@
 
 enum { LANES = 16 };
 typedef float vec __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int ivec __attribute__((vector_size(64), aligned(4), may_alias));
 
 // Macros rather than functions: a function passing `vec` by value would change the calling
 // convention between the clones, which clang rejects.

@@ -79,23 +79,42 @@ import Testing
         let dy = random.floats(s.outputCount)
         let (xb, wb, bb, dyb) = (try device.buffer(x), try device.buffer(w), try device.buffer(b), try device.buffer(dy))
 
-        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: bb, output: $0) }
-        expectClose(y, Self.forward(s, x, w, b), "conv2d forward")
+        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: bb, relu: false, output: $0) }
+        let yReference = Self.forward(s, x, w, b)
+        expectClose(y, yReference, "conv2d forward")
 
         let reference = Self.backward(s, x, w, dy)
-        let dx = try device.output(s.inputCount) { try device.conv2dBackwardData(s, gradOutput: dyb, weight: wb, gradInput: $0) }
+        let dx = try device.output(s.inputCount) {
+            try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: nil, weight: wb, gradInput: $0)
+        }
         expectClose(dx, reference.dx, "conv2d backward data")
         let dbBuffer = try device.makeBuffer(count: s.outChannels)
         let dw = try device.output(s.weightCount) {
-            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, gradWeight: $0, gradBias: dbBuffer)
+            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: nil, gradWeight: $0, gradBias: dbBuffer)
         }
         expectClose(dw, reference.dw, "conv2d backward weights")
         expectClose(try device.read(dbBuffer), reference.db, "conv2d backward bias")
 
+        // With the fused ReLU: max(y, 0), and gradients of dy taken through it.
+        let reluBuffer = try device.makeBuffer(count: s.outputCount)
+        try device.conv2d(s, input: xb, weight: wb, bias: bb, relu: true, output: reluBuffer)
+        expectClose(try device.read(reluBuffer), yReference.map { max($0, 0) }, "conv2d+relu forward")
+        let reluReference = Self.backward(s, x, w, zip(dy, yReference).map { $1 > 0 ? $0 : 0 })
+        let reluDx = try device.output(s.inputCount) {
+            try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: reluBuffer, weight: wb, gradInput: $0)
+        }
+        expectClose(reluDx, reluReference.dx, "conv2d+relu backward data")
+        let reluDb = try device.makeBuffer(count: s.outChannels)
+        let reluDw = try device.output(s.weightCount) {
+            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: reluBuffer, gradWeight: $0, gradBias: reluDb)
+        }
+        expectClose(reluDw, reluReference.dw, "conv2d+relu backward weights")
+        expectClose(try device.read(reluDb), reluReference.db, "conv2d+relu backward bias")
+
         // Finite differences of the device's own forward pass.
         func loss(_ x: [Float], _ w: [Float], _ b: [Float]) throws -> Double {
             dot(try device.output(s.outputCount) {
-                try device.conv2d(s, input: device.buffer(x), weight: device.buffer(w), bias: device.buffer(b), output: $0)
+                try device.conv2d(s, input: device.buffer(x), weight: device.buffer(w), bias: device.buffer(b), relu: false, output: $0)
             }, dy)
         }
         try expectGradient(at: x, gradient: dx, "conv2d dx") { try loss($0, w, b) }
@@ -113,13 +132,15 @@ import Testing
         var random = Random("conv-chunked")
         let x = random.floats(s.inputCount), w = random.floats(s.weightCount), dy = random.floats(s.outputCount)
         let (xb, wb, dyb) = (try device.buffer(x), try device.buffer(w), try device.buffer(dy))
-        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: nil, output: $0) }
+        let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: nil, relu: false, output: $0) }
         expectClose(y, Self.forward(s, x, w, nil), "chunked forward")
         let reference = Self.backward(s, x, w, dy)
-        let dx = try device.output(s.inputCount) { try device.conv2dBackwardData(s, gradOutput: dyb, weight: wb, gradInput: $0) }
+        let dx = try device.output(s.inputCount) {
+            try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: nil, weight: wb, gradInput: $0)
+        }
         expectClose(dx, reference.dx, "chunked backward data")
         let dw = try device.output(s.weightCount) {
-            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, gradWeight: $0, gradBias: nil)
+            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: nil, gradWeight: $0, gradBias: nil)
         }
         expectClose(dw, reference.dw, "chunked backward weights")
     }

@@ -16,8 +16,9 @@ void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const
                        int relu, long row_begin, long row_end);
 
 // dw = Σ x-patch ⊗ dy and db = Σ dy over images [image_begin, image_end) (overwriting both;
-// `db` may be NULL). Needs out_c % 16 == 0.
-void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, float *dw, float *db,
+// `db` may be NULL). With a `mask` (the output of a forward pass with ReLU), dy counts only where
+// the mask is positive. Needs out_c % 16 == 0.
+void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, const float *mask, float *dw, float *db,
                            long image_begin, long image_end);
 
 // A 2-D pooling window over an NHWC batch; windows are clipped to the image (padding excluded).

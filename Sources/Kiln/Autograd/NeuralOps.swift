@@ -37,36 +37,40 @@ extension Tensor {
         }
     }
 
-    /// 2-D convolution of an NHWC batch with an HWIO kernel.
-    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1), padding: Padding = .valid) throws -> Tensor {
+    /// 2-D convolution of an NHWC batch with an HWIO kernel; with `relu`, followed by a ReLU fused
+    /// into the same op (no separate pass over the output, forward or backward).
+    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                       relu: Bool = false) throws -> Tensor {
         try requireFloat("conv2d")
         guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3] else {
             throw TensorError.shape("conv2d: input \(shape) (NHWC) and kernel \(kernel.shape) (HWIO) do not fit")
         }
         do {
             let window = try Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]), stride: strides, padding: padding)
-            return try conv2d(kernel, bias: bias, window: window)
+            return try conv2d(kernel, bias: bias, window: window, relu: relu)
         } catch let error as DeviceError { throw TensorError.shape("conv2d: \(error) for input \(shape)") }
     }
 
     /// 2-D convolution over an explicit window (padding given as offsets and output size).
-    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D) throws -> Tensor {
+    public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D, relu: Bool = false) throws -> Tensor {
         guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], window.inputHeight == shape[1], window.inputWidth == shape[2],
               window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {
             throw TensorError.shape("conv2d: input \(shape) (NHWC), kernel \(kernel.shape) (HWIO) and window \(window) do not fit")
         }
         let s = ConvShape(batch: shape[0], inChannels: shape[3], outChannels: kernel.shape[3], window: window)
         let (x, inputs) = (self, [self, kernel] + (bias.map { [$0] } ?? []))
-        return try Tensor.make([s.batch, window.outputHeight, window.outputWidth, s.outChannels], from: inputs, {
-            try device.conv2d(s, input: x.buffer, weight: kernel.buffer, bias: bias?.buffer, output: $0)
-        }) { g in
+        let output = try device.makeBuffer(count: s.outputCount)
+        try device.conv2d(s, input: x.buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu, output: output)
+        let reluOutput = relu ? output : nil
+        return try Tensor.record([s.batch, window.outputHeight, window.outputWidth, s.outChannels], buffer: output, from: inputs) { g in
             let dx = x.requiresGrad ? try Tensor.make(x.shape, from: [g]) {
-                try x.device.conv2dBackwardData(s, gradOutput: g.buffer, weight: kernel.buffer, gradInput: $0)
+                try x.device.conv2dBackwardData(s, gradOutput: g.buffer, reluOutput: reluOutput, weight: kernel.buffer, gradInput: $0)
             } : nil
             guard kernel.requiresGrad || bias?.requiresGrad == true else { return [dx, nil, nil] }
-            let db = try bias.map { try Tensor.zeros($0.shape, on: x.device) }
+            let db = try bias.map { Tensor.record($0.shape, buffer: try x.device.makeBuffer(count: $0.count), from: [g], backward: nil) }
             let dw = try Tensor.make(kernel.shape, from: [g]) {
-                try x.device.conv2dBackwardWeights(s, input: x.buffer, gradOutput: g.buffer, gradWeight: $0, gradBias: db?.buffer)
+                try x.device.conv2dBackwardWeights(s, input: x.buffer, gradOutput: g.buffer, reluOutput: reluOutput,
+                                                   gradWeight: $0, gradBias: db?.buffer)
             }
             return [dx, dw, db]
         }

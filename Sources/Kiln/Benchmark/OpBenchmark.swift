@@ -55,11 +55,11 @@ public struct OpBenchmark {
         let (dx, dw) = (try device.makeBuffer(count: s.inputCount), try device.makeBuffer(count: s.weightCount))
         return [
             Row(backend: backend, op: "conv2d forward", size: size,
-                gflops: try rate(flops) { try device.conv2d(s, input: x, weight: weight, bias: bias, output: y) }),
+                gflops: try rate(flops) { try device.conv2d(s, input: x, weight: weight, bias: bias, relu: false, output: y) }),
             Row(backend: backend, op: "conv2d backward data", size: size,
-                gflops: try rate(flops) { try device.conv2dBackwardData(s, gradOutput: y, weight: weight, gradInput: dx) }),
+                gflops: try rate(flops) { try device.conv2dBackwardData(s, gradOutput: y, reluOutput: nil, weight: weight, gradInput: dx) }),
             Row(backend: backend, op: "conv2d backward weights", size: size,
-                gflops: try rate(flops) { try device.conv2dBackwardWeights(s, input: x, gradOutput: y, gradWeight: dw, gradBias: bias) }),
+                gflops: try rate(flops) { try device.conv2dBackwardWeights(s, input: x, gradOutput: y, reluOutput: nil, gradWeight: dw, gradBias: bias) }),
         ]
     }
 

@@ -5,12 +5,12 @@ import CKernels
 /// the direct NHWC kernels of CKernels (vectorised, no im2col copy); others run as im2col + one
 /// GEMM per chunk of images (NHWC rows × HWIO weights).
 extension CPUDevice {
-    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
+    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
         if s.outChannels % 16 == 0 {
             let (x, padding, g) = try padded(s, input)
             return withExtendedLifetime(padding) {
-                forward(g, x, weight.host, bias.map { UnsafePointer($0.host) }, output.host)
+                forward(g, x, weight.host, bias.map { UnsafePointer($0.host) }, output.host, relu: relu)
             }
         }
         let rowsPerImage = s.window.outputPixels
@@ -24,11 +24,13 @@ extension CPUDevice {
             sgemm(m: images * rowsPerImage, n: s.outChannels, k: s.patchSize,
                   columns, false, weight.host, false, output.host + first * rowsPerImage * s.outChannels, beta: bias == nil ? 0 : 1)
         }
+        if relu { try unary(.relu, output, into: output, count: s.outputCount) }
     }
 
-    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
-        try s.validate(input: gradInput, weight: weight, output: gradOutput)
-        if try directBackwardData(s, gradOutput: gradOutput, weight: weight, gradInput: gradInput) { return }
+    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
+        try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
+        if try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }
+        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rowsPerImage = s.window.outputPixels
         if s.isPointwise {
             return sgemm(m: s.batch * rowsPerImage, n: s.inChannels, k: s.outChannels,
@@ -44,13 +46,16 @@ extension CPUDevice {
         }
     }
 
-    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer,
+    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                       gradWeight: Buffer, gradBias: Buffer?) throws {
-        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias)
+        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias, reluOutput: reluOutput)
         if s.outChannels % 16 == 0 {
             let (x, padding, g) = try padded(s, input)
-            return try withExtendedLifetime(padding) { try weightGrad(g, x, gradOutput.host, gradWeight, gradBias) }
+            return try withExtendedLifetime(padding) {
+                try weightGrad(g, x, gradOutput.host, reluOutput.map { UnsafePointer($0.host) }, gradWeight, gradBias)
+            }
         }
+        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rowsPerImage = s.window.outputPixels
         try forEachChunk(s, input: input) { first, images, columns in
             sgemm(m: s.patchSize, n: s.outChannels, k: images * rowsPerImage,
@@ -75,13 +80,14 @@ extension CPUDevice {
             return (UnsafePointer(input.host), nil, geometry(w.inputHeight, w.inputWidth))
         }
         let scratch = try makeBuffer(count: s.batch * height * width * s.inChannels)
-        zeroPad(input.host, images: s.batch, height: w.inputHeight, width: w.inputWidth, channels: s.inChannels,
+        zeroPad(input.host, mask: nil, images: s.batch, height: w.inputHeight, width: w.inputWidth, channels: s.inChannels,
                 into: scratch.host, height: height, width: width, top: w.padTop, left: w.padLeft)
         return (UnsafePointer(scratch.host), scratch, geometry(height, width))
     }
 
-    /// Copies NHWC images into a zeroed `height` × `width` canvas at (`top`, `left`), clipping what falls outside.
-    private func zeroPad(_ x: UnsafePointer<Float>, images: Int, height h: Int, width w: Int, channels c: Int,
+    /// Copies NHWC images into a zeroed `height` × `width` canvas at (`top`, `left`), clipping what
+    /// falls outside; with a `mask`, only where the mask is positive (the backward pass of a ReLU).
+    private func zeroPad(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>?, images: Int, height h: Int, width w: Int, channels c: Int,
                          into y: UnsafeMutablePointer<Float>, height: Int, width: Int, top: Int, left: Int) {
         let columns = min(w, width - left)
         parallelFor(images, grain: 1) { range in
@@ -89,7 +95,9 @@ extension CPUDevice {
                 let canvas = y + n * height * width * c
                 canvas.update(repeating: 0, count: height * width * c)
                 for row in 0..<h where row + top < height && columns > 0 {
-                    (canvas + ((row + top) * width + left) * c).update(from: x + (n * h + row) * w * c, count: columns * c)
+                    let (source, target) = ((n * h + row) * w * c, canvas + ((row + top) * width + left) * c)
+                    if let mask { kiln_relu_backward(mask + source, x + source, target, columns * c) }
+                    else { target.update(from: x + source, count: columns * c) }
                 }
             }
         }
@@ -106,7 +114,7 @@ extension CPUDevice {
 
     /// Weight and bias gradients over a batch split across the cores: each part sums its images,
     /// then the parts are added (a fixed split, so results repeat exactly).
-    private func weightGrad(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+    private func weightGrad(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
                             _ gradWeight: Buffer, _ gradBias: Buffer?) throws {
         let parts = min(threads, g.batch)
         let (weights, biases) = (g.k_h * g.k_w * g.in_c * g.out_c, g.out_c)
@@ -115,7 +123,7 @@ extension CPUDevice {
             parallel(parts) { part in
                 let (dw, db) = part == 0 ? (gradWeight.host, gradBias?.host)
                     : (scratch!.host + (part - 1) * (weights + biases), gradBias == nil ? nil : scratch!.host + (part - 1) * (weights + biases) + weights)
-                kiln_conv_weight_grad(g, x, dy, dw, db, g.pointee.batch * part / parts, g.pointee.batch * (part + 1) / parts)
+                kiln_conv_weight_grad(g, x, dy, mask, dw, db, g.pointee.batch * part / parts, g.pointee.batch * (part + 1) / parts)
             }
         }
         for part in 1..<max(parts, 1) {
@@ -127,7 +135,8 @@ extension CPUDevice {
 
     /// A stride-1 input gradient as the forward kernel run on the zero-padded output gradient
     /// with the kernel flipped and its channel axes swapped. Returns false where that does not apply.
-    private func directBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws -> Bool {
+    private func directBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer,
+                                    gradInput: Buffer) throws -> Bool {
         let w = s.window
         let (top, left) = (w.kernelHeight - 1 - w.padTop, w.kernelWidth - 1 - w.padLeft)
         let (height, width) = (w.inputHeight + w.kernelHeight - 1, w.inputWidth + w.kernelWidth - 1)
@@ -139,7 +148,7 @@ extension CPUDevice {
             flipped.host[((y * kw + x) * co + o) * ci + i] = weight.host[(((kh - 1 - y) * kw + kw - 1 - x) * ci + i) * co + o]
         } } } }
         let canvas = try makeBuffer(count: s.batch * height * width * co)
-        zeroPad(gradOutput.host, images: s.batch, height: w.outputHeight, width: w.outputWidth, channels: co,
+        zeroPad(gradOutput.host, mask: reluOutput.map { UnsafePointer($0.host) }, images: s.batch, height: w.outputHeight, width: w.outputWidth, channels: co,
                 into: canvas.host, height: height, width: width, top: top, left: left)
         let g = kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: co, out_h: w.inputHeight, out_w: w.inputWidth,
                           out_c: ci, k_h: kh, k_w: kw, stride_h: 1, stride_w: 1)

@@ -44,10 +44,13 @@ public protocol Device: AnyObject, Sendable {
 
     // Linear algebra and convolution
     func gemm(_ gemm: Gemm, a: Buffer, b: Buffer, c: Buffer) throws
-    func conv2d(_ shape: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws
-    func conv2dBackwardData(_ shape: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws
+    /// `output = input ⊛ weight + bias`, then `max(output, 0)` when `relu` (the fused activation).
+    func conv2d(_ shape: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws
+    /// The backward passes take `reluOutput`, the output of a forward pass with `relu`, to route
+    /// `gradOutput` through the activation first (zero where the output is zero).
+    func conv2dBackwardData(_ shape: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws
     /// Overwrites `gradWeight` (and `gradBias`, the sums of `gradOutput` per output channel).
-    func conv2dBackwardWeights(_ shape: ConvShape, input: Buffer, gradOutput: Buffer,
+    func conv2dBackwardWeights(_ shape: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                gradWeight: Buffer, gradBias: Buffer?) throws
 
     // Pooling
@@ -143,5 +146,14 @@ public extension Device {
               count: Int) throws {
         try copy2D(rows: 1, columns: count, from: source, offset: sourceOffset, stride: count,
                    to: destination, offset: destinationOffset, stride: count)
+    }
+}
+
+extension Device {
+    /// `gradOutput` where `reluOutput` > 0, else 0, in a new buffer (backward of a fused ReLU).
+    func throughReLU(_ gradOutput: Buffer, _ reluOutput: Buffer, count: Int) throws -> Buffer {
+        let masked = try makeBuffer(count: count)
+        try unaryBackward(.relu, input: reluOutput, output: reluOutput, gradOutput: gradOutput, gradInput: masked, count: count)
+        return masked
     }
 }

@@ -111,11 +111,12 @@ public struct ConvShape: Hashable, Sendable {
     /// Images per im2col chunk, so that the column matrix stays under 8 Mi elements (32 MiB).
     var imagesPerChunk: Int { max(1, min(batch, (8 << 20) / max(1, window.outputPixels * patchSize))) }
 
-    func validate(input: Buffer, weight: Buffer, output: Buffer, bias: Buffer? = nil) throws {
+    func validate(input: Buffer, weight: Buffer, output: Buffer, bias: Buffer? = nil, reluOutput: Buffer? = nil) throws {
         try require(input, inputCount, "conv2d input")
         try require(weight, weightCount, "conv2d weight")
         try require(output, outputCount, "conv2d output")
         if let bias { try require(bias, outChannels, "conv2d bias") }
+        if let reluOutput { try require(reluOutput, outputCount, "conv2d reluOutput") }
     }
 }
 

@@ -57,7 +57,7 @@ extension OpenCLDevice {
          w.padTop, w.padLeft, w.outputHeight, w.outputWidth]
     }
 
-    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer) throws {
+    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
         let rows = s.window.outputPixels
         try forEachChunk(s, input: input) { first, images, columns in
@@ -66,10 +66,12 @@ extension OpenCLDevice {
             try sgemm(g, columns, weight, output)
         }
         if let bias { try addBias(output, bias, view: AxisView(outer: s.batch * rows, axis: s.outChannels), into: output) }
+        if relu { try unary(.relu, output, into: output, count: s.outputCount) }
     }
 
-    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, weight: Buffer, gradInput: Buffer) throws {
-        try s.validate(input: gradInput, weight: weight, output: gradOutput)
+    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
+        try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
+        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rows = s.window.outputPixels
         if s.isPointwise {
             return try sgemm(Gemm(m: s.batch * rows, n: s.inChannels, k: s.outChannels, transposeB: true), gradOutput, weight, gradInput)
@@ -86,9 +88,10 @@ extension OpenCLDevice {
         }
     }
 
-    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer,
+    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                       gradWeight: Buffer, gradBias: Buffer?) throws {
-        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias)
+        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias, reluOutput: reluOutput)
+        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rows = s.window.outputPixels
         try forEachChunk(s, input: input) { first, images, columns in
             var g = Gemm(m: s.patchSize, n: s.outChannels, k: images * rows, transposeA: true, beta: first == 0 ? 0 : 1)
