@@ -1,4 +1,5 @@
-// Philox-4x32-10 and dropout. Reference: Device/Philox.swift (the same function, bit for bit).
+// Philox-4x32-10 and dropout: the same function, bit for bit, as Sources/CKernels/random.c and the
+// tests' reference (Tests/KilnTests/Philox.swift).
 
 inline uint philox_word(const ulong seed, const ulong counter) {
     uint c0 = (uint)counter, c1 = (uint)(counter >> 32), c2 = 0, c3 = 0;

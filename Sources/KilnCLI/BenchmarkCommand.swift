@@ -143,7 +143,8 @@ struct TrainBenchmarkCommand: ParsableCommand {
                 try device.synchronize()
                 if window > 0 { rates.append(Double(steps * batchSize) / Date().timeIntervalSince(begin)) }
             }
-            // Inference, batch 256, over the test set.
+            // Inference, batch 256, over the test set, after one warm-up batch (as the Python side does).
+            if !noInference { _ = try model.predict(test.prefix(256), batchSize: 256) }
             let inferenceStart = Date()
             if !noInference { _ = try model.predict(test, batchSize: 256) }
             let inference = noInference ? 0 : Double(test.count) / Date().timeIntervalSince(inferenceStart)

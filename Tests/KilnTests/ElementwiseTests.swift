@@ -151,11 +151,17 @@ import Testing
         let count = 4099, rate: Float = 0.3
         var random = Random("dropout")
         let x = random.floats(count)
-        let outputs = try Backend.all.map { backend in
-            try backend.device.output(count) { try backend.device.dropout(backend.device.buffer(x), rate: rate, seed: 42, offset: 7, into: $0, count: count) }
+        // The second stream uses both key words and its counters cross 2^32.
+        for (seed, offset) in [(UInt64(42), UInt64(7)), (0x1234_5678_9abc_def0, 0xffff_f000)] {
+            let outputs = try Backend.all.map { backend in
+                try backend.device.output(count) {
+                    try backend.device.dropout(backend.device.buffer(x), rate: rate, seed: seed, offset: offset, into: $0, count: count)
+                }
+            }
+            let expected = x.indices.map { Philox.uniform(seed: seed, counter: offset + UInt64($0)) >= rate ? x[$0] * (1 / (1 - rate)) : 0 }
+            for output in outputs { #expect(output == expected) }
         }
         let expected = x.indices.map { Philox.uniform(seed: 42, counter: 7 + UInt64($0)) >= rate ? x[$0] * (1 / (1 - rate)) : 0 }
-        for output in outputs { #expect(output == expected) }
         let dropped = Double(expected.filter { $0 == 0 }.count) / Double(count)
         #expect(abs(dropped - Double(rate)) < 0.03, "dropped fraction \(dropped)")
     }

@@ -37,6 +37,9 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
 void kiln_relu(const float *x, float *y, long count);
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
 
+// y = x / (1 − rate) where Philox-4x32-10(key seed, counter offset + i) gives a uniform ≥ rate, else 0.
+void kiln_dropout(const float *x, float *y, long count, float rate, unsigned long seed, unsigned long offset);
+
 // Runs body(context, 0 ..< tasks) on a pool of spinning worker threads plus the caller, and returns
 // when all are done. Nested or concurrent calls run their tasks serially on the calling thread.
 typedef void (*kiln_task)(void *context, long index);

@@ -139,9 +139,9 @@ extension CPUDevice {
         guard rate >= 0, rate < 1 else { throw DeviceError.invalidArgument("dropout: rate must be in [0, 1), got \(rate)") }
         try require(input, count, "dropout input")
         try require(output, count, "dropout output")
-        let (x, y, scale) = (input.host, output.host, 1 / (1 - rate))
+        let (x, y) = (input.host, output.host)
         parallelFor(count, grain: 8192) { range in
-            for i in range { y[i] = Philox.uniform(seed: seed, counter: offset &+ UInt64(i)) >= rate ? x[i] * scale : 0 }
+            kiln_dropout(x + range.lowerBound, y + range.lowerBound, range.count, rate, UInt(seed), UInt(offset) &+ UInt(range.lowerBound))
         }
     }
 

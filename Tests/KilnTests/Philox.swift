@@ -1,6 +1,7 @@
-/// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"): a counter-based
-/// generator, so element `i` of a dropout mask depends only on (seed, i) and every device draws
-/// the same numbers. `Kernels/random.cl` is the same function in OpenCL C.
+/// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"), the reference the
+/// devices' dropout masks are checked against: a counter-based generator, so element `i` of a mask
+/// depends only on (seed, i) and every device draws the same numbers (Sources/CKernels/random.c,
+/// Kernels/random.cl).
 enum Philox {
     typealias Words = (UInt32, UInt32, UInt32, UInt32)
 

@@ -1,0 +1,35 @@
+// Dropout with Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"),
+// 16 counters at a time. Element i keeps its value when the first word of the block of counter
+// (offset + i) under key (seed) gives a uniform ≥ rate: the same numbers as Kernels/random.cl.
+#include "kernels.h"
+#include "vector.h"
+
+typedef unsigned uvec __attribute__((vector_size(64), aligned(4)));
+typedef unsigned long wide __attribute__((vector_size(128), aligned(8)));
+
+KILN_DISPATCH
+void kiln_dropout(const float *x, float *y, long count, float rate, unsigned long seed, unsigned long offset) {
+    const float scale = 1 / (1 - rate);
+    for (long i = 0; i < count; i += LANES) {
+        uvec c0, c1, c2 = {}, c3 = {};
+        UNROLL for (int lane = 0; lane < LANES; ++lane) {
+            const unsigned long counter = offset + (unsigned long)(i + lane);
+            c0[lane] = (unsigned)counter;
+            c1[lane] = (unsigned)(counter >> 32);
+        }
+        unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);
+        for (int round = 0; round < 10; ++round) {
+            const wide p0 = __builtin_convertvector(c0, wide) * 0xD2511F53UL;
+            const wide p1 = __builtin_convertvector(c2, wide) * 0xCD9E8D57UL;
+            const uvec hi0 = __builtin_convertvector(p0 >> 32, uvec), lo0 = __builtin_convertvector(p0, uvec);
+            const uvec hi1 = __builtin_convertvector(p1 >> 32, uvec), lo1 = __builtin_convertvector(p1, uvec);
+            c0 = hi1 ^ c1 ^ k0; c1 = lo1; c2 = hi0 ^ c3 ^ k1; c3 = lo0;
+            k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+        }
+        const long n = count - i < LANES ? count - i : LANES;
+        for (long lane = 0; lane < n; ++lane) {
+            const float u = (float)(c0[lane] >> 8) * 0x1p-24f;
+            y[i + lane] = u >= rate ? x[i + lane] * scale : 0;
+        }
+    }
+}
