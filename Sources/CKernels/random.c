@@ -26,10 +26,11 @@ void kiln_dropout(const float *x, float *y, long count, float rate, unsigned lon
             c0 = hi1 ^ c1 ^ k0; c1 = lo1; c2 = hi0 ^ c3 ^ k1; c3 = lo0;
             k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
         }
-        const long n = count - i < LANES ? count - i : LANES;
-        for (long lane = 0; lane < n; ++lane) {
-            const float u = (float)(c0[lane] >> 8) * 0x1p-24f;
-            y[i + lane] = u >= rate ? x[i + lane] * scale : 0;
+        const vec u = __builtin_convertvector(c0 >> 8, vec) * 0x1p-24f;
+        if (count - i >= LANES) {
+            *(ivec *)(y + i) = (ivec)(load(x + i) * scale) & (u >= rate);
+        } else {
+            for (long lane = 0; lane < count - i; ++lane) y[i + lane] = u[lane] >= rate ? x[i + lane] * scale : 0;
         }
     }
 }
