@@ -34,9 +34,13 @@ KILN_DISPATCH
 void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argmax, float *dx,
                             long image_begin, long image_end) {
     const long c = g->channels, pixels = g->in_h * g->in_w;
+    // Windows that tile the image exactly (as 2×2 pooling of an even image does) write every
+    // pixel once; otherwise the image is zeroed first and each window adds its share.
+    const int tiles = g->k_h == g->stride_h && g->k_w == g->stride_w && g->pad_top == 0 && g->pad_left == 0
+        && g->out_h * g->k_h == g->in_h && g->out_w * g->k_w == g->in_w;
     for (long n = image_begin; n < image_end; ++n) {
         float *image = dx + n * pixels * c;
-        for (long i = 0; i < pixels * c; i += LANES) store(image + i, (vec){});
+        if (!tiles) for (long i = 0; i < pixels * c; i += LANES) store(image + i, (vec){});
         for (long oh = 0; oh < g->out_h; ++oh) {
             const long h0 = oh * g->stride_h - g->pad_top;
             const long hs = h0 > 0 ? h0 : 0, he = h0 + g->k_h < g->in_h ? h0 + g->k_h : g->in_h;
@@ -51,7 +55,7 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
                         for (long iw = ws; iw < we; ++iw) {
                             float *p = image + (ih * g->in_w + iw) * c + ch;
                             ivec hit = index == ((ivec){} + (int)(ih * g->in_w + iw));
-                            store(p, load(p) + (vec)(d & hit));
+                            store(p, tiles ? (vec)(d & hit) : load(p) + (vec)(d & hit));
                         }
                 }
             }

@@ -36,8 +36,9 @@ import Testing
         return dx
     }
 
-    static func shape(_ batch: Int, _ channels: Int, pool: (Int, Int), stride: (Int, Int), _ padding: Padding) -> PoolShape {
-        PoolShape(batch: batch, channels: channels, window: try! Window2D(input: (13, 11), kernel: pool, stride: stride, padding: padding))
+    static func shape(_ batch: Int, _ channels: Int, pool: (Int, Int), stride: (Int, Int), _ padding: Padding,
+                      input: (Int, Int) = (13, 11)) -> PoolShape {
+        PoolShape(batch: batch, channels: channels, window: try! Window2D(input: input, kernel: pool, stride: stride, padding: padding))
     }
 
     static let shapes = [
@@ -45,6 +46,7 @@ import Testing
         shape(2, 5, pool: (3, 2), stride: (1, 2), .same), shape(1, 4, pool: (2, 3), stride: (3, 1), .valid),
         // Multiples of 16 channels take the CPU's vectorised max-pool kernels (average pooling stays in Swift).
         shape(3, 32, pool: (2, 2), stride: (2, 2), .valid), shape(2, 16, pool: (3, 3), stride: (2, 2), .same),
+        shape(3, 16, pool: (2, 2), stride: (2, 2), .valid, input: (12, 10)),  // windows tile the image
     ]
 
     @Test(arguments: Backend.all, shapes)
@@ -60,7 +62,8 @@ import Testing
             let argmax = mode == .max ? try device.makeBuffer(count: s.outputCount) : nil
             let y = try device.output(s.outputCount) { try device.pool2d(s, mode: mode, input: xb, output: $0, argmax: argmax) }
             expectClose(y, Self.forward(s, mode, x), "\(mode) pool forward")
-            let dx = try device.output(s.inputCount) {
+            let dx = try device.output(s.inputCount) {  // starts as NaN: every element must be written
+                try device.fill($0, with: .nan, offset: 0, count: s.inputCount)
                 try device.pool2dBackward(s, mode: mode, gradOutput: dyb, argmax: argmax, gradInput: $0)
             }
             expectClose(dx, Self.backward(s, mode, x, dy), "\(mode) pool backward")
