@@ -1,70 +1,17 @@
-// Direct NHWC convolution: no im2col copy. Output pixels are taken P at a time along a row and
-// output channels 16·V at a time, so that P·V vector accumulators stay in registers while the
-// loop runs over the kernel; the kernel's weights for those channels stay in L1.
-#include "kernels.h"
-#include "vector.h"
+// Direct NHWC convolution: no im2col copy (the forward loops are in conv_rows.h).
+#include "conv_rows.h"
 
 // dy[at ..< at + 16], zeroed where a fused ReLU's output `mask` is not positive.
 #define masked(dy, mask, at) \
     ((mask) ? (vec)(*(const ivec *)((dy) + (at)) & (load((mask) + (at)) > 0)) : load((dy) + (at)))
 
-enum { MAX_P = 8, MAX_R = 12, CHUNK_FLOATS = 64 * 1024 };  // 256 KB of a core's L2
-
-// P output pixels (input pointers `stride` apart) × 16·V channels. For each kernel row the patch
-// (kx, ci) is contiguous in NHWC, `span` floats long; `rows` of them lie `row_step` apart.
-KILN_INLINE void forward_block(const float *x, long stride, long rows, long row_step, long span,
-                               const float *w, long ldw, const float *bias, float *y, long ldy,
-                               int relu_out, const int P, const int V) {
-    vec acc[MAX_P][2];
-    UNROLL for (int v = 0; v < V; ++v) {
-        vec b = bias ? load(bias + v * LANES) : (vec){};
-        UNROLL for (int p = 0; p < P; ++p) acc[p][v] = b;
-    }
-    for (long r = 0; r < rows; ++r) {
-        const float *xr = x + r * row_step, *wr = w + r * span * ldw;
-        for (long k = 0; k < span; ++k) {
-            vec b0 = load(wr + k * ldw), b1 = V > 1 ? load(wr + k * ldw + LANES) : (vec){};
-            UNROLL for (int p = 0; p < P; ++p) {
-                vec a = splat(xr[p * stride + k]);
-                acc[p][0] += a * b0;
-                if (V > 1) acc[p][1] += a * b1;
-            }
-        }
-    }
-    UNROLL for (int p = 0; p < P; ++p)
-        UNROLL for (int v = 0; v < V; ++v) store(y + p * ldy + v * LANES, relu_out ? relu(acc[p][v]) : acc[p][v]);
-}
-
-#define FORWARD_CASE(P) case P: \
-    if (V == 2) forward_block(x, stride, g->k_h, row_step, span, w, g->out_c, bias, y, g->out_c, relu_out, P, 2); \
-    else forward_block(x, stride, g->k_h, row_step, span, w, g->out_c, bias, y, g->out_c, relu_out, P, 1); \
-    break;
-
-KILN_INLINE void forward_pixels(const kiln_conv *g, const float *x, const float *w, const float *bias, float *y,
-                                int relu_out, int pixels, int V) {
-    const long stride = g->stride_w * g->in_c, row_step = g->in_w * g->in_c, span = g->k_w * g->in_c;
-    switch (pixels) {
-        FORWARD_CASE(1) FORWARD_CASE(2) FORWARD_CASE(3) FORWARD_CASE(4)
-        FORWARD_CASE(5) FORWARD_CASE(6) FORWARD_CASE(7) FORWARD_CASE(8)
-    }
-}
+enum { MAX_R = 12, CHUNK_FLOATS = 64 * 1024 };  // 256 KB of a core's L2
 
 KILN_DISPATCH
 void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const float *bias, float *y,
                        int relu_out, long row_begin, long row_end) {
-    for (long row = row_begin; row < row_end; ++row) {
-        const long n = row / g->out_h, oh = row % g->out_h;
-        const float *xrow = x + (n * g->in_h + oh * g->stride_h) * g->in_w * g->in_c;
-        float *yrow = y + row * g->out_w * g->out_c;
-        for (long c = 0; c < g->out_c; c += 2 * LANES) {
-            const int V = g->out_c - c >= 2 * LANES ? 2 : 1;
-            for (long ow = 0; ow < g->out_w; ow += MAX_P) {
-                const int pixels = g->out_w - ow < MAX_P ? (int)(g->out_w - ow) : MAX_P;
-                forward_pixels(g, xrow + ow * g->stride_w * g->in_c, w + c, bias ? bias + c : 0,
-                               yrow + ow * g->out_c + c, relu_out, pixels, V);
-            }
-        }
-    }
+    for (long row = row_begin; row < row_end; ++row)
+        conv_row(g, x, w, bias, relu_out, row / g->out_h, row % g->out_h, y + row * g->out_w * g->out_c);
 }
 
 // R rows of dw (kernel taps at `offsets` from a patch's corner) × 16·V channels, summed over the

@@ -144,4 +144,44 @@ import Testing
         }
         expectClose(dw, reference.dw, "chunked backward weights")
     }
+
+    /// (convolution, pooling) pairs. The CPU fuses the first two (16·k channels; windows that neither
+    /// pad nor overlap; the first leaves the last row and column out) and runs the others as two ops.
+    static let pooled: [(ConvShape, Window2D)] = [
+        (shape(3, 16, 32, kernel: (3, 3), stride: (1, 1), .valid), try! Window2D(input: (11, 9), kernel: (2, 2), stride: (2, 2), padding: .valid)),
+        (shape(2, 1, 16, kernel: (3, 3), stride: (1, 1), .same), try! Window2D(input: (13, 11), kernel: (3, 2), stride: (3, 2), padding: .valid)),
+        (shape(2, 16, 16, kernel: (3, 3), stride: (1, 1), .same), try! Window2D(input: (13, 11), kernel: (3, 3), stride: (2, 2), padding: .same)),
+        (shape(3, 7, 5, kernel: (3, 3), stride: (1, 1), .valid), try! Window2D(input: (11, 9), kernel: (2, 2), stride: (2, 2), padding: .valid)),
+    ]
+
+    @Test(arguments: Backend.all, [false, true])
+    func convolutionThenMaxPool(_ backend: Backend, relu: Bool) throws {
+        let device = backend.device
+        for (s, window) in Self.pooled {
+            let p = PoolShape(batch: s.batch, channels: s.outChannels, window: window)
+            var random = Random("conv-pool\(s)\(window)\(relu)")
+            let (xs, ws, bs) = (random.floats(s.inputCount), random.floats(s.weightCount), random.floats(s.outChannels))
+            let w = s.window
+            let x = try Tensor(xs, shape: [s.batch, w.inputHeight, w.inputWidth, s.inChannels], on: device)
+            let kernel = try Tensor(ws, shape: [w.kernelHeight, w.kernelWidth, s.inChannels, s.outChannels], on: device)
+            let bias = try Tensor(bs, shape: [s.outChannels], on: device)
+            for t in [x, kernel, bias] { t.requiresGrad = true }
+
+            let fused = try x.conv2dMaxPool(kernel, bias: bias, window: w, relu: relu, pool: window)
+            let convolved = Self.forward(s, xs, ws, bs).map { Float(relu ? max($0, 0) : $0) }
+            expectClose(try fused.toArray(), PoolingTests.forward(p, .max, convolved), "conv2d+pool forward \(s)")
+
+            // Gradients equal those of the two ops run one after the other.
+            let r = try Tensor(random.floats(p.outputCount), shape: fused.shape, on: device)
+            func gradients(_ y: Tensor) throws -> [[Float]] {
+                try (y * r).sum().backward()
+                defer { for t in [x, kernel, bias] { t.zeroGrad() } }
+                return try [x, kernel, bias].map { try $0.grad!.toArray() }
+            }
+            let separate = try gradients(x.conv2d(kernel, bias: bias, window: w, relu: relu).pool2d(.max, window: window))
+            for (name, (a, b)) in zip(["input", "kernel", "bias"], zip(try gradients(fused), separate)) {
+                expectClose(a, b.map(Double.init), "conv2d+pool gradient of the \(name), \(s)")
+            }
+        }
+    }
 }

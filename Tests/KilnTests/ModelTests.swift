@@ -112,4 +112,39 @@ import Testing
         try accuracy.update(y, model(x))
         #expect(try accuracy.result() == 1)
     }
+
+    @Test(arguments: Backend.all)
+    func convolutionReadOnlyByMaxPoolRunsFused(_ backend: Backend) throws {
+        // conv1 → pool runs as one op; conv2's output is also a model output, so it runs on its own.
+        let input = Input(shape: [12, 10, 3])
+        let conv1 = Conv2D(16, kernelSize: 3, activation: .relu), pool1 = MaxPooling2D(2)
+        let conv2 = Conv2D(16, kernelSize: 3), pool2 = MaxPooling2D(2)
+        let pooled = try pool1(conv1(input))
+        let c2 = try conv2(pooled)
+        let model = try Model(inputs: [input], outputs: [try pool2(c2), c2])
+        #expect(model.pooledConvolutions.count == 1)
+        try model.place(on: backend.device, seed: 3)
+        var random = Random("fused-model")
+        let x = try Tensor(random.floats(2 * 12 * 10 * 3), shape: [2, 12, 10, 3], on: backend.device)
+        x.requiresGrad = true
+        // The same outputs and gradients as calling the layers one by one (the fused op's own
+        // gradients are checked against the two ops in ConvolutionTests).
+        func run(fused: Bool) throws -> (outputs: [[Float]], gradients: [[Float]]) {
+            var outputs: [Tensor]
+            if fused { outputs = try model([x]) } else {
+                var y = x
+                for layer in [conv1, pool1, conv2] as [Layer] { y = try layer.forward([y], training: false) }
+                outputs = [try pool2.forward([y], training: false), y]
+            }
+            var random = Random("fused-r")
+            let r = try outputs.map { try Tensor(random.floats($0.count), shape: $0.shape, on: backend.device) }
+            try (try (outputs[0] * r[0]).sum() + (try (outputs[1] * r[1]).sum())).backward()
+            let tensors = [x] + model.trainableWeights.map { $0.value! }
+            defer { for t in tensors { t.zeroGrad() } }
+            return (try outputs.map { try $0.toArray() }, try tensors.map { try $0.grad!.toArray() })
+        }
+        let (fused, separate) = (try run(fused: true), try run(fused: false))
+        for (a, b) in zip(fused.outputs, separate.outputs) { expectClose(a, b.map(Double.init), "model output vs layer by layer") }
+        for (a, b) in zip(fused.gradients, separate.gradients) { expectClose(a, b.map(Double.init), "gradient vs layer by layer") }
+    }
 }

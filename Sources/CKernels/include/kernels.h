@@ -29,6 +29,13 @@ typedef struct {
 // Max pooling over output rows [row_begin, row_end) (row = image · out_h + oh). Needs channels % 16 == 0.
 void kiln_max_pool(const kiln_pool *g, const float *x, float *y, int *argmax, long row_begin, long row_end);
 
+// kiln_conv_forward then kiln_max_pool over pooled rows [row_begin, row_end), with only the
+// `pool.k_h` convolution rows of one pooled row in memory at a time (in `rows`: k_h · out_w · out_c
+// floats). Needs an unpadded pool whose windows stay inside the convolution's output.
+void kiln_conv_max_pool(const kiln_conv *conv, const kiln_pool *pool, const float *x, const float *w,
+                        const float *bias, int relu_out, float *y, int *argmax, float *rows,
+                        long row_begin, long row_end);
+
 // dx = dy routed back to each window's argmax (overwriting dx) for images [image_begin, image_end).
 void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argmax, float *dx,
                             long image_begin, long image_end);

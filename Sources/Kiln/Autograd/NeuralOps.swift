@@ -53,27 +53,63 @@ extension Tensor {
 
     /// 2-D convolution over an explicit window (padding given as offsets and output size).
     public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D, relu: Bool = false) throws -> Tensor {
+        let s = try convShape(kernel, window)
+        let output = try device.makeBuffer(count: s.outputCount)
+        try device.conv2d(s, input: buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu, output: output)
+        let x = self
+        return Tensor.record([s.batch, window.outputHeight, window.outputWidth, s.outChannels], buffer: output,
+                             from: [self, kernel] + (bias.map { [$0] } ?? [])) { g in
+            try x.convolutionGradients(s, kernel, bias, gradOutput: g, reluOutput: relu ? output : nil)
+        }
+    }
+
+    /// `conv2d(kernel, bias:, window:, relu:)` followed by max pooling over `pool`, as one op, so that
+    /// a backend can skip storing the convolution's full-size output (the CPU backend does).
+    public func conv2dMaxPool(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D, relu: Bool, pool: Window2D) throws -> Tensor {
+        try requireFloat("conv2dMaxPool")
+        let s = try convShape(kernel, window)
+        guard pool.inputHeight == window.outputHeight, pool.inputWidth == window.outputWidth else {
+            throw TensorError.shape("conv2dMaxPool: pool window \(pool) does not fit the convolution's output \(window)")
+        }
+        let p = PoolShape(batch: s.batch, channels: s.outChannels, window: pool)
+        let (output, argmax) = (try device.makeBuffer(count: p.outputCount), try device.makeBuffer(count: p.outputCount))
+        try device.conv2dMaxPool(s, pool: p, input: buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu,
+                                 output: output, argmax: argmax)
+        let x = self
+        return Tensor.record([s.batch, pool.outputHeight, pool.outputWidth, s.outChannels], buffer: output,
+                             from: [self, kernel] + (bias.map { [$0] } ?? [])) { g in
+            // A pooled maximum is positive exactly where the ReLU let the convolution's output through.
+            let pooled = try relu ? x.device.throughReLU(g.buffer, output, count: p.outputCount) : g.buffer
+            let convolved = try x.device.makeBuffer(count: s.outputCount)
+            try x.device.pool2dBackward(p, mode: .max, gradOutput: pooled, argmax: argmax, gradInput: convolved)
+            let gradOutput = Tensor.record([s.batch, window.outputHeight, window.outputWidth, s.outChannels], buffer: convolved,
+                                           from: [g], backward: nil)
+            return try x.convolutionGradients(s, kernel, bias, gradOutput: gradOutput, reluOutput: nil)
+        }
+    }
+
+    private func convShape(_ kernel: Tensor, _ window: Window2D) throws -> ConvShape {
         guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], window.inputHeight == shape[1], window.inputWidth == shape[2],
               window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {
             throw TensorError.shape("conv2d: input \(shape) (NHWC), kernel \(kernel.shape) (HWIO) and window \(window) do not fit")
         }
-        let s = ConvShape(batch: shape[0], inChannels: shape[3], outChannels: kernel.shape[3], window: window)
-        let (x, inputs) = (self, [self, kernel] + (bias.map { [$0] } ?? []))
-        let output = try device.makeBuffer(count: s.outputCount)
-        try device.conv2d(s, input: x.buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu, output: output)
-        let reluOutput = relu ? output : nil
-        return try Tensor.record([s.batch, window.outputHeight, window.outputWidth, s.outChannels], buffer: output, from: inputs) { g in
-            let dx = x.requiresGrad ? try Tensor.make(x.shape, from: [g]) {
-                try x.device.conv2dBackwardData(s, gradOutput: g.buffer, reluOutput: reluOutput, weight: kernel.buffer, gradInput: $0)
-            } : nil
-            guard kernel.requiresGrad || bias?.requiresGrad == true else { return [dx, nil, nil] }
-            let db = try bias.map { Tensor.record($0.shape, buffer: try x.device.makeBuffer(count: $0.count), from: [g], backward: nil) }
-            let dw = try Tensor.make(kernel.shape, from: [g]) {
-                try x.device.conv2dBackwardWeights(s, input: x.buffer, gradOutput: g.buffer, reluOutput: reluOutput,
-                                                   gradWeight: $0, gradBias: db?.buffer)
-            }
-            return [dx, dw, db]
+        return ConvShape(batch: shape[0], inChannels: shape[3], outChannels: kernel.shape[3], window: window)
+    }
+
+    /// The gradients of a convolution of this input: [input, kernel, bias].
+    private func convolutionGradients(_ s: ConvShape, _ kernel: Tensor, _ bias: Tensor?, gradOutput g: Tensor,
+                                      reluOutput: Buffer?) throws -> [Tensor?] {
+        let x = self
+        let dx = x.requiresGrad ? try Tensor.make(x.shape, from: [g]) {
+            try x.device.conv2dBackwardData(s, gradOutput: g.buffer, reluOutput: reluOutput, weight: kernel.buffer, gradInput: $0)
+        } : nil
+        guard kernel.requiresGrad || bias?.requiresGrad == true else { return [dx, nil, nil] }
+        let db = try bias.map { Tensor.record($0.shape, buffer: try x.device.makeBuffer(count: $0.count), from: [g], backward: nil) }
+        let dw = try Tensor.make(kernel.shape, from: [g]) {
+            try x.device.conv2dBackwardWeights(s, input: x.buffer, gradOutput: g.buffer, reluOutput: reluOutput,
+                                               gradWeight: $0, gradBias: db?.buffer)
         }
+        return [dx, dw, db]
     }
 
     /// Max or average pooling of an NHWC batch.

@@ -27,6 +27,40 @@ extension CPUDevice {
         if relu { try unary(.relu, output, into: output, count: s.outputCount) }
     }
 
+    /// Fused where the direct kernels apply and the pooling windows neither pad nor overlap: each
+    /// task convolves only the rows one pooled row needs, so the full-size output never reaches memory.
+    public func conv2dMaxPool(_ s: ConvShape, pool p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
+                              output: Buffer, argmax: Buffer) throws {
+        let (w, pw) = (s.window, p.window)
+        guard s.outChannels % 16 == 0, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0,
+              pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth,
+              pw.strideHeight >= pw.kernelHeight, pw.strideWidth >= pw.kernelWidth else {
+            let convolved = try makeBuffer(count: s.outputCount)
+            try conv2d(s, input: input, weight: weight, bias: bias, relu: relu, output: convolved)
+            return try pool2d(p, mode: .max, input: convolved, output: output, argmax: argmax)
+        }
+        try require(input, s.inputCount, "conv2dMaxPool input")
+        try require(weight, s.weightCount, "conv2dMaxPool weight")
+        if let bias { try require(bias, s.outChannels, "conv2dMaxPool bias") }
+        try require(output, p.outputCount, "conv2dMaxPool output")
+        try require(argmax, p.outputCount, "conv2dMaxPool argmax")
+        let (x, padding, g) = try padded(s, input)
+        let rowFloats = pw.kernelHeight * w.outputWidth * s.outChannels  // one task's convolution rows
+        let scratch = try makeBuffer(count: threads * rowFloats)
+        withExtendedLifetime((padding, scratch)) {
+            withUnsafePointer(to: g) { g in
+                withUnsafePointer(to: p.kernelGeometry) { pg in
+                    let tasks = min(threads, p.batch * pw.outputHeight)
+                    parallel(tasks) { task in
+                        let (first, last) = (p.batch * pw.outputHeight * task / tasks, p.batch * pw.outputHeight * (task + 1) / tasks)
+                        kiln_conv_max_pool(g, pg, x, weight.host, bias.map { UnsafePointer($0.host) }, relu ? 1 : 0,
+                                           output.host, argmax.hostInts, scratch.host + task * rowFloats, first, last)
+                    }
+                }
+            }
+        }
+    }
+
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
         try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
         if try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }

@@ -53,6 +53,11 @@ public protocol Device: AnyObject, Sendable {
     func conv2dBackwardWeights(_ shape: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                gradWeight: Buffer, gradBias: Buffer?) throws
 
+    /// `conv2d` then max pooling of its output (`pool.window` over the convolution's output) into
+    /// `output` and `argmax`, where a backend can do so without storing the convolution's output.
+    func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
+                       output: Buffer, argmax: Buffer) throws
+
     // Pooling
     /// Max pooling also writes `argmax`: the Int32 index (row * width + column) of each maximum.
     func pool2d(_ shape: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws
@@ -150,6 +155,14 @@ public extension Device {
 }
 
 extension Device {
+    /// `conv2dMaxPool` as its two ops, through a buffer for the convolution's output.
+    public func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
+                              output: Buffer, argmax: Buffer) throws {
+        let convolved = try makeBuffer(count: shape.outputCount)
+        try conv2d(shape, input: input, weight: weight, bias: bias, relu: relu, output: convolved)
+        try pool2d(pool, mode: .max, input: convolved, output: output, argmax: argmax)
+    }
+
     /// `gradOutput` where `reluOutput` > 0, else 0, in a new buffer (backward of a fused ReLU).
     func throughReLU(_ gradOutput: Buffer, _ reluOutput: Buffer, count: Int) throws -> Buffer {
         let masked = try makeBuffer(count: count)

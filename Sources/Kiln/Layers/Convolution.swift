@@ -46,6 +46,19 @@ public final class Conv2D: Layer {
         }
         return try activation(inputs[0].conv2d(kernel.value, bias: bias?.value, strides: strides, padding: padding))
     }
+
+    /// Whether `forward(_:pooledBy:)` can stand for this layer followed by `pool`: max pooling after
+    /// a ReLU or no activation.
+    func fuses(with pool: Pooling2D) -> Bool { pool.mode == .max && (activation == .relu || activation == .linear) }
+
+    /// This layer and then `pool` on its output, as one op (`Tensor.conv2dMaxPool`).
+    func forward(_ input: Tensor, pooledBy pool: Pooling2D) throws -> Tensor {
+        guard input.rank == 4 else { throw shapeError("expects NHWC batches, got \(input.shape)") }
+        let window = try Window2D(input: (input.shape[1], input.shape[2]), kernel: kernelSize, stride: strides, padding: padding)
+        let pooling = try Window2D(input: (window.outputHeight, window.outputWidth), kernel: pool.poolSize, stride: pool.strides,
+                                   padding: pool.padding)
+        return try input.conv2dMaxPool(kernel.value, bias: bias?.value, window: window, relu: activation == .relu, pool: pooling)
+    }
 }
 
 /// Max or average pooling; `strides` default to the pool size, as in Keras.

@@ -6,6 +6,8 @@ open class Model {
     public private(set) var outputs: [SymbolicTensor] = []
     /// Layer calls in execution order.
     private(set) var nodes: [SymbolicTensor] = []
+    /// Convolutions whose output only a max pooling reads, by convolution node: the two run as one op.
+    private(set) var pooledConvolutions: [ObjectIdentifier: SymbolicTensor] = [:]
     /// The device its weights live on, once placed.
     public private(set) var device: (any Device)?
     /// Optimizer, loss and metrics set by `compile`.
@@ -45,6 +47,14 @@ open class Model {
             throw TensorError.shape("model '\(name)': output depends on input '\(t.layer.name)' that is not among the model's inputs")
         }
         (self.inputs, self.outputs, self.nodes) = (inputs, outputs, order.filter { !($0.layer is Input) })
+        var readers: [ObjectIdentifier: [SymbolicTensor]] = [:]
+        for node in nodes { for input in node.inputs { readers[ObjectIdentifier(input), default: []].append(node) } }
+        pooledConvolutions = [:]
+        for node in nodes where !outputs.contains(where: { $0 === node }) {
+            guard let conv = node.layer as? Conv2D, let only = readers[ObjectIdentifier(node)], only.count == 1,
+                  let pool = only[0].layer as? Pooling2D, conv.fuses(with: pool) else { continue }
+            pooledConvolutions[ObjectIdentifier(node)] = only[0]
+        }
         var names = Set<String>()
         for layer in layers where !names.insert(layer.name).inserted {
             throw TensorError.shape("model '\(name)': two layers are named '\(layer.name)'; layer names must be unique")
@@ -122,9 +132,13 @@ open class Model {
             }
             values[ObjectIdentifier(input.output)] = tensor
         }
-        for node in nodes {
+        for node in nodes where values[ObjectIdentifier(node)] == nil {
             let arguments = node.inputs.map { values[ObjectIdentifier($0)]! }
-            values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training)
+            if let pool = pooledConvolutions[ObjectIdentifier(node)] {
+                values[ObjectIdentifier(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
+            } else {
+                values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training)
+            }
         }
         return outputs.map { values[ObjectIdentifier($0)]! }
     }
