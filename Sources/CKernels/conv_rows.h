@@ -54,10 +54,13 @@ KILN_INLINE void conv_row(const kiln_conv *g, const float *x, const float *w, co
     const float *xrow = x + (n * g->in_h + oh * g->stride_h) * g->in_w * g->in_c;
     for (long c = 0; c < g->out_c; c += 2 * LANES) {
         const int V = g->out_c - c >= 2 * LANES ? 2 : 1;
-        for (long ow = 0; ow < g->out_w; ow += MAX_P) {
-            const int pixels = g->out_w - ow < MAX_P ? (int)(g->out_w - ow) : MAX_P;
+        // Near-equal blocks of ≤ MAX_P pixels (26 = 7 + 7 + 6 + 6, not 8 + 8 + 8 + 2): a short
+        // block has too few accumulators to hide the FMA latency.
+        const long blocks = (g->out_w + MAX_P - 1) / MAX_P;
+        for (long b = 0; b < blocks; ++b) {
+            const long ow = g->out_w * b / blocks;
             forward_pixels(g, xrow + ow * g->stride_w * g->in_c, w + c, bias ? bias + c : 0,
-                           yrow + ow * g->out_c + c, relu_out, pixels, V);
+                           yrow + ow * g->out_c + c, relu_out, (int)(g->out_w * (b + 1) / blocks - ow), V);
         }
     }
 }

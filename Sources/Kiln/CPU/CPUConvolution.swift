@@ -46,11 +46,11 @@ extension CPUDevice {
         try require(argmax, p.outputCount, "conv2dMaxPool argmax")
         let (x, padding, g) = try padded(s, input)
         let rowFloats = pw.kernelHeight * w.outputWidth * s.outChannels  // one task's convolution rows
-        let scratch = try makeBuffer(count: threads * rowFloats)
+        let tasks = min(threads > 1 ? threads * tasksPerThread : 1, p.batch * pw.outputHeight)
+        let scratch = try makeBuffer(count: tasks * rowFloats)
         withExtendedLifetime((padding, scratch)) {
             withUnsafePointer(to: g) { g in
                 withUnsafePointer(to: p.kernelGeometry) { pg in
-                    let tasks = min(threads, p.batch * pw.outputHeight)
                     parallel(tasks) { task in
                         let (first, last) = (p.batch * pw.outputHeight * task / tasks, p.batch * pw.outputHeight * (task + 1) / tasks)
                         kiln_conv_max_pool(g, pg, x, weight.host, bias.map { UnsafePointer($0.host) }, relu ? 1 : 0,

@@ -12,6 +12,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
         if case .host(let pointer) = storage { UnsafeMutableRawPointer(pointer).deallocate() }
     }
     let threads = kiln_parallel_threads()
+    let tasksPerThread = 4
 
     private init() {
         openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
@@ -84,8 +85,10 @@ public final class CPUDevice: Device, @unchecked Sendable {
     }
 
     /// Runs `body` over `0..<count` in chunks of at least `grain` items, on all cores when it pays.
+    /// Up to `tasksPerThread` chunks per core, claimed as threads come free: a core that another
+    /// process (or the data loader) borrows for a moment then holds up less.
     func parallelFor(_ count: Int, grain: Int = 32768, _ body: (Range<Int>) -> Void) {
-        let chunks = min(threads, (count + grain - 1) / max(grain, 1))
+        let chunks = min(threads > 1 ? threads * tasksPerThread : 1, (count + grain - 1) / max(grain, 1))
         guard chunks > 1 else { return body(0..<count) }
         parallel(chunks) { chunk in body(count * chunk / chunks ..< count * (chunk + 1) / chunks) }
     }
