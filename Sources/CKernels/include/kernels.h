@@ -44,6 +44,11 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
 void kiln_relu(const float *x, float *y, long count);
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
 
+// One Adam step (Keras 3's form; `step` has the bias correction folded in, `decay` = 1 − lr · weight decay):
+// m += (g − m)(1 − β1); v += (g² − v)(1 − β2); w = w · decay − step · m / (√v + ε).
+void kiln_adam(float *w, const float *g, float *m, float *v, long count, float decay, float step,
+               float beta1, float beta2, float epsilon);
+
 // y = x / (1 − rate) where Philox-4x32-10(key seed, counter offset + i) gives a uniform ≥ rate, else 0.
 void kiln_dropout(const float *x, float *y, long count, float rate, unsigned long seed, unsigned long offset);
 

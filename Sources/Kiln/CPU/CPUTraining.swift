@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Batch normalization and optimizer updates on the CPU.
@@ -96,12 +97,8 @@ extension CPUDevice {
                     if let m = s1 { m[i] = momentum * m[i] + step; w[i] -= m[i] } else { w[i] -= step }
                 }
             case .adam(let beta1, let beta2, let epsilon):
-                for i in range {
-                    w[i] *= decay
-                    s0![i] += (g[i] - s0![i]) * (1 - beta1)
-                    s1![i] += (g[i] * g[i] - s1![i]) * (1 - beta2)
-                    w[i] -= stepSize * s0![i] / (s1![i].squareRoot() + epsilon)
-                }
+                let first = range.lowerBound
+                kiln_adam(w + first, g + first, s0! + first, s1! + first, range.count, decay, stepSize, beta1, beta2, epsilon)
             }
         }
     }
