@@ -112,6 +112,9 @@ struct TrainBenchmarkCommand: ParsableCommand {
     @Option(help: "Full epochs to train afterwards for test accuracy (0: none).")
     var epochs = 0
 
+    @Option(help: "Seed of the weights and the data order.")
+    var seed: UInt64 = 1
+
     @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name.")
     var device = "cpu"
 
@@ -124,9 +127,9 @@ struct TrainBenchmarkCommand: ParsableCommand {
             let device = try Devices.select(self.device)
             let (train, test) = (try NamedDataset.fashionMNIST.load(.train), try NamedDataset.fashionMNIST.load(.test))
             let model = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
-            try model.place(on: device, seed: 1)
+            try model.place(on: device, seed: seed)
             try model.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
-            let loader = try BatchLoader(train, batchSize: batchSize, shuffle: true, seed: 1)
+            let loader = try BatchLoader(train, batchSize: batchSize, shuffle: true, seed: seed)
             let loss = SparseCategoricalCrossentropy(fromLogits: true)
             var firstStep: Double?
             var rates: [Double] = []
@@ -155,11 +158,11 @@ struct TrainBenchmarkCommand: ParsableCommand {
             ]
             if epochs > 0 {
                 let fresh = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
-                try fresh.place(on: device, seed: 1)
+                try fresh.place(on: device, seed: seed)
                 try fresh.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
                 var accuracies: [Float] = []
                 for _ in 0..<epochs {
-                    try fresh.fit(train, epochs: 1, batchSize: batchSize, seed: 1, progress: false)
+                    try fresh.fit(train, epochs: 1, batchSize: batchSize, seed: seed, progress: false)
                     accuracies.append(try fresh.evaluate(test, batchSize: 256)["accuracy"]!)
                 }
                 result["test_accuracy_per_epoch"] = accuracies

@@ -60,7 +60,7 @@ extension Tensor {
         let input = self
         let output = try device.makeBuffer(count: count)
         try device.unary(op, buffer, into: output, count: count)
-        return try Tensor.record(shape, buffer: output, from: [self], backward: differentiable ? { g in
+        return Tensor.record(shape, buffer: output, from: [self], backward: differentiable ? { g in
             try [Tensor.make(input.shape, from: [g]) {
                 try input.device.unaryBackward(op, input: input.buffer, output: output, gradOutput: g.buffer, gradInput: $0, count: input.count)
             }]

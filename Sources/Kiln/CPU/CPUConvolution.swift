@@ -35,9 +35,7 @@ extension CPUDevice {
         guard s.outChannels % 16 == 0, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0,
               pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth,
               pw.strideHeight >= pw.kernelHeight, pw.strideWidth >= pw.kernelWidth else {
-            let convolved = try makeBuffer(count: s.outputCount)
-            try conv2d(s, input: input, weight: weight, bias: bias, relu: relu, output: convolved)
-            return try pool2d(p, mode: .max, input: convolved, output: output, argmax: argmax)
+            return try conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
         }
         try require(input, s.inputCount, "conv2dMaxPool input")
         try require(weight, s.weightCount, "conv2dMaxPool weight")

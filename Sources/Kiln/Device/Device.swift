@@ -158,6 +158,11 @@ extension Device {
     /// `conv2dMaxPool` as its two ops, through a buffer for the convolution's output.
     public func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
+        try conv2dThenMaxPool(shape, pool: pool, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
+    }
+
+    func conv2dThenMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
+                           output: Buffer, argmax: Buffer) throws {
         let convolved = try makeBuffer(count: shape.outputCount)
         try conv2d(shape, input: input, weight: weight, bias: bias, relu: relu, output: convolved)
         try pool2d(pool, mode: .max, input: convolved, output: output, argmax: argmax)
