@@ -2,8 +2,9 @@ import CBLAS
 import CKernels
 import Foundation
 
-/// The native CPU backend: Swift loops over host memory, OpenBLAS for matrix products.
-/// Ops run synchronously on the calling thread, spreading large loops over all cores.
+/// The native CPU backend: ops over host memory, their hot loops vectorised in CKernels (C), the
+/// rest in Swift, matrix products in OpenBLAS. Ops run synchronously on the calling thread,
+/// spreading large loops over all cores through CKernels' thread pool.
 public final class CPUDevice: Device, @unchecked Sendable {
     public static let shared = CPUDevice()
 
@@ -17,7 +18,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
     private init() {
         openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
         info = DeviceInfo(
-            backend: "cpu", platform: "Kiln", name: "CPU (Swift + OpenBLAS, \(threads) threads)", kind: .cpu,
+            backend: "cpu", platform: "Kiln", name: "CPU (Kiln C kernels + OpenBLAS, \(threads) threads)", kind: .cpu,
             computeUnits: threads, globalMemory: Int(ProcessInfo.processInfo.physicalMemory),
             version: "native", driverVersion: "OpenBLAS")
     }

@@ -20,7 +20,7 @@ public struct DeviceInfo: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Every op reads and writes device buffers the caller provides and is enqueued on the device's
 /// in-order queue; nothing moves to the host until `read` is called. Shapes follow `Geometry.swift`
-/// (row-major, NHWC images, HWIO kernels). Implementations: `CPUDevice` (Swift + OpenBLAS) and
+/// (row-major, NHWC images, HWIO kernels). Implementations: `CPUDevice` (Swift + CKernels + OpenBLAS) and
 /// `OpenCLDevice` (OpenCL C kernels from `Kernels/` + CLBlast).
 public protocol Device: AnyObject, Sendable {
     var info: DeviceInfo { get }
