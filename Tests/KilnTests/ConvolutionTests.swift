@@ -83,33 +83,29 @@ import Testing
         let yReference = Self.forward(s, x, w, b)
         expectClose(y, yReference, "conv2d forward")
 
-        let reference = Self.backward(s, x, w, dy)
-        let dx = try device.output(s.inputCount) {
-            try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: nil, weight: wb, gradInput: $0)
+        /// The device's gradients of ⟨y, dy⟩ (through the fused ReLU given its output), checked against `reference`.
+        func gradients(reluOutput: Buffer?, _ reference: (dx: [Double], dw: [Double], db: [Double]),
+                       _ what: String) throws -> (dx: [Float], dw: [Float], db: [Float]) {
+            let dx = try device.output(s.inputCount) {
+                try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: reluOutput, weight: wb, gradInput: $0)
+            }
+            let dbBuffer = try device.makeBuffer(count: s.outChannels)
+            let dw = try device.output(s.weightCount) {
+                try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: reluOutput, gradWeight: $0, gradBias: dbBuffer)
+            }
+            let db = try device.read(dbBuffer)
+            expectClose(dx, reference.dx, "\(what) backward data")
+            expectClose(dw, reference.dw, "\(what) backward weights")
+            expectClose(db, reference.db, "\(what) backward bias")
+            return (dx, dw, db)
         }
-        expectClose(dx, reference.dx, "conv2d backward data")
-        let dbBuffer = try device.makeBuffer(count: s.outChannels)
-        let dw = try device.output(s.weightCount) {
-            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: nil, gradWeight: $0, gradBias: dbBuffer)
-        }
-        expectClose(dw, reference.dw, "conv2d backward weights")
-        expectClose(try device.read(dbBuffer), reference.db, "conv2d backward bias")
+        let (dx, dw, db) = try gradients(reluOutput: nil, Self.backward(s, x, w, dy), "conv2d")
 
         // With the fused ReLU: max(y, 0), and gradients of dy taken through it.
         let reluBuffer = try device.makeBuffer(count: s.outputCount)
         try device.conv2d(s, input: xb, weight: wb, bias: bb, relu: true, output: reluBuffer)
         expectClose(try device.read(reluBuffer), yReference.map { max($0, 0) }, "conv2d+relu forward")
-        let reluReference = Self.backward(s, x, w, zip(dy, yReference).map { $1 > 0 ? $0 : 0 })
-        let reluDx = try device.output(s.inputCount) {
-            try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: reluBuffer, weight: wb, gradInput: $0)
-        }
-        expectClose(reluDx, reluReference.dx, "conv2d+relu backward data")
-        let reluDb = try device.makeBuffer(count: s.outChannels)
-        let reluDw = try device.output(s.weightCount) {
-            try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: reluBuffer, gradWeight: $0, gradBias: reluDb)
-        }
-        expectClose(reluDw, reluReference.dw, "conv2d+relu backward weights")
-        expectClose(try device.read(reluDb), reluReference.db, "conv2d+relu backward bias")
+        _ = try gradients(reluOutput: reluBuffer, Self.backward(s, x, w, zip(dy, yReference).map { $1 > 0 ? $0 : 0 }), "conv2d+relu")
 
         // Finite differences of the device's own forward pass.
         func loss(_ x: [Float], _ w: [Float], _ b: [Float]) throws -> Double {
@@ -119,7 +115,7 @@ import Testing
         }
         try expectGradient(at: x, gradient: dx, "conv2d dx") { try loss($0, w, b) }
         try expectGradient(at: w, gradient: dw, "conv2d dw") { try loss(x, $0, b) }
-        try expectGradient(at: b, gradient: try device.read(dbBuffer), "conv2d db") { try loss(x, w, $0) }
+        try expectGradient(at: b, gradient: db, "conv2d db") { try loss(x, w, $0) }
     }
 
     @Test(arguments: Backend.all)
