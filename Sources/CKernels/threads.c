@@ -1,9 +1,12 @@
 // A fork-join pool for the CPU backend. Training runs dozens of short parallel ops per step, so
 // waking sleeping threads for each (as a dispatch queue does) costs more than some ops take:
 // workers here spin for a while after each job and only then sleep on a condition variable.
+#define _GNU_SOURCE  // sched_getaffinity
 #include "kernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 enum { INDEX_BITS = 20, SPINS = 4000 };  // tasks < 2^20 per job
@@ -69,6 +72,12 @@ static void start_workers(void) {
 }
 
 long kiln_parallel_threads(void) {
+    const char *chosen = getenv("KILN_NUM_THREADS");
+    if (chosen && atol(chosen) > 0) return atol(chosen);
+#if defined(__linux__)
+    cpu_set_t allowed;  // the CPUs this process may run on (taskset, cgroup cpusets), not all online ones
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
+#endif
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 0 ? cpus : 1;
 }

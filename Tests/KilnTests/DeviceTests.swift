@@ -62,6 +62,13 @@ import Testing
         #expect(badStatus != 0 && badOutput.contains("no device matches 'opencl:99'"), "\(badOutput)")
     }
 
+    @Test func threadCountFollowsKilnNumThreads() throws {
+        for (value, expected) in [("1", "1 thread)"), ("3", "3 threads)")] {
+            let (status, output) = try Self.run(["devices"], environment: ["KILN_DEVICE": "cpu", "KILN_NUM_THREADS": value])
+            #expect(status == 0 && output.contains("OpenBLAS, \(expected)"), "\(output)")
+        }
+    }
+
     @Test(arguments: Backend.all.filter { $0.device is OpenCLDevice })
     func programsAreCachedOnDisk(_ backend: Backend) throws {
         let device = backend.device as! OpenCLDevice

@@ -56,7 +56,8 @@ void kiln_dropout(const float *x, float *y, long count, float rate, unsigned lon
 // when all are done. Nested or concurrent calls run their tasks serially on the calling thread.
 typedef void (*kiln_task)(void *context, long index);
 void kiln_parallel(long tasks, void *context, kiln_task body);
-// The threads the pool runs on (online CPUs, the caller included).
+// The threads the pool runs on, the caller included: KILN_NUM_THREADS if set, else the CPUs this
+// process may run on.
 long kiln_parallel_threads(void);
 
 // Runs `iterations` rounds of 8 independent FMA chains at the widest vector width the CPU has

@@ -18,7 +18,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
     private init() {
         openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
         info = DeviceInfo(
-            backend: "cpu", platform: "Kiln", name: "CPU (Kiln C kernels + OpenBLAS, \(threads) threads)", kind: .cpu,
+            backend: "cpu", platform: "Kiln", name: "CPU (Kiln C kernels + OpenBLAS, \(threads) thread\(threads == 1 ? "" : "s"))", kind: .cpu,
             computeUnits: threads, globalMemory: Int(ProcessInfo.processInfo.physicalMemory),
             version: "native", driverVersion: "OpenBLAS")
     }
