@@ -1,4 +1,7 @@
+// The FP32 fused multiply-add peak of this machine, for benchmarks to compare against.
 #include "kernels.h"
+
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 __attribute__((target("avx512f"))) static double avx512(long n) {
@@ -38,3 +41,18 @@ double kiln_fma_flops(long iterations) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2(iterations);
     return sse(iterations);
 }
+#else
+#include "vector.h"
+
+// Other architectures: 8 chains of 16-lane vectors, compiled for the baseline vector unit.
+double kiln_fma_flops(long iterations) {
+    vec a[8];
+    const vec x = splat(0.999999f), y = splat(1e-7f);
+    for (int j = 0; j < 8; ++j) a[j] = splat((float)j);
+    for (long i = 0; i < iterations; ++i)
+        for (int j = 0; j < 8; ++j) a[j] = a[j] * x + y;
+    volatile float sink = 0;
+    for (int j = 0; j < 8; ++j) sink += a[j][0];
+    return (double)iterations * 8 * LANES * 2;
+}
+#endif
