@@ -1,6 +1,6 @@
-// The CPU backend's vectorised inner loops. Each entry point is compiled for AVX-512, AVX2+FMA and
-// the baseline instruction set, and the loader picks the widest one the CPU has (target_clones).
-// Callers split work over threads; every function here runs on the calling thread.
+// The CPU backend's vectorised inner loops and its thread pool. On x86-64 each kernel is compiled
+// for AVX-512, AVX2+FMA and the baseline instruction set, and the loader picks the widest one the
+// CPU has (target_clones). Callers split work over threads; every kernel runs on the calling thread.
 #ifndef KILN_KERNELS_H
 #define KILN_KERNELS_H
 
@@ -61,6 +61,7 @@ void kiln_parallel(long tasks, void *context, kiln_task body);
 long kiln_parallel_threads(void);
 
 // Runs `iterations` rounds of 8 independent FMA chains at the widest vector width the CPU has
-// (AVX-512, AVX2+FMA, else SSE mul+add) and returns the floating-point operations done.
+// (x86-64: AVX-512, AVX2+FMA, else SSE mul+add; elsewhere the baseline vector unit) and returns the
+// floating-point operations done.
 double kiln_fma_flops(long iterations);
 #endif
