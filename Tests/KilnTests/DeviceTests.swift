@@ -62,6 +62,14 @@ import Testing
         #expect(badStatus != 0 && badOutput.contains("no device matches 'opencl:99'"), "\(badOutput)")
     }
 
+    @Test func commandRunsTheOpenBLASKernelsThisCPUCanRun() throws {
+        let expected = CPUDevice.betterBLASCore ?? CPUDevice.blasCore
+        let (status, output) = try Self.run(["devices"], environment: ["KILN_DEVICE": "cpu"])
+        #expect(status == 0 && output.contains("driver OpenBLAS \(expected)"), "\(output)")
+        let (chosenStatus, chosen) = try Self.run(["devices"], environment: ["KILN_DEVICE": "cpu", "OPENBLAS_CORETYPE": "Prescott"])
+        #expect(chosenStatus == 0 && chosen.contains("driver OpenBLAS Prescott"), "a chosen core type stays: \(chosen)")
+    }
+
     @Test func threadCountFollowsKilnNumThreads() throws {
         for (value, expected) in [("1", "1 thread)"), ("3", "3 threads)")] {
             let (status, output) = try Self.run(["devices"], environment: ["KILN_DEVICE": "cpu", "KILN_NUM_THREADS": value])

@@ -60,6 +60,10 @@ void kiln_parallel(long tasks, void *context, kiln_task body);
 // process may run on.
 long kiln_parallel_threads(void);
 
+// The OPENBLAS_CORETYPE this CPU could use when OpenBLAS `detected` only its generic x86 fallback
+// (OpenBLAS 0.3.21 does not know CPUs newer than it, and then runs SSE3 kernels), else NULL.
+const char *kiln_blas_core_hint(const char *detected);
+
 // Runs `iterations` rounds of 8 independent FMA chains at the widest vector width the CPU has
 // (x86-64: AVX-512, AVX2+FMA, else SSE mul+add; elsewhere the baseline vector unit) and returns the
 // floating-point operations done.

@@ -20,8 +20,17 @@ public final class CPUDevice: Device, @unchecked Sendable {
         info = DeviceInfo(
             backend: "cpu", platform: "Kiln", name: "CPU (Kiln C kernels + OpenBLAS, \(threads) thread\(threads == 1 ? "" : "s"))", kind: .cpu,
             computeUnits: threads, globalMemory: Int(ProcessInfo.processInfo.physicalMemory),
-            version: "native", driverVersion: "OpenBLAS")
+            version: "native", driverVersion: "OpenBLAS \(Self.blasCore)")
     }
+
+    /// The kernels OpenBLAS runs (its name for them, e.g. `SkylakeX`, `Haswell`, `Prescott`).
+    public static var blasCore: String { String(cString: openblas_get_corename()) }
+
+    /// The `OPENBLAS_CORETYPE` this CPU could use, when OpenBLAS did not recognise it and fell back
+    /// to SSE3 kernels (about 5× slower matrix products on an AVX-512 CPU); nil when it did.
+    /// OpenBLAS reads the variable once, when it loads, so only a new process can take it: the
+    /// `kiln` command restarts itself with it set.
+    public static var betterBLASCore: String? { kiln_blas_core_hint(openblas_get_corename()).map { String(cString: $0) } }
 
     public func makeBuffer(count: Int) throws -> Buffer {
         guard count > 0 else { throw DeviceError.invalidArgument("makeBuffer: count must be positive, got \(count)") }
