@@ -151,17 +151,18 @@ extension CPUDevice {
         let parts = min(threads, g.batch)
         let (weights, biases) = (g.k_h * g.k_w * g.in_c * g.out_c, g.out_c)
         let scratch = parts > 1 ? try makeBuffer(count: (parts - 1) * (weights + biases)) : nil
+        /// Where part `part` (≥ 1) sums: its weight gradient, then its bias gradient.
+        func partial(_ part: Int) -> UnsafeMutablePointer<Float> { scratch!.host + (part - 1) * (weights + biases) }
         withUnsafePointer(to: g) { g in
             parallel(parts) { part in
-                let (dw, db) = part == 0 ? (gradWeight.host, gradBias?.host)
-                    : (scratch!.host + (part - 1) * (weights + biases), gradBias == nil ? nil : scratch!.host + (part - 1) * (weights + biases) + weights)
+                let dw = part == 0 ? gradWeight.host : partial(part)
+                let db = gradBias == nil ? nil : part == 0 ? gradBias!.host : partial(part) + weights
                 kiln_conv_weight_grad(g, x, dy, mask, dw, db, g.pointee.batch * part / parts, g.pointee.batch * (part + 1) / parts)
             }
         }
         for part in 1..<max(parts, 1) {
-            let partial = scratch!.host + (part - 1) * (weights + biases)
-            for i in 0..<weights { gradWeight.host[i] += partial[i] }
-            if let gradBias { for i in 0..<biases { gradBias.host[i] += partial[weights + i] } }
+            for i in 0..<weights { gradWeight.host[i] += partial(part)[i] }
+            if let gradBias { for i in 0..<biases { gradBias.host[i] += partial(part)[weights + i] } }
         }
     }
 
