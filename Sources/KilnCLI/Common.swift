@@ -91,9 +91,9 @@ enum CleanExit: Error, CustomStringConvertible {
     var description: String { if case .message(let text) = self { text } else { "" } }
 }
 
-/// Loads a model file, with its metadata: a Kiln checkpoint (.safetensors), a Keras model (.h5,
-/// .keras), an ONNX model or a Keras model JSON, whose weights may come from `weights` (.h5, .npz, or a PyTorch
-/// .safetensors state dict).
+/// Loads a model file, with its metadata: a Kiln checkpoint (.safetensors, without its optimizer state),
+/// a Keras model (.h5, .keras), an ONNX model or a Keras model JSON, whose weights may come from
+/// `weights` (.h5, .npz, or a PyTorch .safetensors state dict).
 func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) throws -> (model: Model, metadata: [String: String]) {
     let url = URL(fileURLWithPath: path)
     guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("no such file: \(path)") }
@@ -105,7 +105,7 @@ func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) th
         loaded = (model, [:])
     case "h5", "hdf5", "keras": loaded = (try KerasFile.load(url, device: device), [:])
     case "onnx": loaded = (try ONNXImport.load(url, device: device), [:])
-    default: loaded = try Checkpoint.load(url, device: device)
+    default: loaded = try Checkpoint.load(url, device: device, optimizerState: false)
     }
     if let weights {
         let file = URL(fileURLWithPath: weights)

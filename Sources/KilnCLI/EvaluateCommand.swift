@@ -20,10 +20,11 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try loadModel(self.model, device: try Devices.select(device)).model
+            let (model, metadata) = try loadModel(self.model, device: try Devices.select(device))
             if model.compiled == nil { try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true)) }
             let test = try data.load(data.dataset).test
-            let report = try Report.evaluate(model, on: test, classNames: test.classNames)
+            let normalization = try Normalization(preset: metadata["preprocessing"] ?? "unit", channels: test.sampleShape.last ?? 1)
+            let report = try Report.evaluate(model, on: test, classNames: test.classNames, normalization: normalization)
             print(String(format: "Test loss %.4f - accuracy %.4f (%d samples)", report.loss, report.accuracy, report.total))
             print(report.text)
             try Data(Charts.confusion(report).utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
@@ -36,9 +37,13 @@ struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
         abstract: "Run a model on images (PNG/JPEG) or .npy arrays of samples; print the top classes.",
-        discussion: "Images are resized to the model's input size and scaled by 1/255; .npy samples are fed as stored (bytes scaled by 1/255).")
+        discussion: """
+            Images are resized to the model's input size and preprocessed as the checkpoint's training was (--preprocess; \
+            ÷255 for other models); a model that takes (channels, height, width), such as an ONNX export of a PyTorch net, \
+            gets them transposed to that layout. .npy samples are fed as stored (bytes preprocessed like images).
+            """)
 
-    @Argument(help: "A Kiln checkpoint (.safetensors), a Keras model (.h5, .keras) or a Keras model JSON.")
+    @Argument(help: "A Kiln checkpoint (.safetensors), a Keras model (.h5, .keras), an ONNX model or a Keras model JSON.")
     var model: String
 
     @Option(help: "Weights for a model JSON: .h5, .npz or PyTorch .safetensors.")
@@ -60,29 +65,14 @@ struct PredictCommand: ParsableCommand {
         try reportingErrors {
             let (model, metadata) = try loadModel(self.model, device: try Devices.select(device), weights: weights)
             guard let shape = model.inputs.first?.shape else { throw ValidationError("the model has no input shape") }
-            var samples: [Float] = [], names: [String] = []
+            let preset = metadata["preprocessing"] ?? "unit"
+            var outputs: [Float] = [], names: [String] = []
             for path in inputs {
-                let url = URL(fileURLWithPath: path)
-                if url.pathExtension.lowercased() == "npy" {
-                    let array = try NumPy.read(url)
-                    let sample = shape.reduce(1, *)
-                    guard Array(array.shape.suffix(shape.count)) == shape, array.shape.count == shape.count + 1 else {
-                        throw DataError(path, "array of shape \(array.shape) does not hold samples of shape \(shape)")
-                    }
-                    // Samples go in exactly as the source model takes them (NHWC for Keras and Kiln models).
-                    let scale: Float = array.dtype == "|u1" ? 1 / 255 : 1
-                    samples += array.values.map { $0 * scale }
-                    names += (0..<array.values.count / sample).map { "\(path)[\($0)]" }
-                } else {
-                    guard shape.count == 3 else { throw ValidationError("\(path): images need a model with (height, width, channels) inputs, this one takes \(shape)") }
-                    let image = try ImageFolder.decode(url)
-                    samples += ImageFolder.resize(image, to: (shape[0], shape[1]), channels: shape[2]).map { Float($0) / 255 }
-                    names.append(path)
-                }
+                let (data, normalization) = try samples(path, shape: shape, preset: preset)
+                outputs += try model.predict(data, normalization: normalization)
+                names += data.count == 1 && !path.lowercased().hasSuffix(".npy") ? [path] : (0..<data.count).map { "\(path)[\($0)]" }
             }
             let count = names.count
-            let data = Dataset(features: .floats(samples), sampleShape: shape)
-            let outputs = try model.predict(data, normalization: .none)
             let classes = outputs.count / count
             let classNames = metadata["class_names"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
                 .flatMap { $0.count == classes ? $0 : nil } ?? (0..<classes).map(String.init)
@@ -94,6 +84,35 @@ struct PredictCommand: ParsableCommand {
                 print("\(name): " + ranked.map { "\(classNames[$0]) \(String(format: "%.3f", exp[$0] / total))" }.joined(separator: ", "))
             }
             if let output { try NumPy.write(outputs, shape: [count, classes], to: URL(fileURLWithPath: output)) }
+        }
+    }
+
+    /// The samples of one input file, and how to preprocess them.
+    private func samples(_ path: String, shape: [Int], preset: String) throws -> (Dataset, Normalization) {
+        let url = URL(fileURLWithPath: path)
+        if url.pathExtension.lowercased() == "npy" {
+            let array = try NumPy.read(url)
+            guard Array(array.shape.suffix(shape.count)) == shape, array.shape.count == shape.count + 1 else {
+                throw DataError(path, "array of shape \(array.shape) does not hold samples of shape \(shape)")
+            }
+            guard array.shape[0] > 0 else { throw DataError(path, "the array holds no samples (shape \(array.shape))") }
+            // Samples go in exactly as the source model takes them (NHWC for Keras and Kiln models).
+            guard array.dtype == "|u1" else { return (Dataset(features: .floats(array.values), sampleShape: shape), .none) }
+            let data = Dataset(features: .bytes(array.values.map { UInt8($0) }), sampleShape: shape)
+            return (data, try Normalization(preset: preset, channels: shape.last!))
+        }
+        let image = try ImageFolder.decode(url)
+        switch shape.count == 3 ? (shape[2], shape[0]) : (0, 0) {
+        case (1, _), (3, _):  // (height, width, channels), as Kiln and Keras take images
+            let pixels = ImageFolder.resize(image, to: (shape[0], shape[1]), channels: shape[2])
+            return (Dataset(features: .bytes(pixels), sampleShape: shape), try Normalization(preset: preset, channels: shape[2]))
+        case (_, 1), (_, 3):  // (channels, height, width): transposed, ÷255 (per-channel presets need channels last)
+            let (c, h, w) = (shape[0], shape[1], shape[2])
+            let pixels = ImageFolder.resize(image, to: (h, w), channels: c)
+            let planar = (0..<c * h * w).map { i in pixels[(i % (h * w)) * c + i / (h * w)] }
+            return (Dataset(features: .bytes(planar), sampleShape: shape), .unitRange)
+        default:
+            throw ValidationError("\(path): images need a model with (height, width, channels) or (channels, height, width) inputs of 1 or 3 channels; this one takes \(shape)")
         }
     }
 }

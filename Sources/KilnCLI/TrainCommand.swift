@@ -107,7 +107,7 @@ struct TrainCommand: ParsableCommand {
             var transfer: (trunk: Model, head: [Layer])?
             if loaded == nil {
                 if let base = settings.base {
-                    transfer = try transferModel(base, settings, classes: training.classCount, device: device)
+                    transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: training.classCount, device: device)
                     loaded = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
                 } else {
                     loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: training.classCount)
@@ -152,10 +152,11 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The pretrained base (cut where asked) and the new head's layers.
-    private func transferModel(_ path: String, _ settings: RunSettings, classes: Int, device: any Device) throws -> (trunk: Model, head: [Layer]) {
+    private func transferModel(_ path: String, _ settings: RunSettings, sampleShape: [Int], classes: Int,
+                               device: any Device) throws -> (trunk: Model, head: [Layer]) {
         let trunk: Model
-        if path.lowercased().hasSuffix(".onnx") {  // an ONNX graph is cut at one of its values
-            trunk = try ONNXImport.load(URL(fileURLWithPath: path), device: device, output: settings.cut)
+        if path.lowercased().hasSuffix(".onnx") {  // an ONNX graph is cut at one of its values; NCHW nets take NHWC images
+            trunk = try ONNXImport.load(URL(fileURLWithPath: path), device: device, output: settings.cut, channelsLast: sampleShape)
         } else {
             let base = try loadModel(path, device: device).model
             trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base

@@ -52,8 +52,10 @@ public enum Checkpoint {
     }
 
     /// A checkpoint's model on `device` (default `Devices.select()`) with its epoch count and history,
-    /// compiled with its optimizer state when it was saved compiled, and the caller's metadata.
-    public static func load(_ url: URL, device: (any Device)? = nil) throws -> (model: Model, metadata: [String: String]) {
+    /// compiled when it was saved compiled, and the caller's metadata. The optimizer's state is read
+    /// only with `optimizerState` (to resume training); inference never needs it.
+    public static func load(_ url: URL, device: (any Device)? = nil,
+                            optimizerState: Bool = true) throws -> (model: Model, metadata: [String: String]) {
         let file = try SafeTensors(contentsOf: url)
         guard file.metadata["format"] == "kiln", let architecture = file.metadata["architecture"], let kiln = file.metadata[formatKey] else {
             throw DataError(url.path, "not a Kiln checkpoint (no 'kiln' metadata; for other safetensors files use the import commands)")
@@ -84,11 +86,12 @@ public enum Checkpoint {
             let optimizer = Optimizer(rule: o.rule, learningRate: o.schedule, weightDecay: o.weightDecay)
             (optimizer.clipNorm, optimizer.globalClipNorm, optimizer.clipValue) = (o.clipNorm, o.globalClipNorm, o.clipValue)
             var state: [String: Tensor] = [:]
-            for (name, _) in file.entries where name.hasPrefix("optimizer/") {
-                let entry = file.entries[name]!
+            for (name, entry) in file.entries where optimizerState && name.hasPrefix("optimizer/") {
                 state[String(name.dropFirst("optimizer/".count))] = try Tensor(try file.floats(name), shape: entry.shape, on: model.device!)
             }
-            try optimizer.restore(state: state, iterations: o.iterations, for: model.weights)
+            do { try optimizer.restore(state: state, iterations: o.iterations, for: model.weights) } catch {
+                throw DataError(url.path, "\(error)")
+            }
             try model.compile(optimizer: optimizer, loss: try loss(named: lossName, fromLogits: saved.fromLogits ?? false), metrics: saved.metrics ?? [])
         }
         return (model, file.metadata)

@@ -52,7 +52,7 @@ public enum KerasConfig {
 
     static let supported: Set<String> = [
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-        "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape",
+        "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
 
@@ -123,8 +123,14 @@ public enum KerasConfig {
     /// `[null, 28, 28, 1]` → `[28, 28, 1]`.
     private static func sampleShape(_ batchShape: [Any]) -> [Int] { batchShape.dropFirst().map { $0 as? Int ?? -1 } }
 
-    /// One layer from its `{"class_name", "config"}` entry.
+    /// One layer from its `{"class_name", "config"}` entry, frozen when its config says `trainable: false`.
     static func layer(_ entry: [String: Any], file: String) throws -> Layer {
+        let layer = try makeLayer(entry, file: file)
+        if let config = entry["config"] as? [String: Any], let trainable = config["trainable"] as? Bool { layer.trainable = trainable }
+        return layer
+    }
+
+    private static func makeLayer(_ entry: [String: Any], file: String) throws -> Layer {
         let kind = entry["class_name"] as? String ?? "?"
         let c = entry["config"] as? [String: Any] ?? [:]
         let name = c["name"] as? String
@@ -223,6 +229,9 @@ public enum KerasConfig {
         case "Reshape":
             guard let shape = c["target_shape"] as? [Int] else { throw DataError(file, "Reshape '\(name ?? "?")': target_shape must be a list of integers") }
             return Reshape(shape, name: name)
+        case "Permute":
+            guard let dims = c["dims"] as? [Int] else { throw DataError(file, "Permute '\(name ?? "?")': dims must be a list of integers") }
+            return Permute(dims, name: name)
         default:
             throw DataError(file, "unsupported layer \(kind)")
         }
@@ -298,6 +307,7 @@ public enum KerasConfig {
         case is Softmax: c["axis"] = -1
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape
+        case let l as Permute: c["dims"] = l.dims
         case let l as ONNXGraph:
             c.merge(["graph": (try? l.structure().base64EncodedString()) ?? "", "opset": l.opset, "output": l.outputName]) { $1 }
         default: break

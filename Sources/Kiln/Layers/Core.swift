@@ -83,6 +83,28 @@ public final class Reshape: Layer {
     }
 }
 
+/// Reorders the axes of each sample, as Keras: `dims` are 1-based input axes, so `Permute([3, 1, 2])`
+/// turns (H, W, C) images into (C, H, W).
+public final class Permute: Layer {
+    public let dims: [Int]
+    public init(_ dims: [Int], name: String? = nil) {
+        self.dims = dims
+        super.init(name: name, kind: "permute")
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard dims.sorted() == Array(1...max(input.count, 1)), dims.count == input.count else {
+            throw shapeError("dims \(dims) are not a permutation of 1…\(input.count) for input \(input)")
+        }
+        return dims.map { input[$0 - 1] }
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try inputs[0].permuted([0] + dims)
+    }
+}
+
 /// Zeroes a fraction `rate` of the inputs during training and scales the rest by 1/(1-rate).
 /// Masks come from Philox(seed, counter): the same on every device, and resumable.
 public final class Dropout: Layer {

@@ -103,8 +103,19 @@ open class Layer {
     /// A shape error that names this layer.
     func shapeError(_ message: String) -> TensorError { .shape("layer '\(name)' (\(typeName)): \(message)") }
 
+    /// Rows `summary()` lists under this layer's own (the nodes of an imported graph); none by default.
+    open var summaryRows: [SummaryRow] { [] }
+
     public var parameterCount: Int { weights.reduce(0) { $0 + $1.count } }
     public var trainableParameterCount: Int { weights.filter(\.isTrainable).reduce(0) { $0 + $1.count } }
+}
+
+/// A line of a model summary: a name, a type, a per-sample shape and a parameter count.
+public struct SummaryRow {
+    public var name: String, type: String, shape: [Int], parameters: Int
+    public init(name: String, type: String, shape: [Int], parameters: Int) {
+        (self.name, self.type, self.shape, self.parameters) = (name, type, shape, parameters)
+    }
 }
 
 /// Keras-style automatic names, `conv2d`, `conv2d_1`, …, skipping every name already given out

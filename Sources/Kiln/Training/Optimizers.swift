@@ -70,19 +70,32 @@ public class Optimizer {
         return state
     }
 
-    /// Restores what `stateTensors()` returned (the weights must be placed on `device`).
+    /// Restores what `stateTensors()` returned (the weights must be placed on `device`). A weight with
+    /// no stored state (frozen when it was saved) starts from zero state when it first trains, as a
+    /// parameter that joins a Keras or PyTorch optimizer does; partial or misshaped state is refused.
     public func restore(state: [String: Tensor], iterations: Int, for weights: [Weight]) throws {
-        self.iterations = iterations
-        slots = [:]
-        for weight in weights where weight.isTrainable && rule.slotCount > 0 {
-            let tensors = try (0..<rule.slotCount).map { i -> Tensor in
-                guard let t = state["\(weight.path)/slot_\(i)"], t.shape == weight.shape else {
-                    throw TensorError.shape("optimizer state for \(weight.path) (slot \(i)) is missing or has the wrong shape")
-                }
-                return t
+        let byPath = Dictionary(weights.map { ($0.path, $0) }) { first, _ in first }
+        var stored: [String: [Int: Tensor]] = [:]
+        for (key, tensor) in state {
+            guard let cut = key.range(of: "/slot_", options: .backwards), let index = Int(key[cut.upperBound...]),
+                  (0..<rule.slotCount).contains(index) else {
+                throw TensorError.shape("optimizer state '\(key)' is not a slot of this optimizer (\(rule.slotCount) per weight)")
             }
-            slots[weight.path] = tensors
+            let path = String(key[..<cut.lowerBound])
+            guard let weight = byPath[path] else { throw TensorError.shape("optimizer state '\(key)' belongs to no weight of the model") }
+            guard tensor.shape == weight.shape else {
+                throw TensorError.shape("optimizer state '\(key)' has shape \(tensor.shape), the weight has \(weight.shape)")
+            }
+            stored[path, default: [:]][index] = tensor
         }
+        var restored: [String: [Tensor]] = [:]
+        for (path, bySlot) in stored {
+            restored[path] = try (0..<rule.slotCount).map { i in
+                guard let tensor = bySlot[i] else { throw TensorError.shape("optimizer state for \(path) lacks slot \(i)") }
+                return tensor
+            }
+        }
+        (self.iterations, slots) = (iterations, restored)
     }
 }
 

@@ -27,10 +27,20 @@ public final class ONNXGraph: Layer {
     var initialValues: [String: [Float]] = [:]
     let sampleShape: [Int], resultShape: [Int]
 
-    init(graph: Onnx_GraphProto, opset: Int, output: String? = nil, file: String, name: String? = nil) throws {
+    init(graph original: Onnx_GraphProto, opset: Int, output: String? = nil, file: String, name: String? = nil) throws {
         self.file = file
         self.opset = opset
-        let initializerNames = Set(graph.initializer.map(\.name))
+        let initializerNames = Set(original.initializer.map(\.name))
+        var graph = original
+        if let output, !original.input.contains(where: { $0.name == output }) {  // a cut: keep the nodes it needs
+            guard let last = original.node.firstIndex(where: { $0.output.contains(output) }) else {
+                throw DataError(file, "no node produces the value '\(output)' (`kiln summary \(file)` lists the values)")
+            }
+            graph.node = Array(original.node[...last])
+            let used = Set(graph.node.flatMap(\.input))
+            graph.initializer = original.initializer.filter { used.contains($0.name) }
+            graph.input = original.input.filter { !initializerNames.contains($0.name) || used.contains($0.name) }
+        }
         let realInputs = graph.input.filter { !initializerNames.contains($0.name) }
         guard !realInputs.isEmpty else { throw DataError(file, "the graph declares no input") }
         guard let outputName = output ?? graph.output.first?.name else { throw DataError(file, "the graph declares no output") }
@@ -88,13 +98,37 @@ public final class ONNXGraph: Layer {
             throw shapeError("expects samples of static shape \(sampleShape), got \(inputShapes[0])")
         }
         if !resultShape.isEmpty, resultShape.allSatisfy({ $0 > 0 }) { return resultShape }
-        // No declared shape (an inner value chosen as output): run one sample on the CPU to learn it.
-        let device = CPUDevice.shared
-        let weights = try initialValues.mapValues { try Tensor($0, shape: [$0.count], on: device) }
-        let probe = try evaluate([inputName: try .zeros([1] + sampleShape, on: device)], weights: weightByName.mapValues { weight in
-            try weights[weight.name]!.reshaped(weight.shape)
-        })
-        return Array(probe.shape.dropFirst())
+        // No declared shape (an inner value chosen as output): run one sample to learn it.
+        return Array(try probe().shape.dropFirst())
+    }
+
+    /// Runs one zero sample through the graph (on the CPU until the layer is placed), showing each
+    /// node and its output to `visit`.
+    private func probe(visiting visit: ((Onnx_NodeProto, Tensor) -> Void)? = nil) throws -> Tensor {
+        try GradMode.noGrad {
+            if isPlaced {
+                let device = weights.first?.value.device ?? CPUDevice.shared
+                return try evaluate([inputName: .zeros([1] + sampleShape, on: device)], visiting: visit)
+            }
+            let device = CPUDevice.shared
+            let values = try weightByName.mapValues { try Tensor(initialValues[$0.name]!, shape: $0.shape, on: device) }
+            return try evaluate([inputName: .zeros([1] + sampleShape, on: device)], weights: values, visiting: visit)
+        }
+    }
+
+    /// Each node up to the output: its op, the value it produces (the names `--cut` takes), that
+    /// value's per-sample shape and the node's parameter count.
+    override public var summaryRows: [SummaryRow] {
+        var rows: [SummaryRow] = []
+        do {
+            _ = try probe { node, output in
+                let parameters = node.input.compactMap { self.weightByName[$0]?.count }.reduce(0, +)
+                rows.append(SummaryRow(name: node.output[0], type: node.opType, shape: Array(output.shape.dropFirst()), parameters: parameters))
+            }
+        } catch {
+            return [SummaryRow(name: "(nodes not listed: \(error))", type: "", shape: [], parameters: 0)]
+        }
+        return rows
     }
 
     override func materialize(on device: any Device, random: inout RandomGenerator) throws {
@@ -108,7 +142,8 @@ public final class ONNXGraph: Layer {
     }
 
     /// Runs the graph on named inputs and returns its output; weights are the placed ones unless given.
-    func evaluate(_ feeds: [String: Tensor], weights: [String: Tensor]? = nil) throws -> Tensor {
+    func evaluate(_ feeds: [String: Tensor], weights: [String: Tensor]? = nil,
+                  visiting visit: ((Onnx_NodeProto, Tensor) -> Void)? = nil) throws -> Tensor {
         guard let device = feeds.values.first?.device else { throw DataError(file, "no inputs given") }
         var values = feeds
         func tensor(_ name: String) throws -> Tensor {
@@ -124,7 +159,9 @@ public final class ONNXGraph: Layer {
                 continue
             }
             let arguments = try node.input.map { $0.isEmpty ? nil : try tensor($0) }
-            values[node.output[0]] = try op.run(arguments)
+            let output = try op.run(arguments)
+            values[node.output[0]] = output
+            visit?(node, output)
             if node.output.contains(outputName) { break }
         }
         return try tensor(outputName)
@@ -134,16 +171,28 @@ public final class ONNXGraph: Layer {
 /// Reading ONNX files.
 public enum ONNXImport {
     /// A model from an `.onnx` file, placed on `device`. Its input is fed as the source model takes it
-    /// (NCHW for images). `output` picks an inner value as the output (a cut for transfer learning).
-    public static func load(_ url: URL, device: (any Device)? = nil, output: String? = nil) throws -> Model {
+    /// (NCHW for images), unless `channelsLast` is given the (H, W, C) shape of Kiln's images and the
+    /// graph takes their (C, H, W) transpose: then a `Permute` in front takes the images as they are, and
+    /// a rank-3 output gets one behind it, so that heads (`gap`, `bn`, …) see (H, W, C) features.
+    /// `output` picks an inner value as the output (a cut for transfer learning).
+    public static func load(_ url: URL, device: (any Device)? = nil, output: String? = nil, channelsLast imageShape: [Int]? = nil) throws -> Model {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw DataError(url.path, "cannot read (\(error.localizedDescription))") }
         let proto: Onnx_ModelProto
         do { proto = try Onnx_ModelProto(serializedBytes: data) } catch { throw DataError(url.path, "not an ONNX model (\(error))") }
         let opset = Int(proto.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
         let graph = try ONNXGraph(graph: proto.graph, opset: opset, output: output, file: url.path)
-        let input = Input(shape: graph.sampleShape, name: graph.inputName)
-        let model = try Model(inputs: input, outputs: graph(input), name: proto.graph.name.isEmpty ? "onnx" : proto.graph.name)
+        let name = proto.graph.name.isEmpty ? "onnx" : proto.graph.name
+        let model: Model
+        if let imageShape, imageShape.count == 3, graph.sampleShape == [imageShape[2], imageShape[0], imageShape[1]], graph.sampleShape != imageShape {
+            let input = Input(shape: imageShape, name: graph.inputName)
+            var x = try graph(try Permute([3, 1, 2])(input.output))
+            if x.shape.count == 3 { x = try Permute([2, 3, 1])(x) }
+            model = try Model(inputs: input, outputs: x, name: name)
+        } else {
+            let input = Input(shape: graph.sampleShape, name: graph.inputName)
+            model = try Model(inputs: input, outputs: graph(input), name: name)
+        }
         try model.place(on: device)
         return model
     }
