@@ -5,7 +5,8 @@ import Foundation
 /// layer a Linear's `weight` (out, in) transposed; BatchNormalization `weight`, `bias`,
 /// `running_mean`, `running_var` (build it with PyTorch's `momentum: 0.9, epsilon: 1e-5`).
 /// A Linear after a flatten of (C, H, W) feature maps has its input columns reordered to Kiln's
-/// (H, W, C) flatten, so the numbers agree whatever the layout.
+/// (H, W, C) flatten, so the numbers agree whatever the layout. The weights of an imported ONNX graph
+/// keep their initializer names and layouts (a PyTorch export's own state-dict keys).
 public enum PyTorchWeights {
     /// Loads `file` into a placed `model`. `names` maps Kiln layer names to state-dict prefixes
     /// (default: the same name; `/` in names becomes `.`). With `strict`, keys the model does not
@@ -97,6 +98,7 @@ public enum PyTorchWeights {
         let prefix = names[layer.name] ?? layer.name.replacingOccurrences(of: "/", with: ".")
         return try layer.weights.map { weight in
             switch (layer, weight.name) {
+            case (is ONNXGraph, _): return (weight, weight.name, .same)  // an ONNX initializer keeps its name and layout
             case (is Conv2D, "kernel"): return (weight, prefix + ".weight", .convolution)
             case (is Dense, "kernel"): return (weight, prefix + ".weight", .linear(flattened: flattenedInput(of: layer, in: model)))
             case (_, "bias"), (_, "beta"): return (weight, prefix + ".bias", .same)

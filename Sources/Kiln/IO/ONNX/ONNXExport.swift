@@ -169,6 +169,16 @@ public enum ONNXExport {
                               [float("epsilon", l.epsilon)]), layout(of: inputs[0]) == .nhwc ? .nchw : layout(of: inputs[0]))
             case is Dropout:
                 output = values[ObjectIdentifier(inputs[0])]!
+            case let l as Permute:  // a rank-3 result is what Kiln's next layers read as (H, W, C)
+                let x = try value(inputs[0], as: inputs[0].shape.count == 3 ? .nhwc : nil)
+                output = (add("Transpose", [x], [ints("perm", [0] + l.dims)]), l.dims.count == 3 ? .nhwc : .plain)
+            case let l as ONNXGraph:  // inlined, its values renamed under the layer's name
+                guard l.opset >= 13 else { throw TrainingError.incompatible("ONNX export: graph '\(name)' uses opset \(l.opset); export writes opset 13 or later") }
+                proto.opsetImport[0].version = max(proto.opsetImport[0].version, Int64(l.opset))
+                let graph = try l.inlined(prefix: "\(name)/", input: try value(inputs[0], as: inputs[0].shape.count == 3 ? .nhwc : nil))
+                proto.graph.node += graph.nodes
+                proto.graph.initializer += graph.initializers
+                output = (graph.output, node.shape.count == 3 ? .nhwc : .plain)
             case let l as Activation:
                 let x = try value(inputs[0], as: nil)
                 output = (try activation(l.function, x, channelsAxis: layout(of: inputs[0]) == .nchw ? 1 : -1), layout(of: inputs[0]))

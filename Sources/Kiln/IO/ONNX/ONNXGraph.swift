@@ -141,6 +141,27 @@ public final class ONNXGraph: Layer {
         try evaluate([inputName: inputs[0]])
     }
 
+    /// The graph's nodes and initializers (float ones holding the current weights) with every value
+    /// renamed `prefix + name`, and `input` for the graph's input: ready to inline into an exported model.
+    func inlined(prefix: String, input: String) throws -> (nodes: [Onnx_NodeProto], initializers: [Onnx_TensorProto], output: String) {
+        func rename(_ name: String) -> String { name.isEmpty ? name : name == inputName ? input : prefix + name }
+        let nodes = graph.node.map { node in
+            var copy = node
+            (copy.name, copy.input, copy.output) = (prefix + (node.name.isEmpty ? node.output[0] : node.name), node.input.map(rename), node.output.map(rename))
+            return copy
+        }
+        let initializers = try graph.initializer.map { tensor in
+            var copy = tensor
+            copy.name = rename(tensor.name)
+            if let weight = weightByName[tensor.name] {
+                copy.rawData = try weight.value.toArray().withUnsafeBytes { Data($0) }
+                (copy.dataType, copy.floatData, copy.doubleData, copy.int32Data) = (1, [], [], [])
+            }
+            return copy
+        }
+        return (nodes, initializers, rename(outputName))
+    }
+
     /// Runs the graph on named inputs and returns its output; weights are the placed ones unless given.
     func evaluate(_ feeds: [String: Tensor], weights: [String: Tensor]? = nil,
                   visiting visit: ((Onnx_NodeProto, Tensor) -> Void)? = nil) throws -> Tensor {
