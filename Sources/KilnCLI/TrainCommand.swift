@@ -75,7 +75,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Run the frozen base once and train the head on its cached outputs.")
     var cacheFeatures = false
 
-    @Option(help: "With --resume: unfreeze these layers (comma-separated) or all.")
+    @Option(help: "With --resume: unfreeze all layers, the last N, or these (comma-separated names); all and N keep batch normalisation frozen.")
     var unfreeze: String?
 
     func run() throws {
@@ -93,7 +93,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 guard let compiled = checkpoint.model.compiled else { throw ValidationError("\(resume) holds no optimizer state; it cannot be resumed") }
                 if let unfreeze {
-                    try checkpoint.model.setTrainable(true, layers: unfreeze == "all" ? nil : unfreeze.split(separator: ",").map(String.init))
+                    try TransferLearning.unfreeze(checkpoint.model, unfreeze)
                     settings.cacheFeatures = false
                 }
                 if let learningRate { compiled.optimizer.learningRate = learningRate }

@@ -68,6 +68,47 @@ import Testing
         for (a, b) in zip(straight.weights, resumed.weights) { #expect(try a.value.toArray() == b.value.toArray(), "\(a.path) after resuming") }
     }
 
+    /// A checkpoint of a partly frozen model reloads frozen, with optimizer state for the weights that
+    /// trained only; unfrozen weights then train from zero state. Misplaced state is refused.
+    @Test func frozenLayersAndPartialOptimizerState() throws {
+        let folder = try temporaryFolder()
+        let url = folder.appendingPathComponent("frozen.safetensors")
+        let model = try Self.toyModel()
+        try model.place(on: CPUDevice.shared, seed: 4)
+        let conv = model.layers[1], norm = model.layers[2]
+        (conv.trainable, norm.trainable) = (false, false)
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: SparseCategoricalCrossentropy(fromLogits: true))
+        try model.fit(Self.toyImages(), epochs: 1, batchSize: 16, seed: 5, progress: false)
+        try Checkpoint.save(model, to: url)
+
+        let (loaded, _) = try Checkpoint.load(url, device: CPUDevice.shared)
+        #expect(loaded.layers.map(\.trainable) == model.layers.map(\.trainable))
+        let optimizer = loaded.compiled!.optimizer
+        #expect(Set(optimizer.stateTensors().keys) == Set(model.compiled!.optimizer.stateTensors().keys))
+        #expect(!optimizer.stateTensors().keys.contains { $0.hasPrefix(conv.name + "/") } && optimizer.iterations == 15)
+        let frozenBefore = try loaded.layers[1].weights.map { try $0.value.toArray() }
+        try TransferLearning.unfreeze(loaded, "all")
+        #expect(loaded.layers[1].trainable && !loaded.layers[2].trainable, "all unfreezes everything but batch normalisation")
+        try loaded.fit(Self.toyImages(), epochs: 1, batchSize: 16, seed: 5, progress: false)
+        #expect(try loaded.layers[1].weights.map { try $0.value.toArray() } != frozenBefore)
+        #expect(optimizer.stateTensors().keys.contains("\(conv.name)/kernel/slot_1") && optimizer.iterations == 30)
+
+        let file = try SafeTensors(contentsOf: url)
+        func rewritten(_ edit: (inout [(name: String, shape: [Int], values: [Float])]) -> Void) throws {
+            var tensors = try file.entries.keys.sorted().map { (name: $0, shape: file.entries[$0]!.shape, values: try file.floats($0)) }
+            edit(&tensors)
+            try SafeTensors.write(tensors, metadata: file.metadata, to: url)
+        }
+        let slot = "optimizer/\(model.layers.last!.name)/kernel/slot_0"
+        try rewritten { tensors in tensors = tensors.map { $0.name == slot ? (name: $0.name, shape: [2], values: [0, 0]) : $0 } }
+        #expect { try Checkpoint.load(url) } throws: { "\($0)".contains(url.path) && "\($0)".contains("has shape [2]") }
+        #expect(try Checkpoint.load(url, optimizerState: false).model.layers.count == model.layers.count, "inference reads no optimizer state")
+        try rewritten { tensors in tensors = tensors.filter { $0.name != slot } }
+        #expect { try Checkpoint.load(url) } throws: { "\($0)".contains("lacks slot 0") }
+        try rewritten { tensors in tensors.append((name: "optimizer/nowhere/kernel/slot_0", shape: [1], values: [0])) }
+        #expect { try Checkpoint.load(url) } throws: { "\($0)".contains("belongs to no weight") }
+    }
+
     @Test func damagedCheckpointsAreRejected() throws {
         let folder = try temporaryFolder()
         let url = folder.appendingPathComponent("toy.safetensors")

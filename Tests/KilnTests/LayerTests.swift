@@ -90,7 +90,7 @@ func expectModelGradients(_ model: Model, inputs: [[Float]], batch: Int, backend
         let shape = [6, 5, 4]
         let smooth: [(String, Layer)] = [
             ("average pool", AveragePooling2D(2)), ("average pool same", AveragePooling2D(poolSize: (3, 3), strides: (2, 2), padding: .same)),
-            ("global average pool", GlobalAveragePooling2D()), ("flatten", Flatten()), ("reshape", Reshape([-1, 4])),
+            ("global average pool", GlobalAveragePooling2D()), ("flatten", Flatten()), ("reshape", Reshape([-1, 4])), ("permute", Permute([3, 1, 2])),
             ("dropout", Dropout(0.4)), ("sigmoid", Activation(.sigmoid)), ("tanh", Activation(.tanh)), ("softmax", Softmax()),
             ("softplus", Activation(.softplus)), ("relu", ReLU()), ("leaky relu", LeakyReLU(negativeSlope: 0.2)),
             ("relu activation", Activation(.relu)),
@@ -141,6 +141,20 @@ func expectModelGradients(_ model: Model, inputs: [[Float]], batch: Int, backend
         #expect(head.weights.allSatisfy { $0.value.grad != nil })
         try SGD(learningRate: 0.1).apply(to: model.weights)
         #expect(try norm.weights.map { try $0.value.toArray() } == before, "a frozen batch norm keeps its moving statistics")
+    }
+
+    /// Keras's 1-based `dims`: `Permute([3, 1, 2])` turns (H, W, C) into (C, H, W).
+    @Test(arguments: Backend.all)
+    func permuteReordersSampleAxes(_ backend: Backend) throws {
+        let model = try Self.single(Permute([3, 1, 2]), input: [2, 3, 4])
+        #expect(model.outputs[0].shape == [4, 2, 3])
+        try model.place(on: backend.device)
+        let x = (0..<48).map(Float.init)
+        let y = try model(Tensor(x, shape: [2, 2, 3, 4], on: backend.device)).toArray()
+        var expected: [Float] = []
+        for n in 0..<2 { for c in 0..<4 { for h in 0..<2 { for w in 0..<3 { expected.append(x[((n * 2 + h) * 3 + w) * 4 + c]) } } } }
+        #expect(y == expected)
+        #expect { try Self.single(Permute([1, 1, 2]), input: [2, 3, 4]) } throws: { "\($0)".contains("not a permutation") }
     }
 
     @Test func shapeErrorsNameTheLayer() throws {

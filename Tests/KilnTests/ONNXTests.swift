@@ -165,6 +165,50 @@ import Testing
     }
 }
 
+extension ONNXTests {
+    /// A cut keeps the nodes it needs; the summary lists them with their value names and shapes.
+    @Test func cutsAndSummary() throws {
+        let url = fixtures.appendingPathComponent("torch_cnn.onnx")
+        let cut = try ONNXImport.load(url, device: CPUDevice.shared, output: "/Relu_1_output_0")
+        #expect(cut.parameterCount == 8 * 3 * 9 + 8 + 8 * 8 * 9 + 8, "the Gemm's weights after the cut are dropped")
+        let summary = cut.summary()
+        #expect(summary.contains("input (InputLayer)") && summary.contains("(None, 3, 8, 8)"), "\(summary)")
+        #expect(summary.contains("/conv2/Conv_output_0 (Conv)") && summary.contains("584") && !summary.contains("Gemm"), "\(summary)")
+        #expect { try ONNXImport.load(url, output: "/nope") } throws: { "\($0)".contains("no node produces the value '/nope'") }
+    }
+
+    /// Given NHWC images, an NCHW graph gets Permute layers around it: the same numbers as feeding it
+    /// the transposed images, and a cut's feature map comes out (H, W, C).
+    @Test(arguments: Backend.all)
+    func channelsLastAdapter(_ backend: Backend) throws {
+        let url = fixtures.appendingPathComponent("torch_cnn.onnx")
+        let plain = try ONNXImport.load(url, device: backend.device, output: "/Relu_1_output_0")
+        let adapted = try ONNXImport.load(url, device: backend.device, output: "/Relu_1_output_0", channelsLast: [8, 8, 3])
+        #expect(adapted.inputs[0].shape == [8, 8, 3] && adapted.outputs[0].shape == [8, 8, 8])
+        #expect(try ONNXImport.load(url, device: backend.device, channelsLast: [3, 8, 8]).inputs[0].shape == [3, 8, 8], "already the graph's layout")
+        var random = Random("adapter")
+        let nhwc = try Tensor(random.floats(2 * 192, 0...1), shape: [2, 8, 8, 3], on: backend.device)
+        let expected = try plain(nhwc.permuted([0, 3, 1, 2])).permuted([0, 2, 3, 1]).toArray()
+        #expect(try adapted(nhwc).toArray() == expected)
+    }
+
+    /// `kiln predict` feeds an NCHW model image files transposed (÷255), as the model takes them.
+    @Test func predictFeedsImagesInTheModelsLayout() throws {
+        let folder = try temporaryFolder()
+        var random = Random("predict-onnx")
+        let pixels = (0..<192).map { _ in UInt8(random.int(256)) }
+        let image = folder.appendingPathComponent("x.png")
+        try Data(png(width: 8, height: 8, channels: 3, pixels: pixels)).write(to: image)
+        let output = folder.appendingPathComponent("y.npy")
+        let (status, text) = try CLITests.kiln("predict", fixtures.appendingPathComponent("torch_cnn.onnx").path, image.path, "--output", output.path)
+        #expect(status == 0, "\(text)")
+        let model = try ONNXImport.load(fixtures.appendingPathComponent("torch_cnn.onnx"), device: CPUDevice.shared)
+        let planar = (0..<192).map { i in Float(pixels[(i % 64) * 3 + i / 64]) / 255 }
+        let expected = try model(Tensor(planar, shape: [1, 3, 8, 8])).toArray()
+        expectClose(try NumPy.read(output).values, expected.map(Double.init), "predict on an image vs the model on its NCHW transpose", tolerance: 1e-6)
+    }
+}
+
 @Suite("ONNX export") struct ONNXExportTests {
     /// Exported models read back (by Kiln's importer, which passes ONNX's conformance tests) give
     /// the same outputs as the Kiln model.

@@ -43,6 +43,21 @@ public enum TransferLearning {
         return try Model(inputs: trunk.inputs, outputs: [x], name: "\(base.name)_transfer")
     }
 
+    /// Unfreezes layers for fine-tuning: `all`, the last `N` layers (Keras's `model.layers[-N:]`), or
+    /// comma-separated layer names. `all` and `N` leave batch normalisation frozen, so it keeps using
+    /// the moving statistics the base was trained with (as Keras's fine-tuning guide advises: batch
+    /// statistics of small fine-tuning batches would undo them); name such a layer to unfreeze it too.
+    public static func unfreeze(_ model: Model, _ which: String) throws {
+        if which == "all" || Int(which) != nil {
+            guard let count = which == "all" ? model.layers.count : Int(which), count > 0 else {
+                throw DataError("--unfreeze", "takes all, a positive number of layers or layer names, got '\(which)'")
+            }
+            for layer in model.layers.suffix(count) where !(layer is BatchNormalization) { layer.trainable = true }
+        } else {
+            try model.setTrainable(true, layers: which.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+    }
+
     /// The base's outputs for every sample, computed once in inference mode, as a float dataset with
     /// the same labels: the head then trains on them alone (the workshops' speed-up). With a cache
     /// file they are stored as `.npy` and read back on the next run when the sample count matches.

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Commands in README's `sh` blocks, as a shell would split them: `\` continues a line, `#` starts a
+/// comment, quotes group words.
+enum Documentation {
+    static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md").standardized
+
+    /// Each `sh` block of a Markdown file as its commands.
+    static func shellBlocks(_ file: URL) throws -> [[[String]]] {
+        var blocks: [[[String]]] = [], current: [String]?
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") {
+                if let lines = current { blocks.append(commands(lines.joined(separator: "\n"))); current = nil } else if line == "```sh" { current = [] }
+            } else if current != nil {
+                current!.append(String(line))
+            }
+        }
+        return blocks
+    }
+
+    static func commands(_ text: String) -> [[String]] {
+        var commands: [[String]] = [], words: [String] = [], word: String?, quote: Character?, comment = false
+        var characters = Array(text)[...]
+        func endWord() { if let w = word { words.append(w) }; word = nil }
+        func endCommand() { endWord(); if !words.isEmpty { commands.append(words) }; words = [] }
+        while let c = characters.popFirst() {
+            if comment { if c == "\n" { comment = false; endCommand() }; continue }
+            if let q = quote {
+                if c == q { quote = nil } else { word!.append(c) }
+            } else if c == "\"" || c == "'" {
+                quote = c
+                word = word ?? ""
+            } else if c == "\\", characters.first == "\n" {
+                characters.removeFirst()
+                endWord()
+            } else if c == "\n" {
+                endCommand()
+            } else if c == " " {
+                endWord()
+            } else if c == "#", word == nil {
+                comment = true
+            } else {
+                word = (word ?? "") + String(c)
+            }
+        }
+        endCommand()
+        return commands
+    }
+
+    /// Runs `kiln` with `arguments` in `folder`.
+    static func kiln(_ arguments: [String], in folder: URL) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = DeviceTests.kiln
+        process.arguments = arguments
+        process.currentDirectoryURL = folder
+        let pipe = Pipe()
+        (process.standardOutput, process.standardError) = (pipe, pipe)
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
+
+@Suite("Documentation") struct DocumentationTests {
+    @Test func shellSplitting() {
+        #expect(Documentation.commands("kiln a \"b c\" # note\nkiln d \\\n  'e f'#g\n") == [["kiln", "a", "b c"], ["kiln", "d", "e f#g"]])
+    }
+
+    /// README's transfer-learning recipe, every command exactly as written, on the real Fashion-MNIST.
+    @Test func readmeTransferRecipeRunsAsWritten() throws {
+        guard let test = try? NamedDataset.fashionMNIST.load(.test), case .bytes(let pixels) = test.features else {
+            print("note: Fashion-MNIST not installed (dataset-fashion-mnist); skipping README's transfer recipe")
+            return
+        }
+        let recipe = try #require(try Documentation.shellBlocks(Documentation.readme).first { $0.contains { $0.contains("--freeze-base") } })
+        let folder = try temporaryFolder()
+        try Data(png(width: 28, height: 28, channels: 1, pixels: Array(pixels[0..<784]))).write(to: folder.appendingPathComponent("shoe.png"))
+        var outputs: [String] = []
+        for command in recipe {
+            #expect(command.first == "kiln", "\(command)")
+            let (status, output) = try Documentation.kiln(Array(command.dropFirst()), in: folder)
+            #expect(status == 0, "\(command.joined(separator: " ")): \(output)")
+            outputs.append(output)
+        }
+        let run = { (name: String) in folder.appendingPathComponent("runs/\(name)").path }
+        let base = try TransferRecipeTests.weights(run("base") + "/model.safetensors")
+        let head = try TransferRecipeTests.weights(run("head") + "/model.safetensors")
+        let tuned = try TransferRecipeTests.weights(run("tuned") + "/model.safetensors")
+        let shared = head.keys.filter { base[$0] != nil }
+        #expect(shared.count == 6, "the workshop CNN's three convolutions up to flatten: \(shared.sorted())")
+        for name in shared {
+            #expect(head[name] == base[name], "\(name) moved while frozen")
+            #expect(tuned[name] != base[name], "\(name) did not change after unfreezing")
+        }
+        let (headAccuracy, tunedAccuracy) = (try TransferRecipeTests.testAccuracy(run("head")), try TransferRecipeTests.testAccuracy(run("tuned")))
+        #expect(headAccuracy > 0.7 && tunedAccuracy > headAccuracy - 0.01, "test accuracy: head \(headAccuracy), tuned \(tunedAccuracy)")
+        // Dropout before the cut trains again once the base does, so the validation loss is the measure.
+        #expect(try TransferRecipeTests.losses(run("tuned"), "val_loss").last < TransferRecipeTests.losses(run("head"), "val_loss").last)
+        #expect(outputs.contains { $0.contains("shoe.png: ") }, "\(outputs)")
+        for file in ["tuned.onnx", "tuned.safetensors", "runs/tuned/test-confusion.svg"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
+        }
+    }
+}
