@@ -33,7 +33,6 @@ let package = Package(
             name: "Kiln",
             dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO", "CKernels",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             plugins: ["EmbedKernelsPlugin"]),
         .executableTarget(
             name: "KilnCLI",

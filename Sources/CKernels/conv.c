@@ -14,6 +14,15 @@ void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const
         conv_row(g, x, w, bias, relu_out, row / g->out_h, row % g->out_h, y + row * g->out_w * g->out_c);
 }
 
+void kiln_flip_kernel(const float *w, float *out, long k_h, long k_w, long in_c, long out_c) {
+    for (long y = 0; y < k_h; ++y)
+        for (long x = 0; x < k_w; ++x) {
+            const float *tap = w + ((k_h - 1 - y) * k_w + k_w - 1 - x) * in_c * out_c;
+            for (long o = 0; o < out_c; ++o)
+                for (long i = 0; i < in_c; ++i) *out++ = tap[i * out_c + o];
+        }
+}
+
 // R rows of dw (kernel taps at `offsets` from a patch's corner) × 16·V channels, summed over the
 // output pixels of images [begin, end) and added onto dw when `accumulate` is set.
 KILN_INLINE void weight_block(const kiln_conv *g, const float *x, const float *dy, const float *mask, const long *offsets,

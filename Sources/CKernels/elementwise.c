@@ -34,3 +34,15 @@ void kiln_adam(float *w, const float *g, float *m, float *v, long count, float d
         w[i] = w[i] * decay - step * m[i] / (__builtin_sqrtf(v[i]) + epsilon);
     }
 }
+
+KILN_DISPATCH
+void kiln_accumulate(float *y, const float *x, long count) {
+    long i = 0;
+    for (; i + LANES <= count; i += LANES) store(y + i, load(y + i) + load(x + i));
+    for (; i < count; ++i) y[i] += x[i];
+}
+
+KILN_DISPATCH
+void kiln_bytes_to_floats(const unsigned char *x, float *y, long count, float scale) {
+    for (long i = 0; i < count; ++i) y[i] = (float)x[i] * scale;
+}

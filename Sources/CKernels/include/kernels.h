@@ -21,6 +21,10 @@ void kiln_conv_forward(const kiln_conv *g, const float *x, const float *w, const
 void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, const float *mask, float *dw, float *db,
                            long image_begin, long image_end);
 
+// out = w turned 180° with in and out channels swapped: out[y][x][o][i] = w[k_h−1−y][k_w−1−x][i][o]
+// (the kernel of the input gradient as a convolution of the output gradient).
+void kiln_flip_kernel(const float *w, float *out, long k_h, long k_w, long in_c, long out_c);
+
 // A 2-D pooling window over an NHWC batch; windows are clipped to the image (padding excluded).
 typedef struct {
     long batch, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left;
@@ -43,6 +47,11 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
 // y = max(x, 0); dx = x > 0 ? dy : 0.
 void kiln_relu(const float *x, float *y, long count);
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
+
+// y += x.
+void kiln_accumulate(float *y, const float *x, long count);
+// y = x · scale, bytes to floats.
+void kiln_bytes_to_floats(const unsigned char *x, float *y, long count, float scale);
 
 // One Adam step (Keras 3's form; `step` has the bias correction folded in, `decay` = 1 − lr · weight decay):
 // m += (g − m)(1 − β1); v += (g² − v)(1 − β2); w = w · decay − step · m / (√v + ε).

@@ -161,8 +161,8 @@ extension CPUDevice {
             }
         }
         for part in 1..<max(parts, 1) {
-            for i in 0..<weights { gradWeight.host[i] += partial(part)[i] }
-            if let gradBias { for i in 0..<biases { gradBias.host[i] += partial(part)[weights + i] } }
+            kiln_accumulate(gradWeight.host, partial(part), weights)
+            if let gradBias { kiln_accumulate(gradBias.host, partial(part) + weights, biases) }
         }
     }
 
@@ -177,9 +177,7 @@ extension CPUDevice {
               height - top >= w.outputHeight, width - left >= w.outputWidth else { return false }
         let flipped = try makeBuffer(count: s.weightCount)
         let (kh, kw, ci, co) = (w.kernelHeight, w.kernelWidth, s.inChannels, s.outChannels)
-        for y in 0..<kh { for x in 0..<kw { for i in 0..<ci { for o in 0..<co {
-            flipped.host[((y * kw + x) * co + o) * ci + i] = weight.host[(((kh - 1 - y) * kw + kw - 1 - x) * ci + i) * co + o]
-        } } } }
+        kiln_flip_kernel(weight.host, flipped.host, kh, kw, ci, co)
         let canvas = try makeBuffer(count: s.batch * height * width * co)
         zeroPad(gradOutput.host, mask: reluOutput.map { UnsafePointer($0.host) }, images: s.batch, height: w.outputHeight, width: w.outputWidth, channels: co,
                 into: canvas.host, height: height, width: width, top: top, left: left)

@@ -1,4 +1,5 @@
 import Dispatch
+import CKernels
 
 /// How raw values become model inputs.
 public enum Normalization: Hashable, Sendable {
@@ -107,13 +108,15 @@ public struct BatchLoader {
         switch dataset.features {
         case .bytes(let bytes):
             let scale: Float = normalization == .none || normalization == .caffe ? 1 : 1 / 255
-            bytes.withUnsafeBufferPointer { b in for i in 0..<size { target[i] = Float(b[base + i]) * scale } }
+            bytes.withUnsafeBufferPointer { kiln_bytes_to_floats($0.baseAddress! + base, target, size, scale) }
         case .floats(let values):
-            values.withUnsafeBufferPointer { v in for i in 0..<size { target[i] = v[base + i] } }
+            values.withUnsafeBufferPointer { target.update(from: $0.baseAddress! + base, count: size) }
         }
         switch normalization {
         case .standardize(let mean, let std):
-            for i in 0..<size { target[i] = (target[i] - mean[i % channels]) / std[i % channels] }
+            for pixel in stride(from: 0, to: size, by: channels) {
+                for c in 0..<channels { target[pixel + c] = (target[pixel + c] - mean[c]) / std[c] }
+            }
         case .caffe:
             let means: [Float] = [103.939, 116.779, 123.68]
             for pixel in stride(from: 0, to: size, by: 3) {
