@@ -10,7 +10,7 @@ public final class CPUDevice: Device, @unchecked Sendable {
 
     public let info: DeviceInfo
     let pool = BufferPool { storage in
-        if case .host(let pointer) = storage { UnsafeMutableRawPointer(pointer).deallocate() }
+        if case .host(let pointer) = storage { free(pointer) }
     }
     let threads = kiln_parallel_threads()
     let tasksPerThread = 4
@@ -34,20 +34,25 @@ public final class CPUDevice: Device, @unchecked Sendable {
 
     public func makeBuffer(count: Int) throws -> Buffer {
         guard count > 0 else { throw DeviceError.invalidArgument("makeBuffer: count must be positive, got \(count)") }
-        return pool.buffer(count: count) {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        return try pool.buffer(count: count) {
+            var raw: UnsafeMutableRawPointer?
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: 4)
+            guard !overflow, posix_memalign(&raw, 64, bytes) == 0, let raw else {
+                throw DeviceError.outOfMemory(what: "a buffer of \(count) floats", bytes: overflow ? nil : bytes, available: Memory.available)
+            }
             return .host(raw.bindMemory(to: Float.self, capacity: count))
         }
     }
 
     public func write(_ values: UnsafeRawBufferPointer, to buffer: Buffer, offset: Int) throws {
         try require(buffer, offset + values.count / 4, "write")
-        UnsafeMutableRawPointer(buffer.host + offset).copyMemory(from: values.baseAddress!, byteCount: values.count)
+        guard let source = values.baseAddress else { return }
+        UnsafeMutableRawPointer(buffer.host + offset).copyMemory(from: source, byteCount: values.count)
     }
 
     public func read(_ buffer: Buffer, offset: Int, into values: UnsafeMutableRawBufferPointer) throws {
         try require(buffer, offset + values.count / 4, "read")
-        values.baseAddress!.copyMemory(from: buffer.host + offset, byteCount: values.count)
+        values.baseAddress?.copyMemory(from: buffer.host + offset, byteCount: values.count)
     }
 
     public func synchronize() throws {}

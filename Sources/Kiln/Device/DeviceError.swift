@@ -10,6 +10,8 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     case notFound(selection: String, available: [String])
     /// A shape, size or parameter that the op cannot take.
     case invalidArgument(String)
+    /// More memory than is left (`bytes` nil: more than a 64-bit size can say).
+    case outOfMemory(what: String, bytes: Int?, available: Int)
 
     public var description: String {
         switch self {
@@ -23,9 +25,13 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
             "no device matches '\(selection)'; available: \(available.joined(separator: ", "))"
         case .invalidArgument(let message):
             message
+        case .outOfMemory(let what, let bytes, let available):
+            "\(what) needs \(bytes.map(gigabytes) ?? "more than 2^63 bytes"), but only \(gigabytes(available)) of memory is available"
         }
     }
 }
+
+private func gigabytes(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
 
 func openCLStatusName(_ status: Int32) -> String {
     let names: [Int32: String] = [

@@ -57,6 +57,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
 
     public func write(_ values: UnsafeRawBufferPointer, to buffer: Buffer, offset: Int) throws {
         try require(buffer, offset + values.count / 4, "write")
+        guard !values.isEmpty else { return }
         try lock.withLock {
             try CL.check(clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, values.count, values.baseAddress,
                                               0, nil, nil), "clEnqueueWriteBuffer")
@@ -65,6 +66,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
 
     public func read(_ buffer: Buffer, offset: Int, into values: UnsafeMutableRawBufferPointer) throws {
         try require(buffer, offset + values.count / 4, "read")
+        guard !values.isEmpty else { return }
         try lock.withLock {
             try CL.check(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, values.count, values.baseAddress,
                                              0, nil, nil), "clEnqueueReadBuffer")
