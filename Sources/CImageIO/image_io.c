@@ -6,6 +6,9 @@
 #include <jpeglib.h>
 #include <png.h>
 
+// Larger images are refused before anything is allocated for them (decompression bombs).
+enum { MAX_PIXELS = 1 << 28 };
+
 int kiln_decode_png(const char *path, kiln_image *image, char *error, size_t error_size) {
     png_image png;
     memset(&png, 0, sizeof png);
@@ -18,6 +21,11 @@ int kiln_decode_png(const char *path, kiln_image *image, char *error, size_t err
     const int color = png.format & PNG_FORMAT_FLAG_COLOR;
     const int alpha = png.format & PNG_FORMAT_FLAG_ALPHA;
     png.format = color ? (alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB) : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
+    if ((unsigned long long)png.width * png.height > MAX_PIXELS) {
+        snprintf(error, error_size, "%u×%u pixels is more than the %d-pixel limit", png.width, png.height, MAX_PIXELS);
+        png_image_free(&png);
+        return 1;
+    }
     image->pixels = malloc(PNG_IMAGE_SIZE(png));
     if (!image->pixels) {
         png_image_free(&png);
@@ -68,13 +76,24 @@ int kiln_decode_jpeg(const char *path, kiln_image *image, char *error, size_t er
     jpeg_stdio_src(&info, file);
     jpeg_read_header(&info, TRUE);
     if (info.jpeg_color_space != JCS_GRAYSCALE) info.out_color_space = JCS_RGB;
+    if ((unsigned long long)info.image_width * info.image_height > MAX_PIXELS) {
+        snprintf(error, error_size, "%u×%u pixels is more than the %d-pixel limit", info.image_width, info.image_height, MAX_PIXELS);
+        jpeg_destroy_decompress(&info);
+        fclose(file);
+        return 1;
+    }
     jpeg_start_decompress(&info);
     image->width = (int)info.output_width;
     image->height = (int)info.output_height;
     image->channels = info.output_components;
     const size_t stride = (size_t)image->width * (size_t)image->channels;
     image->pixels = malloc(stride * (size_t)image->height);
-    if (!image->pixels) longjmp(failure.jump, 1);
+    if (!image->pixels) {
+        snprintf(error, error_size, "out of memory");
+        jpeg_destroy_decompress(&info);
+        fclose(file);
+        return 1;
+    }
     while (info.output_scanline < info.output_height) {
         JSAMPROW row = image->pixels + stride * info.output_scanline;
         jpeg_read_scanlines(&info, &row, 1);

@@ -24,13 +24,18 @@ enum Compression {
             throw DataError(file, "zlib could not start inflating")
         }
         defer { inflateEnd(&stream) }
-        var output = Data(count: max(sizeHint ?? data.count * 4, 1024))
+        let initial = max(sizeHint ?? data.count.multipliedReportingOverflow(by: 4).partialValue, 1024)
+        try Memory.require(initial, of: 1, for: "inflating \(file)")
+        var output = Data(count: initial)
         var produced = 0
         let status: Int32 = data.withUnsafeBytes { input in
             stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
             stream.avail_in = uInt(input.count)
             while true {
-                if produced == output.count { output.count *= 2 }
+                if produced == output.count {
+                    do { try Memory.require(output.count * 2, of: 1, for: "inflating \(file)") } catch { return Z_MEM_ERROR }
+                    output.count *= 2
+                }
                 let status = output.withUnsafeMutableBytes { out -> Int32 in
                     stream.next_out = out.bindMemory(to: Bytef.self).baseAddress! + produced
                     stream.avail_out = uInt(out.count - produced)
@@ -48,7 +53,9 @@ enum Compression {
             }
         }
         guard status == Z_STREAM_END else {
-            throw DataError(file, status == Z_BUF_ERROR ? "compressed data ends early (truncated file?)" : "corrupt compressed data (zlib status \(status))")
+            throw DataError(file, status == Z_BUF_ERROR ? "compressed data ends early (truncated file?)"
+                : status == Z_MEM_ERROR ? "inflates to more than the \(Memory.available / 1_000_000) MB of memory available"
+                : "corrupt compressed data (zlib status \(status))")
         }
         output.count = produced
         return output

@@ -18,9 +18,9 @@ public enum IDX {
         let shape = (0..<rank).map { axis in
             data[4 + 4 * axis ..< 8 + 4 * axis].reduce(0) { $0 << 8 | Int($1) }
         }
-        let expected = shape.reduce(1, *), start = 4 + 4 * rank
-        guard data.count - start == expected else {
-            throw DataError(file, "IDX header promises \(shape.map(String.init).joined(separator: "×")) = \(expected) bytes, file holds \(data.count - start)")
+        let start = 4 + 4 * rank
+        guard let expected = Memory.count(shape), data.count - start == expected else {
+            throw DataError(file, "IDX header promises \(shape.map(String.init).joined(separator: "×")) bytes, file holds \(data.count - start)")
         }
         return (Array(data[start...]), shape)
     }

@@ -60,12 +60,16 @@ public enum ImageFolder {
         }).sorted(), !classes.isEmpty else {
             throw DataError(folder.path, "expected one sub-folder per class with PNG or JPEG images in it")
         }
+        guard size.height > 0, size.width > 0, let sample = Memory.count([size.height, size.width, channels]) else {
+            throw DataError(folder.path, "image size \(size.height)×\(size.width)×\(channels) is not a positive size")
+        }
         var pixels: [UInt8] = [], labels: [Int32] = []
         for (label, name) in classes.enumerated() {
             let directory = folder.appendingPathComponent(name)
             let files = try manager.contentsOfDirectory(atPath: directory.path)
                 .filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }.sorted()
             for file in files {
+                try Memory.require(pixels.count + 2 * sample, of: 1, for: "\(folder.path) at \(size.height)×\(size.width)×\(channels) per image")
                 pixels += resize(try decode(directory.appendingPathComponent(file)), to: size, channels: channels)
                 labels.append(Int32(label))
             }

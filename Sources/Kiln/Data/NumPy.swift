@@ -40,15 +40,20 @@ public enum NumPy {
         guard let shapeField = field("shape"), let open = shapeField.firstIndex(of: "("), let close = shapeField.firstIndex(of: ")") else {
             throw DataError(file, ".npy header has no 'shape': \(header)")
         }
-        let shape = shapeField[shapeField.index(after: open)..<close].split(separator: ",").compactMap {
-            Int($0.trimmingCharacters(in: .whitespaces))
+        guard open < close else { throw DataError(file, ".npy header has no 'shape': \(header)") }
+        let dimensions = shapeField[shapeField.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        let shape = dimensions.compactMap { Int($0) }
+        guard shape.count == dimensions.count, let count = Memory.count(shape) else {
+            throw DataError(file, ".npy shape (\(dimensions.joined(separator: ", "))) is not a list of sizes whose product fits in 64 bits")
         }
         let sizes = ["<f4": 4, "<f8": 8, "<f2": 2, "|u1": 1, "|i1": 1, "<i4": 4, "<i8": 8, "<u2": 2, "|b1": 1]
         guard let size = sizes[dtype] else { throw DataError(file, ".npy dtype \(dtype) is not supported (\(sizes.keys.sorted().joined(separator: " ")))") }
-        let count = shape.reduce(1, *), payload = start + headerLength
-        guard bytes.count - payload == count * size else {
-            throw DataError(file, ".npy shape \(shape) of \(dtype) needs \(count * size) bytes, file holds \(bytes.count - payload) (truncated?)")
+        let payload = start + headerLength
+        guard count <= (bytes.count - payload) / size, bytes.count - payload == count * size else {
+            throw DataError(file, ".npy shape \(shape) of \(dtype) needs \(count) × \(size) bytes, file holds \(bytes.count - payload) (truncated?)")
         }
+        try Memory.require(count, for: "\(file) (\(count) values)")
         let values: [Float] = bytes.withUnsafeBytes { raw in
             let base = payload
             switch dtype {
@@ -142,19 +147,25 @@ enum Zip {
         var result: [(String, Data)] = []
         for _ in 0..<count {
             guard at + 46 <= bytes.count, u32(at) == 0x0201_4b50 else { throw DataError(file, "corrupt zip central directory") }
-            let (method, compressed, size) = (u16(at + 10), u32(at + 20), u32(at + 24))
+            let (method, crc, compressed, size) = (u16(at + 10), u32(at + 16), u32(at + 20), u32(at + 24))
             let (nameLength, extraLength, commentLength, local) = (u16(at + 28), u16(at + 30), u16(at + 32), u32(at + 42))
             guard compressed != 0xffff_ffff, size != 0xffff_ffff else { throw DataError(file, "zip64 archives are not supported") }
+            guard at + 46 + nameLength <= bytes.count else { throw DataError(file, "corrupt zip central directory (a name runs past the end)") }
             let name = String(decoding: bytes[(at + 46)..<(at + 46 + nameLength)], as: UTF8.self)
             guard local + 30 <= bytes.count, u32(local) == 0x0403_4b50 else { throw DataError(file, "corrupt local header for \(name)") }
             let start = local + 30 + u16(local + 26) + u16(local + 28)
             guard start + compressed <= bytes.count else { throw DataError(file, "entry \(name) runs past the end of the archive (truncated?)") }
             let raw = Data(bytes[start..<(start + compressed)])
+            let content: Data
             switch method {
-            case 0: result.append((name, raw))
-            case 8: result.append((name, try Compression.inflateRaw(raw, expectedCount: size, file: "\(file)[\(name)]")))
+            case 0: content = raw
+            case 8: content = try Compression.inflateRaw(raw, expectedCount: size, file: "\(file)[\(name)]")
             default: throw DataError(file, "entry \(name) uses compression method \(method) (only stored and deflate)")
             }
+            guard content.count == size, content.withUnsafeBytes({ Int(crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count))) }) == crc else {
+                throw DataError(file, "entry \(name) fails its CRC check (corrupt archive)")
+            }
+            result.append((name, content))
             at += 46 + nameLength + extraLength + commentLength
         }
         return result

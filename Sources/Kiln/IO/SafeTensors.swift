@@ -43,14 +43,23 @@ public struct SafeTensors {
             guard let size = Self.elementSize[dtype] else {
                 throw DataError(file, "tensor '\(name)': unsupported dtype \(dtype) (supported: \(Self.elementSize.keys.sorted().joined(separator: ", ")))")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload else {
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload else {
                 throw DataError(file, "tensor '\(name)': data_offsets \(offsets) fall outside the \(payload) data bytes (truncated?)")
             }
-            guard offsets[1] - offsets[0] == shape.reduce(1, *) * size else {
-                throw DataError(file, "tensor '\(name)': shape \(shape) of \(dtype) needs \(shape.reduce(1, *) * size) bytes, offsets give \(offsets[1] - offsets[0])")
+            guard let count = Memory.count(shape), count <= payload / size, offsets[1] - offsets[0] == count * size else {
+                throw DataError(file, "tensor '\(name)': shape \(shape) of \(dtype) does not match its \(offsets[1] - offsets[0]) bytes")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
         }
+        // As the reference reader: the tensors tile the data exactly, with no overlap, gap or trailing bytes.
+        var end = 0
+        for (name, entry) in entries.sorted(by: { ($0.value.range.lowerBound, $0.value.range.upperBound) < ($1.value.range.lowerBound, $1.value.range.upperBound) }) {
+            guard entry.range.lowerBound == end else {
+                throw DataError(file, "tensor '\(name)' starts at byte \(entry.range.lowerBound) of the data, not at \(end) (overlapping or stray bytes)")
+            }
+            end = entry.range.upperBound
+        }
+        guard end == payload else { throw DataError(file, "\(payload - end) bytes after the last tensor belong to none") }
     }
 
     static let elementSize = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I32": 4, "I64": 8, "U8": 1]
