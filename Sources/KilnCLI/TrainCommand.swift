@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Total epochs to train (a resumed run continues up to this count).")
+    @Option(help: "The final epoch, as Keras's epochs: a resumed run continues up to it (so it must exceed the epochs already trained).")
     var epochs = 5
 
     @Option(help: "Samples per batch.")
@@ -97,6 +97,9 @@ struct TrainCommand: ParsableCommand {
                     settings.cacheFeatures = false
                 }
                 if let learningRate { compiled.optimizer.learningRate = learningRate }
+                guard epochs > checkpoint.model.epochsTrained else {
+                    throw ValidationError("\(resume) has already trained \(checkpoint.model.epochsTrained) epochs; --epochs is the final epoch (as Keras's epochs), so ask for more than \(checkpoint.model.epochsTrained)")
+                }
                 loaded = checkpoint.model
                 print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
             }

@@ -153,7 +153,7 @@ extension Tensor {
             guard known > 0, count % known == 0 else { throw TensorError.shape("cannot reshape \(shape) to \(newShape)") }
             resolved[unknown] = count / known
         }
-        guard resolved.allSatisfy({ $0 > 0 }), resolved.reduce(1, *) == count else {
+        guard resolved.allSatisfy({ $0 > 0 }), Memory.count(resolved) == count else {
             throw TensorError.shape("cannot reshape \(shape) (\(count) elements) to \(newShape)")
         }
         if resolved == shape { return self }

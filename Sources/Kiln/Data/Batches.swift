@@ -57,6 +57,7 @@ public struct BatchLoader {
         if case .standardize(let mean, let std) = normalization, mean.count != dataset.sampleShape.last || std.count != mean.count {
             throw DataError("normalization", "needs one mean and std per channel (\(dataset.sampleShape.last ?? 0)), got \(mean.count) and \(std.count)")
         }
+        try Memory.require(Memory.count([3, batchSize, dataset.sampleSize]) ?? -1, for: "batches of \(batchSize) samples of shape \(dataset.sampleShape)")
         (self.dataset, self.batchSize, self.shuffle, self.seed) = (dataset, batchSize, shuffle, seed)
         (self.normalization, self.augmentation, self.oneHotClasses) = (normalization, augmentation, oneHotClasses)
     }

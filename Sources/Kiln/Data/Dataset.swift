@@ -73,5 +73,11 @@ public struct Dataset: Sendable {
         if let targets, targets.count != count * targetShape.reduce(1, *) {
             throw DataError(name, "\(targets.count) target values for \(count) samples of target shape \(targetShape)")
         }
+        if case .floats(let values) = features, let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw DataError(name, "sample \(bad / sampleSize) holds \(values[bad]) at position \(bad % sampleSize); remove or fill non-finite values")
+        }
+        if let targets, let bad = targets.firstIndex(where: { !$0.isFinite }) {
+            throw DataError(name, "the target of sample \(bad / max(targets.count / max(count, 1), 1)) is \(targets[bad])")
+        }
     }
 }

@@ -47,8 +47,8 @@ public struct Window2D: Hashable, Sendable {
 
     public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int),
                 stride: (height: Int, width: Int), padding: Padding) throws {
-        guard input.height > 0, input.width > 0, kernel.height > 0, kernel.width > 0,
-              stride.height > 0, stride.width > 0 else {
+        let sizes = [input.height, input.width, kernel.height, kernel.width, stride.height, stride.width]
+        guard sizes.allSatisfy({ $0 > 0 && $0 <= 1 << 31 }) else {
             throw DeviceError.invalidArgument("window: sizes must be positive (input \(input), kernel \(kernel), stride \(stride))")
         }
         func axis(_ size: Int, _ k: Int, _ s: Int) throws -> (pad: Int, out: Int) {
@@ -75,6 +75,9 @@ public struct Window2D: Hashable, Sendable {
     public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int), stride: (height: Int, width: Int),
                 pads: (top: Int, left: Int, bottom: Int, right: Int), ceilMode: Bool = false) throws {
         func out(_ size: Int, _ before: Int, _ after: Int, _ k: Int, _ s: Int) throws -> Int {
+            guard [size, before, after, k, s].allSatisfy({ $0 <= 1 << 31 }) else {
+                throw DeviceError.invalidArgument("window: sizes above 2^31 (input \(input), kernel \(kernel), stride \(stride), pads \(pads))")
+            }
             let span = size + before + after - k
             guard span >= 0, s > 0, k > 0, before >= 0, after >= 0, before < k, after < k else {
                 throw DeviceError.invalidArgument("window: kernel \(kernel), stride \(stride) and pads \(pads) do not fit input \(input)")

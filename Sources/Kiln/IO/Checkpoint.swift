@@ -31,6 +31,9 @@ public enum Checkpoint {
     public static func save(_ model: Model, metadata: [String: String] = [:], to url: URL) throws {
         guard model.device != nil else { throw TrainingError.incompatible("save: the model has no weights yet (place it on a device or train it first)") }
         var tensors = try model.weights.map { (name: "weights/" + $0.path, shape: $0.shape, values: try $0.value.toArray()) }
+        if let bad = tensors.first(where: { $0.values.contains { !$0.isFinite } }) {
+            throw TrainingError.incompatible("\(url.path): not written, \(bad.name.dropFirst("weights/".count)) holds NaN or infinity (training diverged)")
+        }
         var saved = Saved(epoch: model.epochsTrained, history: model.trainingHistory, dropout: [:])
         if let compiled = model.compiled {
             saved.loss = compiled.loss.name
@@ -63,6 +66,9 @@ public enum Checkpoint {
         let saved: Saved
         do { saved = try JSONDecoder().decode(Saved.self, from: Data(kiln.utf8)) } catch {
             throw DataError(url.path, "checkpoint metadata is damaged: \(error)")
+        }
+        guard saved.epoch >= 0, saved.epoch == saved.history.epochs.last ?? saved.epoch, saved.epoch <= 1_000_000_000 else {
+            throw DataError(url.path, "checkpoint metadata is damaged: epoch \(saved.epoch) does not match its history (\(saved.history.epochs.count) epochs)")
         }
         let model = try KerasConfig.model(fromJSON: Data(architecture.utf8), file: url.path)
         if let sequential = model as? Sequential, sequential.inputs.isEmpty {

@@ -225,7 +225,7 @@ public enum KerasConfig {
                   let graph = try? Onnx_GraphProto(serializedBytes: bytes) else {
                 throw DataError(file, "ONNXGraph '\(name ?? "?")': the stored graph is damaged")
             }
-            return try ONNXGraph(graph: graph, opset: opset, output: c["output"] as? String, file: file, name: name)
+            return try ONNXGraph(graph: graph, opset: opset, output: c["output"] as? String, file: file, name: name, storedWeights: true)
         case "Reshape":
             guard let shape = c["target_shape"] as? [Int] else { throw DataError(file, "Reshape '\(name ?? "?")': target_shape must be a list of integers") }
             return Reshape(shape, name: name)

@@ -68,11 +68,10 @@ public final class Reshape: Layer {
         let count = try single(inputShapes).reduce(1, *)
         var shape = targetShape
         if let unknown = shape.firstIndex(of: -1) {
-            let known = shape.filter { $0 != -1 }.reduce(1, *)
-            guard count % known == 0 else { throw shapeError("cannot reshape \(inputShapes[0]) to \(targetShape)") }
+            guard let known = Memory.count(shape.filter { $0 != -1 }), known > 0, count % known == 0 else { throw shapeError("cannot reshape \(inputShapes[0]) to \(targetShape)") }
             shape[unknown] = count / known
         }
-        guard shape.reduce(1, *) == count, shape.allSatisfy({ $0 > 0 }) else {
+        guard shape.allSatisfy({ $0 > 0 }), Memory.count(shape) == count else {
             throw shapeError("cannot reshape \(inputShapes[0]) (\(count) elements) to \(targetShape)")
         }
         return shape

@@ -67,7 +67,14 @@ open class Layer {
             }
             return outputShape
         }
+        for shape in inputShapes where !Self.isValid(shape) {
+            throw shapeError("input shape \(shape) is not a fixed size (each dimension 1…2^31, \(Self.maxElements) elements at most)")
+        }
         let output = try build(inputShapes)
+        if let weight = weights.first(where: { !Self.isValid($0.shape) }) {
+            throw shapeError("weight '\(weight.name)' would have shape \(weight.shape); check the layer's sizes")
+        }
+        guard Self.isValid(output) else { throw shapeError("output shape \(output) is not a valid size; check the layer's sizes") }
         (self.inputShapes, self.outputShape) = (inputShapes, output)
         return output
     }
@@ -92,6 +99,12 @@ open class Layer {
             tensor.requiresGrad = weight.isTrainable
             weight.value = tensor
         }
+    }
+
+    /// Layer shapes (from files as much as from code) stay where their arithmetic cannot overflow.
+    static let maxElements = 1 << 40
+    static func isValid(_ shape: [Int]) -> Bool {
+        shape.allSatisfy { $0 > 0 && $0 <= 1 << 31 } && (Memory.count(shape) ?? .max) <= maxElements
     }
 
     /// The one input shape of a single-input layer.

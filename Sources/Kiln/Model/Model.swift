@@ -80,6 +80,8 @@ open class Model {
         if let existing, let device = device as (any Device)?, existing !== device {
             throw TensorError.device("model '\(name)': some layers already live on \(existing.info.name)")
         }
+        let unplaced = layers.filter { !$0.isPlaced }.flatMap(\.weights).reduce(0) { $0 + $1.count }
+        try Memory.require(unplaced, for: "model '\(name)' (\(unplaced) weights)")
         var random = RandomGenerator(seed: seed)
         for layer in layers where !layer.isPlaced { try layer.materialize(on: device, random: &random) }
         self.device = device

@@ -72,6 +72,17 @@ public enum Report {
     }
 
     /// Writes history.csv, metrics.json, curves.svg and confusion.svg into `folder` (each atomically).
+    /// JSON has no NaN or infinity: such numbers become null.
+    private static func jsonSafe(_ value: Any) -> Any {
+        switch value {
+        case let x as Float: x.isFinite ? x : NSNull()
+        case let x as Double: x.isFinite ? x : NSNull()
+        case let list as [Any]: list.map(jsonSafe)
+        case let map as [String: Any]: map.mapValues(jsonSafe)
+        default: value
+        }
+    }
+
     public static func write(history: History, report: ClassificationReport, to folder: URL, extra: [String: Any] = [:]) throws {
         try writeAtomically(Data(history.csv().utf8), to: folder.appendingPathComponent("history.csv"))
         var metrics: [String: Any] = extra
@@ -81,7 +92,7 @@ public enum Report {
             ["class": name, "precision": report.precision(c), "recall": report.recall(c), "f1": report.f1(c)] as [String: Any]
         }
         metrics["confusion_matrix"] = report.confusion
-        try writeAtomically(try JSONSerialization.data(withJSONObject: metrics, options: [.prettyPrinted, .sortedKeys]),
+        try writeAtomically(try JSONSerialization.data(withJSONObject: jsonSafe(metrics), options: [.prettyPrinted, .sortedKeys]),
                             to: folder.appendingPathComponent("metrics.json"))
         try writeAtomically(Data(Charts.curves(history).utf8), to: folder.appendingPathComponent("curves.svg"))
         try writeAtomically(Data(Charts.confusion(report).utf8), to: folder.appendingPathComponent("confusion.svg"))

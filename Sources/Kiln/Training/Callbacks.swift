@@ -173,13 +173,21 @@ public final class ModelCheckpoint: Callback {
 /// a half-written file.
 func writeAtomically(_ data: Data, to url: URL) throws {
     let directory = url.deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
     do {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try data.write(to: temporary)
-        if rename(temporary.path, url.path) != 0 { throw DataError(url.path, "cannot rename the temporary file into place (errno \(errno))") }
+        if rename(temporary.path, url.path) != 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     } catch {
         try? FileManager.default.removeItem(at: temporary)
-        throw error
+        throw DataError(url.path, "cannot write (\(reason(error)))")
     }
+}
+
+/// The system's reason for a file error ("Permission denied", "No space left on device", …).
+func reason(_ error: Error) -> String {
+    var error = error as NSError
+    while let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError { error = underlying }
+    if let posix = error as Error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+    return error.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(error.code))) : error.localizedDescription
 }

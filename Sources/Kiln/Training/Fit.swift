@@ -55,6 +55,7 @@ extension Model {
                     validationData: Dataset? = nil, normalization: Normalization = .unitRange, augmentation: Augmentation? = nil,
                     seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true, device: (any Device)? = nil) throws -> History {
         guard let compiled else { throw TrainingError.notCompiled }
+        guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
         try data.validate("training data")
         var (training, validation) = (data, validationData)
         if let validationSplit, validationData == nil { (training, validation) = try data.split(validationFraction: validationSplit) }
@@ -74,7 +75,7 @@ extension Model {
         let allCallbacks = (progress ? [ProgressBar()] : []) + callbacks
         for callback in allCallbacks { try callback.trainingWillBegin(state) }
         let device = self.device!
-        epochs: for epoch in epochsTrained + 1 ... epochsTrained + max(epochs, 0) {
+        epochs: for epoch in stride(from: epochsTrained + 1, through: epochsTrained + epochs, by: 1) {
             state.epoch = epoch
             for callback in allCallbacks { try callback.epochWillBegin(epoch, state) }
             metrics.forEach { $0.reset() }
@@ -86,13 +87,14 @@ extension Model {
                 var loss = try compiled.loss(batch.targets, predictions)
                 if let penalty = try regularizationLoss() { loss = try loss + penalty }
                 try loss.backward()
-                try compiled.optimizer.apply(to: trainableWeights)
-                for metric in metrics { try metric.update(batch.targets, predictions) }
                 let value = try loss.item()
-                guard value.isFinite else {
+                guard value.isFinite else {  // before the update, so the weights stay the last finite ones
+                    for weight in trainableWeights { weight.value.zeroGrad() }
                     state.stop(because: "loss became \(value) at epoch \(epoch), step \(step + 1); training stopped (TerminateOnNaN)")
                     break epochs
                 }
+                try compiled.optimizer.apply(to: trainableWeights)
+                for metric in metrics { try metric.update(batch.targets, predictions) }
                 runningLoss.sum += Double(value) * Double(batch.count)
                 runningLoss.samples += batch.count
                 state.samplesSeen += batch.count
@@ -118,6 +120,7 @@ extension Model {
     /// Loss and metrics over a dataset, in inference mode.
     public func evaluate(_ data: Dataset, batchSize: Int = 32, normalization: Normalization = .unitRange) throws -> [String: Float] {
         guard let compiled else { throw TrainingError.notCompiled }
+        try data.validate("evaluation data")
         try checkCompatible(data, "evaluation data", device: nil)
         let loader = try BatchLoader(data, batchSize: batchSize, normalization: normalization,
                                      oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
@@ -138,6 +141,7 @@ extension Model {
 
     /// The model's outputs for every sample, as one host array `[count] + outputShape`.
     public func predict(_ data: Dataset, batchSize: Int = 256, normalization: Normalization = .unitRange) throws -> [Float] {
+        try data.validate("prediction data")
         try checkCompatible(data, "prediction data", device: nil, needsTargets: false)
         var unlabelled = data
         if unlabelled.labels == nil && unlabelled.targets == nil { unlabelled.labels = [Int32](repeating: 0, count: data.count) }

@@ -8,6 +8,19 @@ public struct History: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Decodes and checks a stored history: one value per epoch in every column, epochs increasing.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        names = try container.decode([String].self, forKey: .names)
+        values = try container.decode([String: [Float]].self, forKey: .values)
+        epochs = try container.decode([Int].self, forKey: .epochs)
+        guard Set(names).count == names.count, Set(values.keys) == Set(names), values.values.allSatisfy({ $0.count == epochs.count }),
+              epochs.allSatisfy({ $0 > 0 }), zip(epochs, epochs.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.epochs],
+                                                    debugDescription: "the history's epochs and metric columns do not agree"))
+        }
+    }
+
     public mutating func append(epoch: Int, _ logs: [String: Float]) {
         for name in logs.keys.sorted(by: Self.columnOrder) where values[name] == nil {
             names.append(name)

@@ -27,7 +27,10 @@ public final class ONNXGraph: Layer {
     var initialValues: [String: [Float]] = [:]
     let sampleShape: [Int], resultShape: [Int]
 
-    init(graph original: Onnx_GraphProto, opset: Int, output: String? = nil, file: String, name: String? = nil) throws {
+    /// `storedWeights`: the graph comes from a Kiln checkpoint, whose float initializers hold no data
+    /// (their values are the checkpoint's weights); an ONNX file's must hold theirs.
+    init(graph original: Onnx_GraphProto, opset: Int, output: String? = nil, file: String, name: String? = nil,
+         storedWeights: Bool = false) throws {
         self.file = file
         self.opset = opset
         let initializerNames = Set(original.initializer.map(\.name))
@@ -48,6 +51,16 @@ public final class ONNXGraph: Layer {
         guard unsupported.isEmpty else {
             throw DataError(file, "unsupported ONNX ops: \(unsupported.sorted().joined(separator: ", ")) (supported: \(Self.supportedOps.sorted().joined(separator: ", ")))")
         }
+        var known = Set(graph.input.map(\.name)).union(initializerNames)
+        for node in graph.node {
+            let label = "node '\(node.name.isEmpty ? node.output.first ?? "?" : node.name)' (\(node.opType))"
+            guard let first = node.output.first, !first.isEmpty else { throw DataError(file, "\(label) has no output") }
+            if let missing = node.input.first(where: { !$0.isEmpty && !known.contains($0) }) {
+                throw DataError(file, "\(label) reads '\(missing)', which no earlier node produces (the graph is cyclic, dangling or out of order)")
+            }
+            known.formUnion(node.output)
+        }
+        guard known.contains(outputName) else { throw DataError(file, "no node produces the output '\(outputName)'") }
         self.graph = graph
         inputNames = realInputs.map(\.name)
         self.outputName = outputName
@@ -63,10 +76,14 @@ public final class ONNXGraph: Layer {
         super.init(name: name ?? (graph.name.isEmpty ? nil : graph.name), kind: "onnx_graph")
         let statistics = Set(graph.node.filter { $0.opType == "BatchNormalization" }.flatMap { $0.input.dropFirst(3) })
         for tensor in graph.initializer {
-            // A checkpoint stores the graph without float data: those values come with the weights.
-            let stripped = [1, 10, 11].contains(tensor.dataType) && tensor.rawData.isEmpty && tensor.floatData.isEmpty && tensor.doubleData.isEmpty
-                && tensor.int32Data.isEmpty && !tensor.dims.isEmpty
-            let constant = stripped ? ONNXConstant(shape: tensor.dims.map { Int($0) }, storage: .floats([Float](repeating: 0, count: tensor.dims.reduce(1) { $0 * Int($1) })))
+            let shape = tensor.dims.map { Int($0) }
+            guard let count = Memory.count(shape), count > 0 || shape.isEmpty else {
+                throw DataError(file, "initializer '\(tensor.name)' has dims \(tensor.dims) (empty or not a valid size)")
+            }
+            try Memory.require(count, for: "\(file): initializer '\(tensor.name)' \(shape)")
+            let holdsNoData = tensor.rawData.isEmpty && tensor.floatData.isEmpty && tensor.doubleData.isEmpty && tensor.int32Data.isEmpty
+            let constant = storedWeights && [1, 10, 11].contains(tensor.dataType) && holdsNoData && !shape.isEmpty
+                ? ONNXConstant(shape: shape, storage: .floats([Float](repeating: 0, count: count)))
                 : try ONNXConstant(tensor, file: file)
             if case .floats(let values) = constant.storage, !constant.shape.isEmpty {
                 let weight = addWeight(tensor.name, shape: constant.shape, initializer: .zeros, isVariable: !statistics.contains(tensor.name))

@@ -8,7 +8,7 @@ struct ONNXConstant {
 
     init(_ t: Onnx_TensorProto, file: String) throws {
         shape = t.dims.map { Int($0) }
-        let count = shape.reduce(1, *)
+        guard let count = Memory.count(shape) else { throw DataError(file, "tensor '\(t.name)' has dims \(t.dims), which are not a valid size") }
         guard t.dataLocation != .external else { throw DataError(file, "tensor '\(t.name)' keeps its data in an external file, which Kiln does not read") }
         let raw = [UInt8](t.rawData)
         func little<T: FixedWidthInteger>(_: T.Type) -> [T] {
