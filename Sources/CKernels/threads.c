@@ -64,22 +64,33 @@ static void *worker(void *unused) {
     return 0;
 }
 
-static void start_workers(void) {
-    for (long i = 1; i < kiln_parallel_threads(); ++i) {
-        pthread_t thread;
-        if (pthread_create(&thread, 0, worker, 0) == 0) pthread_detach(thread);
-    }
-}
+static long running = 1;  // the caller plus the workers that started
 
-long kiln_parallel_threads(void) {
-    const char *chosen = getenv("KILN_NUM_THREADS");
-    if (chosen && atol(chosen) > 0) return atol(chosen);
+static long allowed_cpus(void) {
 #if defined(__linux__)
     cpu_set_t allowed;  // the CPUs this process may run on (taskset, cgroup cpusets), not all online ones
     if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
 #endif
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 0 ? cpus : 1;
+}
+
+// Spinning workers beyond a few per CPU only wait for each other, so KILN_NUM_THREADS is capped
+// there; a worker that cannot be created (thread or memory limits) leaves the pool smaller.
+static void start_workers(void) {
+    const char *chosen = getenv("KILN_NUM_THREADS");
+    long wanted = chosen && atol(chosen) > 0 ? atol(chosen) : allowed_cpus();
+    if (wanted > 4 * allowed_cpus()) wanted = 4 * allowed_cpus();
+    for (; running < wanted; ++running) {
+        pthread_t thread;
+        if (pthread_create(&thread, 0, worker, 0) != 0) break;
+        pthread_detach(thread);
+    }
+}
+
+long kiln_parallel_threads(void) {
+    pthread_once(&pool.started, start_workers);
+    return running;
 }
 
 void kiln_parallel(long tasks, void *context, kiln_task body) {

@@ -65,8 +65,8 @@ void kiln_dropout(const float *x, float *y, long count, float rate, unsigned lon
 // when all are done. Nested or concurrent calls run their tasks serially on the calling thread.
 typedef void (*kiln_task)(void *context, long index);
 void kiln_parallel(long tasks, void *context, kiln_task body);
-// The threads the pool runs on, the caller included: KILN_NUM_THREADS if set, else the CPUs this
-// process may run on.
+// The threads the pool runs on, the caller included: KILN_NUM_THREADS if set (at most 4 per CPU),
+// else the CPUs this process may run on; fewer when the system would not start that many.
 long kiln_parallel_threads(void);
 
 // The OPENBLAS_CORETYPE this CPU could use when OpenBLAS `detected` only its generic x86 fallback

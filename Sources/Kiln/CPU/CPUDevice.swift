@@ -16,6 +16,9 @@ public final class CPUDevice: Device, @unchecked Sendable {
     let tasksPerThread = 4
 
     private init() {
+        if let chosen = ProcessInfo.processInfo.environment["KILN_NUM_THREADS"], let wanted = Int(chosen), wanted > threads {
+            FileHandle.standardError.write(Data("note: KILN_NUM_THREADS=\(wanted): running \(threads) threads (at most 4 per CPU this process may use, and as many as the system would start)\n".utf8))
+        }
         openblas_set_num_threads(1)  // Kiln splits products over the cores itself (see `sgemm`)
         info = DeviceInfo(
             backend: "cpu", platform: "Kiln", name: "CPU (Kiln C kernels + OpenBLAS, \(threads) thread\(threads == 1 ? "" : "s"))", kind: .cpu,
