@@ -52,7 +52,7 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "Image files or .npy arrays of shape (N, …sample shape).")
     var inputs: [String]
 
-    @Option(help: "How many classes to print per sample.")
+    @Option(parsing: .unconditional, help: "How many classes to print per sample.")
     var top = 3
 
     @Option(help: "Write the raw model outputs to this .npy file.")
@@ -85,6 +85,10 @@ struct PredictCommand: ParsableCommand {
             }
             if let output { try NumPy.write(outputs, shape: [count, classes], to: URL(fileURLWithPath: output)) }
         }
+    }
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be positive") }
     }
 
     /// The samples of one input file, and how to preprocess them.
@@ -126,8 +130,12 @@ struct SummaryCommand: ParsableCommand {
     @Option(help: "Input shape H,W,C for built-in models (default 28,28,1).")
     var inputShape = "28,28,1"
 
-    @Option(help: "Output classes for built-in models.")
+    @Option(parsing: .unconditional, help: "Output classes for built-in models.")
     var classes = 10
+
+    func validate() throws {
+        guard classes > 0 else { throw ValidationError("--classes must be positive") }
+    }
 
     func run() throws {
         try reportingErrors {

@@ -21,22 +21,22 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "The final epoch, as Keras's epochs: a resumed run continues up to it (so it must exceed the epochs already trained).")
+    @Option(parsing: .unconditional, help: "The final epoch, as Keras's epochs: a resumed run continues up to it (so it must exceed the epochs already trained).")
     var epochs = 5
 
-    @Option(help: "Samples per batch.")
+    @Option(parsing: .unconditional, help: "Samples per batch.")
     var batchSize = 32
 
     @Option(help: "adam, sgd, rmsprop or adamw.")
     var optimizer = "adam"
 
-    @Option(help: "Learning rate (default: 1e-3 for adam/adamw/rmsprop, 1e-2 for sgd; with --resume, replaces the saved one).")
+    @Option(parsing: .unconditional, help: "Learning rate (default: 1e-3 for adam/adamw/rmsprop, 1e-2 for sgd; with --resume, replaces the saved one).")
     var learningRate: Float?
 
-    @Option(help: "Momentum for sgd and rmsprop.")
+    @Option(parsing: .unconditional, help: "Momentum for sgd and rmsprop.")
     var momentum: Float = 0
 
-    @Option(help: "Fraction of the training data held out for validation (the last part, as Keras).")
+    @Option(parsing: .unconditional, help: "Fraction of the training data held out for validation (the last part, as Keras).")
     var validationSplit = 0.1
 
     @Option(help: "On-the-fly augmentation, e.g. flip,shift=0.1,rotate=0.05,zoom=0.1,crop=4.")
@@ -45,7 +45,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Input preprocessing: unit (÷255), none, tf ([-1, 1]), torch (ImageNet mean/std) or caffe (BGR, mean subtracted).")
     var preprocess = "unit"
 
-    @Option(help: "Stop when val_loss has not improved for this many epochs (and restore the best weights).")
+    @Option(parsing: .unconditional, help: "Stop when val_loss has not improved for this many epochs (and restore the best weights).")
     var earlyStopping: Int?
 
     @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name (default: KILN_DEVICE or auto).")
@@ -103,6 +103,8 @@ struct TrainCommand: ParsableCommand {
                 loaded = checkpoint.model
                 print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
             }
+            let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
+            try ensureWritableFolder(folder)
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
             let (training, test) = try data.load(settings.dataset)
@@ -121,7 +123,6 @@ struct TrainCommand: ParsableCommand {
             let model = loaded!
             print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
                   + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
-            let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
             checkpoint.metadata["preprocessing"] = settings.preprocess
@@ -191,6 +192,9 @@ struct TrainCommand: ParsableCommand {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard validationSplit > 0, validationSplit < 1 else { throw ValidationError("--validation-split must be between 0 and 1") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be positive") }
+        guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
+        if let earlyStopping, earlyStopping <= 0 { throw ValidationError("--early-stopping must be positive") }
         if let augment { _ = try Augmentation(spec: augment) }
         if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures {
             throw ValidationError("--cut, --head, --freeze-base and --cache-features need --base")

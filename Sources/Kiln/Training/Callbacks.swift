@@ -180,14 +180,31 @@ func writeAtomically(_ data: Data, to url: URL) throws {
         if rename(temporary.path, url.path) != 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     } catch {
         try? FileManager.default.removeItem(at: temporary)
-        throw DataError(url.path, "cannot write (\(reason(error)))")
+        throw DataError(url.path, "cannot write (\(reason(error, at: url)))")
     }
 }
 
-/// The system's reason for a file error ("Permission denied", "No space left on device", …).
-func reason(_ error: Error) -> String {
+/// Makes sure files can be written into `folder` (creating it), so that a run fails before it
+/// trains rather than when it first saves.
+public func ensureWritableFolder(_ folder: URL) throws {
+    let probe = folder.appendingPathComponent(".kiln-write-check")
+    do { try writeAtomically(Data(), to: probe) } catch let error as DataError { throw DataError(folder.path, error.problem) }
+    try? FileManager.default.removeItem(at: probe)
+}
+
+/// Why writing `url` failed, in a few words: the system's reason ("No space left on device"), or
+/// what is wrong with the nearest folder on the way that exists.
+func reason(_ error: Error, at url: URL) -> String {
     var error = error as NSError
     while let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError { error = underlying }
     if let posix = error as Error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
-    return error.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(error.code))) : error.localizedDescription
+    if error.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(error.code))) }
+    var ancestor = url.deletingLastPathComponent()
+    var isFolder: ObjCBool = false
+    while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isFolder), ancestor.path != "/" {
+        ancestor = ancestor.deletingLastPathComponent()
+    }
+    if !isFolder.boolValue { return "\(ancestor.path) is a file, not a folder" }
+    if !FileManager.default.isWritableFile(atPath: ancestor.path) { return "no permission to write in \(ancestor.path)" }
+    return error.localizedDescription
 }
