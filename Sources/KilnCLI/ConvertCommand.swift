@@ -25,6 +25,9 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if input.lowercased().hasSuffix(".json"), weights == nil {
+                throw ValidationError("\(input) is a model architecture without weights; give them with --weights (.h5, .npz or .safetensors)")
+            }
             let model = try loadModel(input, device: CPUDevice.shared, weights: weights).model
             let url = URL(fileURLWithPath: output)
             switch format.lowercased() {

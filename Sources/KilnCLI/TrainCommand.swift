@@ -16,6 +16,9 @@ struct TrainCommand: ParsableCommand {
             and trains the head on its outputs. Fine-tune later with --resume CKPT --unfreeze all --learning-rate 1e-5.
             """)
 
+    @Option(parsing: .unconditional, help: "Output classes of a new model (default: the largest label + 1).")
+    var classes: Int?
+
     @Option(help: "Built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) or a Keras model JSON file.")
     var model = ModelZoo.workshopCNN.rawValue
 
@@ -91,14 +94,14 @@ struct TrainCommand: ParsableCommand {
                 if let saved = checkpoint.metadata["training"].flatMap({ try? JSONDecoder().decode(RunSettings.self, from: Data($0.utf8)) }) {
                     settings = saved
                 }
-                guard let compiled = checkpoint.model.compiled else { throw ValidationError("\(resume) holds no optimizer state; it cannot be resumed") }
+                guard let compiled = checkpoint.model.compiled else { throw CleanExit.message("\(resume) holds no optimizer state; it cannot be resumed") }
                 if let unfreeze {
                     try TransferLearning.unfreeze(checkpoint.model, unfreeze)
                     settings.cacheFeatures = false
                 }
                 if let learningRate { compiled.optimizer.learningRate = learningRate }
                 guard epochs > checkpoint.model.epochsTrained else {
-                    throw ValidationError("\(resume) has already trained \(checkpoint.model.epochsTrained) epochs; --epochs is the final epoch (as Keras's epochs), so ask for more than \(checkpoint.model.epochsTrained)")
+                    throw CleanExit.message("\(resume) has already trained \(checkpoint.model.epochsTrained) epochs; --epochs is the final epoch (as Keras's epochs), so ask for more than \(checkpoint.model.epochsTrained)")
                 }
                 loaded = checkpoint.model
                 print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
@@ -111,11 +114,12 @@ struct TrainCommand: ParsableCommand {
             let normalization = try Normalization(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
             var transfer: (trunk: Model, head: [Layer])?
             if loaded == nil {
+                let classes = try classCount(training)
                 if let base = settings.base {
-                    transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: training.classCount, device: device)
+                    transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: classes, device: device)
                     loaded = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
                 } else {
-                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: training.classCount)
+                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: classes)
                 }
                 try loaded!.place(on: device, seed: settings.seed)
                 try loaded!.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
@@ -127,32 +131,50 @@ struct TrainCommand: ParsableCommand {
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
             checkpoint.metadata["preprocessing"] = settings.preprocess
             if let names = training.classNames { checkpoint.metadata["class_names"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
-            var callbacks: [Callback] = [CSVLogger(folder.appendingPathComponent("history.csv"))]
+            let signals = InterruptOnSignal()
+            defer { signals.uninstall() }
+            var callbacks: [Callback] = [signals, CSVLogger(folder.appendingPathComponent("history.csv"))]
             if let earlyStopping { callbacks.insert(EarlyStopping(monitor: "val_loss", patience: earlyStopping, restoreBestWeights: true), at: 0) }
-            let start = Date()
+            let (start, startEpoch) = (Date(), model.epochsTrained)
             let remaining = max(epochs - model.epochsTrained, 0)
             let split = try training.split(validationFraction: settings.validationSplit)
             if let transfer, settings.cacheFeatures {
                 try TransferLearning.fitHead(of: model, trunk: transfer.trunk, head: transfer.head, training: split.training,
                                              validation: split.validation, epochs: remaining, batchSize: settings.batchSize,
                                              normalization: normalization, seed: settings.seed, callbacks: callbacks, cacheDirectory: folder)
-                try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url)
             } else {
                 try model.fit(split.training, epochs: remaining, batchSize: settings.batchSize, validationData: split.validation,
                               normalization: normalization, augmentation: try settings.augment.map { try Augmentation(spec: $0) },
                               seed: settings.seed, callbacks: callbacks + [checkpoint])
             }
+            signals.uninstall()  // a second Ctrl-C while the run is written ends the process at once
+            if settings.cacheFeatures || signals.received != nil { try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url) }
             let seconds = Date().timeIntervalSince(start)
             let report = try Report.evaluate(model, on: test, classNames: training.classNames, normalization: normalization)
             try Report.write(history: model.trainingHistory, report: report, to: folder, extra: [
                 "device": model.device!.info.name, "seconds": seconds,
-                "samples_per_second": Double(split.training.count * remaining) / max(seconds, 1e-9),
+                "samples_per_second": Double(split.training.count * (model.epochsTrained - startEpoch)) / max(seconds, 1e-9),
                 "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
             ])
             print(String(format: "Test loss %.4f - test accuracy %.4f", report.loss, report.accuracy))
             print("Wrote \(folder.path)/{history.csv,metrics.json,model.safetensors,curves.svg,confusion.svg}")
+            if let signal = signals.received { throw ExitCode(128 + signal) }
             if let reason = model.lastStopReason, reason.contains("TerminateOnNaN") { throw ExitCode.failure }
         }
+    }
+
+    /// `--classes`, or the largest label + 1, with a note when the labels skip classes (a label of 200
+    /// among ten classes is more likely a damaged file than 201 classes).
+    private func classCount(_ data: Dataset) throws -> Int {
+        let inferred = data.classCount, distinct = Set(data.labels ?? []).count
+        if let classes {
+            guard classes >= inferred else { throw ValidationError("--classes \(classes): the data has labels up to \(inferred - 1)") }
+            return classes
+        }
+        if inferred > distinct, data.classNames == nil {
+            print("note: labels run from 0 to \(inferred - 1) but only \(distinct) of them occur; the model gets \(inferred) outputs (set --classes to choose)")
+        }
+        return inferred
     }
 
     /// The pretrained base (cut where asked) and the new head's layers.
@@ -191,6 +213,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        if let classes, classes <= 0 { throw ValidationError("--classes must be positive") }
         guard validationSplit > 0, validationSplit < 1 else { throw ValidationError("--validation-split must be between 0 and 1") }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be positive") }
         guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
@@ -221,4 +244,27 @@ func timestamp() -> String {
     let formatter = DateFormatter()
     formatter.dateFormat = "yyyyMMdd-HHmmss"
     return formatter.string(from: Date())
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM while training: the current step finishes, training ends, and the
+/// command saves the checkpoint and run folder before it exits with 128 + the signal number. The
+/// unfinished epoch is not counted, so `--resume` redoes it. A second signal ends the process at once.
+final class InterruptOnSignal: Callback {
+    nonisolated(unsafe) private static var signal: Int32 = 0
+
+    init() {
+        Self.signal = 0
+        for s in [SIGINT, SIGTERM] { Foundation.signal(s) { InterruptOnSignal.signal = $0; Foundation.signal($0, SIG_DFL) } }
+    }
+
+    /// The signal that interrupted training, if one did.
+    var received: Int32? { Self.signal == 0 ? nil : Self.signal }
+
+    func uninstall() { for s in [SIGINT, SIGTERM] { Foundation.signal(s, SIG_DFL) } }
+
+    func batchDidEnd(_ step: Int, _ state: TrainingState) throws {
+        guard let received, !state.interrupted else { return }
+        state.interrupt(because: "\(received == SIGINT ? "Ctrl-C" : "SIGTERM") at epoch \(state.epoch), step \(step): training stopped; "
+                        + "the checkpoint holds the weights after that step and \(state.epoch - 1) finished epochs")
+    }
 }

@@ -2,25 +2,37 @@ import CHDF5
 import Foundation
 
 /// Read-only access to an HDF5 file: groups, string attributes and float datasets. Debian's
-/// serial libhdf5 is not thread-safe, so every call holds one process-wide lock.
+/// serial libhdf5 is not thread-safe, so every call holds one process-wide lock. A damaged file
+/// can make libhdf5 loop inside a read; each call runs under a watchdog (`KILN_HDF5_TIMEOUT`
+/// seconds, default 60) that ends the process with one line naming the file rather than hang.
 final class HDF5File {
+    /// The file's name in messages (a `.keras` file's weights are read from a temporary copy).
     let path: String
     private let id: hid_t
     private static let lock = Lock()
 
-    init(_ url: URL) throws {
-        path = url.path
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError(path, "no such file") }
-        id = Self.lock.withLock {
+    init(_ url: URL, name: String? = nil) throws {
+        path = name ?? url.path
+        guard FileManager.default.fileExists(atPath: url.path) else { throw DataError(path, "no such file") }
+        id = Self.call(path) {
             kiln_h5_quiet()  // errors come back as statuses, not printed stacks
             return H5Fopen(url.path, kiln_h5_read_only(), kiln_h5_default())
         }
         guard id >= 0 else { throw DataError(path, "not an HDF5 file (or damaged)") }
     }
 
-    deinit { _ = Self.lock.withLock { H5Fclose(id) } }
+    deinit { _ = Self.call(path) { H5Fclose(id) } }
 
-    func exists(_ object: String) -> Bool { Self.lock.withLock { linkExists(object) } }
+    /// One libhdf5 call sequence: under the lock and the watchdog.
+    private static func call<T>(_ path: String, _ body: () throws -> T) rethrows -> T {
+        try lock.withLock {
+            try Watchdog.guarding("\(path): libhdf5 did not finish reading (a damaged file can make it loop); giving up", seconds: timeout, body)
+        }
+    }
+
+    private static let timeout = ProcessInfo.processInfo.environment["KILN_HDF5_TIMEOUT"].flatMap(Double.init) ?? 60
+
+    func exists(_ object: String) -> Bool { Self.call(path) { linkExists(object) } }
 
     private func linkExists(_ object: String) -> Bool {
         var prefix = ""
@@ -32,7 +44,7 @@ final class HDF5File {
     }
 
     /// Names of the links in a group, in name order.
-    func children(_ group: String) throws -> [String] { try Self.lock.withLock { try links(group) } }
+    func children(_ group: String) throws -> [String] { try Self.call(path) { try links(group) } }
 
     private func links(_ group: String) throws -> [String] {
         let g = H5Gopen2(id, group, kiln_h5_default())
@@ -50,7 +62,7 @@ final class HDF5File {
 
     /// A string (or string array) attribute of an object, fixed-length or variable-length.
     func strings(_ attribute: String, of object: String = "/") throws -> [String]? {
-        try Self.lock.withLock { try readStrings(attribute, of: object) }
+        try Self.call(path) { try readStrings(attribute, of: object) }
     }
 
     private func readStrings(_ attribute: String, of object: String) throws -> [String]? {
@@ -62,6 +74,7 @@ final class HDF5File {
         defer { H5Tclose(type); H5Sclose(space) }
         guard H5Tget_class(type) == H5T_STRING else { return [] }  // Keras writes empty lists as float arrays
         let count = max(Int(H5Sget_simple_extent_npoints(space)), 1)
+        try Memory.require(count, of: max(H5Tget_size(type), MemoryLayout<UnsafeRawPointer>.size), for: "\(path): attribute '\(attribute)' of '\(object)'")
         let memory = H5Tcopy(kiln_h5_c_string())
         defer { H5Tclose(memory) }
         H5Tset_cset(memory, H5Tget_cset(type))  // Keras writes UTF-8; HDF5 will not convert between character sets
@@ -81,7 +94,7 @@ final class HDF5File {
 
     /// A dataset's values converted to float32, and its shape.
     func floats(_ dataset: String) throws -> (values: [Float], shape: [Int]) {
-        try Self.lock.withLock { try readFloats(dataset) }
+        try Self.call(path) { try readFloats(dataset) }
     }
 
     private func readFloats(_ dataset: String) throws -> (values: [Float], shape: [Int]) {
@@ -91,10 +104,13 @@ final class HDF5File {
         let space = H5Dget_space(d)
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard (0...32).contains(rank) else { throw DataError(path, "dataset '\(dataset)' has rank \(rank)") }
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
         H5Sget_simple_extent_dims(space, &dims, nil)
-        let shape = rank == 0 ? [] : dims.prefix(rank).map { Int($0) }
-        var values = [Float](repeating: 0, count: shape.reduce(1, *))
+        let shape = dims.prefix(rank).map { Int(clamping: $0) }
+        guard let count = Memory.count(shape) else { throw DataError(path, "dataset '\(dataset)' has dimensions \(dims) (too large)") }
+        try Memory.require(count, for: "\(path): dataset '\(dataset)'")
+        var values = [Float](repeating: 0, count: count)
         guard H5Dread(d, kiln_h5_native_float(), kiln_h5_all(), kiln_h5_all(), kiln_h5_default(), &values) >= 0 else {
             throw DataError(path, "dataset '\(dataset)' cannot be read as float32")
         }

@@ -18,7 +18,7 @@ public enum KerasFile {
             let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID()).weights.h5")
             try weights.write(to: temporary)
             defer { try? FileManager.default.removeItem(at: temporary) }
-            try loadKeras3Weights(HDF5File(temporary), into: model, name: url.path)
+            try loadKeras3Weights(HDF5File(temporary, name: "\(url.path)[model.weights.h5]"), into: model, name: url.path)
             return model
         default:
             let file = try HDF5File(url)

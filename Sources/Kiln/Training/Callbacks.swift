@@ -32,6 +32,8 @@ public final class TrainingState {
     public var stopTraining = false
     /// Why training stopped early, when it did.
     public internal(set) var stopReason: String?
+    /// Set by `interrupt(because:)`: training ends after the current step.
+    public private(set) var interrupted = false
     let readLogs: () throws -> [String: Float]
 
     init(model: Model, finalEpoch: Int, stepsPerEpoch: Int, history: History, readLogs: @escaping () throws -> [String: Float]) {
@@ -44,6 +46,13 @@ public final class TrainingState {
     public func stop(because reason: String) {
         stopTraining = true
         stopReason = reason
+    }
+
+    /// Ends training after the current step (Ctrl-C): the unfinished epoch counts neither in the
+    /// epoch count nor in the history, so a checkpoint of the model resumes by redoing it.
+    public func interrupt(because reason: String) {
+        stop(because: reason)
+        interrupted = true
     }
 }
 

@@ -99,6 +99,7 @@ extension Model {
                 runningLoss.samples += batch.count
                 state.samplesSeen += batch.count
                 for callback in allCallbacks { try callback.batchDidEnd(step + 1, state) }
+                if state.interrupted { break epochs }
             }
             var logs = try state.logs()
             if let validation {
