@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
         // PNG/JPEG decoding (libpng-dev, libjpeg62-turbo-dev), in C for their setjmp error handling.
         .target(name: "CImageIO", path: "Sources/CImageIO", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
+        // Variable-length HDF5 string attributes read in a child process (damaged files crash libhdf5 there).
+        .target(name: "CHDF5Sandbox", path: "Sources/CHDF5Sandbox", linkerSettings: [.linkedLibrary("hdf5_serial")]),
         // The CPU backend's vectorised loops (convolution, FMA peak), one build per x86 vector width.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
@@ -31,7 +33,7 @@ let package = Package(
 
         .target(
             name: "Kiln",
-            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CImageIO", "CKernels",
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CHDF5Sandbox", "CImageIO", "CKernels",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             plugins: ["EmbedKernelsPlugin"]),
         .executableTarget(

@@ -9,6 +9,26 @@ enum Compression {
         return try inflate(data, windowBits: 15 + 32, file: file)
     }
 
+    /// `data` as a gzip file.
+    static func gzip(_ data: Data) throws -> Data {
+        var stream = z_stream()
+        guard deflateInit2_(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw DataError("gzip", "zlib could not start deflating") }
+        defer { deflateEnd(&stream) }
+        var output = Data(count: Int(deflateBound(&stream, uLong(data.count))) + 32)
+        var input = [UInt8](data)
+        let status = input.withUnsafeMutableBufferPointer { inp in
+            output.withUnsafeMutableBytes { out in
+                (stream.next_in, stream.avail_in) = (inp.baseAddress, uInt(inp.count))
+                (stream.next_out, stream.avail_out) = (out.bindMemory(to: Bytef.self).baseAddress, uInt(out.count))
+                return deflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw DataError("gzip", "zlib could not deflate (status \(status))") }
+        output.count = Int(stream.total_out)
+        return output
+    }
+
     /// Raw deflate (zip method 8) with a known output size.
     static func inflateRaw(_ data: Data, expectedCount: Int, file: String) throws -> Data {
         let result = try inflate(data, windowBits: -15, file: file, sizeHint: expectedCount)

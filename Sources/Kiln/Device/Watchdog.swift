@@ -11,7 +11,7 @@ enum Watchdog {
                 Thread.sleep(forTimeInterval: 0.25)
                 if let (time, message) = lock.withLock({ deadline }), DispatchTime.now() > time {
                     FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
-                    exit(1)
+                    _exit(1)  // not exit(): atexit handlers (libhdf5's) could wait on the stuck call
                 }
             }
         }

@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Sandbox
 import Foundation
 
 /// Read-only access to an HDF5 file: groups, string attributes and float datasets. Debian's
@@ -8,11 +9,13 @@ import Foundation
 final class HDF5File {
     /// The file's name in messages (a `.keras` file's weights are read from a temporary copy).
     let path: String
+    /// The file itself (`path` may name what it came from).
+    private let url: URL
     private let id: hid_t
     private static let lock = Lock()
 
     init(_ url: URL, name: String? = nil) throws {
-        path = name ?? url.path
+        (path, self.url) = (name ?? url.path, url)
         guard FileManager.default.fileExists(atPath: url.path) else { throw DataError(path, "no such file") }
         id = Self.call(path) {
             kiln_h5_quiet()  // errors come back as statuses, not printed stacks
@@ -79,11 +82,18 @@ final class HDF5File {
         defer { H5Tclose(memory) }
         H5Tset_cset(memory, H5Tget_cset(type))  // Keras writes UTF-8; HDF5 will not convert between character sets
         if H5Tis_variable_str(type) > 0 {
-            H5Tset_size(memory, kiln_h5_variable())
-            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-            guard H5Aread(a, memory, &pointers) >= 0 else { throw DataError(path, "cannot read attribute '\(attribute)' of '\(object)'") }
-            defer { for p in pointers { H5free_memory(p) } }
-            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+            var text: UnsafeMutablePointer<CChar>?, length = 0
+            switch kiln_h5_read_vlen_strings(url.path, object, attribute, count, Self.timeout / 2, &text, &length) {
+            case Int32(KILN_H5_OK):
+                defer { free(text) }
+                let strings = UnsafeBufferPointer(start: text, count: length).split(separator: 0, omittingEmptySubsequences: false).dropLast()
+                guard strings.count == count else { throw DataError(path, "attribute '\(attribute)' of '\(object)' is damaged") }
+                return strings.map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+            case Int32(KILN_H5_CRASHED), Int32(KILN_H5_TIMED_OUT):
+                throw DataError(path, "libhdf5 failed on attribute '\(attribute)' of '\(object)' (the file is damaged)")
+            default:
+                throw DataError(path, "cannot read attribute '\(attribute)' of '\(object)'")
+            }
         }
         let size = H5Tget_size(type)
         H5Tset_size(memory, size)

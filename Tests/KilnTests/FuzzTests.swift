@@ -1,0 +1,25 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Every file reader on damaged copies of valid files, in worker processes: no signal, no hang, and
+/// padding-only changes read the same. `Scripts/fuzz.sh` runs the long version.
+@Suite("Fuzzing") struct FuzzTests {
+    @Test func everyReaderSurvivesDamagedFiles() throws {
+        let seed = Random.seed % 1_000_000
+        let (status, output) = try DeviceTests.run(["fuzz", "--cases", "300", "--seed", String(seed), "--fixtures", fixtures.path],
+                                                   environment: [:])
+        print(output)
+        #expect(status == 0, "kiln fuzz --seed \(seed): \(output)")
+        for format in FuzzFormat.allCases { #expect(output.contains("\n\(format.rawValue) "), "\(format.rawValue) ran") }
+    }
+
+    /// Each mutation kind happens, and the same (seed, case) damages a file the same way.
+    @Test func mutationsAreDeterministicAndVaried() throws {
+        let seed = try FuzzFormat.npy.seed(fixtures: fixtures)
+        let kinds = Set((0..<200).map { Mutation(of: seed, format: .npy, seed: 1, case: $0).kind })
+        #expect(kinds == [.flip, .overwrite, .truncate, .insert, .cut, .integer, .number, .padding])
+        #expect(Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes == Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes)
+        #expect(Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes != seed)
+    }
+}
