@@ -148,7 +148,10 @@ struct TrainCommand: ParsableCommand {
                               seed: settings.seed, callbacks: callbacks + [checkpoint])
             }
             signals.uninstall()  // a second Ctrl-C while the run is written ends the process at once
-            if settings.cacheFeatures || signals.received != nil { try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url) }
+            // The final state: restored best weights, an interrupted epoch's; never weights that diverged.
+            do { try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url) } catch let error as TrainingError where model.lastStopReason != nil {
+                print("note: \(error)")
+            }
             let seconds = Date().timeIntervalSince(start)
             let report = try Report.evaluate(model, on: test, classNames: training.classNames, normalization: normalization)
             try Report.write(history: model.trainingHistory, report: report, to: folder, extra: [
@@ -157,7 +160,9 @@ struct TrainCommand: ParsableCommand {
                 "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
             ])
             print(String(format: "Test loss %.4f - test accuracy %.4f", report.loss, report.accuracy))
-            print("Wrote \(folder.path)/{history.csv,metrics.json,model.safetensors,curves.svg,confusion.svg}")
+            let written = ["history.csv", "metrics.json", "model.safetensors", "curves.svg", "confusion.svg"]
+                .filter { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }
+            print("Wrote \(folder.path)/{\(written.joined(separator: ","))}")
             if let signal = signals.received { throw ExitCode(128 + signal) }
             if let reason = model.lastStopReason, reason.contains("TerminateOnNaN") { throw ExitCode.failure }
         }
@@ -254,7 +259,13 @@ final class InterruptOnSignal: Callback {
 
     init() {
         Self.signal = 0
-        for s in [SIGINT, SIGTERM] { Foundation.signal(s) { InterruptOnSignal.signal = $0; Foundation.signal($0, SIG_DFL) } }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for s in [SIGINT, SIGTERM] {
+            Foundation.signal(s) { InterruptOnSignal.signal = $0; Foundation.signal($0, SIG_DFL) }
+            sigaddset(&signals, s)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)  // a parent may have started us with them blocked
     }
 
     /// The signal that interrupted training, if one did.

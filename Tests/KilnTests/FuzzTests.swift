@@ -14,6 +14,17 @@ import Testing
         for format in FuzzFormat.allCases { #expect(output.contains("\n\(format.rawValue) "), "\(format.rawValue) ran") }
     }
 
+    /// Damaged files the long runs found crashing readers (libhdf5 on variable-length string
+    /// attributes; ONNX pooling attributes of the wrong length), replayed by (format, seed, case).
+    @Test(arguments: [("h5", 2, [81, 1961, 2080, 2551, 2951]), ("onnx", 3, [4493, 5839, 5874])])
+    func casesLongRunsFound(_ format: String, _ seed: Int, _ cases: [Int]) throws {
+        for index in cases {
+            let (status, output) = try DeviceTests.run(["fuzz", "--formats", format, "--seed", String(seed), "--from", String(index), "--cases", "1",
+                                                        "--fixtures", fixtures.path], environment: [:])
+            #expect(status == 0, "\(format) seed \(seed) case \(index): \(output)")
+        }
+    }
+
     /// Each mutation kind happens, and the same (seed, case) damages a file the same way.
     @Test func mutationsAreDeterministicAndVaried() throws {
         let seed = try FuzzFormat.npy.seed(fixtures: fixtures)

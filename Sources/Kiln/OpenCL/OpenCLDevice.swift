@@ -47,10 +47,12 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
 
     public func makeBuffer(count: Int) throws -> Buffer {
         guard count > 0 else { throw DeviceError.invalidArgument("makeBuffer: count must be positive, got \(count)") }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: 4)
+        guard !overflow else { throw DeviceError.outOfMemory(what: "a buffer of \(count) floats", bytes: nil, available: info.globalMemory) }
         return try pool.buffer(count: count) {
             var status: cl_int = 0
-            let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), count * 4, nil, &status)
-            try CL.check(status, "clCreateBuffer(\(count * 4) bytes)")
+            let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+            try CL.check(status, "clCreateBuffer(\(bytes) bytes)")
             return .openCL(mem!)
         }
     }

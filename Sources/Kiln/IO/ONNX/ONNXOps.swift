@@ -112,8 +112,12 @@ struct ONNXOp {
             return try x.reshaped([x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)])
         case "Reshape":
             let x = try input(0)
-            guard let target = try hostValues(1, arguments).map({ $0.map { Int($0) } }) else { throw fail("needs a shape input") }
+            guard let values = try hostValues(1, arguments) else { throw fail("needs a shape input") }
+            let target = values.compactMap { $0 == $0.rounded() && Swift.abs($0) <= 0x1p40 ? Int($0) : nil }
             let allowZero = int("allowzero", 0) != 0
+            guard target.count == values.count, target.enumerated().allSatisfy({ $0.element != 0 || allowZero || $0.offset < x.rank }) else {
+                throw fail("shape \(values) does not fit input \(x.shape)")
+            }
             return try x.reshaped(target.enumerated().map { $0.element == 0 && !allowZero ? x.shape[$0.offset] : $0.element })
         case "Concat":
             let parts = try (0..<arguments.count).map { try input($0) }
@@ -123,6 +127,7 @@ struct ONNXOp {
         case "BatchNormalization":
             guard int("training_mode", 0) == 0 else { throw fail("training_mode=1 is not supported (import runs inference statistics)") }
             let x = try input(0)
+            guard x.rank >= 2 else { throw fail("input of shape \(x.shape) has no channel axis") }
             let broadcast = [x.shape[1]] + [Int](repeating: 1, count: max(x.rank - 2, 0))
             let (scale, bias, mean, variance) = (try input(1).reshaped(broadcast), try input(2).reshaped(broadcast),
                                                  try input(3).reshaped(broadcast), try input(4).reshaped(broadcast))
@@ -141,6 +146,7 @@ struct ONNXOp {
     private func softmax(_ x: Tensor, log: Bool) throws -> Tensor {
         if opset < 13 {  // coerced to 2-D at `axis` (default 1)
             let axis = int("axis", 1) < 0 ? int("axis", 1) + x.rank : int("axis", 1)
+            guard (0..<x.rank).contains(axis) else { throw fail("axis \(int("axis", 1)) for rank \(x.rank)") }
             let rows = x.shape[..<axis].reduce(1, *)
             return try x.reshaped([rows, x.count / rows]).softmax(log: log).reshaped(x.shape)
         }
@@ -158,6 +164,10 @@ struct ONNXOp {
         let strides = ints("strides") ?? [1, 1]
         let (h, w) = (x.shape[2], x.shape[3])
         var pads = ints("pads") ?? [0, 0, 0, 0]
+        guard strides.count == 2, pads.count == 4, (strides + [kernel.0, kernel.1]).allSatisfy({ (1...1 << 31).contains($0) }),
+              pads.allSatisfy({ (0...1 << 31).contains($0) }) else {
+            throw fail("strides \(strides), pads \(pads) and kernel \(kernel) are not 2, 4 and 2 sizes in range")
+        }
         switch string("auto_pad") ?? "NOTSET" {
         case "SAME_UPPER", "SAME_LOWER":
             let lower = string("auto_pad") == "SAME_LOWER"
