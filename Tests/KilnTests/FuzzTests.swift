@@ -31,6 +31,6 @@ import Testing
         let kinds = Set((0..<200).map { Mutation(of: seed, format: .npy, seed: 1, case: $0).kind })
         #expect(kinds == [.flip, .overwrite, .truncate, .insert, .cut, .integer, .number, .padding])
         #expect(Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes == Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes)
-        #expect(Mutation(of: seed, format: .npy, seed: 1, case: 7).bytes != seed)
+        #expect((0..<200).filter { Mutation(of: seed, format: .npy, seed: 1, case: $0).bytes != seed }.count > 180)
     }
 }
