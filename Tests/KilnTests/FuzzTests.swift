@@ -14,6 +14,14 @@ import Testing
         for format in FuzzFormat.allCases { #expect(output.contains("\n\(format.rawValue) "), "\(format.rawValue) ran") }
     }
 
+    /// docs/reliability.md's command, as written, from the package folder.
+    @Test func documentedRun() throws {
+        let docs = Documentation.readme.deletingLastPathComponent().appendingPathComponent("docs/reliability.md")
+        let command = try #require(try Documentation.shellBlocks(docs).flatMap { $0 }.first { $0.starts(with: ["kiln", "fuzz"]) })
+        let (status, output) = try Documentation.kiln(Array(command.dropFirst()), in: docs.deletingLastPathComponent().deletingLastPathComponent())
+        #expect(status == 0 && output.contains("jpeg "), "\(command.joined(separator: " ")): \(output)")
+    }
+
     /// Damaged files the long runs found crashing readers (libhdf5 on variable-length string
     /// attributes; ONNX pooling attributes of the wrong length), replayed by (format, seed, case).
     @Test(arguments: [("h5", 2, [81, 1961, 2080, 2551, 2951]), ("onnx", 3, [4493, 5839, 5874])])
