@@ -55,6 +55,11 @@ import Testing
         let labels = try Self.write("a,label\n1,0\n2,2000000000\n3,1\n4,0\n5,1\n", "huge-label.csv", in: folder)
         try Self.expectClearError(["train", "--dataset", labels, "--model", "mlp", "--epochs", "1", "--out", folder.appendingPathComponent("r1").path],
                                   "needs", "available")
+        let npz = folder.appendingPathComponent("huge-label.npz")
+        try Zip.archive([("x.npy", NumPy.encode((0..<12).map(Float.init), shape: [6, 2])),
+                         ("y.npy", NumPy.encode([0, 1, 2_000_000_000, 1, 0, 1], shape: [6]))]).write(to: npz)
+        try Self.expectClearError(["train", "--dataset", npz.path, "--model", "mlp", "--epochs", "1", "--out", folder.appendingPathComponent("r2").path],
+                                  "needs", "available")
         let images = folder.appendingPathComponent("images/a")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
         try Data(png(width: 2, height: 2, channels: 3, pixels: Array(repeating: 9, count: 12))).write(to: images.appendingPathComponent("x.png"))
