@@ -31,6 +31,14 @@ let package = Package(
             name: "EmbedKernelsPlugin", capability: .buildTool(),
             dependencies: ["EmbedKernels"], path: "Sources/EmbedKernelsPlugin"),
 
+        // Compiles every Swift snippet of README.md and docs/*.md.
+        .executableTarget(name: "ExtractSnippets", path: "Sources/ExtractSnippets"),
+        .plugin(
+            name: "SnippetsPlugin", capability: .buildTool(),
+            dependencies: ["ExtractSnippets"], path: "Sources/SnippetsPlugin"),
+        .target(name: "DocumentationSnippets", dependencies: ["Kiln"], path: "Examples/DocumentationSnippets",
+                plugins: ["SnippetsPlugin"]),
+
         .target(
             name: "Kiln",
             dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CHDF5Sandbox", "CImageIO", "CKernels",

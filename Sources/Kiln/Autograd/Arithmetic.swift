@@ -46,6 +46,9 @@ extension Tensor {
     public static func + (a: Tensor, b: Float) throws -> Tensor { try a.affine(scale: 1, shift: b) }
     public static func - (a: Tensor, b: Float) throws -> Tensor { try a.affine(scale: 1, shift: -b) }
     public static func - (a: Float, b: Tensor) throws -> Tensor { try b.affine(scale: -1, shift: a) }
+    public static func + (a: Float, b: Tensor) throws -> Tensor { try b.affine(scale: 1, shift: a) }
+    public static func / (a: Tensor, b: Float) throws -> Tensor { try a.affine(scale: 1 / b) }
+    public static func / (a: Float, b: Tensor) throws -> Tensor { try Tensor.full(a, shape: [1], on: b.device) / b }
     public static prefix func - (a: Tensor) throws -> Tensor { try a.affine(scale: -1) }
 
     /// Elements clipped to `[low, high]` (no gradient outside).

@@ -44,8 +44,30 @@ extension Tensor {
     }
 
     /// Computes the gradient of this scalar with respect to every leaf tensor that requires one,
-    /// adding it to the leaf's `grad`. The recorded graph is released afterwards.
+    /// adding it to the leaf's `grad` (so gradients accumulate until `zeroGrad()` or an optimizer
+    /// step clears them, as in PyTorch). The recorded graph is released afterwards.
     public func backward() throws {
+        try propagate { tensor, grad in
+            guard tensor.node == nil else { return }
+            tensor.grad = try tensor.grad.map { try $0 + grad } ?? grad
+        }
+    }
+
+    /// The gradients of this scalar with respect to `inputs` (leaves such as weights, or values
+    /// computed on the way), nil where it does not depend on one: `torch.autograd.grad`. No `grad`
+    /// is read or written anywhere, so nothing leaks into another step. The graph is released.
+    public func gradients(with inputs: [Tensor]) throws -> [Tensor?] {
+        let wanted = Set(inputs.map(ObjectIdentifier.init))
+        var found: [ObjectIdentifier: Tensor] = [:]
+        try propagate { tensor, grad in
+            if wanted.contains(ObjectIdentifier(tensor)) { found[ObjectIdentifier(tensor)] = grad }
+        }
+        return inputs.map { found[ObjectIdentifier($0)] }
+    }
+
+    /// Runs the recorded graph backwards from this scalar, handing each tensor's total gradient to
+    /// `receive` once it is complete.
+    private func propagate(_ receive: (Tensor, Tensor) throws -> Void) throws {
         guard count == 1 else { throw TensorError.gradient("backward() starts from a scalar, got shape \(shape)") }
         guard requiresGrad else { throw TensorError.gradient("backward(): this tensor does not depend on anything that requires a gradient") }
         // Reverse topological order by depth-first search.
@@ -61,10 +83,8 @@ extension Tensor {
             var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): try .full(1, shape: shape, on: device)]
             for tensor in order.reversed() {
                 guard let grad = grads.removeValue(forKey: ObjectIdentifier(tensor)) else { continue }
-                guard let node = tensor.node else {
-                    tensor.grad = try tensor.grad.map { try $0 + grad } ?? grad
-                    continue
-                }
+                try receive(tensor, grad)
+                guard let node = tensor.node else { continue }
                 for (input, inputGrad) in zip(node.inputs, try node.backward(grad)) where input.requiresGrad {
                     guard let inputGrad else { continue }
                     let key = ObjectIdentifier(input)

@@ -74,6 +74,20 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return try toArray()[0]
     }
 
+    /// The tensor on `device` (itself when it is there already); gradients flow back to this one.
+    public func to(_ device: any Device) throws -> Tensor {
+        if device === self.device { return self }
+        let moved = Tensor(shape: shape, dtype: dtype, buffer: try device.makeBuffer(count: count), device: device)
+        switch dtype {
+        case .float32: try toArray().withUnsafeBytes { try device.write($0, to: moved.buffer, offset: 0) }
+        case .int32: try toLabels().withUnsafeBytes { try device.write($0, to: moved.buffer, offset: 0) }
+        }
+        guard GradMode.isEnabled, requiresGrad else { return moved }
+        moved.requiresGrad = true
+        moved.node = Node(inputs: [self]) { [source = self.device] g in [try g.to(source)] }
+        return moved
+    }
+
     /// A copy of the values in a new buffer on the same device (no history).
     public func copy() throws -> Tensor {
         let result = Tensor(shape: shape, dtype: dtype, buffer: try device.makeBuffer(count: count), device: device)

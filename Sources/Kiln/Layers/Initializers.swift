@@ -29,6 +29,22 @@ public struct RandomGenerator: Sendable {
     }
 }
 
+/// Seeds the generator that layers called eagerly (`Dense(4)(x)`) draw their initial weights from,
+/// as `torch.manual_seed` / `keras.utils.set_random_seed`. Models placed with `place(on:seed:)`
+/// use their own seed.
+public func seed(_ value: UInt64) { RandomGenerator.shared.withLock { $0 = RandomGenerator(seed: value) } }
+
+extension RandomGenerator {
+    /// The process-wide generator `seed(_:)` sets.
+    static let shared = Shared()
+
+    final class Shared: @unchecked Sendable {
+        private let lock = Lock()
+        private var generator = RandomGenerator(seed: 0)
+        func withLock<T>(_ body: (inout RandomGenerator) throws -> T) rethrows -> T { try lock.withLock { try body(&generator) } }
+    }
+}
+
 /// How a weight starts. Fan-in/fan-out follow Keras: for an HWIO kernel, fan-in = H·W·I and
 /// fan-out = H·W·O; for a Dense kernel (in, out), the two sides.
 public enum Initializer: Hashable, Sendable {

@@ -116,6 +116,9 @@ open class Layer {
     /// A shape error that names this layer.
     func shapeError(_ message: String) -> TensorError { .shape("layer '\(name)' (\(typeName)): \(message)") }
 
+    /// Forgets the gradients `backward()` accumulated in this layer's weights.
+    public func zeroGrad() { for weight in weights { weight.value?.zeroGrad() } }
+
     /// Rows `summary()` lists under this layer's own (the nodes of an imported graph); none by default.
     open var summaryRows: [SummaryRow] { [] }
 

@@ -20,5 +20,20 @@ extension Layer {
     }
 
     public func callAsFunction(_ input: SymbolicTensor) throws -> SymbolicTensor { try self([input]) }
+
+    /// Runs the layer on batches now (Keras 3's eager call, PyTorch's `module(x)`): the first call
+    /// builds it for their sample shapes and places its weights on their device, drawn from the
+    /// generator `seed(_:)` sets.
+    public func callAsFunction(_ inputs: [Tensor], training: Bool = false) throws -> Tensor {
+        guard let device = inputs.first?.device else { throw shapeError("called on no tensors") }
+        _ = try built(for: inputs.map { Array($0.shape.dropFirst()) })
+        if !isPlaced { try RandomGenerator.shared.withLock { try materialize(on: device, random: &$0) } }
+        if let weight = weights.first, weight.value.device !== device {
+            throw TensorError.device("layer '\(name)' lives on \(weight.value.device.info.name), its input on \(device.info.name); move it with to(_:)")
+        }
+        return try forward(inputs, training: training)
+    }
+
+    public func callAsFunction(_ input: Tensor, training: Bool = false) throws -> Tensor { try self([input], training: training) }
     public func callAsFunction(_ input: Input) throws -> SymbolicTensor { try self([input.output]) }
 }

@@ -150,6 +150,17 @@ open class Model {
         if device == nil { try place(on: batch.first?.device) }
     }
 
+    /// Forgets the gradients `backward()` accumulated in every weight (PyTorch's `zero_grad()`).
+    /// A custom loop calls it before each `backward()` whose gradients it will use, or asks for
+    /// them directly with `gradients(of:)`, which leaves no gradient behind.
+    public func zeroGrad() { for layer in layers { layer.zeroGrad() } }
+
+    /// The gradients of `loss` with respect to the trainable weights (in `trainableWeights` order),
+    /// without reading or leaving any `grad`: pass them to `optimizer.apply(_:to:)`.
+    public func gradients(of loss: Tensor) throws -> [Tensor?] {
+        try loss.gradients(with: trainableWeights.map(\.value))
+    }
+
     /// The sum of the layers' weight penalties (`kernelRegularizer`), or nil when there are none.
     public func regularizationLoss() throws -> Tensor? {
         let terms = try weights.compactMap { weight in try weight.regularizer.map { try $0.penalty(weight.value) } }

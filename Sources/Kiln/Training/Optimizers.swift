@@ -27,12 +27,28 @@ public class Optimizer {
         set { schedule = .constant(newValue) }
     }
 
-    /// Applies one step to every trainable weight that has a gradient, then clears the gradients.
+    /// Applies one step to every trainable weight that has a gradient (`backward()` put it in its
+    /// `grad`), then clears those gradients.
     public func apply(to weights: [Weight]) throws {
-        let updates = weights.filter { $0.isTrainable && $0.value.grad != nil }
+        let trainable = weights.filter(\.isTrainable)
+        try apply(trainable.map { $0.value.grad }, to: trainable)
+        for weight in trainable { weight.value.zeroGrad() }
+    }
+
+    /// Applies one step with `gradients[i]` for `weights[i]` (from `loss.gradients(with:)` or
+    /// `model.gradients(of:)`); weights whose gradient is nil or that are frozen are left alone.
+    public func apply(_ gradients: [Tensor?], to weights: [Weight]) throws {
+        guard gradients.count == weights.count else {
+            throw TensorError.gradient("optimizer: \(gradients.count) gradients for \(weights.count) weights")
+        }
+        let pairs = zip(weights, gradients).compactMap { weight, gradient in gradient.map { (weight, $0) } }.filter { $0.0.isTrainable }
+        for (weight, gradient) in pairs where gradient.shape != weight.shape {
+            throw TensorError.shape("optimizer: gradient of shape \(gradient.shape) for \(weight.path) \(weight.shape)")
+        }
+        let updates = pairs.map(\.0)
         guard !updates.isEmpty else { return }
         try GradMode.noGrad {
-            var gradients = try updates.map { try clipped($0.value.grad!) }
+            var gradients = try pairs.map { try clipped($0.1) }
             if let globalClipNorm { gradients = try clipTogether(gradients, to: globalClipNorm) }
             let update = Update(rule: rule, learningRate: learningRate, weightDecay: weightDecay, step: iterations + 1)
             for (weight, gradient) in zip(updates, gradients) {
@@ -41,7 +57,6 @@ public class Optimizer {
                 slots[weight.path] = state
                 try parameter.device.applyUpdate(update, parameter: parameter.buffer, gradient: gradient.buffer,
                                                  slots: state.map(\.buffer), count: weight.count)
-                parameter.zeroGrad()
             }
         }
         iterations += 1

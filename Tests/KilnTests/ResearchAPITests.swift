@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// The Swift API for custom loops: gradients without leakage, eager layers, scalar arithmetic, devices.
+@Suite("Research API") struct ResearchAPITests {
+    static func gan(on device: any Device) throws -> (generator: Sequential, discriminator: Sequential) {
+        let generator = try Sequential([Input(shape: [3]), Dense(5, activation: .tanh), Dense(4)])
+        let discriminator = try Sequential([Input(shape: [4]), Dense(6, activation: .relu), Dense(1)])
+        try generator.place(on: device, seed: 1)
+        try discriminator.place(on: device, seed: 2)
+        return (generator, discriminator)
+    }
+
+    /// A generator step through the discriminator: `gradients(of:)` gives the generator's gradients
+    /// (equal to what backward() accumulates) and leaves no `grad` in either model.
+    @Test(arguments: Backend.all)
+    func gradientsLeaveNothingBehind(_ backend: Backend) throws {
+        let (generator, discriminator) = try Self.gan(on: backend.device)
+        var random = Random("gan")
+        let noise = try Tensor(random.floats(6), shape: [2, 3], on: backend.device)
+        func generatorLoss() throws -> Tensor { try discriminator(try generator(noise, training: true), training: true).square().mean() }
+        let gradients = try generator.gradients(of: generatorLoss())
+        #expect((generator.weights + discriminator.weights).allSatisfy { $0.value.grad == nil }, "no gradient is stored")
+        try generatorLoss().backward()
+        #expect(discriminator.trainableWeights.allSatisfy { $0.value.grad != nil }, "backward() reaches the discriminator's weights")
+        for (weight, gradient) in zip(generator.trainableWeights, gradients) {
+            expectClose(try gradient!.toArray(), try weight.value.grad!.toArray().map(Double.init), weight.path, tolerance: 1e-6)
+        }
+        discriminator.zeroGrad()
+        generator.zeroGrad()
+        #expect((generator.weights + discriminator.weights).allSatisfy { $0.value.grad == nil })
+    }
+
+    /// `apply(gradients, to:)` takes the same step as `backward()` + `apply(to:)`, and refuses mismatches.
+    @Test func explicitGradientsStepLikeStoredOnes() throws {
+        let (a, _) = try Self.gan(on: CPUDevice.shared)
+        let (b, _) = try Self.gan(on: CPUDevice.shared)
+        let x = try Tensor([0.1, -0.2, 0.3, 0.4, 0.5, -0.6], shape: [2, 3])
+        let (optimizerA, optimizerB) = (Adam(learningRate: 0.01), Adam(learningRate: 0.01))
+        try optimizerA.apply(try a.gradients(of: try a(x).square().mean()), to: a.trainableWeights)
+        try b(x).square().mean().backward()
+        try optimizerB.apply(to: b.trainableWeights)
+        for (wa, wb) in zip(a.weights, b.weights) { #expect(try wa.value.toArray() == wb.value.toArray(), "\(wa.path)") }
+        #expect(b.weights.allSatisfy { $0.value.grad == nil }, "a step clears the gradients it used")
+        #expect { try optimizerA.apply([nil], to: a.trainableWeights) } throws: { "\($0)".contains("1 gradients for 4 weights") }
+    }
+
+    /// Layers run on tensors directly: built and placed on first call, from the seeded generator.
+    @Test(arguments: Backend.all)
+    func eagerLayers(_ backend: Backend) throws {
+        var random = Random("eager")
+        let values = random.floats(12)
+        let x = try Tensor(values, shape: [3, 4], on: backend.device)
+        seed(7)
+        let dense = Dense(2)
+        let y = try dense(x).toArray()
+        #expect(dense.isPlaced && dense.weights[0].value.device === backend.device)
+        let kernel = try dense.weights[0].value.toArray()
+        let expected = (0..<3).flatMap { row in (0..<2).map { column in (0..<4).reduce(0.0) { $0 + Double(values[row * 4 + $1]) * Double(kernel[$1 * 2 + column]) } } }
+        expectClose(y, expected, "Dense(2)(x)")
+        seed(7)
+        #expect(try Dense(2)(x).toArray() == y, "the same seed draws the same weights")
+        #expect { try dense(Tensor.zeros([3, 5], on: backend.device)) } throws: { "\($0)".contains("was built for input [[4]]") }
+        let conv = try Conv2D(3, kernelSize: 3, activation: .relu)(Tensor.zeros([2, 5, 5, 1], on: backend.device))
+        #expect(conv.shape == [2, 3, 3, 3])
+    }
+
+    /// `1 + x`, `x / 2`, `2 / x`, `2 - x`: values and gradients against float64.
+    @Test(arguments: Backend.all)
+    func scalarArithmeticOnBothSides(_ backend: Backend) throws {
+        var random = Random("scalars")
+        let values = random.floats(7, 0.5...2)
+        let cases: [(String, (Tensor) throws -> Tensor, (Double) -> Double, (Double) -> Double)] = [
+            ("1 + x", { try 1 + $0 }, { 1 + $0 }, { _ in 1 }),
+            ("x / 2", { try $0 / 2 }, { $0 / 2 }, { _ in 0.5 }),
+            ("2 / x", { try 2 / $0 }, { 2 / $0 }, { -2 / ($0 * $0) }),
+            ("2 - x", { try 2 - $0 }, { 2 - $0 }, { _ in -1 }),
+        ]
+        for (name, op, reference, derivative) in cases {
+            let x = try Tensor(values, shape: [7], on: backend.device)
+            x.requiresGrad = true
+            let y = try op(x)
+            expectClose(try y.toArray(), values.map { reference(Double($0)) }, name)
+            try y.sum().backward()
+            expectClose(try x.grad!.toArray(), values.map { derivative(Double($0)) }, "d(\(name))/dx")
+        }
+    }
+
+    /// `to(_:)` moves values between devices and gradients back.
+    @Test func tensorsMoveBetweenDevices() throws {
+        guard let other = Backend.all.map(\.device).first(where: { $0 !== CPUDevice.shared }) else { return }
+        let x = try Tensor([1, 2, 3], shape: [3])
+        x.requiresGrad = true
+        let moved = try x.to(other)
+        #expect(moved.device === other)
+        #expect(try moved.toArray() == [1, 2, 3])
+        let same = try x.to(CPUDevice.shared)
+        #expect(same === x)
+        try (moved * 3).sum().backward()
+        #expect(try x.grad!.toArray() == [3, 3, 3])
+        #expect(x.grad!.device === CPUDevice.shared)
+        #expect(try Tensor(labels: [4, 5]).to(other).toLabels() == [4, 5])
+    }
+}
