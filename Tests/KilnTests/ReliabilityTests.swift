@@ -71,9 +71,13 @@ import Testing
             let json = try Self.write(dense.replacingOccurrences(of: "UNITS", with: units), "dense-\(units).json", in: folder)
             try Self.expectClearError(["summary", json], words[0], words[1])
         }
-        let wide = try Self.write(dense.replacingOccurrences(of: "UNITS", with: "2000000000").replacingOccurrences(of: "[null, 4]", with: "[null, 2]"),
+        // 16 inputs × 2^31 units: 137 GB of weights, more than any machine we test on has.
+        let wide = try Self.write(dense.replacingOccurrences(of: "UNITS", with: "2147483648").replacingOccurrences(of: "[null, 4]", with: "[null, 16]"),
                                   "wide.json", in: folder)
-        try Self.expectClearError(["train", "--model", wide, "--dataset", Self.smallRun(in: folder).csv, "--epochs", "1"], "model", "needs")
+        let features = try Self.write((0..<16).map { "f\($0)" }.joined(separator: ",") + ",label\n"
+                                      + (0..<20).map { i in (0..<16).map { _ in "0.5" }.joined(separator: ",") + ",\(i % 2)" }.joined(separator: "\n"),
+                                      "wide.csv", in: folder)
+        try Self.expectClearError(["train", "--model", wide, "--dataset", features, "--epochs", "1"], "model", "needs")
         let conv = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 8, 8, 1]}}, {"class_name": "Conv2D", "config": {"name": "negative", "filters": -1, "kernel_size": 3}}]}}"#
         try Self.expectClearError(["summary", try Self.write(conv, "conv.json", in: folder)], "negative", "-1")
         try Self.expectClearError(["train", "--epochs", "-1"], "--epochs must be positive")
