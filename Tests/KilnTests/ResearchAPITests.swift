@@ -62,6 +62,9 @@ import Testing
         seed(7)
         #expect(try Dense(2)(x).toArray() == y, "the same seed draws the same weights")
         #expect { try dense(Tensor.zeros([3, 5], on: backend.device)) } throws: { "\($0)".contains("was built for input [[4]]") }
+        for layer in [Dense(3), Conv2D(2, kernelSize: 1), BatchNormalization()] as [Layer] {
+            #expect { try layer.forward([x], training: false) } throws: { "\($0)".contains("has no weights yet") }
+        }
         let conv = try Conv2D(3, kernelSize: 3, activation: .relu)(Tensor.zeros([2, 5, 5, 1], on: backend.device))
         #expect(conv.shape == [2, 3, 3, 3])
     }
@@ -85,6 +88,26 @@ import Testing
             try y.sum().backward()
             expectClose(try x.grad!.toArray(), values.map { derivative(Double($0)) }, "d(\(name))/dx")
         }
+    }
+
+    /// The gradient of a maximum is shared among tied elements (it went whole to each before).
+    @Test(arguments: Backend.all)
+    func maxGradientSplitsTies(_ backend: Backend) throws {
+        let x = try Tensor([1, 3, 3, 2, 5, 5, 5, 0], shape: [2, 4], on: backend.device)
+        x.requiresGrad = true
+        try x.reduce(.max, axis: 1).sum().backward()
+        #expect(try x.grad!.toArray() == [0, 0.5, 0.5, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3, 0])
+    }
+
+    /// Binary cross-entropy keeps its stable form when a Reshape sits between the sigmoid and the
+    /// loss; `predict` takes a tensor.
+    @Test func stableLossThroughReshapeAndPredictOnTensors() throws {
+        let model = try Sequential([Input(shape: [2]), Dense(1, activation: .sigmoid, kernelInitializer: .constant(60)), Reshape([1])])
+        try model.place(on: CPUDevice.shared)
+        let x = try Tensor([1, 1, -1, -1], shape: [2, 2]), targets = try Tensor([0, 1], shape: [2, 1])
+        let loss = try BinaryCrossentropy()(targets, try model(x)).item()
+        #expect(abs(loss - 120) < 1e-3, "sigmoid(±120) saturates in float32; the logits give the exact loss: \(loss)")
+        #expect(try model.predict(x).shape == [2, 1])
     }
 
     /// `to(_:)` moves values between devices and gradients back.

@@ -105,10 +105,11 @@ extension Tensor {
             case .sum: return [spread]
             case .mean: return [try spread.affine(scale: 1 / Float(view.axis))]
             case .max:
-                // To the elements equal to the maximum.
+                // Shared by the elements equal to the maximum, as TensorFlow and PyTorch do.
                 let peak = try Tensor.make(kept, from: [input]) { try input.device.reduce(.max, input.buffer, view: view, into: $0) }
                 let hit = try 1 - (peak - input).unary(.step, differentiable: false)
-                return [try spread * hit]
+                let ties = try hit.reduce(.sum, axis: axis).reshaped(kept).broadcast(to: input.shape)
+                return [try spread * hit / ties]
             }
         }
     }
@@ -163,6 +164,10 @@ extension Tensor {
         let tracked = GradMode.isEnabled && requiresGrad
         let result = Tensor(shape: resolved, dtype: dtype, buffer: buffer, device: device, requiresGrad: tracked)
         if tracked { result.node = Node(inputs: [self]) { [shape] g in [try g.reshaped(shape)] } }
+        // A sigmoid is elementwise, a softmax acts on the last axis: where that survives, so does the stable loss form.
+        if let (source, activation) = logits, activation == .sigmoid || resolved.last == shape.last {
+            result.logits = (try source.reshaped(resolved), activation)
+        }
         return result
     }
 

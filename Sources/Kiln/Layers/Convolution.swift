@@ -41,6 +41,7 @@ public final class Conv2D: Layer {
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
         if activation == .relu {  // fused into the convolution
             return try inputs[0].conv2d(kernel.value, bias: bias?.value, strides: strides, padding: padding, relu: true)
         }

@@ -41,6 +41,7 @@ public final class Dense: Layer {
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
         let x = inputs[0]
         let flat = try x.reshaped([x.count / x.shape.last!, x.shape.last!])
         var y = try flat.matmul(kernel.value)

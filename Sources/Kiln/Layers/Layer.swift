@@ -107,6 +107,13 @@ open class Layer {
         shape.allSatisfy { $0 > 0 && $0 <= 1 << 31 } && (Memory.count(shape) ?? .max) <= maxElements
     }
 
+    /// Throws unless the weights exist: `forward` of a layer that was never built and placed.
+    public func requirePlaced() throws {
+        guard isPlaced else {
+            throw shapeError("has no weights yet: call it on a tensor (`layer(x)`) or place its model (`model.place(on:)`) first")
+        }
+    }
+
     /// The one input shape of a single-input layer.
     func single(_ inputShapes: [[Int]]) throws -> [Int] {
         guard inputShapes.count == 1 else { throw TensorError.shape("layer '\(name)' (\(typeName)) takes one input, got \(inputShapes.count)") }

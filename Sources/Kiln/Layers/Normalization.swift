@@ -23,6 +23,7 @@ public final class BatchNormalization: Layer {
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
         let x = inputs[0], channels = x.shape.last!
         let g = try gamma?.value ?? .full(1, shape: [channels], on: x.device)
         let b = try beta?.value ?? .zeros([channels], on: x.device)

@@ -140,6 +140,9 @@ extension Model {
         return logs
     }
 
+    /// The model's outputs for a batch tensor, in inference mode (Keras's `predict` on an array).
+    public func predict(_ batch: Tensor) throws -> Tensor { try GradMode.noGrad { try self(batch) } }
+
     /// The model's outputs for every sample, as one host array `[count] + outputShape`.
     public func predict(_ data: Dataset, batchSize: Int = 256, normalization: Normalization = .unitRange) throws -> [Float] {
         try data.validate("prediction data")
