@@ -30,18 +30,21 @@ import Testing
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kiln").standardized
     }
 
-    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+    /// Runs `kiln` (in `folder`, under `ulimit -v memoryKB` when given); a signal reads as 128 + its number.
+    static func run(_ arguments: [String], environment: [String: String], in folder: URL? = nil,
+                    memoryKB: Int? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = kiln
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", (memoryKB.map { "ulimit -v \($0); " } ?? "") + "exec \"$0\" \"$@\"", kiln.path] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let folder { process.currentDirectoryURL = folder }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return (process.terminationStatus, output)
+        return (process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus, output)
     }
 
     @Test func fallsBackToCPUWithoutOpenCL() throws {

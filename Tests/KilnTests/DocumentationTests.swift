@@ -51,16 +51,7 @@ enum Documentation {
 
     /// Runs `kiln` with `arguments` in `folder`.
     static func kiln(_ arguments: [String], in folder: URL) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = DeviceTests.kiln
-        process.arguments = arguments
-        process.currentDirectoryURL = folder
-        let pipe = Pipe()
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try DeviceTests.run(arguments, environment: [:], in: folder)
     }
 }
 

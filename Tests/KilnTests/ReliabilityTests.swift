@@ -5,19 +5,8 @@ import Testing
 /// Bad input, faults and exhausted resources: one clear line, never a signal, a hang or silent garbage.
 @Suite("Reliability") struct ReliabilityTests {
     /// Runs `kiln` on the CPU backend, optionally under an address-space limit (`ulimit -v`, in kB).
-    static func kiln(_ arguments: [String], memoryKB: Int? = nil, in folder: URL? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        let limit = memoryKB.map { "ulimit -v \($0); " } ?? ""
-        process.arguments = ["-c", limit + "exec \"$0\" \"$@\"", DeviceTests.kiln.path] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["KILN_DEVICE": "cpu"]) { $1 }
-        if let folder { process.currentDirectoryURL = folder }
-        let pipe = Pipe()
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus, output)
+    static func kiln(_ arguments: [String], memoryKB: Int? = nil) throws -> (status: Int32, output: String) {
+        try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"], memoryKB: memoryKB)
     }
 
     /// The command fails with an error line that contains each of `words`, and no crash report.

@@ -63,16 +63,18 @@ public enum ImageFolder {
         guard size.height > 0, size.width > 0, let sample = Memory.count([size.height, size.width, channels]) else {
             throw DataError(folder.path, "image size \(size.height)×\(size.width)×\(channels) is not a positive size")
         }
-        var pixels: [UInt8] = [], labels: [Int32] = []
-        for (label, name) in classes.enumerated() {
-            let directory = folder.appendingPathComponent(name)
-            let files = try manager.contentsOfDirectory(atPath: directory.path)
+        let files = try classes.enumerated().flatMap { label, name in
+            try manager.contentsOfDirectory(atPath: folder.appendingPathComponent(name).path)
                 .filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }.sorted()
-            for file in files {
-                try Memory.require(pixels.count + 2 * sample, of: 1, for: "\(folder.path) at \(size.height)×\(size.width)×\(channels) per image")
-                pixels += resize(try decode(directory.appendingPathComponent(file)), to: size, channels: channels)
-                labels.append(Int32(label))
-            }
+                .map { (url: folder.appendingPathComponent(name).appendingPathComponent($0), label: Int32(label)) }
+        }
+        try Memory.require(Memory.count([files.count + 1, sample]) ?? -1, of: 1,
+                           for: "\(folder.path): \(files.count) images at \(size.height)×\(size.width)×\(channels)")
+        var pixels: [UInt8] = [], labels: [Int32] = []
+        pixels.reserveCapacity(files.count * sample)
+        for (url, label) in files {
+            pixels += resize(try decode(url), to: size, channels: channels)
+            labels.append(label)
         }
         guard !labels.isEmpty else { throw DataError(folder.path, "no PNG or JPEG images in the class folders \(classes.joined(separator: ", "))") }
         return Dataset(features: .bytes(pixels), sampleShape: [size.height, size.width, channels], labels: labels, classNames: classes)
