@@ -110,6 +110,20 @@ import Testing
         #expect(try model.predict(x).shape == [2, 1])
     }
 
+    @Test(arguments: Backend.all)
+    func creation(_ backend: Backend) throws {
+        let d = backend.device
+        #expect(try Tensor.ones([2, 2], on: d).toArray() == [1, 1, 1, 1])
+        let x = try Tensor([1, 2, 3], shape: [3], on: d)
+        #expect(try Tensor.zeros(like: x).toArray() == [0, 0, 0] && Tensor.ones(like: x).device === d)
+        #expect(try Tensor.arange(5, on: d).toArray() == [0, 1, 2, 3, 4])
+        #expect(try Tensor.arange(1, 2, step: 0.25, on: d).toArray() == [1, 1.25, 1.5, 1.75])
+        #expect(try Tensor.arange(3, 0, step: -1, on: d).toArray() == [3, 2, 1])
+        #expect(try Tensor.eye(3, on: d).toArray() == [1, 0, 0, 0, 1, 0, 0, 0, 1])
+        #expect { try Tensor.arange(0, 1, step: 0) } throws: { "\($0)".contains("arange") }
+        #expect { try Tensor.eye(-2) } throws: { "\($0)".contains("eye") }
+    }
+
     /// `to(_:)` moves values between devices and gradients back.
     @Test func tensorsMoveBetweenDevices() throws {
         guard let other = Backend.all.map(\.device).first(where: { $0 !== CPUDevice.shared }) else { return }

@@ -50,6 +50,34 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         try full(0, shape: shape, on: device)
     }
 
+    public static func ones(_ shape: [Int], on device: any Device = CPUDevice.shared) throws -> Tensor {
+        try full(1, shape: shape, on: device)
+    }
+
+    /// Zeros (or ones) of `other`'s shape on its device, as `torch.zeros_like`.
+    public static func zeros(like other: Tensor) throws -> Tensor { try zeros(other.shape, on: other.device) }
+    public static func ones(like other: Tensor) throws -> Tensor { try ones(other.shape, on: other.device) }
+
+    /// `0, 1, …` below `end`, as `torch.arange(end)`.
+    public static func arange(_ end: Float, on device: any Device = CPUDevice.shared) throws -> Tensor {
+        try arange(0, end, step: 1, on: device)
+    }
+
+    /// `start, start + step, …` below `end` (above it for a negative step), as `torch.arange`.
+    public static func arange(_ start: Float, _ end: Float, step: Float = 1, on device: any Device = CPUDevice.shared) throws -> Tensor {
+        guard step != 0, step.isFinite, start.isFinite, end.isFinite else { throw TensorError.shape("arange: step \(step) from \(start) to \(end)") }
+        let count = max(0, Int(((end - start) / step).rounded(.up)))
+        try Memory.require(count, for: "arange(\(start), \(end), step: \(step))")
+        return try Tensor((0..<count).map { start + Float($0) * step }, shape: [count], on: device)
+    }
+
+    /// The `n`×`n` identity matrix, as `torch.eye`.
+    public static func eye(_ n: Int, on device: any Device = CPUDevice.shared) throws -> Tensor {
+        guard let count = Memory.count([n, n]) else { throw TensorError.shape("eye: \(n) is not a size") }
+        try Memory.require(count, for: "eye(\(n))")
+        return try Tensor((0..<count).map { $0 / n == $0 % n ? 1 : 0 }, shape: [n, n], on: device)
+    }
+
     private static func checkCount(_ count: Int?, _ shape: [Int]) throws {
         guard shape.allSatisfy({ $0 > 0 }) else { throw TensorError.shape("tensor shape \(shape) has a non-positive dimension") }
         if let count, count != shape.reduce(1, *) {
