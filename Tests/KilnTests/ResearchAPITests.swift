@@ -124,6 +124,37 @@ import Testing
         #expect { try Tensor.eye(-2) } throws: { "\($0)".contains("eye") }
     }
 
+    /// A free-standing parameter trains under any optimizer.
+    @Test func parametersTrain() throws {
+        let p = try Parameter(Tensor([0, 10], shape: [2]), name: "offset")
+        let optimizer = SGD(learningRate: 0.1)
+        for _ in 0..<100 {
+            try (p.value - 3).square().sum().backward()
+            try optimizer.apply(to: [p.weight])
+        }
+        expectClose(try p.value.toArray(), [3, 3], "argmin of (p − 3)²", tolerance: 1e-4)
+        #expect { try Parameter(Tensor(labels: [1])) } throws: { "\($0)".contains("float32") }
+    }
+
+    /// Weights saved from one model load into a rebuilt one whose automatic names differ.
+    @Test func weightsLoadByStructure() throws {
+        func build() throws -> Sequential { try Sequential([Input(shape: [3]), Dense(4, activation: .relu), Dense(2)]) }
+        let (saved, rebuilt) = (try build(), try build())
+        try saved.place(on: CPUDevice.shared, seed: 1)
+        try rebuilt.place(on: CPUDevice.shared, seed: 2)
+        #expect(saved.weights.map(\.path) != rebuilt.weights.map(\.path), "another instance, other names")
+        let url = try temporaryFolder().appendingPathComponent("w.safetensors")
+        try Checkpoint.save(saved, to: url)
+        try Checkpoint.loadWeights(url, into: rebuilt)
+        for (a, b) in zip(saved.weights, rebuilt.weights) { #expect(try a.value.toArray() == b.value.toArray()) }
+        let other = try Sequential([Input(shape: [3]), Dense(5), Dense(2)])
+        try other.place(on: CPUDevice.shared)
+        #expect { try Checkpoint.loadWeights(url, into: other) } throws: { "\($0)".contains("needs [3, 5]") }
+        let deeper = try Sequential([Input(shape: [3]), Dense(4), Dense(4), Dense(2)])
+        try deeper.place(on: CPUDevice.shared)
+        #expect { try Checkpoint.loadWeights(url, into: deeper) } throws: { "\($0)".contains("another structure") }
+    }
+
     /// `to(_:)` moves values between devices and gradients back.
     @Test func tensorsMoveBetweenDevices() throws {
         guard let other = Backend.all.map(\.device).first(where: { $0 !== CPUDevice.shared }) else { return }

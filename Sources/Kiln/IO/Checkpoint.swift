@@ -103,6 +103,32 @@ public enum Checkpoint {
         return (model, file.metadata)
     }
 
+    /// A checkpoint's weights into a placed `model` of the same architecture: matched by name, or,
+    /// when the names differ (a model rebuilt in another process gets other automatic names), by
+    /// their position in the stored architecture, as Keras 3's `load_weights`; shapes are checked.
+    public static func loadWeights(_ url: URL, into model: Model) throws {
+        guard model.device != nil else { throw TrainingError.incompatible("place the model on a device before loading weights") }
+        let file = try SafeTensors(contentsOf: url)
+        let stored = Set(file.entries.keys.filter { $0.hasPrefix("weights/") })
+        var names = model.weights.map { "weights/" + $0.path }
+        if Set(names) != stored {
+            guard let architecture = file.metadata["architecture"] else {
+                throw DataError(url.path, "its weight names differ from model '\(model.name)''s and it stores no architecture to match them by")
+            }
+            let saved = try KerasConfig.model(fromJSON: Data(architecture.utf8), file: url.path)
+            names = withExtendedLifetime(saved) { saved.weights.map { "weights/" + $0.path } }  // weights hold their layers unowned
+            guard names.count == model.weights.count, Set(names) == stored else {
+                throw DataError(url.path, "holds \(stored.count) weights in another structure than model '\(model.name)' (\(model.weights.count) weights)")
+            }
+        }
+        for (weight, name) in zip(model.weights, names) {
+            guard file.entries[name]!.shape == weight.shape else {
+                throw DataError(url.path, "'\(name)' has shape \(file.entries[name]!.shape), \(weight.path) needs \(weight.shape)")
+            }
+            try weight.assign(try file.floats(name))
+        }
+    }
+
     /// A loss from its Keras name.
     public static func loss(named name: String, fromLogits: Bool) throws -> Loss {
         switch name {

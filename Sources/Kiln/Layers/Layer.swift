@@ -164,3 +164,23 @@ enum LayerNames {
         return name
     }
 }
+
+/// A free-standing trainable tensor (PyTorch's `nn.Parameter`, a Keras `Variable`): any optimizer
+/// updates it through `weight`, e.g. `optimizer.apply(to: [scale.weight])`.
+public final class Parameter: Layer {
+    public private(set) var weight: Weight!
+
+    /// A parameter starting from a copy of `initial`, on its device.
+    public init(_ initial: Tensor, name: String? = nil) throws {
+        guard initial.dtype == .float32 else { throw TensorError.dtype("a Parameter holds float32 values, got \(initial.dtype)") }
+        super.init(name: name, kind: "parameter")
+        weight = addWeight("value", shape: initial.shape, initializer: .zeros)
+        let value = try initial.copy()
+        value.requiresGrad = true
+        weight.value = value
+        isPlaced = true
+    }
+
+    /// The current value, to compute with.
+    public var value: Tensor { weight.value }
+}
