@@ -2,6 +2,31 @@ import Foundation
 import Testing
 @testable import Kiln
 
+/// A user's layer: a learned scalar factor, saved with its starting value.
+final class Scale: Layer, ConfigurableLayer {
+    let initial: Float
+    private var factor: Weight!
+
+    init(_ initial: Float, name: String? = nil) {
+        self.initial = initial
+        super.init(name: name, kind: "scale")
+    }
+
+    convenience init(config: [String: Any], name: String?) throws {
+        guard let initial = (config["initial"] as? NSNumber)?.floatValue else { throw DataError("Scale", "config lacks 'initial'") }
+        self.init(initial, name: name)
+    }
+
+    var config: [String: Any] { ["initial": initial] }
+
+    override func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        factor = addWeight("factor", shape: [1], initializer: .constant(initial))
+        return inputShapes[0]
+    }
+
+    override func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0] * factor.value }
+}
+
 /// The Swift API for custom loops: gradients without leakage, eager layers, scalar arithmetic, devices.
 @Suite("Research API") struct ResearchAPITests {
     static func gan(on device: any Device) throws -> (generator: Sequential, discriminator: Sequential) {
@@ -153,6 +178,20 @@ import Testing
         let deeper = try Sequential([Input(shape: [3]), Dense(4), Dense(4), Dense(2)])
         try deeper.place(on: CPUDevice.shared)
         #expect { try Checkpoint.loadWeights(url, into: deeper) } throws: { "\($0)".contains("another structure") }
+    }
+
+    /// A model with a custom layer saves, and loads again once the layer type is registered.
+    @Test func customLayersReload() throws {
+        let model = try Sequential([Input(shape: [3]), Scale(2), Dense(2)])
+        try model.place(on: CPUDevice.shared, seed: 3)
+        let url = try temporaryFolder().appendingPathComponent("custom.safetensors")
+        try Checkpoint.save(model, to: url)
+        #expect { try Checkpoint.load(url) } throws: { "\($0)".contains("unsupported layers: Scale") && "\($0)".contains("CustomLayers.register") }
+        CustomLayers.register(Scale.self)
+        let loaded = try Checkpoint.load(url, device: CPUDevice.shared).model
+        let x = try Tensor([1, -2, 3, 0.5, 0, -1], shape: [2, 3])
+        #expect(try loaded(x).toArray() == model(x).toArray())
+        #expect((loaded.layers[1] as? Scale)?.initial == 2)
     }
 
     /// `to(_:)` moves values between devices and gradients back.

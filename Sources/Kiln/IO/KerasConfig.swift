@@ -19,9 +19,10 @@ public enum KerasConfig {
         }
         let name = config["name"] as? String ?? "model"
         guard let layerList = config["layers"] as? [[String: Any]] else { throw DataError(file, "config has no 'layers' list") }
-        let unsupported = layerList.compactMap { $0["class_name"] as? String }.filter { !supported.contains($0) }
+        let unsupported = layerList.compactMap { $0["class_name"] as? String }.filter { !supported.contains($0) && CustomLayers.type(named: $0) == nil }
         guard unsupported.isEmpty else {
-            throw DataError(file, "unsupported layers: \(Set(unsupported).sorted().joined(separator: ", ")) (Kiln supports \(supported.sorted().joined(separator: ", ")))")
+            throw DataError(file, "unsupported layers: \(Set(unsupported).sorted().joined(separator: ", ")) (Kiln supports \(supported.sorted().joined(separator: ", ")); "
+                            + "register your own layer types with CustomLayers.register)")
         }
         switch className {
         case "Sequential":
@@ -233,7 +234,8 @@ public enum KerasConfig {
             guard let dims = c["dims"] as? [Int] else { throw DataError(file, "Permute '\(name ?? "?")': dims must be a list of integers") }
             return Permute(dims, name: name)
         default:
-            throw DataError(file, "unsupported layer \(kind)")
+            guard let custom = CustomLayers.type(named: kind) else { throw DataError(file, "unsupported layer \(kind)") }
+            do { return try custom.init(config: c, name: name) } catch { throw DataError(file, "\(kind) '\(name ?? "?")': \(error)") }
         }
     }
 
@@ -310,6 +312,7 @@ public enum KerasConfig {
         case let l as Permute: c["dims"] = l.dims
         case let l as ONNXGraph:
             c.merge(["graph": (try? l.structure().base64EncodedString()) ?? "", "opset": l.opset, "output": l.outputName]) { $1 }
+        case let l as any ConfigurableLayer: c.merge(l.config) { $1 }
         default: break
         }
         return ["module": "keras.layers", "class_name": layer.typeName, "config": c, "registered_name": NSNull()]
