@@ -1,0 +1,76 @@
+/// Tensor ops researchers reach for, composed from the device ops (tier 3 of docs' op design: no
+/// device code, gradients from the parts).
+extension Tensor {
+    // MARK: Comparisons, as 0/1 floats (Keras `ops.greater`, …)
+
+    /// 1 where `self > other`, else 0 (broadcasting); no gradient.
+    public func greater(than other: Tensor) throws -> Tensor { try (self - other).unary(.step, differentiable: false) }
+    /// 1 where `self < other`, else 0.
+    public func less(than other: Tensor) throws -> Tensor { try other.greater(than: self) }
+    /// 1 where `self == other`, else 0.
+    public func equal(to other: Tensor) throws -> Tensor { try 1 - greater(than: other) - less(than: other) }
+    /// −1, 0 or 1 by the sign of each element; no gradient.
+    public func sign() throws -> Tensor {
+        try unary(.step, differentiable: false) - (-self).unary(.step, differentiable: false)
+    }
+
+    /// `a` where `condition` is 1, `b` where it is 0 (broadcasting), as `torch.where`; differentiable
+    /// in `a` and `b`. Computed as `b + condition · (a − b)`, so both must be finite.
+    public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try b + condition * (a - b)
+    }
+
+    /// `min(max(self, low), high)`, as `torch.clamp`.
+    public func clamped(min low: Float = -.greatestFiniteMagnitude, max high: Float = .greatestFiniteMagnitude) throws -> Tensor {
+        try clipped(low, high)
+    }
+
+    // MARK: Reductions over several axes
+
+    /// The reduction over `axes` (all when empty), keeping them as size 1 with `keepDims`.
+    public func reduce(_ op: ReduceOp, axes: [Int], keepDims: Bool = false) throws -> Tensor {
+        let chosen = axes.isEmpty ? Array(0..<rank) : try Set(axes.map(normalized)).sorted()
+        var result = self
+        for axis in chosen.reversed() { result = try result.reduce(op, axis: axis) }
+        let kept = shape.enumerated().map { chosen.contains($0.offset) ? 1 : $0.element }
+        return try result.reshaped(keepDims ? kept : shape.enumerated().filter { !chosen.contains($0.offset) }.map(\.element).nonEmpty)
+    }
+
+    /// `log Σ exp` along `axis`, computed stably (the maximum taken out first).
+    public func logSumExp(axis: Int = -1, keepDims: Bool = false) throws -> Tensor {
+        let peak = try GradMode.noGrad { try reduce(.max, axes: [axis], keepDims: true) }
+        let sum = try (self - peak).exp().reduce(.sum, axes: [axis], keepDims: true).log() + peak
+        return keepDims ? sum : try sum.reduce(.sum, axes: [axis])
+    }
+
+    /// The index of the largest element along `axis` (the first on ties), as floats; no gradient.
+    public func argmax(axis: Int = -1) throws -> Tensor {
+        try GradMode.noGrad {
+            let axis = try normalized(axis)
+            var indexShape = [Int](repeating: 1, count: rank)
+            indexShape[axis] = shape[axis]
+            let index = try Tensor.arange(Float(shape[axis]), on: device).reshaped(indexShape)
+            let hit = try equal(to: try reduce(.max, axes: [axis], keepDims: true))
+            // Non-maxima score −n; the maximum with the smallest index scores highest as −index.
+            let score = try Tensor.where(hit, try -index.broadcast(to: shape), try Tensor.full(-Float(shape[axis]), shape: shape, on: device))
+            return try -score.reduce(.max, axis: axis)
+        }
+    }
+
+    /// Tensors of one shape joined along a new `axis`, as `torch.stack`.
+    public static func stack(_ tensors: [Tensor], axis: Int = 0) throws -> Tensor {
+        guard let first = tensors.first, tensors.allSatisfy({ $0.shape == first.shape }) else {
+            throw TensorError.shape("stack needs tensors of one shape, got \(tensors.map(\.shape))")
+        }
+        let at = axis < 0 ? axis + first.rank + 1 : axis
+        guard (0...first.rank).contains(at) else { throw TensorError.shape("stack: axis \(axis) for rank-\(first.rank) tensors") }
+        var expanded = first.shape
+        expanded.insert(1, at: at)
+        return try concatenate(try tensors.map { try $0.reshaped(expanded) }, axis: at)
+    }
+}
+
+private extension Array where Element == Int {
+    /// A reduced shape that kept nothing is a one-element tensor.
+    var nonEmpty: [Int] { isEmpty ? [1] : self }
+}
