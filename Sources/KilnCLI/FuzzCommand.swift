@@ -110,7 +110,12 @@ struct FuzzCommand: ParsableCommand {
             return (current ?? first) + 1
         }
         process.waitUntilExit()
-        guard let current else { return from + cases }  // the worker finished its cases
+        guard let current else {  // the worker finished its cases, or could not start them
+            if process.terminationStatus != 0 || process.terminationReason == .uncaughtSignal {
+                throw CleanExit.message("fuzz \(format.rawValue): the worker could not start: \(log.joined(separator: " | "))")
+            }
+            return from + cases
+        }
         if process.terminationReason == .uncaughtSignal {
             tally.signals += 1
             tally.failures.append("signal \(process.terminationStatus): \(replay(current)) — \(log.joined(separator: " | "))")

@@ -20,6 +20,13 @@ public enum FuzzFormat: String, CaseIterable, Sendable {
     public func seed(fixtures: URL) throws -> Data {
         var random = RandomGenerator(seed: 7)
         func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+        func fixture(_ name: String) throws -> Data {
+            let url = fixtures.appendingPathComponent(name)
+            guard let data = try? Data(contentsOf: url) else {
+                throw DataError(url.path, "cannot read this fixture the \(rawValue) cases start from (give the fixtures folder with --fixtures)")
+            }
+            return data
+        }
         switch self {
         case .idx, .idxGzip:
             let idx = Data([0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5] + bytes(60))
@@ -44,12 +51,12 @@ public enum FuzzFormat: String, CaseIterable, Sendable {
             try Checkpoint.save(model, metadata: ["note": "fuzz seed"], to: url)
             return try Data(contentsOf: url)
         case .kerasJSON:
-            return try Data(contentsOf: fixtures.appendingPathComponent("keras_cnn.json"))
-        case .keras: return try Data(contentsOf: fixtures.appendingPathComponent("keras_cnn.keras"))
-        case .h5: return try Data(contentsOf: fixtures.appendingPathComponent("keras_cnn.h5"))
-        case .onnx: return try Data(contentsOf: fixtures.appendingPathComponent("torch_cnn.onnx"))
-        case .png: return try Data(contentsOf: fixtures.appendingPathComponent("image.png"))
-        case .jpeg: return try Data(contentsOf: fixtures.appendingPathComponent("image.jpg"))
+            return try fixture("keras_cnn.json")
+        case .keras: return try fixture("keras_cnn.keras")
+        case .h5: return try fixture("keras_cnn.h5")
+        case .onnx: return try fixture("torch_cnn.onnx")
+        case .png: return try fixture("image.png")
+        case .jpeg: return try fixture("image.jpg")
         }
     }
 
