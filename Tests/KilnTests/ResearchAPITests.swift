@@ -194,6 +194,42 @@ final class Scale: Layer, ConfigurableLayer {
         #expect((loaded.layers[1] as? Scale)?.initial == 2)
     }
 
+    /// Models inside models: `Sequential([generator, discriminator])` and functional calls, frozen
+    /// parts, gradients, checkpoints.
+    @Test(arguments: Backend.all)
+    func nestedModels(_ backend: Backend) throws {
+        let generator = try Sequential([Input(shape: [3]), Dense(5, activation: .tanh), Dense(4)], name: "generator")
+        let discriminator = try Sequential([Input(shape: [4]), Dense(6, activation: .relu), Dropout(0.2), Dense(1)], name: "discriminator")
+        try generator.place(on: backend.device, seed: 1)
+        try discriminator.place(on: backend.device, seed: 2)
+        let gan = try Sequential([generator, discriminator], name: "gan")
+        try gan.place(on: backend.device)
+        var random = Random("nested")
+        let x = try Tensor(random.floats(6), shape: [2, 3], on: backend.device)
+        #expect(try gan(x).toArray() == discriminator(generator(x)).toArray())
+        #expect(gan.weights.count == 8 && gan.parameterCount == generator.parameterCount + discriminator.parameterCount)
+        #expect(gan.summary().contains("generator (Sequential)") && gan.summary().contains("discriminator (Sequential)"), "\(gan.summary())")
+
+        try discriminator.setTrainable(false)
+        #expect(gan.trainableWeights.map(\.path) == generator.trainableWeights.map(\.path), "a frozen discriminator: only the generator trains")
+        let before = try discriminator.weights.map { try $0.value.toArray() }
+        try Adam(learningRate: 0.1).apply(try gan.gradients(of: try gan(x, training: true).mean()), to: gan.trainableWeights)
+        #expect(try discriminator.weights.map { try $0.value.toArray() } == before)
+
+        let input = Input(shape: [3])
+        let functional = try Model(inputs: input, outputs: try discriminator(try generator(input)), name: "functional_gan")
+        try functional.place(on: backend.device)
+        #expect(try functional(x).toArray() == gan(x).toArray())
+
+        let url = try temporaryFolder().appendingPathComponent("gan.safetensors")
+        try Checkpoint.save(gan, to: url)
+        let loaded = try Checkpoint.load(url, device: backend.device).model
+        #expect(try loaded(x).toArray() == gan(x).toArray())
+        #expect(loaded.trainableWeights.count == generator.trainableWeights.count, "the discriminator reloads frozen")
+        try discriminator.setTrainable(true)
+        try expectModelGradients(gan, inputs: [random.floats(6)], batch: 2, backend: backend, training: false, "nested models")
+    }
+
     /// `to(_:)` moves values between devices and gradients back.
     @Test func tensorsMoveBetweenDevices() throws {
         guard let other = Backend.all.map(\.device).first(where: { $0 !== CPUDevice.shared }) else { return }

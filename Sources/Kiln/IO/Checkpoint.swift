@@ -45,7 +45,7 @@ public enum Checkpoint {
                                              globalClipNorm: o.globalClipNorm, clipValue: o.clipValue, iterations: o.iterations)
             for (name, t) in o.stateTensors() { tensors.append((name: "optimizer/" + name, shape: t.shape, values: try t.toArray())) }
         }
-        for case let dropout as Dropout in model.layers { saved.dropout[dropout.name] = [String(dropout.seed), String(dropout.offset)] }
+        for case let dropout as Dropout in model.leafLayers { saved.dropout[dropout.name] = [String(dropout.seed), String(dropout.offset)] }
         let architecture = try JSONSerialization.data(withJSONObject: try KerasConfig.json(of: model), options: [.sortedKeys])
         var all = metadata
         all["format"] = "kiln"
@@ -81,7 +81,7 @@ public enum Checkpoint {
             guard entry.shape == weight.shape else { throw DataError(url.path, "tensor '\(name)' has shape \(entry.shape), the layer needs \(weight.shape)") }
             try weight.assign(try file.floats(name))
         }
-        for case let dropout as Dropout in model.layers {
+        for case let dropout as Dropout in model.leafLayers {
             if let state = saved.dropout[dropout.name], state.count == 2, let seed = UInt64(state[0]), let offset = UInt64(state[1]) {
                 (dropout.seed, dropout.offset) = (seed, offset)
             }

@@ -54,6 +54,7 @@ public enum KerasConfig {
     static let supported: Set<String> = [
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
+        "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
 
@@ -127,7 +128,10 @@ public enum KerasConfig {
     /// One layer from its `{"class_name", "config"}` entry, frozen when its config says `trainable: false`.
     static func layer(_ entry: [String: Any], file: String) throws -> Layer {
         let layer = try makeLayer(entry, file: file)
-        if let config = entry["config"] as? [String: Any], let trainable = config["trainable"] as? Bool { layer.trainable = trainable }
+        // A nested model's `true` would unfreeze its layers; their own flags say which are frozen.
+        if let config = entry["config"] as? [String: Any], let trainable = config["trainable"] as? Bool, !(layer is NestedModel && trainable) {
+            layer.trainable = trainable
+        }
         return layer
     }
 
@@ -233,6 +237,8 @@ public enum KerasConfig {
         case "Permute":
             guard let dims = c["dims"] as? [Int] else { throw DataError(file, "Permute '\(name ?? "?")': dims must be a list of integers") }
             return Permute(dims, name: name)
+        case "Sequential", "Functional", "Model":
+            return try model(from: entry, file: file).asLayer
         default:
             guard let custom = CustomLayers.type(named: kind) else { throw DataError(file, "unsupported layer \(kind)") }
             do { return try custom.init(config: c, name: name) } catch { throw DataError(file, "\(kind) '\(name ?? "?")': \(error)") }
@@ -313,6 +319,8 @@ public enum KerasConfig {
         case let l as ONNXGraph:
             c.merge(["graph": (try? l.structure().base64EncodedString()) ?? "", "opset": l.opset, "output": l.outputName]) { $1 }
         case let l as any ConfigurableLayer: c.merge(l.config) { $1 }
+        case let l as NestedModel:
+            if let config = (try? json(of: l.model))?["config"] as? [String: Any] { c.merge(config) { own, _ in own } }
         default: break
         }
         return ["module": "keras.layers", "class_name": layer.typeName, "config": c, "registered_name": NSNull()]

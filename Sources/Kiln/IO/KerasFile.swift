@@ -41,7 +41,7 @@ public enum KerasFile {
 
     private static func loadLegacyWeights(_ file: HDF5File, into model: Model) throws {
         let root = file.exists("model_weights") ? "model_weights" : "/"
-        for layer in model.layers where !layer.weights.isEmpty {
+        for layer in model.leafLayers where !layer.weights.isEmpty {
             let group = root == "/" ? layer.name : "\(root)/\(layer.name)"
             guard file.exists(group), let names = try file.strings("weight_names", of: group) else {
                 throw DataError(file.path, "no weights for layer '\(layer.name)' (expected group \(group) with a weight_names attribute)")
@@ -56,7 +56,7 @@ public enum KerasFile {
             let layerName = try file.strings("name", of: "layers/\(group)/vars")?.first ?? group
             byLayer[layerName] = "layers/\(group)/vars"
         }
-        for layer in model.layers where !layer.weights.isEmpty {
+        for layer in model.leafLayers where !layer.weights.isEmpty {
             guard let vars = byLayer[layer.name] else { throw DataError(name, "no weights for layer '\(layer.name)' in model.weights.h5") }
             let datasets = try file.children(vars).compactMap(Int.init).sorted().map { "\(vars)/\($0)" }
             try assign(datasets, of: file, to: layer)

@@ -15,7 +15,7 @@ public enum PyTorchWeights {
         let file = try SafeTensors(contentsOf: url)
         guard model.device != nil else { throw TrainingError.incompatible("place the model on a device before loading weights") }
         var used = Set<String>()
-        for layer in model.layers where !layer.weights.isEmpty {
+        for layer in model.leafLayers where !layer.weights.isEmpty {
             for (weight, key, layout) in try mapping(layer, in: model, names: names) {
                 guard let entry = file.entries[key] else {
                     throw DataError(url.path, "no tensor '\(key)' for \(weight.path) (state dict has \(file.entries.keys.sorted().prefix(12).joined(separator: ", "))…)")
@@ -34,7 +34,7 @@ public enum PyTorchWeights {
     /// Writes the model's weights as a PyTorch-style state dict.
     public static func save(_ model: Model, to url: URL, names: [String: String] = [:]) throws {
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
-        for layer in model.layers where !layer.weights.isEmpty {
+        for layer in model.leafLayers where !layer.weights.isEmpty {
             for (weight, key, layout) in try mapping(layer, in: model, names: names) {
                 tensors.append((key, layout.torchShape(weight.shape), layout.toTorch(try weight.value.toArray(), kilnShape: weight.shape)))
             }

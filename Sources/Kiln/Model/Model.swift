@@ -67,7 +67,10 @@ open class Model {
         return (inputs.map { $0 as Layer } + nodes.map(\.layer)).filter { seen.insert(ObjectIdentifier($0)).inserted }
     }
 
-    public var weights: [Weight] { layers.flatMap(\.weights) }
+    public var weights: [Weight] { layers.flatMap { ($0 as? NestedModel)?.model.weights ?? $0.weights } }
+
+    /// Every layer, those of nested models in their place: what holds weights and state.
+    public var leafLayers: [Layer] { layers.flatMap { ($0 as? NestedModel)?.model.leafLayers ?? [$0] } }
     public var trainableWeights: [Weight] { weights.filter(\.isTrainable) }
     public var nonTrainableWeights: [Weight] { weights.filter { !$0.isTrainable } }
 
@@ -176,10 +179,10 @@ open class Model {
 public final class Sequential: Model {
     public private(set) var stack: [Layer]
 
-    public init(_ layers: [Layer], inputShape: [Int]? = nil, name: String = "sequential") throws {
-        stack = layers
+    public init(_ layers: [any LayerConvertible], inputShape: [Int]? = nil, name: String = "sequential") throws {
+        stack = layers.map(\.asLayer)
         super.init(name: name)
-        if let input = layers.first as? Input {
+        if let input = stack.first as? Input {
             stack.removeFirst()
             try connect(input)
         } else if let inputShape {
