@@ -40,6 +40,31 @@ import Testing
     }
 
     @Test(arguments: Backend.all)
+    func slicingGatherPowBernoulli(_ backend: Backend) throws {
+        let d = backend.device
+        let x = try Tensor((0..<24).map(Float.init), shape: [2, 3, 4], on: d)
+        let slice = try x.sliced(1..<3, axis: 1)
+        #expect(slice.shape == [2, 2, 4])
+        #expect(try slice.toArray() == [4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23])
+        #expect(try x.sliced(0..<1, axis: 0).toArray() == (0..<12).map(Float.init))
+        #expect { try x.sliced(2..<5, axis: 2) } throws: { "\($0)".contains("slice 2..<5") }
+        let picked = try x.gathered([2, 0, 2], axis: 2)
+        #expect(picked.shape == [2, 3, 3])
+        #expect(try Array(picked.toArray()[0..<6]) == [2, 0, 2, 6, 4, 6])
+        #expect { try x.gathered([3], axis: 1) } throws: { "\($0)".contains("out of 0..<3") }
+        #expect(try Tensor([3, 1, 1, 2], shape: [2, 2], on: d).argmin().toArray() == [1, 0])
+        let bases = try Tensor([-2, 0.5, 3], shape: [3], on: d)
+        expectClose(try bases.pow(3).toArray(), [-8, 0.125, 27], "x³")
+        expectClose(try bases.pow(-2).toArray(), [0.25, 4, 1.0 / 9], "x⁻²")
+        expectClose(try Tensor([4, 9], shape: [2], on: d).pow(0.5).toArray(), [2, 3], "√x as x^0.5")
+        let coins = try Tensor.bernoulli([10_000], probability: 0.3, seed: 11, on: d).toArray()
+        #expect(coins.allSatisfy { $0 == 0 || $0 == 1 })
+        #expect(abs(coins.reduce(0, +) / 10_000 - 0.3) < 0.02)
+        #expect(try Tensor.bernoulli([10_000], probability: 0.3, seed: 11, on: d).toArray() == coins, "the same seed, the same draws")
+        #expect(try Tensor.bernoulli([10_000], probability: 0.3, seed: 12, on: d).toArray() != coins)
+    }
+
+    @Test(arguments: Backend.all)
     func gradients(_ backend: Backend) throws {
         var random = Random("composite-gradients")
         let values = random.floats(24), weights = random.floats(24)
@@ -49,6 +74,8 @@ import Testing
             ("logSumExp", { try $0.logSumExp(axis: 1, keepDims: true) * $0 }),
             ("where", { try Tensor.where(condition, $0.square(), $0 * 3) }),
             ("stack", { try Tensor.stack([$0, $0.tanh()], axis: 2).reduce(.sum, axes: [2]) }),
+            ("slice and gather", { try Tensor.concatenate([$0.sliced(1..<5, axis: 1), $0.gathered([0, 5], axis: 1)], axis: 1).gathered([3, 3, 1, 2], axis: 0) }),
+            ("pow", { try ($0.square() + 0.5).pow(1.5) + $0.pow(3) }),
         ]
         for (name, op) in cases {
             let w = try Tensor(weights, shape: [4, 6], on: backend.device)

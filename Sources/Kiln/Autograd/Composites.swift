@@ -57,6 +57,53 @@ extension Tensor {
         }
     }
 
+    /// The index of the smallest element along `axis` (the first on ties), as floats; no gradient.
+    public func argmin(axis: Int = -1) throws -> Tensor { try (-self).argmax(axis: axis) }
+
+    /// The slices at `indices` along `axis`, in that order (repeats allowed), as `torch.index_select`;
+    /// differentiable (a one-hot matrix product, so the gradient of a repeated index adds up).
+    public func gathered(_ indices: [Int], axis: Int = 0) throws -> Tensor {
+        let axis = try normalized(axis)
+        let n = shape[axis]
+        guard !indices.isEmpty, indices.allSatisfy({ (0..<n).contains($0) }) else {
+            throw TensorError.shape("gather: indices \(indices.prefix(8)) out of 0..<\(n) on axis \(axis) of \(shape)")
+        }
+        var order = Array(0..<rank)
+        order.remove(at: axis)
+        order.insert(axis, at: 0)
+        let front = try permuted(order)
+        try Memory.require(indices.count * n, for: "gather: a \(indices.count)×\(n) selection matrix")
+        var oneHot = [Float](repeating: 0, count: indices.count * n)
+        for (row, index) in indices.enumerated() { oneHot[row * n + index] = 1 }
+        let picked = try Tensor(oneHot, shape: [indices.count, n], on: device).matmul(try front.reshaped([n, count / n]))
+        var inverse = order
+        for (i, p) in order.enumerated() { inverse[p] = i }
+        return try picked.reshaped([indices.count] + Array(front.shape.dropFirst())).permuted(inverse)
+    }
+
+    /// Each element to the power `p`, as `torch.pow`: exact repeated products for integer `p` up to
+    /// 16 in size (negative bases fine), `exp(p · log x)` otherwise (positive bases).
+    public func pow(_ p: Float) throws -> Tensor {
+        guard p == p.rounded(), Swift.abs(p) <= 16 else { return try (p * log()).exp() }
+        var (result, base, n) = (try Tensor.ones(like: self), self, Int(Swift.abs(p)))
+        while n > 0 {
+            if n & 1 == 1 { result = try result * base }
+            n >>= 1
+            if n > 0 { base = try base * base }
+        }
+        return p < 0 ? try 1 / result : result
+    }
+
+    /// Zeros and ones drawn with probability `p` of a one, on `device`, from Philox (dropout's
+    /// generator) keyed by `seed`, else by the next draw of `seed(_:)`'s generator, as `torch.bernoulli`.
+    public static func bernoulli(_ shape: [Int], probability p: Float, seed: UInt64? = nil,
+                                 on device: any Device = CPUDevice.shared) throws -> Tensor {
+        guard (0...1).contains(p) else { throw TensorError.shape("bernoulli: probability \(p) is not in [0, 1]") }
+        guard p > 0 else { return try zeros(shape, on: device) }
+        let key = seed ?? RandomGenerator.shared.withLock { $0.next() }
+        return try GradMode.noGrad { try ones(shape, on: device).dropout(rate: 1 - p, seed: key) * p }
+    }
+
     /// Tensors of one shape joined along a new `axis`, as `torch.stack`.
     public static func stack(_ tensors: [Tensor], axis: Int = 0) throws -> Tensor {
         guard let first = tensors.first, tensors.allSatisfy({ $0.shape == first.shape }) else {

@@ -137,17 +137,24 @@ extension Tensor {
     }
 
     /// Elements `range` of the last axis.
-    public func sliced(lastAxis range: Range<Int>) throws -> Tensor {
+    public func sliced(lastAxis range: Range<Int>) throws -> Tensor { try sliced(range, axis: -1) }
+
+    /// Elements `range` along `axis` (`x[:, 2:5]` is `x.sliced(2..<5, axis: 1)`).
+    public func sliced(_ range: Range<Int>, axis: Int) throws -> Tensor {
         try requireFloat("slice")
-        let width = shape.last!, rows = count / width
-        guard range.lowerBound >= 0, range.upperBound <= width, !range.isEmpty else { throw TensorError.shape("slice \(range) of last axis of \(shape)") }
+        let axis = try normalized(axis)
+        guard range.lowerBound >= 0, range.upperBound <= shape[axis], !range.isEmpty else { throw TensorError.shape("slice \(range) of axis \(axis) of \(shape)") }
+        let inner = shape[(axis + 1)...].reduce(1, *), rows = shape[..<axis].reduce(1, *)
+        let (width, columns, start) = (shape[axis] * inner, range.count * inner, range.lowerBound * inner)
+        var sliced = shape
+        sliced[axis] = range.count
         let input = self
-        return try Tensor.make(shape.dropLast() + [range.count], from: [self], {
-            try device.copy2D(rows: rows, columns: range.count, from: buffer, offset: range.lowerBound, stride: width, to: $0, offset: 0, stride: range.count)
+        return try Tensor.make(sliced, from: [self], {
+            try device.copy2D(rows: rows, columns: columns, from: buffer, offset: start, stride: width, to: $0, offset: 0, stride: columns)
         }) { g in
             [try Tensor.make(input.shape, from: [g]) {
                 try g.device.fill($0, with: 0, offset: 0, count: input.count)
-                try g.device.copy2D(rows: rows, columns: range.count, from: g.buffer, offset: 0, stride: range.count, to: $0, offset: range.lowerBound, stride: width)
+                try g.device.copy2D(rows: rows, columns: columns, from: g.buffer, offset: 0, stride: columns, to: $0, offset: start, stride: width)
             }]
         }
     }
