@@ -38,6 +38,8 @@ let package = Package(
             dependencies: ["ExtractSnippets"], path: "Sources/SnippetsPlugin"),
         .target(name: "DocumentationSnippets", dependencies: ["Kiln"], path: "Examples/DocumentationSnippets",
                 plugins: ["SnippetsPlugin"]),
+        // Programs of the workshop curriculum written against the Swift API (run briefly by the tests).
+        .executableTarget(name: "GAN1D", dependencies: ["Kiln"], path: "Examples/GAN1D"),
 
         .target(
             name: "Kiln",
