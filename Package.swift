@@ -40,6 +40,7 @@ let package = Package(
                 plugins: ["SnippetsPlugin"]),
         // Programs of the workshop curriculum written against the Swift API (run briefly by the tests).
         .executableTarget(name: "GAN1D", dependencies: ["Kiln"], path: "Examples/GAN1D"),
+        .executableTarget(name: "Autoencoder", dependencies: ["Kiln"], path: "Examples/Autoencoder"),
 
         .target(
             name: "Kiln",

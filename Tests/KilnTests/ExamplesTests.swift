@@ -4,22 +4,48 @@ import Testing
 
 /// The programs in Examples/, built with the package and run briefly here.
 @Suite("Examples") struct ExamplesTests {
-    /// The 1-D GAN learns the curve: its generated points end far closer to y = x² than they start.
-    @Test func gan1DLearnsTheCurve() throws {
+    /// Runs an example program on the CPU backend.
+    static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = DeviceTests.kiln.deletingLastPathComponent().appendingPathComponent("GAN1D")
-        process.arguments = ["2000"]
+        process.executableURL = DeviceTests.kiln.deletingLastPathComponent().appendingPathComponent(name)
+        process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["KILN_DEVICE": "cpu"]) { $1 }
         let pipe = Pipe()
         (process.standardOutput, process.standardError) = (pipe, pipe)
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
-        let distances = output.split(separator: "\n").compactMap { line in
-            line.range(of: "lie ").flatMap { Float(line[$0.upperBound...].split(separator: " ")[0]) }
+        return (process.terminationStatus, output)
+    }
+
+    /// The number after `marker` in each line of `output` that has one.
+    static func numbers(after marker: String, in output: String) -> [Float] {
+        output.split(separator: "\n").compactMap { line in
+            line.range(of: marker).flatMap { Float(line[$0.upperBound...].split(separator: " ")[0]) }
         }
+    }
+
+    /// The last word of each line of `output` that contains `marker`, as a number.
+    static func lastNumbers(of marker: String, in output: String) -> [Float] {
+        output.split(separator: "\n").filter { $0.contains(marker) }.compactMap { $0.split(separator: " ").last.flatMap { Float($0) } }
+    }
+
+    /// The 1-D GAN learns the curve: its generated points end far closer to y = x² than they start.
+    @Test func gan1DLearnsTheCurve() throws {
+        let (status, output) = try Self.run("GAN1D", ["2000"])
+        #expect(status == 0, "\(output)")
+        let distances = Self.numbers(after: "lie ", in: output)
         #expect(distances.count == 3, "\(output)")
         #expect((distances.last ?? 1) < (distances.first ?? 0) / 5, "\(output)")
+    }
+
+    /// The autoencoder with a custom layer trains on real Fashion-MNIST, and its checkpoint reloads
+    /// (custom layer included) to the same reconstruction error.
+    @Test func autoencoderTrainsAndReloads() throws {
+        guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
+        let (status, output) = try Self.run("Autoencoder", ["3", "3000"])
+        #expect(status == 0, "\(output)")
+        let errors = Self.lastNumbers(of: "reconstruction error", in: output)
+        #expect(errors.count == 3 && errors[1] < errors[0] / 2 && errors[2] == errors[1], "\(output)")
     }
 }
