@@ -41,6 +41,7 @@ let package = Package(
         // Programs of the workshop curriculum written against the Swift API (run briefly by the tests).
         .executableTarget(name: "GAN1D", dependencies: ["Kiln"], path: "Examples/GAN1D"),
         .executableTarget(name: "Autoencoder", dependencies: ["Kiln"], path: "Examples/Autoencoder"),
+        .executableTarget(name: "RecurrentCell", dependencies: ["Kiln"], path: "Examples/RecurrentCell"),
 
         .target(
             name: "Kiln",

@@ -48,4 +48,12 @@ import Testing
         let errors = Self.lastNumbers(of: "reconstruction error", in: output)
         #expect(errors.count == 3 && errors[1] < errors[0] / 2 && errors[2] == errors[1], "\(output)")
     }
+
+    /// The hand-written recurrent cell learns to forecast the sine wave.
+    @Test func recurrentCellForecasts() throws {
+        let (status, output) = try Self.run("RecurrentCell", ["400"])
+        #expect(status == 0, "\(output)")
+        let errors = Self.lastNumbers(of: "test error", in: output)
+        #expect(errors.count == 2 && errors[1] < errors[0] / 10, "\(output)")
+    }
 }
