@@ -67,7 +67,7 @@ open class Model {
         return (inputs.map { $0 as Layer } + nodes.map(\.layer)).filter { seen.insert(ObjectIdentifier($0)).inserted }
     }
 
-    public var weights: [Weight] { layers.flatMap { ($0 as? NestedModel)?.model.weights ?? $0.weights } }
+    public var weights: [Weight] { leafLayers.flatMap(\.weights) }
 
     /// Every layer, those of nested models in their place: what holds weights and state.
     public var leafLayers: [Layer] { layers.flatMap { ($0 as? NestedModel)?.model.leafLayers ?? [$0] } }

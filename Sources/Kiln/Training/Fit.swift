@@ -60,7 +60,10 @@ extension Model {
         var (training, validation) = (data, validationData)
         if let validationSplit, validationData == nil { (training, validation) = try data.split(validationFraction: validationSplit) }
         try checkCompatible(training, "training data", device: device)
-        if let validation { try checkCompatible(validation, "validation data", device: device) }
+        if let validation {
+            try validation.validate("validation data")
+            try checkCompatible(validation, "validation data", device: device)
+        }
         let classes = compiled.wantsOneHot ? outputs[0].shape.last : nil
         let loader = try BatchLoader(training, batchSize: batchSize, shuffle: shuffle, seed: seed, normalization: normalization,
                                      augmentation: augmentation, oneHotClasses: classes)
@@ -103,7 +106,9 @@ extension Model {
             }
             var logs = try state.logs()
             if let validation {
-                for (name, value) in try evaluate(validation, batchSize: batchSize, normalization: normalization) { logs["val_" + name] = value }
+                for (name, value) in try evaluate(validation, batchSize: batchSize, normalization: normalization, checked: true) {
+                    logs["val_" + name] = value
+                }
             }
             logs["learning_rate"] = compiled.optimizer.learningRate
             epochsTrained = epoch
@@ -120,8 +125,13 @@ extension Model {
 
     /// Loss and metrics over a dataset, in inference mode.
     public func evaluate(_ data: Dataset, batchSize: Int = 32, normalization: Normalization = .unitRange) throws -> [String: Float] {
+        try evaluate(data, batchSize: batchSize, normalization: normalization, checked: false)
+    }
+
+    /// `checked`: `fit` validated the data once already (not again every epoch).
+    private func evaluate(_ data: Dataset, batchSize: Int, normalization: Normalization, checked: Bool) throws -> [String: Float] {
         guard let compiled else { throw TrainingError.notCompiled }
-        try data.validate("evaluation data")
+        if !checked { try data.validate("evaluation data") }
         try checkCompatible(data, "evaluation data", device: nil)
         let loader = try BatchLoader(data, batchSize: batchSize, normalization: normalization,
                                      oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
