@@ -1,4 +1,4 @@
-// Fills, strided 2-D copies and permutations. Reference: CPU/CPUDevice.swift.
+// Fills, strided 2-D copies, permutations and row gathers. Reference: CPU/CPUDevice.swift.
 
 __kernel void fill_float(__global float* x, const int offset, const int n, const float value) {
     const int i = get_global_id(0);
@@ -24,4 +24,25 @@ __kernel void permute(const int n, const int8 shape, const int8 strides,
                       __global const float* x, __global float* y) {
     const int i = get_global_id(0);
     if (i < n) y[i] = x[strided_offset(i, shape, strides)];
+}
+
+// y[r, c] = table[indices[r], c], zero for an index outside the table.
+__kernel void gather_rows(const int table_rows, const int columns, const int count,
+                          __global const float* table, __global const int* indices, __global float* y) {
+    const int i = get_global_id(0);
+    if (i >= count * columns) return;
+    const int r = i / columns, c = i % columns, row = indices[r];
+    y[i] = row >= 0 && row < table_rows ? table[row * columns + c] : 0.0f;
+}
+
+// table[indices[r], c] += x[r, c]: one work-item per column walks the rows in order (no atomics,
+// the CPU's order of summation).
+__kernel void scatter_add_rows(const int table_rows, const int columns, const int count,
+                               __global const float* x, __global const int* indices, __global float* table) {
+    const int c = get_global_id(0);
+    if (c >= columns) return;
+    for (int r = 0; r < count; ++r) {
+        const int row = indices[r];
+        if (row >= 0 && row < table_rows) table[row * columns + c] += x[r * columns + c];
+    }
 }

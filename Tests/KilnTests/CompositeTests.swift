@@ -65,6 +65,68 @@ import Testing
     }
 
     @Test(arguments: Backend.all)
+    func rowGatherAndScatterAdd(_ backend: Backend) throws {
+        var random = Random("rows")
+        let (rows, columns, count) = (13, 37, 101), d = backend.device
+        let table = random.floats(rows * columns), values = random.floats(count * columns)
+        // Repeats, and indices outside the table (-1, 13, huge) that must read zeros and be skipped.
+        let indices = (0..<count).map { i -> Int32 in [7, 0].contains(i % 11) ? [Int32(-1), 13, Int32.max][i % 3] : Int32(random.next() % UInt64(rows)) }
+        let gather = RowGather(tableRows: rows, columns: columns, count: count)
+        let picked = try d.output(count * columns) { try d.gatherRows(gather, table: d.buffer(table), indices: d.buffer(ints: indices), into: $0) }
+        let expected = (0..<count * columns).map { i -> Float in
+            let row = Int(indices[i / columns])
+            return (0..<rows).contains(row) ? table[row * columns + i % columns] : 0
+        }
+        #expect(picked == expected)
+        let accumulated = try d.buffer(table)
+        try d.scatterAddRows(gather, rows: d.buffer(values), indices: d.buffer(ints: indices), into: accumulated)
+        var reference = table.map(Double.init)
+        for r in 0..<count where (0..<rows).contains(Int(indices[r])) {
+            for c in 0..<columns { reference[Int(indices[r]) * columns + c] += Double(values[r * columns + c]) }
+        }
+        expectClose(try d.read(accumulated), reference, "scatter-add")
+        #expect(throws: DeviceError.self) { try d.gatherRows(RowGather(tableRows: rows, columns: columns, count: count + 1), table: d.buffer(table), indices: d.buffer(ints: indices), into: d.makeBuffer(count: count * columns)) }
+    }
+
+    @Test func randomTensorsAreMadeOnTheDeviceFromASeed() throws {
+        let draws = try Backend.all.map { backend in
+            (try Tensor.uniform([7, 9], low: -1, high: 1, seed: 5, on: backend.device).toArray(),
+             try Tensor.normal([7, 9], mean: 2, standardDeviation: 3, seed: 5, on: backend.device))
+        }
+        for (uniform, normal) in draws {
+            #expect(uniform.allSatisfy { (-1..<1).contains($0) })
+            #expect(normal.shape == [7, 9])
+            expectClose(try normal.toArray(), try draws[0].1.toArray().map(Double.init), "normal draws on every device")
+            #expect(try Tensor.normal(like: normal, seed: 6).shape == [7, 9])
+        }
+        let cpu = CPUDevice.shared
+        #expect(try Tensor.uniform([64], seed: 1, on: cpu).toArray() == Tensor.uniform([64], seed: 1, on: cpu).toArray())
+        #expect(try Tensor.uniform([64], on: cpu).toArray() != Tensor.uniform([64], on: cpu).toArray(), "unseeded draws move on")
+        #expect { try Tensor.normal([3], standardDeviation: -1) } throws: { "\($0)".contains("fillRandom") }
+    }
+
+    @Test(arguments: Backend.all)
+    func stridedIntegerAndBooleanIndexing(_ backend: Backend) throws {
+        let d = backend.device
+        let x = try Tensor((0..<30).map(Float.init), shape: [5, 6], on: d)
+        #expect(try x.sliced(1..<6, step: 2, axis: 1).toArray() == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29])
+        #expect(try x.sliced(0..<5, step: 3, axis: 0).toArray() == Array(0..<6).map(Float.init) + (18..<24).map(Float.init))
+        #expect(try x.selected(-1).toArray() == (24..<30).map(Float.init))
+        #expect(try x.selected(2, axis: 1).shape == [5])
+        #expect(try x.selected(2, axis: 1).toArray() == [2, 8, 14, 20, 26])
+        #expect(try x.masked(by: x.greater(than: try Tensor.full(26, shape: [1], on: d))).toArray() == [27, 28, 29])
+        let rows = try x.masked(by: Tensor([1, 0, 0, 1, 0], shape: [5], on: d))
+        #expect(rows.shape == [2, 6])
+        #expect(try rows.toArray() == (0..<6).map(Float.init) + (18..<24).map(Float.init))
+        let onDevice = try x.gathered(Tensor(labels: [4, 4, 0], on: d), axis: 0)
+        #expect(try onDevice.toArray() == (24..<30).map(Float.init) + (24..<30).map(Float.init) + (0..<6).map(Float.init))
+        #expect { try x.sliced(0..<5, step: 0, axis: 0) } throws: { "\($0)".contains("step must be positive") }
+        #expect { try x.selected(6, axis: 1) } throws: { "\($0)".contains("index 6 is out of range") }
+        #expect { try x.masked(by: Tensor.zeros([5], on: d)) } throws: { "\($0)".contains("selects nothing") }
+        #expect { try x.masked(by: Tensor.zeros([6], on: d)) } throws: { "\($0)".contains("does not cover") }
+    }
+
+    @Test(arguments: Backend.all)
     func gradients(_ backend: Backend) throws {
         var random = Random("composite-gradients")
         let values = random.floats(24), weights = random.floats(24)
@@ -76,6 +138,10 @@ import Testing
             ("stack", { try Tensor.stack([$0, $0.tanh()], axis: 2).reduce(.sum, axes: [2]) }),
             ("slice and gather", { try Tensor.concatenate([$0.sliced(1..<5, axis: 1), $0.gathered([0, 5], axis: 1)], axis: 1).gathered([3, 3, 1, 2], axis: 0) }),
             ("pow", { try ($0.square() + 0.5).pow(1.5) + $0.pow(3) }),
+            ("strided, selected and masked", { x in
+                let rows = try x.masked(by: Tensor([1, 0, 1, 1], shape: [4], on: x.device)).selected(1).sliced(0..<6, step: 2, axis: 0)
+                let picked = try x.sliced(0..<6, step: 2, axis: 1).sliced(1..<4, step: 2, axis: 0) * rows.reshaped([1, 3])
+                return try x * (picked.reduce(.sum, axes: []) + x.masked(by: condition).square().reduce(.sum, axes: [])) }),
         ]
         for (name, op) in cases {
             let w = try Tensor(weights, shape: [4, 6], on: backend.device)

@@ -166,6 +166,33 @@ import Testing
         #expect(abs(dropped - Double(rate)) < 0.03, "dropped fraction \(dropped)")
     }
 
+    @Test func randomFillsDrawPhiloxsStreamOnEveryDevice() throws {
+        let count = 3001
+        var random = Random("fillRandom")
+        let seed = random.next(), offset = UInt64(0xffff_ff00)
+        for backend in Backend.all {
+            let uniform = try backend.device.output(count) {
+                try backend.device.fillRandom($0, distribution: .uniform(low: -2, high: 3), seed: seed, offset: offset, count: count)
+            }
+            // The draws are Philox's bits exactly; `low + width · u` may round either way (FMA or not).
+            let uniformError = (0..<count).map { abs(Double(uniform[$0]) - (-2 + 5 * Double(Philox.uniform(seed: seed, counter: offset + UInt64($0))))) }.max()!
+            #expect(uniformError < 5e-7, "\(backend): uniform draws differ from Philox's by \(uniformError)")
+            #expect(uniform.allSatisfy { $0 >= -2 && $0 < 3 })
+            let normal = try backend.device.output(count) {
+                try backend.device.fillRandom($0, distribution: .normal(mean: 1, standardDeviation: 0.5), seed: seed, offset: offset, count: count)
+            }
+            let expected = (0..<count).map { 1 + 0.5 * Philox.normal(seed: seed, counter: offset + UInt64($0)) }
+            let worst = zip(normal, expected).map { abs(Double($0) - $1) }.max()!
+            #expect(worst < 1e-5, "\(backend): normal draws differ from the float64 reference by \(worst)")
+            let mean = normal.map(Double.init).reduce(0, +) / Double(count)
+            let variance = normal.map { (Double($0) - mean) * (Double($0) - mean) }.reduce(0, +) / Double(count)
+            #expect(abs(mean - 1) < 0.05 && abs(variance.squareRoot() - 0.5) < 0.05, "mean \(mean), variance \(variance)")
+        }
+        #expect(throws: DeviceError.self) {
+            try CPUDevice.shared.fillRandom(CPUDevice.shared.makeBuffer(count: 4), distribution: .uniform(low: 1, high: 0), seed: 0, offset: 0, count: 4)
+        }
+    }
+
     @Test(arguments: Backend.all)
     func dropoutRejectsBadRate(_ backend: Backend) throws {
         let buffer = try backend.device.makeBuffer(count: 4)

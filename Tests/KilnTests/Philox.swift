@@ -1,3 +1,5 @@
+import Foundation
+
 /// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"), the reference the
 /// devices' dropout masks are checked against: a counter-based generator, so element `i` of a mask
 /// depends only on (seed, i) and every device draws the same numbers (Sources/CKernels/random.c,
@@ -23,6 +25,14 @@ enum Philox {
     static func word(seed: UInt64, counter: UInt64) -> UInt32 {
         block((UInt32(truncatingIfNeeded: counter), UInt32(truncatingIfNeeded: counter >> 32), 0, 0),
               key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))).0
+    }
+
+    /// A standard normal by Box–Muller from the block's first two words, in float64.
+    static func normal(seed: UInt64, counter: UInt64) -> Double {
+        let block = block((UInt32(truncatingIfNeeded: counter), UInt32(truncatingIfNeeded: counter >> 32), 0, 0),
+                          key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
+        let u1 = Double((block.0 >> 8) + 1) * 0x1p-24, u2 = Double(block.1 >> 8) * 0x1p-24
+        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
     }
 
     /// A uniform float in [0, 1) with 24 random bits.

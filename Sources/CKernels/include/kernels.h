@@ -60,6 +60,9 @@ void kiln_adam(float *w, const float *g, float *m, float *v, long count, float d
 
 // y = x / (1 − rate) where Philox-4x32-10(key seed, counter offset + i) gives a uniform ≥ rate, else 0.
 void kiln_dropout(const float *x, float *y, long count, float rate, unsigned long seed, unsigned long offset);
+// y[i] = a + b · draw(seed, offset + i): uniform in [0, 1) from Philox's first word when `normal` is 0,
+// else a standard normal by Box–Muller from its first two words (u1 in (0, 1], u2 in [0, 1)).
+void kiln_fill_random(float *y, long count, int normal, float a, float b, unsigned long seed, unsigned long offset);
 
 // Runs body(context, 0 ..< tasks) on a pool of spinning worker threads plus the caller, and returns
 // when all are done. Nested or concurrent calls run their tasks serially on the calling thread.

@@ -60,27 +60,6 @@ extension Tensor {
     /// The index of the smallest element along `axis` (the first on ties), as floats; no gradient.
     public func argmin(axis: Int = -1) throws -> Tensor { try (-self).argmax(axis: axis) }
 
-    /// The slices at `indices` along `axis`, in that order (repeats allowed), as `torch.index_select`;
-    /// differentiable (a one-hot matrix product, so the gradient of a repeated index adds up).
-    public func gathered(_ indices: [Int], axis: Int = 0) throws -> Tensor {
-        let axis = try normalized(axis)
-        let n = shape[axis]
-        guard !indices.isEmpty, indices.allSatisfy({ (0..<n).contains($0) }) else {
-            throw TensorError.shape("gather: indices \(indices.prefix(8)) out of 0..<\(n) on axis \(axis) of \(shape)")
-        }
-        var order = Array(0..<rank)
-        order.remove(at: axis)
-        order.insert(axis, at: 0)
-        let front = try permuted(order)
-        try Memory.require(indices.count * n, for: "gather: a \(indices.count)×\(n) selection matrix")
-        var oneHot = [Float](repeating: 0, count: indices.count * n)
-        for (row, index) in indices.enumerated() { oneHot[row * n + index] = 1 }
-        let picked = try Tensor(oneHot, shape: [indices.count, n], on: device).matmul(try front.reshaped([n, count / n]))
-        var inverse = order
-        for (i, p) in order.enumerated() { inverse[p] = i }
-        return try picked.reshaped([indices.count] + Array(front.shape.dropFirst())).permuted(inverse)
-    }
-
     /// Each element to the power `p`, as `torch.pow`: exact repeated products for integer `p` up to
     /// 16 in size (negative bases fine), `exp(p · log x)` otherwise (positive bases).
     public func pow(_ p: Float) throws -> Tensor {
@@ -100,9 +79,38 @@ extension Tensor {
                                  on device: any Device = CPUDevice.shared) throws -> Tensor {
         guard (0...1).contains(p) else { throw TensorError.shape("bernoulli: probability \(p) is not in [0, 1]") }
         guard p > 0 else { return try zeros(shape, on: device) }
-        let key = seed ?? RandomGenerator.shared.withLock { $0.next() }
-        return try GradMode.noGrad { try ones(shape, on: device).dropout(rate: 1 - p, seed: key) * p }
+        return try GradMode.noGrad { try ones(shape, on: device).dropout(rate: 1 - p, seed: randomKey(seed)) * p }
     }
+
+    /// Uniform draws in `[low, high)` made on `device` from Philox keyed by `seed`, else by the next
+    /// draw of `seed(_:)`'s generator, as `torch.rand` and `keras.random.uniform`.
+    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, seed: UInt64? = nil,
+                               on device: any Device = CPUDevice.shared) throws -> Tensor {
+        try random(shape, .uniform(low: low, high: high), seed: seed, on: device)
+    }
+
+    /// Normal draws made on `device` from Philox (Box–Muller), keyed as `uniform`'s, as `torch.randn`
+    /// and `keras.random.normal`.
+    public static func normal(_ shape: [Int], mean: Float = 0, standardDeviation: Float = 1, seed: UInt64? = nil,
+                              on device: any Device = CPUDevice.shared) throws -> Tensor {
+        try random(shape, .normal(mean: mean, standardDeviation: standardDeviation), seed: seed, on: device)
+    }
+
+    /// Standard normal draws of `other`'s shape on its device (a VAE's noise), as `torch.randn_like`.
+    public static func normal(like other: Tensor, seed: UInt64? = nil) throws -> Tensor {
+        try normal(other.shape, seed: seed, on: other.device)
+    }
+
+    private static func random(_ shape: [Int], _ distribution: RandomDistribution, seed: UInt64?,
+                               on device: any Device) throws -> Tensor {
+        try checkCount(nil, shape)
+        let count = shape.reduce(1, *)
+        let buffer = try device.makeBuffer(count: count)
+        try device.fillRandom(buffer, distribution: distribution, seed: randomKey(seed), offset: 0, count: count)
+        return Tensor(shape: shape, buffer: buffer, device: device)
+    }
+
+    private static func randomKey(_ seed: UInt64?) -> UInt64 { seed ?? RandomGenerator.shared.withLock { $0.next() } }
 
     /// Tensors of one shape joined along a new `axis`, as `torch.stack`.
     public static func stack(_ tensors: [Tensor], axis: Int = 0) throws -> Tensor {

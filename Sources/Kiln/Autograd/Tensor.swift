@@ -78,7 +78,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         return try Tensor((0..<count).map { $0 / n == $0 % n ? 1 : 0 }, shape: [n, n], on: device)
     }
 
-    private static func checkCount(_ count: Int?, _ shape: [Int]) throws {
+    static func checkCount(_ count: Int?, _ shape: [Int]) throws {
         guard shape.allSatisfy({ $0 > 0 }) else { throw TensorError.shape("tensor shape \(shape) has a non-positive dimension") }
         if let count, count != shape.reduce(1, *) {
             throw TensorError.shape("\(count) values do not fill shape \(shape) (\(shape.reduce(1, *)) elements)")

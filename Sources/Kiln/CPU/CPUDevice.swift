@@ -89,6 +89,25 @@ public final class CPUDevice: Device, @unchecked Sendable {
         stridedLoop(index) { i, offsets in y[i] = x[offsets.0] }
     }
 
+    public func gatherRows(_ g: RowGather, table: Buffer, indices: Buffer, into output: Buffer) throws {
+        try g.validate(table: table, indices: indices, rows: output, "gatherRows")
+        let (x, index, y) = (table.host, indices.hostInts, output.host)
+        parallelFor(g.count, grain: max(1, 65536 / g.columns)) { range in
+            for r in range {
+                let row = Int(index[r]), out = y + r * g.columns
+                if (0..<g.tableRows).contains(row) { out.update(from: x + row * g.columns, count: g.columns) } else { out.update(repeating: 0, count: g.columns) }
+            }
+        }
+    }
+
+    public func scatterAddRows(_ g: RowGather, rows: Buffer, indices: Buffer, into table: Buffer) throws {
+        try g.validate(table: table, indices: indices, rows: rows, "scatterAddRows")
+        let (x, index, y) = (rows.host, indices.hostInts, table.host)
+        for r in 0..<g.count where (0..<g.tableRows).contains(Int(index[r])) {
+            kiln_accumulate(y + Int(index[r]) * g.columns, x + r * g.columns, g.columns)
+        }
+    }
+
     public func gemm(_ g: Gemm, a: Buffer, b: Buffer, c: Buffer) throws {
         try g.validate(a: a, b: b, c: c)
         for i in 0..<g.batch {

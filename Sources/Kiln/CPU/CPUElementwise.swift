@@ -145,6 +145,15 @@ extension CPUDevice {
         }
     }
 
+    public func fillRandom(_ buffer: Buffer, distribution: RandomDistribution, seed: UInt64, offset: UInt64, count: Int) throws {
+        try distribution.validate()
+        try require(buffer, count, "fillRandom buffer")
+        let (y, (a, b)) = (buffer.host, distribution.parameters)
+        parallelFor(count, grain: 8192) { range in
+            kiln_fill_random(y + range.lowerBound, range.count, distribution.code, a, b, UInt(seed), UInt(offset) &+ UInt(range.lowerBound))
+        }
+    }
+
     public func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws {
         try require(input, rows * columns, "softmax input")
         try require(output, rows * columns, "softmax output")

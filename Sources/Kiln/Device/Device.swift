@@ -41,6 +41,11 @@ public protocol Device: AnyObject, Sendable {
                 to destination: Buffer, offset: Int, stride: Int) throws
     /// `output = input.transposed(permutation)` for a row-major `shape`.
     func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws
+    /// `output[r] = table[indices[r]]`, a row of `columns` each (zeros for an index outside the table).
+    func gatherRows(_ gather: RowGather, table: Buffer, indices: Buffer, into output: Buffer) throws
+    /// `table[indices[r]] += rows[r]` for r in order, so repeated indices add up the same way on every
+    /// device (the backward of `gatherRows`); indices outside the table are skipped.
+    func scatterAddRows(_ gather: RowGather, rows: Buffer, indices: Buffer, into table: Buffer) throws
 
     // Linear algebra and convolution
     func gemm(_ gemm: Gemm, a: Buffer, b: Buffer, c: Buffer) throws
@@ -81,6 +86,8 @@ public protocol Device: AnyObject, Sendable {
     /// `output = input * mask / (1 - rate)` with `mask = uniform(seed, offset + i) >= rate` (Philox-4x32-10),
     /// the same mask on every device. The backward pass is the same call on the gradient.
     func dropout(_ input: Buffer, rate: Float, seed: UInt64, offset: UInt64, into output: Buffer, count: Int) throws
+    /// Fills `count` elements with draws from `distribution`, element `i` from Philox(seed, offset + i).
+    func fillRandom(_ buffer: Buffer, distribution: RandomDistribution, seed: UInt64, offset: UInt64, count: Int) throws
 
     // Softmax family (along the last axis of `[rows, columns]`)
     func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws

@@ -186,6 +186,53 @@ public enum ReduceOp: Int32, Hashable, Sendable, CaseIterable {
     case sum, mean, max
 }
 
+/// Rows picked from a `[tableRows, columns]` table by `count` Int32 indices (embedding lookups,
+/// `gather` on an axis, strided and boolean indexing). An index outside `0..<tableRows` reads as a
+/// zero row and its gradient is dropped: never a read or write outside the table.
+public struct RowGather: Hashable, Sendable {
+    public var tableRows: Int
+    public var columns: Int
+    public var count: Int
+
+    public init(tableRows: Int, columns: Int, count: Int) {
+        (self.tableRows, self.columns, self.count) = (tableRows, columns, count)
+    }
+
+    func validate(table: Buffer, indices: Buffer, rows: Buffer, _ op: String) throws {
+        guard tableRows > 0, columns > 0, count > 0 else {
+            throw DeviceError.invalidArgument("\(op): \(tableRows) table rows, \(columns) columns and \(count) indices must be positive")
+        }
+        try require(table, tableRows * columns, "\(op) table")
+        try require(indices, count, "\(op) indices")
+        try require(rows, count * columns, "\(op) rows")
+    }
+}
+
+/// What `fillRandom` draws. Element `i` comes from the Philox-4x32-10 block of counter `offset + i`:
+/// uniform from its first word (24 bits, the same as dropout's mask), normal by Box–Muller from its
+/// first two words.
+public enum RandomDistribution: Hashable, Sendable {
+    /// Uniform in `[low, high)`.
+    case uniform(low: Float, high: Float)
+    case normal(mean: Float, standardDeviation: Float)
+
+    var code: Int32 { if case .uniform = self { 0 } else { 1 } }
+    /// `(low, high - low)` or `(mean, standardDeviation)`: `value = a + b * draw`.
+    var parameters: (Float, Float) {
+        switch self {
+        case .uniform(let low, let high): (low, high - low)
+        case .normal(let mean, let deviation): (mean, deviation)
+        }
+    }
+
+    func validate() throws {
+        let (a, b) = parameters
+        guard a.isFinite, b.isFinite, b >= 0 else {
+            throw DeviceError.invalidArgument("fillRandom: \(self) needs finite parameters with high ≥ low (deviation ≥ 0)")
+        }
+    }
+}
+
 /// What a softmax cross-entropy compares its logits with.
 public enum Targets {
     /// One Int32 class index per row.

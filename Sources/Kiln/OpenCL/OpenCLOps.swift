@@ -22,6 +22,16 @@ extension OpenCLDevice {
                    source, sourceOffset, sourceStride, destination, destinationOffset, destinationStride)
     }
 
+    public func gatherRows(_ g: RowGather, table: Buffer, indices: Buffer, into output: Buffer) throws {
+        try g.validate(table: table, indices: indices, rows: output, "gatherRows")
+        try launch("memory", "gather_rows", items: g.count * g.columns, g.tableRows, g.columns, g.count, table, indices, output)
+    }
+
+    public func scatterAddRows(_ g: RowGather, rows: Buffer, indices: Buffer, into table: Buffer) throws {
+        try g.validate(table: table, indices: indices, rows: rows, "scatterAddRows")
+        try launch("memory", "scatter_add_rows", items: g.columns, g.tableRows, g.columns, g.count, rows, indices, table)
+    }
+
     public func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws {
         let index = try StridedIndex(permuting: shape, by: permutation)
         try require(input, index.count, "permute input")
@@ -192,6 +202,13 @@ extension OpenCLDevice {
         try require(input, count, "dropout input")
         try require(output, count, "dropout output")
         try launch("random", "dropout", items: count, count, rate, 1 / (1 - rate), seed, offset, input, output)
+    }
+
+    public func fillRandom(_ buffer: Buffer, distribution: RandomDistribution, seed: UInt64, offset: UInt64, count: Int) throws {
+        try distribution.validate()
+        try require(buffer, count, "fillRandom buffer")
+        let (a, b) = distribution.parameters
+        try launch("random", "fill_random", items: count, count, distribution.code, a, b, seed, offset, buffer)
     }
 
     public func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws {
