@@ -26,13 +26,14 @@ __kernel void permute(const int n, const int8 shape, const int8 strides,
     if (i < n) y[i] = x[strided_offset(i, shape, strides)];
 }
 
-// y[r, c] = table[indices[r], c], zero for an index outside the table.
+// y[r, c] = table[indices[r], c], zero for an index outside the table; copied as bits, so int32
+// tables (labels) gather too.
 __kernel void gather_rows(const int table_rows, const int columns, const int count,
-                          __global const float* table, __global const int* indices, __global float* y) {
+                          __global const uint* table, __global const int* indices, __global uint* y) {
     const int i = get_global_id(0);
     if (i >= count * columns) return;
     const int r = i / columns, c = i % columns, row = indices[r];
-    y[i] = row >= 0 && row < table_rows ? table[row * columns + c] : 0.0f;
+    y[i] = row >= 0 && row < table_rows ? table[row * columns + c] : 0u;
 }
 
 // table[indices[r], c] += x[r, c]: one work-item per column walks the rows in order (no atomics,

@@ -139,7 +139,7 @@ struct TrainBenchmarkCommand: ParsableCommand {
                 for _ in 0..<steps {
                     guard let result = batches.next() else { batches = loader.batches(epoch: 2 + window, on: device).makeIterator(); continue }
                     let batch = try result.get()
-                    try loss(batch.targets, model(batch.inputs, training: true)).backward()
+                    try loss(batch.targets[0], model(batch.inputs[0], training: true)).backward()
                     try model.compiled!.optimizer.apply(to: model.trainableWeights)
                     if firstStep == nil { try device.synchronize(); firstStep = Date().timeIntervalSince(start) }
                 }

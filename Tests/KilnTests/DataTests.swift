@@ -184,12 +184,12 @@ let jpegFixture = Data(base64Encoded: """
         #expect(loader.order(epoch: 1).sorted() == Array(0..<10))
         let batches = try loader.batches(epoch: 1, on: CPUDevice.shared).map { try $0.get() }
         #expect(batches.map(\.count) == [4, 4, 2])
-        let labels = try batches.flatMap { try $0.targets.toLabels() }
+        let labels = try batches.flatMap { try $0.targets[0].toLabels() }
         #expect(labels == loader.order(epoch: 1).map { Int32($0) })
-        let inputs = try batches.flatMap { try $0.inputs.toArray() }
+        let inputs = try batches.flatMap { try $0.inputs[0].toArray() }
         #expect(inputs == labels.map { Float($0 * 20) * (1 / 255) })
         let oneHot = try BatchLoader(data, batchSize: 10, oneHotClasses: 10).batches(epoch: 0, on: CPUDevice.shared).map { try $0.get() }[0]
-        #expect(try oneHot.targets.shape == [10, 10] && oneHot.targets.toArray()[0..<11] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(try oneHot.targets[0].shape == [10, 10] && oneHot.targets[0].toArray()[0..<11] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     }
 
     @Test func augmentationIsSeededAndFlipsExactly() throws {

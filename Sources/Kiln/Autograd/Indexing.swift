@@ -12,9 +12,9 @@ extension Tensor {
     }
 
     /// `gathered` with int32 `indices` already on the device (a 1-D tensor); an index outside the axis
-    /// reads zeros, never memory outside the tensor.
+    /// reads zeros, never memory outside the tensor. Int32 tensors (labels) gather along axis 0.
     public func gathered(_ indices: Tensor, axis: Int = 0) throws -> Tensor {
-        try requireFloat("gather")
+        if dtype == .int32 && axis != 0 { try requireFloat("gather on an axis other than 0") }
         guard indices.dtype == .int32, indices.rank == 1 else {
             throw TensorError.dtype("gather takes a 1-D int32 index tensor, got \(indices.dtype) of shape \(indices.shape)")
         }
@@ -67,7 +67,7 @@ extension Tensor {
     private func gatheredRows(_ indices: Tensor) throws -> Tensor {
         let gather = RowGather(tableRows: shape[0], columns: count / shape[0], count: indices.count)
         let input = self
-        return try Tensor.make([indices.count] + shape.dropFirst(), from: [self, indices], {
+        return try Tensor.make([indices.count] + shape.dropFirst(), dtype: dtype, from: [self, indices], {
             try device.gatherRows(gather, table: buffer, indices: indices.buffer, into: $0)
         }) { g in
             [try Tensor.make(input.shape, from: [g]) {

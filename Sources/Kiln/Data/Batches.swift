@@ -26,11 +26,20 @@ public enum Normalization: Hashable, Sendable {
     }
 }
 
-/// One batch on the device: inputs and labels (int32) or targets (float).
+/// One batch on the device: a batch per model input, and labels (int32) or targets (float) per output.
 public struct Batch {
-    public let inputs: Tensor
-    public let targets: Tensor
-    public var count: Int { inputs.shape[0] }
+    public let inputs: [Tensor]
+    public let targets: [Tensor]
+    public var count: Int { inputs[0].shape[0] }
+}
+
+/// Sample order of an epoch: the identity, or a Fisher–Yates shuffle seeded by (seed, epoch).
+func epochOrder(count: Int, shuffle: Bool, seed: UInt64, epoch: Int) -> [Int] {
+    var order = Array(0..<count)
+    guard shuffle else { return order }
+    var random = RandomGenerator(seed: seed ^ (0x5851_F42D_4C95_7F2D &* UInt64(epoch + 1)))
+    for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+    return order
 }
 
 /// Turns a dataset into device batches: a seeded shuffle per epoch, normalisation, augmentation,
@@ -64,14 +73,8 @@ public struct BatchLoader {
 
     public var batchCount: Int { (dataset.count + batchSize - 1) / batchSize }
 
-    /// Sample order of an epoch: the identity, or a Fisher–Yates shuffle seeded by (seed, epoch).
-    public func order(epoch: Int) -> [Int] {
-        var order = Array(0..<dataset.count)
-        guard shuffle else { return order }
-        var random = RandomGenerator(seed: seed ^ (0x5851_F42D_4C95_7F2D &* UInt64(epoch + 1)))
-        for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-        return order
-    }
+    /// Sample order of an epoch (`epochOrder`).
+    public func order(epoch: Int) -> [Int] { epochOrder(count: dataset.count, shuffle: shuffle, seed: seed, epoch: epoch) }
 
     /// Host arrays for batch `index` of an epoch: normalised (and augmented) inputs, and targets.
     public func hostBatch(_ index: Int, order: [Int], epoch: Int) -> (inputs: [Float], labels: [Int32]?, targets: [Float]?) {
@@ -148,9 +151,9 @@ public struct BatchLoader {
     func upload(_ host: (inputs: [Float], labels: [Int32]?, targets: [Float]?), to device: any Device) throws -> Batch {
         let n = host.inputs.count / dataset.sampleSize
         let inputs = try Tensor(host.inputs, shape: [n] + dataset.sampleShape, on: device)
-        if let labels = host.labels { return Batch(inputs: inputs, targets: try Tensor(labels: labels, on: device)) }
+        if let labels = host.labels { return Batch(inputs: [inputs], targets: [try Tensor(labels: labels, on: device)]) }
         let shape = oneHotClasses.map { [$0] } ?? dataset.targetShape
-        return Batch(inputs: inputs, targets: try Tensor(host.targets!, shape: [n] + shape, on: device))
+        return Batch(inputs: [inputs], targets: [try Tensor(host.targets!, shape: [n] + shape, on: device)])
     }
 }
 

@@ -13,6 +13,11 @@ public enum Checkpoint {
         var history: History
         var loss: String?
         var fromLogits: Bool?
+        /// Models with several outputs: every output's loss, whether it takes logits, and its weight.
+        var losses: [String]?
+        var lossesFromLogits: [Bool]?
+        var lossWeights: [Float]?
+        var outputMetrics: [[String]]?
         var metrics: [String]?
         var optimizer: OptimizerState?
         /// Dropout layer name → [seed, offset], as decimal strings (JSON numbers lose 64-bit precision).
@@ -37,8 +42,12 @@ public enum Checkpoint {
         var saved = Saved(epoch: model.epochsTrained, history: model.trainingHistory, dropout: [:])
         if let compiled = model.compiled {
             saved.loss = compiled.loss.name
-            saved.fromLogits = (compiled.loss as? SparseCategoricalCrossentropy)?.fromLogits ?? (compiled.loss as? CategoricalCrossentropy)?.fromLogits
-                ?? (compiled.loss as? BinaryCrossentropy)?.fromLogits
+            saved.fromLogits = takesLogits(compiled.loss)
+            if compiled.losses.count > 1 || compiled.lossWeights != [1] {
+                (saved.losses, saved.lossWeights) = (compiled.losses.map(\.name), compiled.lossWeights)
+                saved.lossesFromLogits = compiled.losses.map { takesLogits($0) ?? false }
+                saved.outputMetrics = compiled.outputMetrics
+            }
             saved.metrics = compiled.metricNames
             let o = compiled.optimizer
             saved.optimizer = OptimizerState(rule: o.rule, schedule: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm,
@@ -98,7 +107,12 @@ public enum Checkpoint {
             do { try optimizer.restore(state: state, iterations: o.iterations, for: model.weights) } catch {
                 throw DataError(url.path, "\(error)")
             }
-            try model.compile(optimizer: optimizer, loss: try loss(named: lossName, fromLogits: saved.fromLogits ?? false), metrics: saved.metrics ?? [])
+            if let names = saved.losses, let weights = saved.lossWeights, let logits = saved.lossesFromLogits, logits.count == names.count {
+                try model.compile(optimizer: optimizer, losses: try zip(names, logits).map { try loss(named: $0, fromLogits: $1) },
+                                  lossWeights: weights, metrics: saved.outputMetrics ?? [])
+            } else {
+                try model.compile(optimizer: optimizer, loss: try loss(named: lossName, fromLogits: saved.fromLogits ?? false), metrics: saved.metrics ?? [])
+            }
         }
         return (model, file.metadata)
     }
@@ -130,6 +144,10 @@ public enum Checkpoint {
     }
 
     /// A loss from its Keras name.
+    private static func takesLogits(_ loss: Loss) -> Bool? {
+        (loss as? SparseCategoricalCrossentropy)?.fromLogits ?? (loss as? CategoricalCrossentropy)?.fromLogits ?? (loss as? BinaryCrossentropy)?.fromLogits
+    }
+
     public static func loss(named name: String, fromLogits: Bool) throws -> Loss {
         switch name {
         case "sparse_categorical_crossentropy": SparseCategoricalCrossentropy(fromLogits: fromLogits)

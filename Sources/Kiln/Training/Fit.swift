@@ -1,32 +1,5 @@
 import Foundation
 
-/// What `compile` sets: how a model trains and what it reports.
-public struct Compilation {
-    public let optimizer: Optimizer
-    public let loss: Loss
-    /// Metric names: `accuracy`, `top_k_accuracy` (k = 5), `top_N_accuracy`, `binary_accuracy`.
-    public let metricNames: [String]
-
-    /// Fresh metric objects for one pass. `accuracy` means binary accuracy for binary cross-entropy, as in Keras.
-    func makeMetrics() throws -> [Metric] {
-        try metricNames.map { name in
-            switch name {
-            case "accuracy", "acc": return loss is BinaryCrossentropy ? BinaryAccuracy() : Accuracy()
-            case "binary_accuracy": return BinaryAccuracy()
-            case "top_k_accuracy", "sparse_top_k_categorical_accuracy", "top_k_categorical_accuracy": return TopKAccuracy(k: 5)
-            default:
-                if name.hasPrefix("top_"), name.hasSuffix("_accuracy"), let k = Int(name.dropFirst(4).dropLast(9)), k > 0 {
-                    return TopKAccuracy(k: k)
-                }
-                throw TensorError.shape("unknown metric '\(name)'; known: accuracy, binary_accuracy, top_k_accuracy, top_N_accuracy")
-            }
-        }
-    }
-
-    /// Categorical cross-entropy wants one-hot targets; the loader makes them from labels.
-    var wantsOneHot: Bool { loss is CategoricalCrossentropy }
-}
-
 /// Errors that stop `fit` or `evaluate` before they start.
 public enum TrainingError: Error, CustomStringConvertible {
     case notCompiled
@@ -43,8 +16,26 @@ public enum TrainingError: Error, CustomStringConvertible {
 extension Model {
     /// Sets the optimizer, loss and metrics for `fit` and `evaluate`.
     public func compile(optimizer: Optimizer, loss: Loss, metrics: [String] = []) throws {
-        let compilation = Compilation(optimizer: optimizer, loss: loss, metricNames: metrics)
-        _ = try compilation.makeMetrics()
+        try compile(optimizer: optimizer, losses: [loss], metrics: [metrics])
+    }
+
+    /// One loss per output, in `outputs` order, minimised as their sum weighted by `lossWeights`
+    /// (1 each by default), and a list of metrics per output (or none), as Keras's
+    /// `compile(loss=[…], loss_weights=[…], metrics=[[…], […]])`.
+    public func compile(optimizer: Optimizer, losses: [Loss], lossWeights: [Float]? = nil, metrics: [[String]] = []) throws {
+        let metrics = metrics.isEmpty ? [[String]](repeating: [], count: losses.count) : metrics
+        guard metrics.count == losses.count else {
+            throw TrainingError.incompatible("compile: \(losses.count) losses need a list of metrics each, got \(metrics.count) lists")
+        }
+        let weights = lossWeights ?? [Float](repeating: 1, count: losses.count)
+        guard !losses.isEmpty, weights.count == losses.count, weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw TrainingError.incompatible("compile: \(losses.count) losses need as many finite, non-negative loss weights, got \(weights)")
+        }
+        if !outputs.isEmpty, losses.count != outputs.count {
+            throw TrainingError.incompatible("compile: model '\(name)' has \(outputs.count) outputs, got \(losses.count) losses")
+        }
+        let compilation = Compilation(optimizer: optimizer, losses: losses, lossWeights: weights, outputMetrics: metrics)
+        _ = try compilation.makeMetrics(outputNames: losses.indices.map { "output_\($0)" })
         compiled = compilation
     }
 
@@ -55,7 +46,7 @@ extension Model {
                     validationData: Dataset? = nil, normalization: Normalization = .unitRange, augmentation: Augmentation? = nil,
                     seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true, device: (any Device)? = nil) throws -> History {
         guard let compiled else { throw TrainingError.notCompiled }
-        guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
+        try checkEpochs(epochs)
         try data.validate("training data")
         var (training, validation) = (data, validationData)
         if let validationSplit, validationData == nil { (training, validation) = try data.split(validationFraction: validationSplit) }
@@ -64,30 +55,66 @@ extension Model {
             try validation.validate("validation data")
             try checkCompatible(validation, "validation data", device: device)
         }
-        let classes = compiled.wantsOneHot ? outputs[0].shape.last : nil
         let loader = try BatchLoader(training, batchSize: batchSize, shuffle: shuffle, seed: seed, normalization: normalization,
-                                     augmentation: augmentation, oneHotClasses: classes)
-        let metrics = try compiled.makeMetrics()
-        let lossMetric = MeanMetric(name: "loss")
+                                     augmentation: augmentation, oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
+        let device = self.device!
+        return try train(epochs: epochs, stepsPerEpoch: loader.batchCount, batches: { loader.batches(epoch: $0, on: device) },
+                         validate: validation.map { data in { try self.evaluate(data, batchSize: batchSize, normalization: normalization, checked: true) } },
+                         callbacks: callbacks, progress: progress)
+    }
+
+    /// Trains on tensors, a batch per input and a target per output (Keras's `fit([x1, x2], [y1, y2])`):
+    /// float targets, or int32 labels for sparse cross-entropy. Validation uses `validationData`, or the
+    /// last `validationSplit` of the samples. Batches are cut on the tensors' device.
+    @discardableResult
+    public func fit(x: [Tensor], y: [Tensor], epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
+                    validationData: (x: [Tensor], y: [Tensor])? = nil, seed: UInt64 = 0, callbacks: [Callback] = [],
+                    progress: Bool = true) throws -> History {
+        try checkEpochs(epochs)
+        var training = try TensorBatches(inputs: x, targets: y, batchSize: batchSize, shuffle: shuffle, seed: seed)
+        var validation = try validationData.map { try TensorBatches(inputs: $0.x, targets: $0.y, batchSize: batchSize) }
+        if let validationSplit, validationData == nil { (training, validation) = try training.split(validationFraction: validationSplit) }
+        try checkCompatible(training, "training data")
+        if let validation { try checkCompatible(validation, "validation data") }
+        return try train(epochs: epochs, stepsPerEpoch: training.batchCount, batches: training.batches(epoch:),
+                         validate: validation.map { data in { try self.evaluate(data) } }, callbacks: callbacks, progress: progress)
+    }
+
+    /// `fit(x:y:)` for a single-input, single-output model.
+    @discardableResult
+    public func fit(x: Tensor, y: Tensor, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
+                    validationData: (x: Tensor, y: Tensor)? = nil, seed: UInt64 = 0, callbacks: [Callback] = [],
+                    progress: Bool = true) throws -> History {
+        try fit(x: [x], y: [y], epochs: epochs, batchSize: batchSize, shuffle: shuffle, validationSplit: validationSplit,
+                validationData: validationData.map { ([$0.x], [$0.y]) }, seed: seed, callbacks: callbacks, progress: progress)
+    }
+
+    private func checkEpochs(_ epochs: Int) throws {
+        guard compiled != nil else { throw TrainingError.notCompiled }
+        guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
+    }
+
+    /// The epoch loop shared by both `fit`s: a step per batch, callbacks, history, and validation after each epoch.
+    private func train(epochs: Int, stepsPerEpoch: Int, batches: (Int) -> AnySequence<Result<Batch, Error>>,
+                       validate: (() throws -> [String: Float])?, callbacks: [Callback], progress: Bool) throws -> History {
+        let compiled = compiled!
+        let meters = try PassMeters(compiled, outputNames: outputNames)
         var runningLoss = (sum: 0.0, samples: 0)
-        let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: loader.batchCount, history: History()) {
-            var logs = ["loss": Float(runningLoss.sum / Double(max(runningLoss.samples, 1)))]
-            for metric in metrics { logs[metric.name] = try metric.result() }
-            return logs
+        let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: stepsPerEpoch, history: History()) {
+            try meters.logs(includingTotal: false).merging(["loss": Float(runningLoss.sum / Double(max(runningLoss.samples, 1)))]) { $1 }
         }
         let allCallbacks = (progress ? [ProgressBar()] : []) + callbacks
         for callback in allCallbacks { try callback.trainingWillBegin(state) }
-        let device = self.device!
         epochs: for epoch in stride(from: epochsTrained + 1, through: epochsTrained + epochs, by: 1) {
             state.epoch = epoch
             for callback in allCallbacks { try callback.epochWillBegin(epoch, state) }
-            metrics.forEach { $0.reset() }
-            lossMetric.reset()
+            meters.reset()
             runningLoss = (0, 0)
-            for (step, result) in loader.batches(epoch: epoch, on: device).enumerated() {
+            for (step, result) in batches(epoch).enumerated() {
                 let batch = try result.get()
                 let predictions = try self(batch.inputs, training: true)
-                var loss = try compiled.loss(batch.targets, predictions)
+                let losses = try compiled.loss(batch.targets, predictions)
+                var loss = losses.total
                 if let penalty = try regularizationLoss() { loss = try loss + penalty }
                 try loss.backward()
                 let value = try loss.item()
@@ -97,7 +124,7 @@ extension Model {
                     break epochs
                 }
                 try compiled.optimizer.apply(to: trainableWeights)
-                for metric in metrics { try metric.update(batch.targets, predictions) }
+                try meters.update(batch.targets, predictions, loss: losses, includingTotal: false)
                 runningLoss.sum += Double(value) * Double(batch.count)
                 runningLoss.samples += batch.count
                 state.samplesSeen += batch.count
@@ -105,10 +132,8 @@ extension Model {
                 if state.interrupted { break epochs }
             }
             var logs = try state.logs()
-            if let validation {
-                for (name, value) in try evaluate(validation, batchSize: batchSize, normalization: normalization, checked: true) {
-                    logs["val_" + name] = value
-                }
+            if let validate {
+                for (name, value) in try validate() { logs["val_" + name] = value }
             }
             logs["learning_rate"] = compiled.optimizer.learningRate
             epochsTrained = epoch
@@ -123,9 +148,20 @@ extension Model {
         return state.history
     }
 
+    /// The names outputs are reported under: their layers' names.
+    var outputNames: [String] { outputs.map(\.layer.name) }
+
     /// Loss and metrics over a dataset, in inference mode.
     public func evaluate(_ data: Dataset, batchSize: Int = 32, normalization: Normalization = .unitRange) throws -> [String: Float] {
         try evaluate(data, batchSize: batchSize, normalization: normalization, checked: false)
+    }
+
+    /// Loss (in total and per output) and metrics over tensors, as `fit(x:y:)` takes them.
+    public func evaluate(x: [Tensor], y: [Tensor], batchSize: Int = 32) throws -> [String: Float] {
+        guard compiled != nil else { throw TrainingError.notCompiled }
+        let data = try TensorBatches(inputs: x, targets: y, batchSize: batchSize)
+        try checkCompatible(data, "evaluation data")
+        return try evaluate(data)
     }
 
     /// `checked`: `fit` validated the data once already (not again every epoch).
@@ -135,23 +171,34 @@ extension Model {
         try checkCompatible(data, "evaluation data", device: nil)
         let loader = try BatchLoader(data, batchSize: batchSize, normalization: normalization,
                                      oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
-        let metrics = try compiled.makeMetrics()
-        let loss = MeanMetric(name: "loss")
+        return try evaluate(loader.batches(epoch: 0, on: device!))
+    }
+
+    private func evaluate(_ data: TensorBatches) throws -> [String: Float] { try evaluate(data.batches(epoch: 0)) }
+
+    private func evaluate(_ batches: AnySequence<Result<Batch, Error>>) throws -> [String: Float] {
+        let compiled = compiled!
+        let meters = try PassMeters(compiled, outputNames: outputNames)
         try GradMode.noGrad {
-            for result in loader.batches(epoch: 0, on: device!) {
+            for result in batches {
                 let batch = try result.get()
                 let predictions = try self(batch.inputs)
-                try loss.update(batch.targets, compiled.loss(batch.targets, predictions))
-                for metric in metrics { try metric.update(batch.targets, predictions) }
+                try meters.update(batch.targets, predictions, loss: try compiled.loss(batch.targets, predictions), includingTotal: true)
             }
         }
-        var logs = ["loss": try loss.result()]
-        for metric in metrics { logs[metric.name] = try metric.result() }
-        return logs
+        return try meters.logs(includingTotal: true)
     }
 
     /// The model's outputs for a batch tensor, in inference mode (Keras's `predict` on an array).
     public func predict(_ batch: Tensor) throws -> Tensor { try GradMode.noGrad { try self(batch) } }
+
+    /// The outputs of a model with several inputs (or outputs) for whole tensors, in batches of `batchSize`.
+    public func predict(_ inputs: [Tensor], batchSize: Int = 256) throws -> [Tensor] {
+        let data = try TensorBatches(inputs: inputs, targets: [], batchSize: batchSize)
+        try checkCompatible(data, "prediction data", needsTargets: false)
+        let parts = try GradMode.noGrad { try data.batches(epoch: 0).map { try self(try $0.get().inputs) } }
+        return try outputs.indices.map { output in parts.count == 1 ? parts[0][output] : try Tensor.concatenate(parts.map { $0[output] }, axis: 0) }
+    }
 
     /// The model's outputs for every sample, as one host array `[count] + outputShape`.
     public func predict(_ data: Dataset, batchSize: Int = 256, normalization: Normalization = .unitRange) throws -> [Float] {
@@ -162,15 +209,41 @@ extension Model {
         let loader = try BatchLoader(unlabelled, batchSize: batchSize, normalization: normalization)
         var outputs: [Float] = []
         try GradMode.noGrad {
-            for result in loader.batches(epoch: 0, on: device!) { outputs += try self(try result.get().inputs).toArray() }
+            for result in loader.batches(epoch: 0, on: device!) { outputs += try self(try result.get().inputs)[0].toArray() }
         }
         return outputs
+    }
+
+    /// Tensors for `fit(x:y:)`, `evaluate(x:y:)` and `predict(_:)`: one per input (and output), each of
+    /// the model's sample shape, labels within the classes; places the model on their device.
+    private func checkCompatible(_ data: TensorBatches, _ what: String, needsTargets: Bool = true) throws {
+        if let sequential = self as? Sequential, inputs.isEmpty, data.inputs.count == 1 { try sequential.build(inputShape: Array(data.inputs[0].shape.dropFirst())) }
+        guard data.inputs.count == inputs.count else { throw TrainingError.incompatible("\(what): model '\(name)' takes \(inputs.count) inputs, got \(data.inputs.count)") }
+        for (input, tensor) in zip(inputs, data.inputs) where Array(tensor.shape.dropFirst()) != input.shape {
+            throw TrainingError.incompatible("\(what): input '\(input.name)' expects samples of shape \(input.shape), got tensor \(tensor.shape)")
+        }
+        if needsTargets {
+            guard data.targets.count == outputs.count, let compiled, compiled.losses.count == outputs.count else {
+                throw TrainingError.incompatible("\(what): model '\(name)' has \(outputs.count) outputs and \(compiled?.losses.count ?? 0) losses, got \(data.targets.count) targets")
+            }
+            for (output, (target, loss)) in zip(outputs, zip(data.targets, compiled.losses)) {
+                guard loss is SparseCategoricalCrossentropy, let classes = output.shape.last else { continue }
+                guard target.dtype == .int32 else { throw TrainingError.incompatible("\(what): output '\(output.layer.name)' uses \(loss.name), which takes int32 labels, got \(target.dtype)") }
+                if let bad = try target.toLabels().first(where: { $0 < 0 || Int($0) >= classes }) {
+                    throw TrainingError.incompatible("\(what): label \(bad) for output '\(output.layer.name)' is outside its \(classes) classes")
+                }
+            }
+        }
+        if device == nil { try place(on: data.inputs[0].device) }
+        guard device === data.inputs[0].device else {
+            throw TrainingError.incompatible("\(what): model '\(name)' lives on \(device!.info.name), the tensors on \(data.inputs[0].device.info.name); move them with to(_:)")
+        }
     }
 
     private func checkCompatible(_ data: Dataset, _ what: String, device: (any Device)?, needsTargets: Bool = true) throws {
         if let sequential = self as? Sequential, inputs.isEmpty { try sequential.build(inputShape: data.sampleShape) }
         guard inputs.count == 1, outputs.count == 1 else {
-            throw TrainingError.incompatible("fit/evaluate/predict take single-input, single-output models; '\(name)' has \(inputs.count) inputs and \(outputs.count) outputs")
+            throw TrainingError.incompatible("datasets feed single-input, single-output models; '\(name)' has \(inputs.count) inputs and \(outputs.count) outputs: pass tensors to fit(x:y:)")
         }
         guard data.sampleShape == inputs[0].shape else {
             throw TrainingError.incompatible("\(what): samples have shape \(data.sampleShape), model '\(name)' expects \(inputs[0].shape)")

@@ -1,0 +1,93 @@
+/// What `compile` sets: how a model trains and what it reports.
+public struct Compilation {
+    public let optimizer: Optimizer
+    /// One loss per model output, in `outputs` order.
+    public let losses: [Loss]
+    /// What each output's loss counts for in the total that is minimised (Keras's `loss_weights`).
+    public let lossWeights: [Float]
+    /// Metric names per output: `accuracy`, `top_k_accuracy` (k = 5), `top_N_accuracy`, `binary_accuracy`.
+    public let outputMetrics: [[String]]
+
+    /// The first output's metric names.
+    public var metricNames: [String] { outputMetrics[0] }
+
+    /// The loss of the first (for most models the only) output.
+    public var loss: Loss { losses[0] }
+
+    /// Fresh metric objects for one pass, per output; with several outputs each is named after its
+    /// output (`digits_accuracy`), as Keras does. `accuracy` means binary accuracy for binary cross-entropy.
+    func makeMetrics(outputNames: [String]) throws -> [[Metric]] {
+        try zip(zip(losses, outputMetrics), outputNames).map { pair, output in
+            let (loss, names) = pair
+            return try names.map { name in
+                let metric = try Self.metric(name, for: loss)
+                return losses.count == 1 ? metric : RenamedMetric(metric, name: "\(output)_\(metric.name)")
+            }
+        }
+    }
+
+    private static func metric(_ name: String, for loss: Loss) throws -> Metric {
+        switch name {
+        case "accuracy", "acc": return loss is BinaryCrossentropy ? BinaryAccuracy() : Accuracy()
+        case "binary_accuracy": return BinaryAccuracy()
+        case "top_k_accuracy", "sparse_top_k_categorical_accuracy", "top_k_categorical_accuracy": return TopKAccuracy(k: 5)
+        default:
+            if name.hasPrefix("top_"), name.hasSuffix("_accuracy"), let k = Int(name.dropFirst(4).dropLast(9)), k > 0 {
+                return TopKAccuracy(k: k)
+            }
+            throw TensorError.shape("unknown metric '\(name)'; known: accuracy, binary_accuracy, top_k_accuracy, top_N_accuracy")
+        }
+    }
+
+    /// The weighted sum of the outputs' losses, and each output's own.
+    func loss(_ targets: [Tensor], _ predictions: [Tensor]) throws -> (total: Tensor, parts: [Tensor]) {
+        let parts = try zip(losses, zip(targets, predictions)).map { loss, pair in try loss(pair.0, pair.1) }
+        guard parts.count > 1 || lossWeights[0] != 1 else { return (parts[0], parts) }
+        var total = try parts[0] * lossWeights[0]
+        for (part, weight) in zip(parts, lossWeights).dropFirst() { total = try total + part * weight }
+        return (total, parts)
+    }
+
+    /// Categorical cross-entropy wants one-hot targets; the loader makes them from labels.
+    var wantsOneHot: Bool { loss is CategoricalCrossentropy }
+}
+
+/// A metric reported under another name (an output's name in front).
+private final class RenamedMetric: Metric {
+    let base: Metric
+    let name: String
+    init(_ base: Metric, name: String) { (self.base, self.name) = (base, name) }
+    func update(_ targets: Tensor, _ predictions: Tensor) throws { try base.update(targets, predictions) }
+    func result() throws -> Float { try base.result() }
+    func reset() { base.reset() }
+}
+
+/// The loss (in total and per output) and the metrics of one pass over the data, kept on the device.
+final class PassMeters {
+    private let loss = MeanMetric(name: "loss")
+    private let parts: [MeanMetric]
+    private let metrics: [[Metric]]
+
+    init(_ compiled: Compilation, outputNames: [String]) throws {
+        parts = compiled.losses.count == 1 ? [] : outputNames.map { MeanMetric(name: "\($0)_loss") }
+        metrics = try compiled.makeMetrics(outputNames: outputNames)
+    }
+
+    /// Adds one batch; `total` only when the caller does not keep the loss itself.
+    func update(_ targets: [Tensor], _ predictions: [Tensor], loss: (total: Tensor, parts: [Tensor]), includingTotal: Bool) throws {
+        if includingTotal { try self.loss.update(targets[0], loss.total) }
+        for (meter, part) in zip(parts, loss.parts) { try meter.update(targets[0], part) }
+        for (output, metrics) in metrics.enumerated() {
+            for metric in metrics { try metric.update(targets[output], predictions[output]) }
+        }
+    }
+
+    func reset() { ([loss] + parts + metrics.joined()).forEach { $0.reset() } }
+
+    /// Per-output losses and metrics, plus the total loss when this pass kept it.
+    func logs(includingTotal: Bool) throws -> [String: Float] {
+        var logs: [String: Float] = [:]
+        for metric in (includingTotal ? [loss] : []) + parts + Array(metrics.joined()) { logs[metric.name] = try metric.result() }
+        return logs
+    }
+}
