@@ -42,6 +42,7 @@ let package = Package(
         .executableTarget(name: "GAN1D", dependencies: ["Kiln"], path: "Examples/GAN1D"),
         .executableTarget(name: "Autoencoder", dependencies: ["Kiln"], path: "Examples/Autoencoder"),
         .executableTarget(name: "RecurrentCell", dependencies: ["Kiln"], path: "Examples/RecurrentCell"),
+        .executableTarget(name: "VAE", dependencies: ["Kiln"], path: "Examples/VAE"),
 
         .target(
             name: "Kiln",

@@ -18,10 +18,10 @@ import Testing
         return (process.terminationStatus, output)
     }
 
-    /// The number after `marker` in each line of `output` that has one.
+    /// The number (a trailing comma aside) after `marker` in each line of `output` that has one.
     static func numbers(after marker: String, in output: String) -> [Float] {
         output.split(separator: "\n").compactMap { line in
-            line.range(of: marker).flatMap { Float(line[$0.upperBound...].split(separator: " ")[0]) }
+            line.range(of: marker).flatMap { Float(line[$0.upperBound...].split(separator: " ")[0].trimmingCharacters(in: [","])) }
         }
     }
 
@@ -55,5 +55,18 @@ import Testing
         #expect(status == 0, "\(output)")
         let errors = Self.lastNumbers(of: "test error", in: output)
         #expect(errors.count == 2 && errors[1] < errors[0] / 10, "\(output)")
+    }
+
+    /// The VAE (noise drawn on the device, a custom loop over two models) learns Fashion-MNIST:
+    /// the held-out loss falls, the KL term stays positive, and decoded prior samples are images.
+    @Test func vaeTrainsAndGenerates() throws {
+        guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
+        let (status, output) = try Self.run("VAE", ["3", "6000"])
+        #expect(status == 0, "\(output)")
+        let losses = Self.lastNumbers(of: "held-out", in: output), kl = Self.numbers(after: "KL ", in: output)
+        #expect(losses.count == 4 && losses[3] < losses[0] * 0.7, "\(output)")
+        #expect(kl.count == 4 && kl.allSatisfy { $0 > 0 }, "\(output)")
+        let range = Self.numbers(after: "range ", in: output) + Self.lastNumbers(of: "generated", in: output)
+        #expect(range.count == 2 && range[0] >= 0 && range[1] <= 1 && range[0] < range[1], "\(output)")
     }
 }
