@@ -10,6 +10,8 @@ keras_cnn.keras/.h5    the same kind of network in Keras 3 (functional, channels
 keras_cnn.json         its model.to_json()
 keras_cnn_x.npy, keras_cnn_y.npy   input batch (NHWC) and Keras's own outputs
 keras_workshop.json    model.to_json() of the workshop CNN (Sequential)
+keras_nested.keras/.h5 a functional model calling two Sequential models (a GAN's generator and a
+                       discriminator with batch norm) and a head; keras_nested_x/y.npy its input and outputs
 """
 import pathlib
 
@@ -97,6 +99,29 @@ def keras_fixtures():
         layers.Dense(32, activation="relu"), layers.Dense(10),
     ])
     (OUT / "keras_workshop.json").write_text(workshop.to_json())
+    keras_nested_fixtures()
+
+
+def keras_nested_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    generator = keras.Sequential([keras.Input((3,)), layers.Dense(5, activation="tanh", name="dense"),
+                                  layers.Dense(4, name="dense_1")], name="generator")
+    discriminator = keras.Sequential([keras.Input((4,)), layers.Dense(6, name="dense"), layers.BatchNormalization(name="bn"),
+                                      layers.Activation("relu", name="relu"), layers.Dense(1, name="dense_1")], name="discriminator")
+    rng = np.random.default_rng(1)
+    bn = discriminator.get_layer("bn")
+    bn.set_weights([rng.uniform(0.5, 1.5, 6), rng.uniform(-0.5, 0.5, 6), rng.uniform(-0.5, 0.5, 6), rng.uniform(0.5, 2.0, 6)])
+    noise = keras.Input((3,), name="noise")
+    outputs = layers.Dense(2, name="head")(discriminator(generator(noise)))
+    model = keras.Model(noise, outputs, name="keras_nested")
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    model.save(OUT / "keras_nested.keras")
+    model.save(OUT / "keras_nested.h5")
+    np.save(OUT / "keras_nested_x.npy", x)
+    np.save(OUT / "keras_nested_y.npy", model.predict(x, verbose=0).astype(np.float32))
 
 
 if __name__ == "__main__":

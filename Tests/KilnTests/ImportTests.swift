@@ -106,6 +106,27 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         expectClose(y, expected.values.map(Double.init), "Kiln vs Keras (\(file))", tolerance: 1e-5)
     }
 
+    /// A functional model calling two Sequential models whose layers share names: Keras's outputs, a
+    /// checkpoint round trip, and one optimizer over all weights (distinct paths, distinct slots).
+    @Test(arguments: Backend.all, ["keras_nested.keras", "keras_nested.h5"])
+    func nestedKerasModelsMatchKeras(_ backend: Backend, file: String) throws {
+        let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
+        #expect(model.layers.map(\.name) == ["noise", "generator", "discriminator", "head"])
+        let paths = model.weights.map(\.path)
+        #expect(Set(paths).count == paths.count && paths.contains("discriminator/bn/moving_variance") && paths.contains("generator/dense/kernel"))
+        let x = try NumPy.read(fixtures.appendingPathComponent("keras_nested_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_nested_y.npy")).values.map(Double.init)
+        let input = try Tensor(x.values, shape: x.shape, on: backend.device)
+        expectClose(try model(input).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: MeanSquaredError())
+        try model.fit(x: input, y: Tensor.zeros([4, 2], on: backend.device), epochs: 2, batchSize: 2, progress: false)
+        #expect(model.compiled!.optimizer.stateTensors().count == 2 * model.trainableWeights.count)
+        let url = try temporaryFolder().appendingPathComponent("nested.safetensors")
+        try Checkpoint.save(model, to: url)
+        let reloaded = try Checkpoint.load(url, device: backend.device).model
+        #expect(try reloaded(input).toArray() == model(input).toArray())
+    }
+
     @Test func realKerasJSON() throws {
         let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
         #expect(workshop.parameterCount == 28_394 && workshop is Sequential)

@@ -39,35 +39,52 @@ public enum KerasFile {
         if file.exists("layers") { try loadKeras3Weights(file, into: model, name: url.path) } else { try loadLegacyWeights(file, into: model) }
     }
 
+    /// One group per top-level layer; a nested model's group lists all of its weights.
     private static func loadLegacyWeights(_ file: HDF5File, into model: Model) throws {
         let root = file.exists("model_weights") ? "model_weights" : "/"
-        for layer in model.leafLayers where !layer.weights.isEmpty {
+        for layer in model.layers {
+            let weights = (layer as? NestedModel)?.model.weights ?? layer.weights
+            guard !weights.isEmpty else { continue }
             let group = root == "/" ? layer.name : "\(root)/\(layer.name)"
             guard file.exists(group), let names = try file.strings("weight_names", of: group) else {
                 throw DataError(file.path, "no weights for layer '\(layer.name)' (expected group \(group) with a weight_names attribute)")
             }
-            try assign(names.map { "\(group)/\($0)" }, of: file, to: layer)
+            let datasets = names.map { "\(group)/\($0)" }
+            guard layer is NestedModel else { try assign(datasets, of: file, to: weights, of: layer.name); continue }
+            // Named `discriminator/bn/gamma` (Kiln's paths), listed trainable first as Keras's `model.weights`.
+            let byName = Dictionary(zip(names.map { $0.hasSuffix(":0") ? String($0.dropLast(2)) : $0 }, datasets)) { a, _ in a }
+            let ordered = weights.allSatisfy { byName[$0.path] != nil } ? weights.map { byName[$0.path]! } : nil
+            try assign(ordered ?? datasets, of: file, to: ordered == nil ? weights.filter(\.isVariable) + weights.filter { !$0.isVariable } : weights,
+                       of: layer.name)
         }
     }
 
+    /// Groups named by class (`layers/sequential/layers/dense_1/vars`) whose `vars` carry the layer's
+    /// name; nested models hold their layers' groups under their own.
     private static func loadKeras3Weights(_ file: HDF5File, into model: Model, name: String) throws {
-        var byLayer: [String: String] = [:]
-        for group in try file.children("layers") where file.exists("layers/\(group)/vars") {
-            let layerName = try file.strings("name", of: "layers/\(group)/vars")?.first ?? group
-            byLayer[layerName] = "layers/\(group)/vars"
+        var byPath: [String: String] = [:]
+        func collect(_ group: String, scope: [String]) throws {
+            for child in try file.children(group) where file.exists("\(group)/\(child)/vars") {
+                let base = "\(group)/\(child)"
+                let layerName = try file.strings("name", of: "\(base)/vars")?.first ?? child
+                byPath[(scope + [layerName]).joined(separator: "/")] = "\(base)/vars"
+                if file.exists("\(base)/layers") { try collect("\(base)/layers", scope: scope + [layerName]) }
+            }
         }
+        try collect("layers", scope: [])
         for layer in model.leafLayers where !layer.weights.isEmpty {
-            guard let vars = byLayer[layer.name] else { throw DataError(name, "no weights for layer '\(layer.name)' in model.weights.h5") }
+            let path = (layer.scope + [layer.name]).joined(separator: "/")
+            guard let vars = byPath[path] else { throw DataError(name, "no weights for layer '\(path)' in model.weights.h5") }
             let datasets = try file.children(vars).compactMap(Int.init).sorted().map { "\(vars)/\($0)" }
-            try assign(datasets, of: file, to: layer)
+            try assign(datasets, of: file, to: layer.weights, of: path)
         }
     }
 
-    private static func assign(_ datasets: [String], of file: HDF5File, to layer: Layer) throws {
-        guard datasets.count == layer.weights.count else {
-            throw DataError(file.path, "layer '\(layer.name)' has \(layer.weights.count) weights, the file \(datasets.count) (\(datasets.joined(separator: ", ")))")
+    private static func assign(_ datasets: [String], of file: HDF5File, to weights: [Weight], of layer: String) throws {
+        guard datasets.count == weights.count else {
+            throw DataError(file.path, "layer '\(layer)' has \(weights.count) weights, the file \(datasets.count) (\(datasets.joined(separator: ", ")))")
         }
-        for (weight, dataset) in zip(layer.weights, datasets) {
+        for (weight, dataset) in zip(weights, datasets) {
             let (values, shape) = try file.floats(dataset)
             guard shape == weight.shape else {
                 throw DataError(file.path, "'\(dataset)' has shape \(shape), \(weight.path) needs \(weight.shape)")

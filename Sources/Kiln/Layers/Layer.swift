@@ -15,8 +15,9 @@ public final class Weight {
             (layer, name, shape, initializer, isVariable, regularizer)
     }
 
-    /// `layer/name`, unique within a model.
-    public var path: String { "\(layer.name)/\(name)" }
+    /// `layer/name`, behind the names of the models the layer is nested in (`generator/dense/kernel`):
+    /// unique within a model, also when nested models name their layers alike.
+    public var path: String { (layer.scope + [layer.name, name]).joined(separator: "/") }
     public var count: Int { shape.reduce(1, *) }
     /// Receives gradients and optimizer updates: a variable of a trainable layer.
     public var isTrainable: Bool { isVariable && layer.trainable }
@@ -34,6 +35,9 @@ public final class Weight {
 /// Shapes given to and returned by `build` leave out the batch dimension; images are (H, W, C).
 open class Layer {
     public var name: String
+    /// The names of the models this layer sits in when they are nested in others, outermost first
+    /// (empty for a layer of a top-level model).
+    public internal(set) var scope: [String] = []
     /// A frozen layer (false) gets no gradients or updates; batch normalisation then runs in
     /// inference mode, as in Keras.
     public var trainable = true {

@@ -18,6 +18,8 @@ open class Model {
     public internal(set) var trainingHistory = History()
     /// Why the last `fit` stopped before its final epoch (early stopping, a non-finite loss), if it did.
     public internal(set) var lastStopReason: String?
+    /// This model as a layer of others (`asLayer`).
+    var asNested: NestedModel?
 
     public init(inputs: [Input], outputs: [SymbolicTensor], name: String = "functional") throws {
         self.name = name

@@ -9,8 +9,13 @@ extension Layer: LayerConvertible {
 }
 
 extension Model: LayerConvertible {
-    /// This model as a layer of another; its weights stay its own (training the outer model trains them).
-    public var asLayer: Layer { NestedModel(self) }
+    /// This model as a layer of another (the same one each time); its weights stay its own (training
+    /// the outer model trains them).
+    public var asLayer: Layer {
+        if let nested = asNested { return nested }
+        asNested = NestedModel(self)
+        return asNested!
+    }
 
     /// Calls the model on symbolic inputs of an outer functional model.
     public func callAsFunction(_ inputs: [SymbolicTensor]) throws -> SymbolicTensor { try asLayer(inputs) }
@@ -44,8 +49,14 @@ public final class NestedModel: Layer {
             throw shapeError("model '\(model.name)' takes \(model.inputs.map(\.shape)) and gives \(model.outputs.count) outputs; "
                              + "it was called on \(inputShapes) (a nested model needs its input shapes and one output)")
         }
+        if !scoped {  // once, however often the model is called
+            for layer in model.leafLayers { layer.scope.insert(model.name, at: 0) }
+            scoped = true
+        }
         return model.outputs[0].shape
     }
+
+    private var scoped = false
 
     override func materialize(on device: any Device, random: inout RandomGenerator) throws {
         try model.place(on: device, seed: random.next())
