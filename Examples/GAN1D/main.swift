@@ -9,18 +9,16 @@ import Kiln
 
 let steps = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 3000
 let device = try Devices.select()
-var random = RandomGenerator(seed: 1)
+seed(1)  // every random draw below, made on the device, follows from it
 
 /// `n` points of the curve.
 func real(_ n: Int) throws -> Tensor {
-    let x = (0..<n).map { _ in Float(random.uniform() - 0.5) }
-    return try Tensor(x.flatMap { [$0, $0 * $0] }, shape: [n, 2], on: device)
+    let x = try Tensor.uniform([n, 1], low: -0.5, high: 0.5, on: device)
+    return try Tensor.concatenate([x, x * x], axis: 1)
 }
 
 /// `n` points of 5-D standard normal noise.
-func noise(_ n: Int) throws -> Tensor {
-    try Tensor((0..<n * 5).map { _ in Float(random.normal()) }, shape: [n, 5], on: device)
-}
+func noise(_ n: Int) throws -> Tensor { try Tensor.normal([n, 5], on: device) }
 
 /// Mean distance |y − x²| of generated points from the curve.
 func curveError(_ points: Tensor) throws -> Float {

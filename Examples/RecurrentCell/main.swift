@@ -52,7 +52,7 @@ let model = try Sequential([Input(shape: [window, 1]), ElmanRNN(16), Dense(1)], 
 try model.place(on: device, seed: 1)
 let optimizer = Adam(learningRate: 0.01)
 let test = try batch(Array(stride(from: 1500, to: 1980, by: 3)))
-func testError() throws -> Float { try MeanSquaredError()(test.y, model.predict(test.x)).item() }
+@MainActor func testError() throws -> Float { try MeanSquaredError()(test.y, model.predict(test.x)).item() }
 
 print(String(format: "test error before training: %.4f", try testError()))
 for _ in 1...steps {

@@ -24,8 +24,9 @@ let weights = encoder.trainableWeights + decoder.trainableWeights
 let optimizer = Adam(learningRate: 1e-3)
 let crossEntropy = BinaryCrossentropy(fromLogits: true)
 
-/// Reconstruction (cross-entropy summed over the pixels) and KL terms, each averaged over the batch.
-func losses(_ x: Tensor, sampling: Bool) throws -> (reconstruction: Tensor, kl: Tensor) {
+/// Reconstruction (cross-entropy summed over the pixels) and KL terms, each averaged over the batch
+/// (main-actor code, as the top-level models it uses are in Swift 6).
+@MainActor func losses(_ x: Tensor, sampling: Bool) throws -> (reconstruction: Tensor, kl: Tensor) {
     let code = try encoder(x, training: true)
     let (mean, logVariance) = (try code.sliced(0..<latent, axis: 1), try code.sliced(latent..<2 * latent, axis: 1))
     let z = sampling ? try mean + (0.5 * logVariance).exp() * Tensor.normal(like: mean) : mean
@@ -34,7 +35,7 @@ func losses(_ x: Tensor, sampling: Bool) throws -> (reconstruction: Tensor, kl: 
     return (reconstruction, kl)
 }
 
-func report(_ label: String) throws {
+@MainActor func report(_ label: String) throws {
     let (reconstruction, kl) = try GradMode.noGrad { try losses(test, sampling: true) }
     print(String(format: "%@: held-out reconstruction %.2f, KL %.2f, loss %.2f", label, try reconstruction.item(), try kl.item(),
                  try reconstruction.item() + kl.item()))
