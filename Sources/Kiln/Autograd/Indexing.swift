@@ -11,13 +11,12 @@ extension Tensor {
         return try gathered(Tensor(labels: indices.map(Int32.init), shape: [indices.count], on: device), axis: at)
     }
 
-    /// `gathered` with int32 `indices` already on the device (a 1-D tensor); an index outside the axis
-    /// reads zeros, never memory outside the tensor. Int32 tensors (labels) gather along axis 0.
+    /// `gathered` with `indices` already on the device: a 1-D int32 tensor, or float32 holding whole
+    /// numbers (token ids from a dataset); an index outside the axis reads zeros, never memory outside
+    /// the tensor. Int32 tensors (labels) gather along axis 0.
     public func gathered(_ indices: Tensor, axis: Int = 0) throws -> Tensor {
         if dtype == .int32 && axis != 0 { try requireFloat("gather on an axis other than 0") }
-        guard indices.dtype == .int32, indices.rank == 1 else {
-            throw TensorError.dtype("gather takes a 1-D int32 index tensor, got \(indices.dtype) of shape \(indices.shape)")
-        }
+        guard indices.rank == 1 else { throw TensorError.shape("gather takes a 1-D index tensor, got shape \(indices.shape)") }
         let at = try normalized(axis)
         guard at != 0 else { return try gatheredRows(indices) }
         var order = Array(0..<rank)
@@ -65,7 +64,7 @@ extension Tensor {
 
     /// Rows `indices` of this tensor viewed as `[shape[0], rest]`.
     private func gatheredRows(_ indices: Tensor) throws -> Tensor {
-        let gather = RowGather(tableRows: shape[0], columns: count / shape[0], count: indices.count)
+        let gather = RowGather(tableRows: shape[0], columns: count / shape[0], count: indices.count, floatIndices: indices.dtype == .float32)
         let input = self
         return try Tensor.make([indices.count] + shape.dropFirst(), dtype: dtype, from: [self, indices], {
             try device.gatherRows(gather, table: buffer, indices: indices.buffer, into: $0)

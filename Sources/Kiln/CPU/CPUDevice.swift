@@ -91,21 +91,31 @@ public final class CPUDevice: Device, @unchecked Sendable {
 
     public func gatherRows(_ g: RowGather, table: Buffer, indices: Buffer, into output: Buffer) throws {
         try g.validate(table: table, indices: indices, rows: output, "gatherRows")
-        let (x, index, y) = (table.host, indices.hostInts, output.host)
+        let (x, y) = (table.host, output.host)
         parallelFor(g.count, grain: max(1, 65536 / g.columns)) { range in
             for r in range {
-                let row = Int(index[r]), out = y + r * g.columns
-                if (0..<g.tableRows).contains(row) { out.update(from: x + row * g.columns, count: g.columns) } else { out.update(repeating: 0, count: g.columns) }
+                let out = y + r * g.columns
+                if let row = row(g, indices, r) { out.update(from: x + row * g.columns, count: g.columns) } else { out.update(repeating: 0, count: g.columns) }
             }
         }
     }
 
     public func scatterAddRows(_ g: RowGather, rows: Buffer, indices: Buffer, into table: Buffer) throws {
         try g.validate(table: table, indices: indices, rows: rows, "scatterAddRows")
-        let (x, index, y) = (rows.host, indices.hostInts, table.host)
-        for r in 0..<g.count where (0..<g.tableRows).contains(Int(index[r])) {
-            kiln_accumulate(y + Int(index[r]) * g.columns, x + r * g.columns, g.columns)
+        let (x, y) = (rows.host, table.host)
+        for r in 0..<g.count {
+            if let row = row(g, indices, r) { kiln_accumulate(y + row * g.columns, x + r * g.columns, g.columns) }
         }
+    }
+
+    /// The table row of index `r` when it lies in the table.
+    private func row(_ g: RowGather, _ indices: Buffer, _ r: Int) -> Int? {
+        if g.floatIndices {
+            let value = indices.host[r]
+            return value >= 0 && value < Float(g.tableRows) ? Int(value) : nil
+        }
+        let value = Int(indices.hostInts[r])
+        return (0..<g.tableRows).contains(value) ? value : nil
     }
 
     public func gemm(_ g: Gemm, a: Buffer, b: Buffer, c: Buffer) throws {

@@ -89,6 +89,18 @@ public protocol Device: AnyObject, Sendable {
     /// Fills `count` elements with draws from `distribution`, element `i` from Philox(seed, offset + i).
     func fillRandom(_ buffer: Buffer, distribution: RandomDistribution, seed: UInt64, offset: UInt64, count: Int) throws
 
+    // Recurrent cells
+    /// Step `step.time`: from the pre-activations `gates[t]` (input projection + bias, plus h[t]·U for
+    /// SimpleRNN and LSTM; GRU's h[t]·U is in `recurrent[t]`, which gets its bias added), writes h[t + 1]
+    /// (and c[t + 1]), keeping the state where `mask[t]` is 0; the gate activations replace the
+    /// pre-activations for the backward pass.
+    func recurrentStep(_ step: RecurrentStep, _ sequence: RecurrentSequence) throws
+    /// The backward of step `step.time`, after the forward pass of the whole sequence: reads
+    /// `gradients.hidden` (+ `output[t]`) and `cell`, the gradients reaching h[t + 1] and c[t + 1];
+    /// writes the pre-activation gradients of step t, and leaves in `hidden` and `cell` the gradients
+    /// reaching h[t] and c[t], except h[t]'s through U (the caller adds `gates[t]·Uᵀ`).
+    func recurrentStepBackward(_ step: RecurrentStep, _ sequence: RecurrentSequence, gradients: RecurrentGradients) throws
+
     // Softmax family (along the last axis of `[rows, columns]`)
     func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws
     func softmaxBackward(output: Buffer, gradOutput: Buffer, rows: Int, columns: Int, log: Bool, gradInput: Buffer) throws

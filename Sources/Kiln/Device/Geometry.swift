@@ -186,16 +186,18 @@ public enum ReduceOp: Int32, Hashable, Sendable, CaseIterable {
     case sum, mean, max
 }
 
-/// Rows picked from a `[tableRows, columns]` table by `count` Int32 indices (embedding lookups,
-/// `gather` on an axis, strided and boolean indexing). An index outside `0..<tableRows` reads as a
-/// zero row and its gradient is dropped: never a read or write outside the table.
+/// Rows picked from a `[tableRows, columns]` table by `count` indices (embedding lookups, `gather`
+/// on an axis, strided and boolean indexing): Int32, or floats holding whole numbers (token ids as
+/// datasets give them) when `floatIndices`. An index outside `0..<tableRows` reads as a zero row and
+/// its gradient is dropped: never a read or write outside the table.
 public struct RowGather: Hashable, Sendable {
     public var tableRows: Int
     public var columns: Int
     public var count: Int
+    public var floatIndices: Bool
 
-    public init(tableRows: Int, columns: Int, count: Int) {
-        (self.tableRows, self.columns, self.count) = (tableRows, columns, count)
+    public init(tableRows: Int, columns: Int, count: Int, floatIndices: Bool = false) {
+        (self.tableRows, self.columns, self.count, self.floatIndices) = (tableRows, columns, count, floatIndices)
     }
 
     func validate(table: Buffer, indices: Buffer, rows: Buffer, _ op: String) throws {
@@ -205,6 +207,84 @@ public struct RowGather: Hashable, Sendable {
         try require(table, tableRows * columns, "\(op) table")
         try require(indices, count, "\(op) indices")
         try require(rows, count * columns, "\(op) rows")
+    }
+}
+
+/// One time step of a recurrent layer (Keras 3 cells) over time-major sequence buffers; see
+/// `RecurrentSequence` for their layout. The projections are GEMMs around it.
+public struct RecurrentStep: Hashable, Sendable {
+    public enum Cell: Int32, Hashable, Sendable { case simpleRNN = 0, lstm = 1, gru = 2 }
+    public var cell: Cell
+    /// ReLU instead of tanh as the cell's activation.
+    public var relu: Bool
+    public var batch: Int, units: Int
+    /// The step, 0-based, in sequences of `length` steps.
+    public var time: Int, length: Int
+
+    public init(cell: Cell, relu: Bool = false, batch: Int, units: Int, time: Int, length: Int) {
+        (self.cell, self.relu, self.batch, self.units, self.time, self.length) = (cell, relu, batch, units, time, length)
+    }
+
+    /// Gate pre-activations per row: units × 1 (SimpleRNN), 4 (LSTM: i, f, c, o) or 3 (GRU: z, r, h).
+    public var width: Int { units * (cell == .lstm ? 4 : cell == .gru ? 3 : 1) }
+    var gatesOffset: Int { time * batch * width }
+    /// Of h[t] (and c[t]); h[t + 1] follows `batch * units` later.
+    var stateOffset: Int { time * batch * units }
+    var maskOffset: Int { time * batch }
+
+    func validate(_ s: RecurrentSequence, _ g: RecurrentGradients? = nil) throws {
+        guard batch > 0, units > 0, length > 0, (0..<length).contains(time) else {
+            throw DeviceError.invalidArgument("recurrentStep: step \(time) of \(length), batch \(batch), \(units) units")
+        }
+        let (steps, states) = (length * batch * width, (length + 1) * batch * units)
+        try require(s.gates, steps, "recurrentStep gates")
+        try require(s.hidden, states, "recurrentStep hidden states")
+        if let mask = s.mask { try require(mask, length * batch, "recurrentStep mask") }
+        switch cell {
+        case .lstm:
+            guard let c = s.cell else { throw DeviceError.invalidArgument("recurrentStep: an LSTM needs its cell states") }
+            try require(c, states, "recurrentStep cell states")
+        case .gru:
+            guard let r = s.recurrent, let bias = s.recurrentBias else { throw DeviceError.invalidArgument("recurrentStep: a GRU needs its recurrent projections and bias") }
+            try require(r, steps, "recurrentStep recurrent projections")
+            try require(bias, width, "recurrentStep recurrent bias")
+        case .simpleRNN: break
+        }
+        guard let g else { return }
+        if let output = g.output { try require(output, length * batch * units, "recurrentStepBackward output gradients") }
+        try require(g.hidden, batch * units, "recurrentStepBackward hidden gradient")
+        try require(g.gates, steps, "recurrentStepBackward gate gradients")
+        if cell == .lstm {
+            guard let c = g.cell else { throw DeviceError.invalidArgument("recurrentStepBackward: an LSTM needs its cell gradient") }
+            try require(c, batch * units, "recurrentStepBackward cell gradient")
+        }
+        if cell == .gru {
+            guard let r = g.recurrent else { throw DeviceError.invalidArgument("recurrentStepBackward: a GRU needs its recurrent gradients") }
+            try require(r, steps, "recurrentStepBackward recurrent gradients")
+        }
+    }
+}
+
+/// The buffers of a recurrent layer's pass, time-major: `gates` and GRU's `recurrent` `[length, batch,
+/// width]`, `hidden` and LSTM's `cell` `[length + 1, batch, units]` (the initial state first), `mask`
+/// `[length, batch]` (0 where a step is padding), GRU's `recurrentBias` `[width]`.
+public struct RecurrentSequence {
+    public var gates: Buffer, recurrent: Buffer?, recurrentBias: Buffer?
+    public var hidden: Buffer, cell: Buffer?, mask: Buffer?
+
+    public init(gates: Buffer, recurrent: Buffer? = nil, recurrentBias: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, mask: Buffer? = nil) {
+        (self.gates, self.recurrent, self.recurrentBias, self.hidden, self.cell, self.mask) = (gates, recurrent, recurrentBias, hidden, cell, mask)
+    }
+}
+
+/// The gradients a recurrent step's backward pass reads and writes: `output` `[length, batch, units]`
+/// (of the layer's outputs, when it returns sequences), the carried `hidden` and LSTM `cell` gradients
+/// `[batch, units]`, and the pre-activation gradients `gates` (and GRU's `recurrent`) of every step.
+public struct RecurrentGradients {
+    public var output: Buffer?, hidden: Buffer, cell: Buffer?, gates: Buffer, recurrent: Buffer?
+
+    public init(output: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, gates: Buffer, recurrent: Buffer? = nil) {
+        (self.output, self.hidden, self.cell, self.gates, self.recurrent) = (output, hidden, cell, gates, recurrent)
     }
 }
 

@@ -54,6 +54,7 @@ public enum KerasConfig {
     static let supported: Set<String> = [
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
+        "SimpleRNN", "LSTM", "GRU", "Embedding",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -167,7 +168,13 @@ public enum KerasConfig {
             guard let value = c[key], !(value is NSNull) else { return fallback }
             let text = value as? String ?? (value as? [String: Any])?["class_name"] as? String ?? ""
             guard let i = Initializer(kerasName: text) else { throw DataError(file, "\(kind) '\(name ?? "?")': unsupported \(key) '\(text)'") }
-            return i
+            let settings = (value as? [String: Any])?["config"] as? [String: Any] ?? [:]
+            switch i {
+            case .randomUniform(let low, let high):
+                return .randomUniform(min: (settings["minval"] as? NSNumber)?.floatValue ?? low, max: (settings["maxval"] as? NSNumber)?.floatValue ?? high)
+            case .orthogonal: return .orthogonal(gain: (settings["gain"] as? NSNumber)?.floatValue ?? 1)
+            default: return i
+            }
         }
         func regularizer() throws -> Regularizer? {
             guard let value = c["kernel_regularizer"] as? [String: Any] else { return nil }
@@ -237,6 +244,33 @@ public enum KerasConfig {
         case "Permute":
             guard let dims = c["dims"] as? [Int] else { throw DataError(file, "Permute '\(name ?? "?")': dims must be a list of integers") }
             return Permute(dims, name: name)
+        case "SimpleRNN", "LSTM", "GRU":
+            func flag(_ key: String, _ fallback: Bool = false) -> Bool { c[key] as? Bool ?? fallback }
+            let gate = c["recurrent_activation"] == nil ? .sigmoid : try activation("recurrent_activation")
+            let unsupported = [("return_state", flag("return_state")), ("recurrent_dropout", float("recurrent_dropout", 0) != 0),
+                               ("reset_after false (GRU v1)", kind == "GRU" && !flag("reset_after", true)),
+                               ("recurrent_activation other than sigmoid", kind != "SimpleRNN" && gate != .sigmoid)]
+            if let (what, _) = unsupported.first(where: { $0.1 }) { throw DataError(file, "\(kind) '\(name ?? "?")': \(what) is not supported yet") }
+            let (units, act, bias) = (try int("units"), try activation(), flag("use_bias", true))
+            let (sequences, backwards, stateful, rate) = (flag("return_sequences"), flag("go_backwards"), flag("stateful"), float("dropout", 0))
+            let (kernel, recurrent) = (try initializer("kernel_initializer", .glorotUniform), try initializer("recurrent_initializer", .orthogonal()))
+            let biasInit = try initializer("bias_initializer", .zeros)
+            switch kind {
+            case "SimpleRNN":
+                return SimpleRNN(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                                 dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
+            case "LSTM":
+                let forget = flag("unit_forget_bias", true)
+                return LSTM(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                            dropout: rate, unitForgetBias: forget, kernelInitializer: kernel, recurrentInitializer: recurrent,
+                            biasInitializer: forget ? nil : biasInit, name: name)
+            default:
+                return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                           dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
+            }
+        case "Embedding":
+            return Embedding(inputDim: try int("input_dim"), outputDim: try int("output_dim"), maskZero: c["mask_zero"] as? Bool ?? false,
+                             embeddingsInitializer: try initializer("embeddings_initializer", .randomUniform(min: -0.05, max: 0.05)), name: name)
         case "Sequential", "Functional", "Model":
             return try model(from: entry, file: file).asLayer
         default:
@@ -282,6 +316,8 @@ public enum KerasConfig {
             case .glorotNormal: ["class_name": "GlorotNormal", "config": [String: Any]()]
             case .heUniform: ["class_name": "HeUniform", "config": [String: Any]()]
             case .heNormal: ["class_name": "HeNormal", "config": [String: Any]()]
+            case .orthogonal(let gain): ["class_name": "Orthogonal", "config": ["gain": gain]]
+            case .randomUniform(let low, let high): ["class_name": "RandomUniform", "config": ["minval": low, "maxval": high]]
             default: ["class_name": "GlorotUniform", "config": [String: Any]()]
             }
         }
@@ -316,6 +352,19 @@ public enum KerasConfig {
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape
         case let l as Permute: c["dims"] = l.dims
+        case let l as Embedding:
+            c.merge(["input_dim": l.inputDim, "output_dim": l.outputDim, "mask_zero": l.maskZero,
+                     "embeddings_initializer": initializer(l.embeddingsInitializer)]) { $1 }
+        case let l as RecurrentLayer:
+            c.merge(["units": l.units, "activation": l.activation.kerasName, "use_bias": l.useBias, "return_sequences": l.returnSequences,
+                     "return_state": false, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": 0,
+                     "kernel_initializer": initializer(l.kernelInitializer), "recurrent_initializer": initializer(l.recurrentInitializer)]) { $1 }
+            if l.cell != .simpleRNN { c["recurrent_activation"] = "sigmoid" }
+            if l.cell == .gru { c["reset_after"] = true }
+            if case .forgetGateOnes = l.biasInitializer { c["unit_forget_bias"] = true; c["bias_initializer"] = initializer(.zeros) } else {
+                c["bias_initializer"] = initializer(l.biasInitializer)
+                if l.cell == .lstm { c["unit_forget_bias"] = false }
+            }
         case let l as ONNXGraph:
             c.merge(["graph": (try? l.structure().base64EncodedString()) ?? "", "opset": l.opset, "output": l.outputName]) { $1 }
         case let l as any ConfigurableLayer: c.merge(l.config) { $1 }

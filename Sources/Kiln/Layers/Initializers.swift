@@ -53,6 +53,10 @@ public enum Initializer: Hashable, Sendable {
     case glorotUniform, glorotNormal, heUniform, heNormal
     case randomUniform(min: Float, max: Float)
     case randomNormal(stddev: Float)
+    /// A random matrix with orthonormal rows or columns (Keras's recurrent kernels), times `gain`.
+    case orthogonal(gain: Float = 1)
+    /// Zeros, with ones for the forget gate of an LSTM of `units` (Keras's `unit_forget_bias`).
+    case forgetGateOnes(units: Int)
 
     /// Keras's name for it (`glorot_uniform`, `he_normal`, …).
     public init?(kerasName: String) {
@@ -63,6 +67,8 @@ public enum Initializer: Hashable, Sendable {
         case "glorot_normal", "GlorotNormal": self = .glorotNormal
         case "he_uniform", "HeUniform": self = .heUniform
         case "he_normal", "HeNormal": self = .heNormal
+        case "orthogonal", "Orthogonal": self = .orthogonal()
+        case "uniform", "random_uniform", "RandomUniform": self = .randomUniform(min: -0.05, max: 0.05)
         default: return nil
         }
     }
@@ -85,6 +91,28 @@ public enum Initializer: Hashable, Sendable {
         case .heNormal: return truncated((2 / fanIn).squareRoot())
         case .randomUniform(let low, let high): return (0..<count).map { _ in low + (high - low) * Float(random.uniform()) }
         case .randomNormal(let stddev): return (0..<count).map { _ in Float(random.normal()) * stddev }
+        case .orthogonal(let gain): return Self.orthogonal(rows: count / max(shape.last ?? 1, 1), columns: shape.last ?? 1, &random).map { $0 * gain }
+        case .forgetGateOnes(let units): return (0..<count).map { (units..<2 * units).contains($0) ? 1 : 0 }
+        }
+    }
+
+    /// Keras's orthogonal matrix: the Q of a normal matrix with the longer side first (by modified
+    /// Gram–Schmidt, so R's diagonal is positive), transposed when there are fewer rows than columns.
+    private static func orthogonal(rows: Int, columns: Int, _ random: inout RandomGenerator) -> [Float] {
+        let (long, short) = (max(rows, columns), min(rows, columns))
+        var q = (0..<long * short).map { _ in random.normal() }  // column-major: column c at c * long
+        for c in 0..<short {
+            for p in 0..<c {
+                let dot = (0..<long).reduce(0.0) { $0 + q[p * long + $1] * q[c * long + $1] }
+                for i in 0..<long { q[c * long + i] -= dot * q[p * long + i] }
+            }
+            let norm = (0..<long).reduce(0.0) { $0 + q[c * long + $1] * q[c * long + $1] }.squareRoot()
+            for i in 0..<long { q[c * long + i] /= max(norm, 1e-12) }
+        }
+        // Element (r, c) of the result: Q[r][c] when rows ≥ columns, else Q[c][r].
+        return (0..<rows * columns).map { index in
+            let (r, c) = (index / columns, index % columns)
+            return Float(rows >= columns ? q[c * long + r] : q[r * long + c])
         }
     }
 }

@@ -24,12 +24,12 @@ extension OpenCLDevice {
 
     public func gatherRows(_ g: RowGather, table: Buffer, indices: Buffer, into output: Buffer) throws {
         try g.validate(table: table, indices: indices, rows: output, "gatherRows")
-        try launch("memory", "gather_rows", items: g.count * g.columns, g.tableRows, g.columns, g.count, table, indices, output)
+        try launch("memory", "gather_rows", items: g.count * g.columns, g.tableRows, g.columns, g.count, g.floatIndices, table, indices, output)
     }
 
     public func scatterAddRows(_ g: RowGather, rows: Buffer, indices: Buffer, into table: Buffer) throws {
         try g.validate(table: table, indices: indices, rows: rows, "scatterAddRows")
-        try launch("memory", "scatter_add_rows", items: g.columns, g.tableRows, g.columns, g.count, rows, indices, table)
+        try launch("memory", "scatter_add_rows", items: g.columns, g.tableRows, g.columns, g.count, g.floatIndices, rows, indices, table)
     }
 
     public func permute(_ input: Buffer, shape: [Int], permutation: [Int], into output: Buffer) throws {
@@ -209,6 +209,26 @@ extension OpenCLDevice {
         try require(buffer, count, "fillRandom buffer")
         let (a, b) = distribution.parameters
         try launch("random", "fill_random", items: count, count, distribution.code, a, b, seed, offset, buffer)
+    }
+
+    public func recurrentStep(_ step: RecurrentStep, _ s: RecurrentSequence) throws {
+        try step.validate(s)
+        let shape: [KernelArgument] = [step.cell.rawValue, step.relu, step.batch, step.units]
+        let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.recurrent ?? placeholder, step.gatesOffset, s.recurrentBias ?? placeholder,
+                                          s.hidden, step.stateOffset, s.cell ?? placeholder, step.stateOffset]
+        let mask: [KernelArgument] = [s.mask ?? placeholder, step.maskOffset, s.mask != nil]
+        try launch("recurrent", "recurrent_step", items: step.batch * step.units, shape + sequence + mask)
+    }
+
+    public func recurrentStepBackward(_ step: RecurrentStep, _ s: RecurrentSequence, gradients g: RecurrentGradients) throws {
+        try step.validate(s, g)
+        let shape: [KernelArgument] = [step.cell.rawValue, step.relu, step.batch, step.units]
+        let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.recurrent ?? placeholder, step.gatesOffset,
+                                          s.hidden, step.stateOffset, s.cell ?? placeholder, step.stateOffset,
+                                          s.mask ?? placeholder, step.maskOffset, s.mask != nil]
+        let gradients: [KernelArgument] = [g.output ?? placeholder, step.stateOffset, g.output != nil, g.hidden, g.cell ?? placeholder,
+                                           g.gates, step.gatesOffset, g.recurrent ?? placeholder, step.gatesOffset]
+        try launch("recurrent", "recurrent_step_backward", items: step.batch * step.units, shape + sequence + gradients)
     }
 
     public func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws {

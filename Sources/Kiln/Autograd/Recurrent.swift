@@ -1,0 +1,109 @@
+/// The weights and options of a recurrent layer's pass (Keras layouts).
+struct RecurrentWeights {
+    var cell: RecurrentStep.Cell
+    var relu = false
+    /// `[features, width]`, `[units, width]`, and the bias `[width]` added to the input projection.
+    var kernel: Tensor, recurrentKernel: Tensor, bias: Tensor?
+    /// GRU: the bias `[width]` of the recurrent projection (Keras's `reset_after`).
+    var recurrentBias: Tensor?
+}
+
+extension Tensor {
+    /// Runs a recurrent layer over `self` (`[batch, time, features]`) as one differentiable op: the
+    /// input projection of every step is one GEMM, then each step is a GEMM with the recurrent kernel
+    /// and one fused cell kernel, all enqueued on the device with no host round-trip; the backward pass
+    /// runs the steps in reverse and finds the weight gradients with three GEMMs over all steps.
+    ///
+    /// Returns the states `[S, time + 1, batch, units]`, time-major with the initial state first: the
+    /// hidden states, and for an LSTM (S = 2) its cell states. Of the cell states only the last may
+    /// receive a gradient (as the layer's returned state). `mask` is `[batch, time]`, 0 at padded steps.
+    func recurrentStates(_ w: RecurrentWeights, initialHidden: Tensor?, initialCell: Tensor?, mask: Tensor?) throws -> Tensor {
+        try requireFloat("recurrent layer")
+        guard rank == 3 else { throw TensorError.shape("a recurrent layer takes [batch, time, features], got \(shape)") }
+        let (batch, time, features) = (shape[0], shape[1], shape[2]), units = w.recurrentKernel.shape[0]
+        let probe = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: 0, length: time)
+        let width = probe.width, lstm = w.cell == .lstm, gru = w.cell == .gru
+        guard w.kernel.shape == [features, width], w.recurrentKernel.shape == [units, width] else {
+            throw TensorError.shape("recurrent kernels \(w.kernel.shape) and \(w.recurrentKernel.shape) do not fit \(features) features and \(units) units")
+        }
+        for state in [initialHidden, initialCell].compactMap({ $0 }) where state.shape != [batch, units] {
+            throw TensorError.shape("an initial state of shape \(state.shape) for a batch of \(batch) and \(units) units")
+        }
+        if let mask, mask.shape != [batch, time] { throw TensorError.shape("a mask of shape \(mask.shape) for sequences \(shape)") }
+        let d = device, steps = time * batch, stateCount = (time + 1) * batch * units
+
+        // Forward: time-major inputs, gates = x·W (+ bias), then the steps.
+        let inputs = try permuted([1, 0, 2])
+        let gates = try d.makeBuffer(count: steps * width)
+        try d.gemm(Gemm(m: steps, n: width, k: features), a: inputs.buffer, b: w.kernel.buffer, c: gates)
+        if let bias = w.bias { try d.addBias(gates, bias.buffer, view: AxisView(outer: steps, axis: width), into: gates) }
+        let hidden = try d.makeBuffer(count: stateCount), cell = lstm ? try d.makeBuffer(count: stateCount) : nil
+        let recurrent = gru ? try d.makeBuffer(count: steps * width) : nil
+        for (state, initial) in [(hidden, initialHidden), (cell, initialCell)] {
+            guard let state else { continue }
+            if let initial { try d.copy(initial.buffer, to: state, count: batch * units) } else { try d.fill(state, with: 0, offset: 0, count: batch * units) }
+        }
+        let timeMajorMask = try mask.map { try $0.permuted([1, 0]) }
+        let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
+                                         cell: cell, mask: timeMajorMask?.buffer)
+        for t in 0..<time {
+            let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
+            var projection = Gemm(m: batch, n: width, k: units, beta: gru ? 0 : 1)
+            (projection.offsetA, projection.offsetC) = (step.stateOffset, step.gatesOffset)
+            try d.gemm(projection, a: hidden, b: w.recurrentKernel.buffer, c: recurrent ?? gates)
+            try d.recurrentStep(step, sequence)
+        }
+        var states = hidden
+        if let cell {
+            states = try d.makeBuffer(count: 2 * stateCount)
+            try d.copy(hidden, to: states, count: stateCount)
+            try d.copy(cell, to: states, at: stateCount, count: stateCount)
+        }
+
+        let parameters = [w.kernel, w.recurrentKernel, w.bias, w.recurrentBias, initialHidden, initialCell]
+        let tracked = [self] + parameters.compactMap { $0 }
+        let present = parameters.map { $0 != nil }
+        let result = Tensor.record([lstm ? 2 : 1, time + 1, batch, units], buffer: states, from: tracked) { g in
+            // Backward: the gradients of h[1...T] are the outputs' gradients; c[T]'s starts the cell carry.
+            let outputs = try d.makeBuffer(count: steps * units)
+            try d.copy(g.buffer, offset: batch * units, to: outputs, count: steps * units)
+            let carry = try d.buffer(repeating: 0, count: batch * units)
+            let cellCarry = try cell.map { _ in try d.makeBuffer(count: batch * units) }
+            if let cellCarry { try d.copy(g.buffer, offset: stateCount + time * batch * units, to: cellCarry, count: batch * units) }
+            let gradGates = try d.makeBuffer(count: steps * width), gradRecurrent = gru ? try d.makeBuffer(count: steps * width) : nil
+            let gradients = RecurrentGradients(output: outputs, hidden: carry, cell: cellCarry, gates: gradGates, recurrent: gradRecurrent)
+            for t in (0..<time).reversed() {
+                let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
+                try d.recurrentStepBackward(step, sequence, gradients: gradients)
+                var through = Gemm(m: batch, n: units, k: width, transposeB: true, beta: 1)
+                through.offsetA = step.gatesOffset
+                try d.gemm(through, a: gradRecurrent ?? gradGates, b: w.recurrentKernel.buffer, c: carry)
+            }
+            func tensor(_ shape: [Int], _ compute: (Buffer) throws -> Void) throws -> Tensor {
+                let buffer = try d.makeBuffer(count: shape.reduce(1, *))
+                try compute(buffer)
+                return Tensor(shape: shape, buffer: buffer, device: d)
+            }
+            func columnSums(_ rows: Buffer) throws -> Tensor {
+                try tensor([width]) { try d.reduce(.sum, rows, view: AxisView(outer: 1, axis: steps, inner: width), into: $0) }
+            }
+            let gradInputs = try tensor([time, batch, features]) {
+                try d.gemm(Gemm(m: steps, n: features, k: width, transposeB: true), a: gradGates, b: w.kernel.buffer, c: $0)
+            }.permuted([1, 0, 2])
+            let gradKernel = try tensor([features, width]) {
+                try d.gemm(Gemm(m: features, n: width, k: steps, transposeA: true), a: inputs.buffer, b: gradGates, c: $0)
+            }
+            let gradRecurrentKernel = try tensor([units, width]) {
+                try d.gemm(Gemm(m: units, n: width, k: steps, transposeA: true), a: hidden, b: gradRecurrent ?? gradGates, c: $0)
+            }
+            let gradInitialHidden = try tensor([batch, units]) {
+                try d.copy(g.buffer, to: $0, count: batch * units)
+                try d.binary(.add, $0, shape: [batch * units], carry, shape: [batch * units], into: $0, shape: [batch * units])
+            }
+            let all: [Tensor?] = [gradKernel, gradRecurrentKernel, try columnSums(gradGates), try gradRecurrent.map(columnSums),
+                                  gradInitialHidden, try cellCarry.map { buffer in try tensor([batch, units]) { try d.copy(buffer, to: $0, count: batch * units) } }]
+            return [gradInputs] + zip(all, present).filter(\.1).map(\.0)
+        }
+        return result
+    }
+}

@@ -1,0 +1,137 @@
+/// What `SimpleRNN`, `LSTM` and `GRU` share: Keras 3's arguments, defaults and weight layouts
+/// (`kernel` `[features, width]`, `recurrent_kernel` `[units, width]`, `bias`), over inputs
+/// `[batch, time, features]`. The pass is one fused op (`Tensor.recurrentStates`).
+public class RecurrentLayer: Layer {
+    public let units: Int
+    /// `tanh` (Keras's default) or `relu`.
+    public let activation: ActivationFunction
+    public let useBias: Bool
+    /// The output at every step (`[batch, time, units]`), else the last one (`[batch, units]`).
+    public let returnSequences: Bool
+    /// Runs over the steps last to first (and, with `returnSequences`, returns them in that order), as Keras.
+    public let goBackwards: Bool
+    /// Each batch starts from the state the previous batch ended in (sample i continuing sample i)
+    /// until `resetStates()`.
+    public let stateful: Bool
+    /// The fraction of input features dropped during training, with one mask per sequence (Keras).
+    public let dropout: Float
+    let cell: RecurrentStep.Cell
+    let kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer
+    private(set) var kernel: Weight!, recurrentKernel: Weight!, bias: Weight?
+    /// The state the next batch starts from when `stateful`.
+    private var carried: (hidden: Tensor, cell: Tensor?)?
+    /// The input dropout masks' Philox stream, as `Dropout`'s.
+    private var seed: UInt64 = 0, offset: UInt64 = 0
+
+    init(cell: RecurrentStep.Cell, units: Int, activation: ActivationFunction, useBias: Bool, returnSequences: Bool,
+         goBackwards: Bool, stateful: Bool, dropout: Float, kernelInitializer: Initializer, recurrentInitializer: Initializer,
+         biasInitializer: Initializer, name: String?, kind: String) {
+        (self.cell, self.units, self.activation, self.useBias, self.returnSequences) = (cell, units, activation, useBias, returnSequences)
+        (self.goBackwards, self.stateful, self.dropout) = (goBackwards, stateful, dropout)
+        (self.kernelInitializer, self.recurrentInitializer, self.biasInitializer) = (kernelInitializer, recurrentInitializer, biasInitializer)
+        super.init(name: name, kind: kind)
+    }
+
+    var width: Int { RecurrentStep(cell: cell, batch: 1, units: units, time: 0, length: 1).width }
+    /// Keras's bias shape: `[width]`, or `[2, width]` for a GRU's separate input and recurrent biases.
+    var biasShape: [Int] { [width] }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.count == 2, units > 0 else { throw shapeError("takes sequences [time, features] and units > 0, got \(input) and \(units) units") }
+        guard activation == .tanh || activation == .relu else { throw shapeError("activation must be tanh or relu, got \(activation.kerasName)") }
+        guard (0..<1).contains(dropout) else { throw shapeError("dropout must be in [0, 1), got \(dropout)") }
+        kernel = addWeight("kernel", shape: [input[1], width], initializer: kernelInitializer)
+        recurrentKernel = addWeight("recurrent_kernel", shape: [units, width], initializer: recurrentInitializer)
+        if useBias { bias = addWeight("bias", shape: biasShape, initializer: biasInitializer) }
+        return returnSequences ? [input[0], units] : [units]
+    }
+
+    override func materialize(on device: any Device, random: inout RandomGenerator) throws {
+        seed = random.next()
+        try super.materialize(on: device, random: &random)
+    }
+
+    /// Forgets the carried state of a `stateful` layer (Keras's `reset_states`).
+    public func resetStates() { carried = nil }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
+        var x = inputs[0]
+        let (batch, time) = (x.shape[0], x.shape[1])
+        if training, dropout > 0 {
+            let ones = try Tensor.ones([batch, 1, x.shape[2]], on: x.device)
+            defer { offset &+= UInt64(ones.count) }
+            x = try x * ones.dropout(rate: dropout, seed: seed, offset: offset)
+        }
+        if goBackwards { x = try x.gathered(Array((0..<time).reversed()), axis: 1) }
+        if let carried, carried.hidden.shape[0] != batch {
+            throw shapeError("a stateful layer needs batches of one size; it carries a state for \(carried.hidden.shape[0]) sequences, got \(batch)")
+        }
+        let states = try x.recurrentStates(try weights(), initialHidden: stateful ? carried?.hidden : nil,
+                                           initialCell: stateful ? carried?.cell : nil, mask: nil)
+        let hidden = try states.selected(0)
+        if stateful {
+            carried = try GradMode.noGrad {
+                (try hidden.selected(time).detached(), cell == .lstm ? try states.selected(1).selected(time).detached() : nil)
+            }
+        }
+        return returnSequences ? try hidden.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try hidden.selected(time)
+    }
+
+    /// The weights as the fused op takes them.
+    func weights() throws -> RecurrentWeights {
+        RecurrentWeights(cell: cell, relu: activation == .relu, kernel: kernel.value, recurrentKernel: recurrentKernel.value,
+                         bias: bias?.value, recurrentBias: nil)
+    }
+}
+
+/// Keras's `SimpleRNN`: h = activation(x·W + h·U + b).
+public final class SimpleRNN: RecurrentLayer {
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
+                biasInitializer: Initializer = .zeros, name: String? = nil) {
+        super.init(cell: .simpleRNN, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "simple_rnn")
+    }
+}
+
+/// Keras's `LSTM` (gates i, f, c, o; `unitForgetBias` starts the forget gate's bias at 1).
+public final class LSTM: RecurrentLayer {
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, unitForgetBias: Bool = true,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
+                biasInitializer: Initializer? = nil, name: String? = nil) {
+        super.init(cell: .lstm, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer,
+                   biasInitializer: biasInitializer ?? (unitForgetBias ? .forgetGateOnes(units: units) : .zeros), name: name, kind: "lstm")
+    }
+}
+
+/// Keras 3's `GRU` (gates z, r, h) with `reset_after`: the reset gate scales the recurrent
+/// projection h·U_h + b_h, and the bias `[2, 3·units]` holds the input and recurrent biases.
+public final class GRU: RecurrentLayer {
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
+                biasInitializer: Initializer = .zeros, name: String? = nil) {
+        super.init(cell: .gru, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "gru")
+    }
+
+    override var biasShape: [Int] { [2, width] }
+
+    override func weights() throws -> RecurrentWeights {
+        var w = try super.weights()
+        if let bias = bias?.value {
+            (w.bias, w.recurrentBias) = (try bias.selected(0), try bias.selected(1))
+        } else {
+            w.recurrentBias = try Tensor.zeros([width], on: kernel.value.device)
+        }
+        return w
+    }
+}

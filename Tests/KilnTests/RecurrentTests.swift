@@ -1,0 +1,234 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// The recurrent cells against a float64 reference, by finite differences, and as Keras layers.
+@Suite("Recurrent layers") struct RecurrentTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var cell: RecurrentStep.Cell, relu: Bool, batch: Int, time: Int, features: Int, units: Int
+        var testDescription: String { "\(cell)\(relu ? "+relu" : "") b\(batch) t\(time) f\(features) u\(units)" }
+    }
+
+    static let cases = [
+        Case(cell: .simpleRNN, relu: false, batch: 3, time: 5, features: 7, units: 17),
+        Case(cell: .simpleRNN, relu: true, batch: 1, time: 1, features: 2, units: 5),
+        Case(cell: .lstm, relu: false, batch: 3, time: 4, features: 7, units: 17),
+        Case(cell: .lstm, relu: true, batch: 2, time: 3, features: 3, units: 5),
+        Case(cell: .lstm, relu: false, batch: 1, time: 1, features: 1, units: 1),
+        Case(cell: .gru, relu: false, batch: 3, time: 4, features: 7, units: 17),
+        Case(cell: .gru, relu: true, batch: 1, time: 2, features: 2, units: 3),
+    ]
+
+    /// Random inputs, weights, initial states and a mask (padding in the middle of one sequence).
+    struct Inputs {
+        var x, kernel, recurrent, bias, recurrentBias, h0, c0, mask: [Float]
+        init(_ c: Case) {
+            var random = Random("recurrent-\(c.testDescription)")
+            let width = c.units * (c.cell == .lstm ? 4 : c.cell == .gru ? 3 : 1)
+            (x, kernel, recurrent) = (random.floats(c.batch * c.time * c.features), random.floats(c.features * width, -0.6...0.6),
+                                      random.floats(c.units * width, -0.6...0.6))
+            (bias, recurrentBias, h0, c0) = (random.floats(width, -0.3...0.3), random.floats(width, -0.3...0.3),
+                                             random.floats(c.batch * c.units), random.floats(c.batch * c.units))
+            mask = (0..<c.batch * c.time).map { $0 == c.time / 2 + (c.batch - 1) * c.time && c.time > 1 ? 0 : 1 }
+        }
+    }
+
+    /// Keras's cells step by step in float64: the states `[S, time + 1, batch, units]`.
+    static func reference(_ c: Case, _ v: Inputs) -> [Double] {
+        let (u, width) = (c.units, c.units * (c.cell == .lstm ? 4 : c.cell == .gru ? 3 : 1))
+        func act(_ z: Double) -> Double { c.relu ? max(z, 0) : Foundation.tanh(z) }
+        func sigmoid(_ z: Double) -> Double { 1 / (1 + Foundation.exp(-z)) }
+        var h = (0..<c.batch).map { b in (0..<u).map { Double(v.h0[b * u + $0]) } }
+        var cell = (0..<c.batch).map { b in (0..<u).map { Double(v.c0[b * u + $0]) } }
+        var hidden = [h], cells = [cell]
+        for t in 0..<c.time {
+            for b in 0..<c.batch where v.mask[b * c.time + t] != 0 {
+                func projection(_ g: Int, _ weights: [Float], _ from: [Double], _ rows: Int) -> Double {
+                    (0..<rows).reduce(0.0) { $0 + from[$1] * Double(weights[$1 * width + g]) }
+                }
+                let input = (0..<c.features).map { Double(v.x[(b * c.time + t) * c.features + $0]) }
+                let xw = (0..<width).map { projection($0, v.kernel, input, c.features) + Double(v.bias[$0]) }
+                let hu = (0..<width).map { projection($0, v.recurrent, h[b], u) }
+                switch c.cell {
+                case .simpleRNN: h[b] = (0..<u).map { act(xw[$0] + hu[$0]) }
+                case .lstm:
+                    for j in 0..<u {
+                        let (i, f) = (sigmoid(xw[j] + hu[j]), sigmoid(xw[u + j] + hu[u + j]))
+                        let (g, o) = (act(xw[2 * u + j] + hu[2 * u + j]), sigmoid(xw[3 * u + j] + hu[3 * u + j]))
+                        cell[b][j] = f * cell[b][j] + i * g
+                        h[b][j] = o * act(cell[b][j])
+                    }
+                case .gru:
+                    let r = (0..<width).map { hu[$0] + Double(v.recurrentBias[$0]) }
+                    h[b] = (0..<u).map { j in
+                        let z = sigmoid(xw[j] + r[j]), reset = sigmoid(xw[u + j] + r[u + j])
+                        return z * h[b][j] + (1 - z) * act(xw[2 * u + j] + reset * r[2 * u + j])
+                    }
+                }
+            }
+            hidden.append(h)
+            cells.append(cell)
+        }
+        return (c.cell == .lstm ? [hidden, cells] : [hidden]).flatMap { $0.flatMap { $0.flatMap { $0 } } }
+    }
+
+    static func states(_ c: Case, _ v: Inputs, on d: any Device, track: Bool = false) throws -> (states: Tensor, leaves: [Tensor]) {
+        let width = c.units * (c.cell == .lstm ? 4 : c.cell == .gru ? 3 : 1)
+        let x = try Tensor(v.x, shape: [c.batch, c.time, c.features], on: d)
+        let kernel = try Tensor(v.kernel, shape: [c.features, width], on: d), recurrent = try Tensor(v.recurrent, shape: [c.units, width], on: d)
+        let bias = try Tensor(v.bias, shape: [width], on: d), h0 = try Tensor(v.h0, shape: [c.batch, c.units], on: d)
+        let recurrentBias = c.cell == .gru ? try Tensor(v.recurrentBias, shape: [width], on: d) : nil
+        let c0 = c.cell == .lstm ? try Tensor(v.c0, shape: [c.batch, c.units], on: d) : nil
+        let leaves = [x, kernel, recurrent, bias, recurrentBias, h0, c0].compactMap { $0 }
+        for leaf in leaves { leaf.requiresGrad = track }
+        let weights = RecurrentWeights(cell: c.cell, relu: c.relu, kernel: kernel, recurrentKernel: recurrent, bias: bias, recurrentBias: recurrentBias)
+        let states = try x.recurrentStates(weights, initialHidden: h0, initialCell: c0,
+                                           mask: try Tensor(v.mask, shape: [c.batch, c.time], on: d))
+        return (states, leaves)
+    }
+
+    @Test(arguments: Backend.all, cases)
+    func cellsMatchTheFloat64Reference(_ backend: Backend, _ c: Case) throws {
+        let v = Inputs(c)
+        expectClose(try Self.states(c, v, on: backend.device).states.toArray(), Self.reference(c, v), "\(c.testDescription) on \(backend)", tolerance: 2e-5)
+    }
+
+    /// The backward pass through time by finite differences, for every input: the sequence, the three
+    /// weights, the initial states; the loss weighs every hidden state and the last cell state. ReLU
+    /// cells take a smaller step, so that it seldom crosses the kink.
+    @Test(arguments: Backend.all, cases)
+    func gradientsThroughTime(_ backend: Backend, _ c: Case) throws {
+        let v = Inputs(c), d = backend.device
+        var random = Random("recurrent-loss-\(c.testDescription)")
+        let (s, leaves) = try Self.states(c, v, on: d, track: true)
+        var lossWeights = random.floats(s.count)
+        if c.cell == .lstm {  // only the last cell state may carry a gradient
+            let stateCount = (c.time + 1) * c.batch * c.units
+            for i in stateCount..<(stateCount + c.time * c.batch * c.units) { lossWeights[i] = 0 }
+        }
+        let w = try Tensor(lossWeights, shape: s.shape, on: d)
+        try (s * w).sum().backward()
+        let fields: [WritableKeyPath<Inputs, [Float]>] = [\.x, \.kernel, \.recurrent, \.bias] + (c.cell == .gru ? [\.recurrentBias] : []) + [\.h0] + (c.cell == .lstm ? [\.c0] : [])
+        for (field, leaf) in zip(fields, leaves) {
+            try expectGradient(at: v[keyPath: field], gradient: try #require(leaf.grad, "\(field) of \(c.testDescription) got no gradient").toArray(), epsilon: c.relu ? 1e-3 : 1e-2, "\(c.testDescription) \(field) on \(backend)") { values in
+                var changed = v
+                changed[keyPath: field] = values
+                return Double(try (Self.states(c, changed, on: d).states * w).sum().item())
+            }
+        }
+    }
+
+    @Test func layersFollowKeras() throws {
+        let model = try Sequential([Input(shape: [12, 3]), LSTM(64, returnSequences: true), GRU(16, goBackwards: true), Dense(1)])
+        #expect(model.parameterCount == 4 * (64 * (3 + 64) + 64) + (3 * 16 * (64 + 16) + 2 * 3 * 16) + 17)
+        #expect(try Sequential([Input(shape: [48, 1]), SimpleRNN(64)]).parameterCount == 4224)
+        try model.place(on: CPUDevice.shared, seed: 1)
+        let x = try Tensor.normal([5, 12, 3], seed: 2)
+        #expect(try model(x).shape == [5, 1])
+        let lstm = try model.layer(named: model.layers[1].name) as! LSTM
+        let bias = try lstm.weights[2].value.toArray()
+        #expect(bias[64..<128].allSatisfy { $0 == 1 } && bias[0..<64].allSatisfy { $0 == 0 }, "unit forget bias")
+        let recurrent = try lstm.weights[1].value.toArray()  // orthogonal rows: U·Uᵀ = I
+        let rowDot = (0..<256).reduce(0.0) { $0 + Double(recurrent[$1]) * Double(recurrent[256 + $1]) }
+        let rowNorm = (0..<256).reduce(0.0) { $0 + Double(recurrent[$1] * recurrent[$1]) }
+        #expect(abs(rowDot) < 1e-5 && abs(rowNorm - 1) < 1e-5)
+        #expect { try Sequential([Input(shape: [4]), LSTM(3)]).place(on: CPUDevice.shared) } throws: { "\($0)".contains("takes sequences [time, features]") }
+    }
+
+    /// A stateful layer continues: two halves in turn give the whole sequence's output; goBackwards
+    /// equals the reversed sequence.
+    @Test func statefulAndBackwards() throws {
+        let d = CPUDevice.shared
+        let x = try Tensor.normal([2, 6, 3], seed: 4, on: d)
+        let whole = try Sequential([Input(shape: [6, 3]), GRU(5, name: "gru")])
+        try whole.place(on: d, seed: 3)
+        let stateful = try Sequential([Input(shape: [3, 3]), GRU(5, stateful: true, name: "gru")])
+        try stateful.place(on: d, seed: 3)
+        _ = try stateful(x.sliced(0..<3, axis: 1))
+        expectClose(try stateful(x.sliced(3..<6, axis: 1)).toArray(), try whole(x).toArray().map(Double.init), "stateful halves", tolerance: 1e-6)
+        (stateful.layers[1] as! RecurrentLayer).resetStates()
+        let half = try Sequential([Input(shape: [3, 3]), GRU(5, name: "gru")])
+        try half.place(on: d, seed: 3)
+        expectClose(try stateful(x.sliced(3..<6, axis: 1)).toArray(), try half(x.sliced(3..<6, axis: 1)).toArray().map(Double.init), "after resetStates", tolerance: 1e-6)
+        let backwards = try Sequential([Input(shape: [6, 3]), LSTM(4, goBackwards: true, name: "lstm")])
+        let forwards = try Sequential([Input(shape: [6, 3]), LSTM(4, name: "lstm")])
+        try backwards.place(on: d, seed: 5)
+        try forwards.place(on: d, seed: 5)
+        expectClose(try backwards(x).toArray(), try forwards(x.gathered([5, 4, 3, 2, 1, 0], axis: 1)).toArray().map(Double.init), "goBackwards", tolerance: 1e-6)
+    }
+
+    /// An LSTM forecaster learns a noisy sine wave with fit.
+    @Test func lstmLearnsToForecast() throws {
+        let series = (0..<400).map { Float(sin(Double($0) * 0.2)) }
+        let windows = (0..<380).map { Array(series[$0..<$0 + 12]) }
+        let x = try Tensor(windows.flatMap { $0 }, shape: [380, 12, 1]), y = try Tensor((0..<380).map { series[$0 + 12] }, shape: [380, 1])
+        let model = try Sequential([Input(shape: [12, 1]), LSTM(16), Dense(1)])
+        try model.place(on: CPUDevice.shared, seed: 1)
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: MeanSquaredError())
+        let before = try model.evaluate(x: [x], y: [y])["loss"]!
+        try model.fit(x: x, y: y, epochs: 15, batchSize: 32, seed: 2, progress: false)
+        let after = try model.evaluate(x: [x], y: [y])["loss"]!
+        #expect(after < before / 20, "MSE \(before) → \(after)")
+    }
+
+    /// Embedding rows by id on both backends (float and int32 ids), the gradient as a scatter-add
+    /// (a repeated id gets the sum), and ids outside the vocabulary as an error naming the layer.
+    @Test(arguments: Backend.all)
+    func embeddingLooksUpAndScatters(_ backend: Backend) throws {
+        let d = backend.device
+        let model = try Sequential([Input(shape: [4]), Embedding(inputDim: 7, outputDim: 3, name: "words")])
+        try model.place(on: d, seed: 1)
+        let table = try model.weights[0].value.toArray()
+        let ids: [Float] = [6, 0, 6, 2, 1, 1, 1, 5]
+        let out = try model(Tensor(ids, shape: [2, 4], on: d))
+        #expect(out.shape == [2, 4, 3])
+        #expect(try out.toArray() == ids.flatMap { table[Int($0) * 3 ..< Int($0) * 3 + 3] })
+        let asInts = try model.layers[1].forward([Tensor(labels: ids.map { Int32($0) }, shape: [2, 4], on: d)], training: false)
+        #expect(try asInts.toArray() == out.toArray())
+        let weights = try Tensor.uniform([2, 4, 3], seed: 2, on: d)
+        try (model(Tensor(ids, shape: [2, 4], on: d)) * weights).sum().backward()
+        let w = try weights.toArray(), grad = try model.weights[0].value.grad!.toArray()
+        let expected = (0..<21).map { i in ids.indices.filter { Int(ids[$0]) == i / 3 }.reduce(0.0) { $0 + Double(w[$1 * 3 + i % 3]) } }
+        expectClose(grad, expected, "embedding gradient on \(backend)")
+        #expect { try model(Tensor([0, 1, 7, 2], shape: [1, 4], on: d)) } throws: { "\($0)".contains("'words'") && "\($0)".contains("token id 7.0 is outside the vocabulary 0..<7") }
+        #expect { try model(Tensor([0, -1, 3, 2], shape: [1, 4], on: d)) } throws: { "\($0)".contains("token id -1.0") }
+    }
+
+    /// Every new layer survives a checkpoint (Keras JSON architecture + weights) with the same outputs,
+    /// and reads its Keras arguments back.
+    @Test func recurrentModelsRoundTrip() throws {
+        let model = try Sequential([Input(shape: [10]), Embedding(inputDim: 20, outputDim: 8), SimpleRNN(6, activation: .relu, returnSequences: true),
+                                    GRU(5, returnSequences: true, goBackwards: true), LSTM(4, dropout: 0.2, unitForgetBias: false), Dense(1)])
+        try model.place(on: CPUDevice.shared, seed: 3)
+        try model.compile(optimizer: Adam(), loss: MeanSquaredError())
+        let x = try Tensor((0..<30).map { Float($0 % 20) }, shape: [3, 10])
+        try model.fit(x: x, y: Tensor.zeros([3, 1]), epochs: 1, batchSize: 3, progress: false)
+        let url = try temporaryFolder().appendingPathComponent("rnn.safetensors")
+        try Checkpoint.save(model, to: url)
+        let loaded = try Checkpoint.load(url, device: CPUDevice.shared).model
+        #expect(try loaded(x).toArray() == model(x).toArray())
+        let layers = loaded.layers
+        #expect((layers[2] as? SimpleRNN)?.activation == .relu && (layers[2] as? SimpleRNN)?.returnSequences == true)
+        #expect((layers[3] as? GRU)?.goBackwards == true && (layers[4] as? LSTM)?.dropout == 0.2)
+        #expect((layers[4] as? LSTM)?.biasInitializer == .zeros && (layers[1] as? Embedding)?.inputDim == 20)
+        let json = try KerasConfig.json(of: model)
+        let config = ((json["config"] as! [String: Any])["layers"] as! [[String: Any]])[4]["config"] as! [String: Any]
+        #expect(config["unit_forget_bias"] as? Bool == false && config["recurrent_activation"] as? String == "sigmoid")
+        let unsupported = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3, "recurrent_dropout": 0.5}}]}}"#
+        #expect { try KerasConfig.model(fromJSON: Data(unsupported.utf8), file: "m.json") } throws: { "\($0)".contains("LSTM 'l': recurrent_dropout is not supported yet") }
+    }
+
+    /// Embedding → LSTM → Dense learns which sequences hold token 3.
+    @Test func embeddingAndLSTMClassify() throws {
+        var random = Random("token-task")
+        let ids = (0..<400 * 12).map { _ in Float(random.next() % 9 + 1) }
+        let labels = (0..<400).map { n in ids[n * 12 ..< n * 12 + 12].contains(3) ? Float(1) : 0 }
+        let model = try Sequential([Input(shape: [12]), Embedding(inputDim: 10, outputDim: 8), LSTM(16), Dense(1, activation: .sigmoid)])
+        try model.place(on: CPUDevice.shared, seed: 1)
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: BinaryCrossentropy(), metrics: ["accuracy"])
+        let (x, y) = (try Tensor(ids, shape: [400, 12]), try Tensor(labels, shape: [400, 1]))
+        let history = try model.fit(x: x, y: y, epochs: 12, batchSize: 32, validationSplit: 0.25, seed: 1, progress: false)
+        let majority = max(labels.reduce(0, +), 400 - labels.reduce(0, +)) / 400
+        #expect(history["val_binary_accuracy"]!.last! > max(0.9, majority + 0.1), "validation accuracy \(history["val_binary_accuracy"]!), majority \(majority)")
+    }
+}
