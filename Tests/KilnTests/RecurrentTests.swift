@@ -231,4 +231,59 @@ import Testing
         let majority = max(labels.reduce(0, +), 400 - labels.reduce(0, +)) / 400
         #expect(history["val_binary_accuracy"]!.last! > max(0.9, majority + 0.1), "validation accuracy \(history["val_binary_accuracy"]!), majority \(majority)")
     }
+
+    /// Padding after the real steps changes nothing once masked (Masking or Embedding's maskZero):
+    /// the state stays at the last real step's.
+    @Test(arguments: Backend.all)
+    func maskedPaddingIsSkipped(_ backend: Backend) throws {
+        let d = backend.device
+        let real = try Tensor.normal([2, 4, 3], seed: 8, on: d)
+        let padded = try Tensor.concatenate([real, try Tensor.zeros([2, 3, 3], on: d)], axis: 1)
+        let masked = try Sequential([Input(shape: [7, 3]), Masking(), LSTM(5, name: "lstm")])
+        let plain = try Sequential([Input(shape: [4, 3]), LSTM(5, name: "lstm")])
+        try masked.place(on: d, seed: 2)
+        try plain.place(on: d, seed: 2)
+        expectClose(try masked(padded).toArray(), try plain(real).toArray().map(Double.init), "Masking on \(backend)", tolerance: 1e-6)
+        let ids: [Float] = [4, 2, 7, 0, 0, 0, 3, 3, 1, 5, 9, 0]
+        let embedded = try Sequential([Input(shape: [6]), Embedding(inputDim: 10, outputDim: 4, maskZero: true, name: "e"),
+                                       Bidirectional(GRU(3, returnSequences: true, name: "gru"), name: "bi"), GRU(2, name: "top")])
+        try embedded.place(on: d, seed: 4)
+        let trimmed = try Sequential([Input(shape: [3]), Embedding(inputDim: 10, outputDim: 4, name: "e"),
+                                      Bidirectional(GRU(3, returnSequences: true, name: "gru"), name: "bi"), GRU(2, name: "top")])
+        try trimmed.place(on: d, seed: 4)
+        let first = try embedded(Tensor(ids, shape: [2, 6], on: d)).toArray()
+        expectClose(Array(first[0..<2]), try trimmed(Tensor([4, 2, 7], shape: [1, 3], on: d)).toArray().map(Double.init), "maskZero through Bidirectional", tolerance: 1e-6)
+    }
+
+    /// Bidirectional is the forward layer and the backward layer (over the reversed steps, put back in
+    /// order) side by side; TimeDistributed is its layer on every step; both reload from a checkpoint.
+    @Test func bidirectionalAndTimeDistributed() throws {
+        let d = CPUDevice.shared
+        let x = try Tensor.normal([3, 5, 4], seed: 6, on: d)
+        let model = try Sequential([Input(shape: [5, 4]), Bidirectional(LSTM(8, returnSequences: true, name: "lstm"), name: "bi"),
+                                    TimeDistributed(Dense(2, name: "step"), name: "td")])
+        try model.place(on: d, seed: 1)
+        #expect(model.parameterCount == 2 * 4 * (8 * (4 + 8) + 8) + (16 * 2 + 2))
+        #expect(model.weights.map(\.path).contains("bi/backward_lstm/recurrent_kernel") && model.weights.map(\.path).contains("td/step/kernel"))
+        let bi = model.layers[1] as! Bidirectional
+        let forwards = try Sequential([Input(shape: [5, 4]), LSTM(8, returnSequences: true, name: "f")])
+        let backwards = try Sequential([Input(shape: [5, 4]), LSTM(8, returnSequences: true, name: "b")])
+        try forwards.place(on: d)
+        try backwards.place(on: d)
+        for (target, source) in zip(forwards.weights + backwards.weights, bi.forwardLayer.weights + bi.backwardLayer.weights) {
+            try target.assign(try source.value.toArray())
+        }
+        let reversed = [4, 3, 2, 1, 0]
+        let expected = try Tensor.concatenate([forwards(x), backwards(x.gathered(reversed, axis: 1)).gathered(reversed, axis: 1)], axis: -1)
+        let step = model.layers[2] as! TimeDistributed
+        let dense = try expected.reshaped([15, 16]).matmul(step.layer.weights[0].value).addingBias(step.layer.weights[1].value)
+        expectClose(try model(x).toArray(), try dense.toArray().map(Double.init), "Bidirectional + TimeDistributed", tolerance: 1e-5)
+        try model.compile(optimizer: Adam(), loss: MeanSquaredError())
+        try model.fit(x: x, y: Tensor.zeros([3, 5, 2], on: d), epochs: 1, batchSize: 3, progress: false)
+        let url = try temporaryFolder().appendingPathComponent("bi.safetensors")
+        try Checkpoint.save(model, to: url)
+        let loaded = try Checkpoint.load(url, device: d).model
+        #expect(try loaded(x).toArray() == model(x).toArray())
+        #expect((loaded.layers[1] as? Bidirectional)?.forwardLayer.name == "forward_lstm")
+    }
 }

@@ -54,7 +54,7 @@ public enum KerasConfig {
     static let supported: Set<String> = [
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
-        "SimpleRNN", "LSTM", "GRU", "Embedding",
+        "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -268,6 +268,15 @@ public enum KerasConfig {
                 return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
                            dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
             }
+        case "Masking": return Masking(maskValue: float("mask_value", 0), name: name)
+        case "Bidirectional", "TimeDistributed":
+            guard let inner = c["layer"] as? [String: Any] else { throw DataError(file, "\(kind) '\(name ?? "?")': no 'layer' to wrap") }
+            let wrapped = try layer(inner, file: file)
+            if kind == "TimeDistributed" { return TimeDistributed(wrapped, name: name) }
+            guard let recurrent = wrapped as? RecurrentLayer, let mode = Bidirectional.MergeMode(rawValue: c["merge_mode"] as? String ?? "concat") else {
+                throw DataError(file, "Bidirectional '\(name ?? "?")': wraps SimpleRNN, LSTM or GRU with merge_mode concat, sum, ave or mul")
+            }
+            return Bidirectional(recurrent, mergeMode: mode, name: name)
         case "Embedding":
             return Embedding(inputDim: try int("input_dim"), outputDim: try int("output_dim"), maskZero: c["mask_zero"] as? Bool ?? false,
                              embeddingsInitializer: try initializer("embeddings_initializer", .randomUniform(min: -0.05, max: 0.05)), name: name)
@@ -352,6 +361,14 @@ public enum KerasConfig {
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape
         case let l as Permute: c["dims"] = l.dims
+        case let l as Masking: c["mask_value"] = l.maskValue
+        case let l as Bidirectional:
+            var inner = entry(l.forwardLayer)
+            var innerConfig = inner["config"] as! [String: Any]
+            innerConfig["name"] = String(l.forwardLayer.name.dropFirst("forward_".count))
+            inner["config"] = innerConfig
+            c.merge(["merge_mode": l.mergeMode.rawValue, "layer": inner]) { $1 }
+        case let l as TimeDistributed: c["layer"] = entry(l.layer)
         case let l as Embedding:
             c.merge(["input_dim": l.inputDim, "output_dim": l.outputDim, "mask_zero": l.maskZero,
                      "embeddings_initializer": initializer(l.embeddingsInitializer)]) { $1 }

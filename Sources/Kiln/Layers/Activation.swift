@@ -44,6 +44,7 @@ public enum ActivationFunction: Hashable, Sendable {
 
 /// Applies an activation function.
 public final class Activation: Layer {
+    override public var propagatesMask: Bool { true }
     public let function: ActivationFunction
     public init(_ function: ActivationFunction, name: String? = nil) {
         self.function = function
@@ -53,11 +54,13 @@ public final class Activation: Layer {
 }
 
 public final class ReLU: Layer {
+    override public var propagatesMask: Bool { true }
     public init(name: String? = nil) { super.init(name: name, kind: "re_lu") }
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].relu() }
 }
 
 public final class LeakyReLU: Layer {
+    override public var propagatesMask: Bool { true }
     public let negativeSlope: Float
     /// Keras 3's default slope is 0.3.
     public init(negativeSlope: Float = 0.3, name: String? = nil) {
@@ -69,6 +72,7 @@ public final class LeakyReLU: Layer {
 
 /// Softmax along the last axis.
 public final class Softmax: Layer {
+    override public var propagatesMask: Bool { true }
     public init(name: String? = nil) { super.init(name: name, kind: "softmax") }
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].softmax() }
 }

@@ -17,6 +17,7 @@ public final class Input: Layer {
 
 /// `activation(x · kernel + bias)` along the last axis; kernel shape (in, units).
 public final class Dense: Layer {
+    override public var propagatesMask: Bool { true }
     public let units: Int
     public let activation: ActivationFunction
     public let useBias: Bool
@@ -108,6 +109,7 @@ public final class Permute: Layer {
 /// Zeroes a fraction `rate` of the inputs during training and scales the rest by 1/(1-rate).
 /// Masks come from Philox(seed, counter): the same on every device, and resumable.
 public final class Dropout: Layer {
+    override public var propagatesMask: Bool { true }
     public let rate: Float
     /// The mask stream: a seed drawn when the model is placed, and how many elements it has used.
     public internal(set) var seed: UInt64 = 0

@@ -28,6 +28,13 @@ public final class Embedding: Layer {
         return try embeddings.value.gathered(ids).reshaped(inputs[0].shape + [outputDim])
     }
 
+    /// With `maskZero`, 1 where the id is not 0 (`[batch, length]`).
+    override public func outputMask(_ inputs: [Tensor], mask: Tensor?) throws -> Tensor? {
+        guard maskZero else { return nil }
+        let ids = inputs[0].dtype == .int32 ? try Tensor(try inputs[0].toLabels().map(Float.init), shape: inputs[0].shape, on: inputs[0].device) : inputs[0]
+        return try GradMode.noGrad { try ids.greater(than: Tensor.zeros([1], on: ids.device)) }
+    }
+
     /// Ids outside the table are an error naming the layer, not a zero row (one small read per batch).
     private func checkIDs(_ ids: Tensor) throws {
         let (low, high): (Float, Float)

@@ -41,8 +41,16 @@ open class Layer {
     /// A frozen layer (false) gets no gradients or updates; batch normalisation then runs in
     /// inference mode, as in Keras.
     public var trainable = true {
-        didSet { for weight in weights { weight.value?.requiresGrad = weight.isTrainable } }
+        didSet {
+            for weight in weights { weight.value?.requiresGrad = weight.isTrainable }
+            for layer in sublayers { layer.trainable = trainable }
+        }
     }
+    /// Layers this one runs inside itself (`Bidirectional`'s two directions, `TimeDistributed`'s
+    /// layer): they hold the weights, and models see them as leaves.
+    open var sublayers: [Layer] { [] }
+    /// This layer's weights and those of its sublayers.
+    var allWeights: [Weight] { weights + sublayers.flatMap(\.allWeights) }
     public private(set) var weights: [Weight] = []
     /// The input shapes the layer was built for.
     public private(set) var inputShapes: [[Int]]?
@@ -62,6 +70,19 @@ open class Layer {
     open func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         throw TensorError.shape("layer '\(name)' (\(typeName)) does not implement forward(_:training:)")
     }
+
+    /// `forward` given the mask of the first input (`[batch, time]`, 0 at padded steps, from
+    /// `Embedding(maskZero:)` or `Masking`); layers that use it (recurrent ones) override this.
+    open func forward(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> Tensor {
+        try forward(inputs, training: training)
+    }
+
+    /// The mask of this layer's output, from its inputs and their mask: the input's mask for layers
+    /// that keep the time axis (`propagatesMask`), none otherwise, as in Keras.
+    open func outputMask(_ inputs: [Tensor], mask: Tensor?) throws -> Tensor? { propagatesMask ? mask : nil }
+
+    /// Whether the output keeps the input's steps, so that its mask still applies (Keras's `supports_masking`).
+    open var propagatesMask: Bool { false }
 
     /// Builds once; a second call must bring the same shapes.
     func built(for inputShapes: [[Int]]) throws -> [Int] {
@@ -97,6 +118,7 @@ open class Layer {
     /// Gives every weight a value on `device`, drawn from its initializer.
     func materialize(on device: any Device, random: inout RandomGenerator) throws {
         defer { isPlaced = true }
+        for layer in sublayers { try layer.materialize(on: device, random: &random) }
         for weight in weights {
             let values = weight.initializer.values(shape: weight.shape, random: &random)
             let tensor = try Tensor(values, shape: weight.shape, on: device)
@@ -128,13 +150,13 @@ open class Layer {
     func shapeError(_ message: String) -> TensorError { .shape("layer '\(name)' (\(typeName)): \(message)") }
 
     /// Forgets the gradients `backward()` accumulated in this layer's weights.
-    public func zeroGrad() { for weight in weights { weight.value?.zeroGrad() } }
+    public func zeroGrad() { for weight in allWeights { weight.value?.zeroGrad() } }
 
     /// Rows `summary()` lists under this layer's own (the nodes of an imported graph); none by default.
     open var summaryRows: [SummaryRow] { [] }
 
-    public var parameterCount: Int { weights.reduce(0) { $0 + $1.count } }
-    public var trainableParameterCount: Int { weights.filter(\.isTrainable).reduce(0) { $0 + $1.count } }
+    public var parameterCount: Int { allWeights.reduce(0) { $0 + $1.count } }
+    public var trainableParameterCount: Int { allWeights.filter(\.isTrainable).reduce(0) { $0 + $1.count } }
 }
 
 /// A line of a model summary: a name, a type, a per-sample shape and a parameter count.

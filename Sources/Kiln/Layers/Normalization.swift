@@ -2,6 +2,7 @@
 /// epsilon 1e-3). Training uses batch statistics and moves the averages; inference, or a frozen
 /// layer, uses the moving averages.
 public final class BatchNormalization: Layer {
+    override public var propagatesMask: Bool { true }
     public let momentum: Float, epsilon: Float
     public let center: Bool, scale: Bool
     private var gamma: Weight!, beta: Weight!, movingMean: Weight!, movingVariance: Weight!

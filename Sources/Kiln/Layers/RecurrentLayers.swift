@@ -56,20 +56,34 @@ public class RecurrentLayer: Layer {
     public func resetStates() { carried = nil }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try forward(inputs, training: training, mask: nil)
+    }
+
+    /// The output at each step keeps the input's mask; the last output has none.
+    override public func outputMask(_ inputs: [Tensor], mask: Tensor?) throws -> Tensor? {
+        guard returnSequences, let mask else { return nil }
+        return goBackwards ? try mask.gathered(Array((0..<mask.shape[1]).reversed()), axis: 1) : mask
+    }
+
+    /// Steps where `mask` (`[batch, time]`) is 0 leave the state as it was, as in Keras.
+    override public func forward(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> Tensor {
         try requirePlaced()
-        var x = inputs[0]
+        var (x, mask) = (inputs[0], mask)
         let (batch, time) = (x.shape[0], x.shape[1])
         if training, dropout > 0 {
             let ones = try Tensor.ones([batch, 1, x.shape[2]], on: x.device)
             defer { offset &+= UInt64(ones.count) }
             x = try x * ones.dropout(rate: dropout, seed: seed, offset: offset)
         }
-        if goBackwards { x = try x.gathered(Array((0..<time).reversed()), axis: 1) }
+        if goBackwards {
+            x = try x.gathered(Array((0..<time).reversed()), axis: 1)
+            mask = try mask?.gathered(Array((0..<time).reversed()), axis: 1)
+        }
         if let carried, carried.hidden.shape[0] != batch {
             throw shapeError("a stateful layer needs batches of one size; it carries a state for \(carried.hidden.shape[0]) sequences, got \(batch)")
         }
         let states = try x.recurrentStates(try weights(), initialHidden: stateful ? carried?.hidden : nil,
-                                           initialCell: stateful ? carried?.cell : nil, mask: nil)
+                                           initialCell: stateful ? carried?.cell : nil, mask: mask)
         let hidden = try states.selected(0)
         if stateful {
             carried = try GradMode.noGrad {
@@ -77,6 +91,24 @@ public class RecurrentLayer: Layer {
             }
         }
         return returnSequences ? try hidden.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try hidden.selected(time)
+    }
+
+    /// A fresh layer of the same kind and arguments (`Bidirectional`'s two directions).
+    func copy(name: String, goBackwards: Bool) -> RecurrentLayer {
+        switch cell {
+        case .simpleRNN:
+            SimpleRNN(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+                      stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                      recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+        case .lstm:
+            LSTM(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+                 stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                 recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+        case .gru:
+            GRU(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+                stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+        }
     }
 
     /// The weights as the fused op takes them.

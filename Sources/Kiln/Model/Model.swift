@@ -71,8 +71,14 @@ open class Model {
 
     public var weights: [Weight] { leafLayers.flatMap(\.weights) }
 
-    /// Every layer, those of nested models in their place: what holds weights and state.
-    public var leafLayers: [Layer] { layers.flatMap { ($0 as? NestedModel)?.model.leafLayers ?? [$0] } }
+    /// Every layer, those of nested models and sublayers in their place: what holds weights and state.
+    public var leafLayers: [Layer] {
+        func leaves(_ layer: Layer) -> [Layer] {
+            if let nested = layer as? NestedModel { return nested.model.leafLayers }
+            return layer.sublayers.isEmpty ? [layer] : layer.sublayers.flatMap(leaves)
+        }
+        return layers.flatMap(leaves)
+    }
     public var trainableWeights: [Weight] { weights.filter(\.isTrainable) }
     public var nonTrainableWeights: [Weight] { weights.filter { !$0.isTrainable } }
 
@@ -129,7 +135,7 @@ open class Model {
     public func callAsFunction(_ batch: [Tensor], training: Bool = false) throws -> [Tensor] {
         try prepare(for: batch)
         guard batch.count == inputs.count else { throw TensorError.shape("model '\(name)' takes \(inputs.count) inputs, got \(batch.count)") }
-        var values: [ObjectIdentifier: Tensor] = [:]
+        var values: [ObjectIdentifier: Tensor] = [:], masks: [ObjectIdentifier: Tensor] = [:]
         for (input, tensor) in zip(inputs, batch) {
             guard Array(tensor.shape.dropFirst()) == input.shape else {
                 throw TensorError.shape("model '\(name)': input '\(input.name)' expects samples of shape \(input.shape), got a batch of \(tensor.shape)")
@@ -144,7 +150,9 @@ open class Model {
             if let pool = pooledConvolutions[ObjectIdentifier(node)] {
                 values[ObjectIdentifier(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
             } else {
-                values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training)
+                let mask = node.inputs.first.flatMap { masks[ObjectIdentifier($0)] }
+                values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training, mask: mask)
+                masks[ObjectIdentifier(node)] = try node.layer.outputMask(arguments, mask: mask)
             }
         }
         return outputs.map { values[ObjectIdentifier($0)]! }
