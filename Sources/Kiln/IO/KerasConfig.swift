@@ -55,6 +55,7 @@ public enum KerasConfig {
         "InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
+        "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -150,6 +151,12 @@ public enum KerasConfig {
             if let v = c[key] as? [Int], v.count == 2 { return (v[0], v[1]) }
             if let fallback, c[key] == nil || c[key] is NSNull { return fallback }
             throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer or a pair")
+        }
+        func single(_ key: String, _ fallback: Int? = nil) throws -> Int {
+            if let v = c[key] as? Int { return v }
+            if let v = c[key] as? [Int], v.count == 1 { return v[0] }
+            if let fallback, c[key] == nil || c[key] is NSNull { return fallback }
+            throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer or a one-element list")
         }
         func padding() throws -> Padding {
             guard let p = Padding(rawValue: (c["padding"] as? String ?? "valid").lowercased()) else {
@@ -268,6 +275,29 @@ public enum KerasConfig {
                 return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
                            dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
             }
+        case "Conv1D":
+            if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv1D '\(name ?? "?")': groups = \(groups) is not supported") }
+            guard let mode = Padding1D(rawValue: (c["padding"] as? String ?? "valid").lowercased()) else {
+                throw DataError(file, "Conv1D '\(name ?? "?")': padding '\(c["padding"] ?? "")' is not valid, same or causal")
+            }
+            return Conv1D(try int("filters"), kernelSize: try single("kernel_size"), strides: try single("strides", 1), padding: mode,
+                          dilationRate: try single("dilation_rate", 1), activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                          kernelInitializer: try initializer("kernel_initializer", .glorotUniform),
+                          biasInitializer: try initializer("bias_initializer", .zeros), name: name)
+        case "MaxPooling1D", "AveragePooling1D":
+            let size = try single("pool_size", 2)
+            let strides = c["strides"] == nil || c["strides"] is NSNull ? size : try single("strides")
+            return kind == "MaxPooling1D" ? MaxPooling1D(poolSize: size, strides: strides, padding: try padding(), name: name)
+                : AveragePooling1D(poolSize: size, strides: strides, padding: try padding(), name: name)
+        case "GlobalAveragePooling1D", "GlobalMaxPooling1D":
+            if c["keepdims"] as? Bool == true { throw DataError(file, "\(kind) '\(name ?? "?")': keepdims=true is not supported") }
+            return kind == "GlobalAveragePooling1D" ? GlobalAveragePooling1D(name: name) : GlobalMaxPooling1D(name: name)
+        case "LayerNormalization":
+            let axis = c["axis"] as? Int ?? (c["axis"] as? [Int])?.first ?? -1
+            if axis != -1 || (c["axis"] as? [Int])?.count ?? 1 != 1 || c["rms_scaling"] as? Bool == true {
+                throw DataError(file, "LayerNormalization '\(name ?? "?")': only the last axis (-1) without rms_scaling is supported, got axis \(c["axis"] ?? -1)")
+            }
+            return LayerNormalization(epsilon: float("epsilon", 1e-3), center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true, name: name)
         case "Masking": return Masking(maskValue: float("mask_value", 0), name: name)
         case "Bidirectional", "TimeDistributed":
             guard let inner = c["layer"] as? [String: Any] else { throw DataError(file, "\(kind) '\(name ?? "?")': no 'layer' to wrap") }
@@ -362,6 +392,14 @@ public enum KerasConfig {
         case let l as Reshape: c["target_shape"] = l.targetShape
         case let l as Permute: c["dims"] = l.dims
         case let l as Masking: c["mask_value"] = l.maskValue
+        case let l as Conv1D:
+            c.merge(["filters": l.filters, "kernel_size": [l.kernelSize], "strides": [l.strides], "padding": l.padding.rawValue,
+                     "data_format": "channels_last", "dilation_rate": [l.dilationRate], "groups": 1, "activation": l.activation.kerasName,
+                     "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer)]) { $1 }
+        case let l as Pooling1D:
+            c.merge(["pool_size": [l.poolSize], "strides": [l.strides], "padding": l.padding.rawValue, "data_format": "channels_last"]) { $1 }
+        case is GlobalPooling1D: c["data_format"] = "channels_last"; c["keepdims"] = false
+        case let l as LayerNormalization: c.merge(["axis": -1, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }
         case let l as Bidirectional:
             var inner = entry(l.forwardLayer)
             var innerConfig = inner["config"] as! [String: Any]

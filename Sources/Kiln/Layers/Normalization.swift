@@ -32,3 +32,35 @@ public final class BatchNormalization: Layer {
                                training: training && trainable, momentum: momentum, epsilon: epsilon)
     }
 }
+
+/// Keras's `LayerNormalization` over the last axis: each sample's features to mean 0 and variance 1,
+/// then scaled by `gamma` and shifted by `beta` (per feature).
+public final class LayerNormalization: Layer {
+    override public var propagatesMask: Bool { true }
+    public let epsilon: Float
+    public let center: Bool, scale: Bool
+    private var gamma: Weight?, beta: Weight?
+
+    public init(epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, name: String? = nil) {
+        (self.epsilon, self.center, self.scale) = (epsilon, center, scale)
+        super.init(name: name, kind: "layer_normalization")
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard let features = input.last else { throw shapeError("needs inputs with at least one axis") }
+        if scale { gamma = addWeight("gamma", shape: [features], initializer: .ones) }
+        if center { beta = addWeight("beta", shape: [features], initializer: .zeros) }
+        return input
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
+        let x = inputs[0]
+        let centered = try x - x.reduce(.mean, axes: [-1], keepDims: true)
+        var y = try centered / (centered.square().reduce(.mean, axes: [-1], keepDims: true) + epsilon).sqrt()
+        if let gamma { y = try y * gamma.value }
+        if let beta { y = try y + beta.value }
+        return y
+    }
+}
