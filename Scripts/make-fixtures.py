@@ -10,6 +10,10 @@ keras_cnn.keras/.h5    the same kind of network in Keras 3 (functional, channels
 keras_cnn.json         its model.to_json()
 keras_cnn_x.npy, keras_cnn_y.npy   input batch (NHWC) and Keras's own outputs
 keras_workshop.json    model.to_json() of the workshop CNN (Sequential)
+keras_text.keras/.h5  Embedding(mask_zero) → Bidirectional(LSTM) → GRU → Dense on padded token ids;
+                       keras_text_x/y.npy its ids and outputs
+keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backwards) → LayerNormalization →
+                       TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
 keras_nested.keras/.h5 a functional model calling two Sequential models (a GAN's generator and a
                        discriminator with batch norm) and a head; keras_nested_x/y.npy its input and outputs
 """
@@ -100,6 +104,40 @@ def keras_fixtures():
     ])
     (OUT / "keras_workshop.json").write_text(workshop.to_json())
     keras_nested_fixtures()
+    keras_sequence_fixtures()
+
+
+def keras_sequence_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    text = keras.Sequential([
+        keras.Input((9,)), layers.Embedding(20, 6, mask_zero=True, name="embedding"),
+        layers.Bidirectional(layers.LSTM(5, return_sequences=True, name="lstm"), name="bidirectional"),
+        layers.GRU(4, name="gru"), layers.Dense(2, name="dense"),
+    ], name="keras_text")
+    ids = rng.integers(1, 20, (4, 9)).astype(np.float32)
+    for row, length in enumerate([9, 6, 3, 1]):
+        ids[row, length:] = 0
+    save_keras(text, "keras_text", ids)
+    series = keras.Sequential([
+        keras.Input((10, 3)), layers.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu", name="conv"),
+        layers.MaxPooling1D(2, name="pool"), layers.SimpleRNN(4, return_sequences=True, go_backwards=True, name="rnn"),
+        layers.LayerNormalization(name="norm"), layers.TimeDistributed(layers.Dense(3, name="step"), name="steps"),
+        layers.GlobalAveragePooling1D(name="average"), layers.Dense(1, name="out"),
+    ], name="keras_series")
+    norm = series.get_layer("norm")
+    norm.set_weights([rng.uniform(0.5, 1.5, 4), rng.uniform(-0.5, 0.5, 4)])
+    save_keras(series, "keras_series", rng.standard_normal((3, 10, 3)).astype(np.float32))
+
+
+def save_keras(model, name, x):
+    model.save(OUT / f"{name}.keras")
+    model.save(OUT / f"{name}.h5")
+    np.save(OUT / f"{name}_x.npy", x)
+    np.save(OUT / f"{name}_y.npy", model.predict(x, verbose=0).astype(np.float32))
 
 
 def keras_nested_fixtures():

@@ -127,6 +127,18 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect(try reloaded(input).toArray() == model(input).toArray())
     }
 
+    /// Sequence models saved by Keras 3.15: a masked text model (Embedding with mask_zero,
+    /// Bidirectional LSTM, GRU) and a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
+    /// LayerNormalization, TimeDistributed, global pooling) give Keras's outputs.
+    @Test(arguments: Backend.all, ["keras_text.keras", "keras_text.h5", "keras_series.keras", "keras_series.h5"])
+    func sequenceModelsMatchKeras(_ backend: Backend, file: String) throws {
+        let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
+        let stem = file.split(separator: ".")[0]
+        let x = try NumPy.read(fixtures.appendingPathComponent("\(stem)_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("\(stem)_y.npy")).values.map(Double.init)
+        expectClose(try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
+    }
+
     @Test func realKerasJSON() throws {
         let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
         #expect(workshop.parameterCount == 28_394 && workshop is Sequential)

@@ -306,6 +306,7 @@ public enum KerasConfig {
             guard let recurrent = wrapped as? RecurrentLayer, let mode = Bidirectional.MergeMode(rawValue: c["merge_mode"] as? String ?? "concat") else {
                 throw DataError(file, "Bidirectional '\(name ?? "?")': wraps SimpleRNN, LSTM or GRU with merge_mode concat, sum, ave or mul")
             }
+            if recurrent.name.hasPrefix("forward_") { recurrent.name.removeFirst("forward_".count) }  // Keras 3 stores the renamed copy
             return Bidirectional(recurrent, mergeMode: mode, name: name)
         case "Embedding":
             return Embedding(inputDim: try int("input_dim"), outputDim: try int("output_dim"), maskZero: c["mask_zero"] as? Bool ?? false,

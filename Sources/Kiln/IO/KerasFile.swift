@@ -43,7 +43,7 @@ public enum KerasFile {
     private static func loadLegacyWeights(_ file: HDF5File, into model: Model) throws {
         let root = file.exists("model_weights") ? "model_weights" : "/"
         for layer in model.layers {
-            let weights = (layer as? NestedModel)?.model.weights ?? layer.weights
+            let weights = (layer as? NestedModel)?.model.weights ?? layer.allWeights
             guard !weights.isEmpty else { continue }
             let group = root == "/" ? layer.name : "\(root)/\(layer.name)"
             guard file.exists(group), let names = try file.strings("weight_names", of: group) else {
@@ -60,16 +60,20 @@ public enum KerasFile {
     }
 
     /// Groups named by class (`layers/sequential/layers/dense_1/vars`) whose `vars` carry the layer's
-    /// name; nested models hold their layers' groups under their own.
+    /// name; recurrent layers keep their weights in `cell/vars`; nested models hold their layers'
+    /// groups under `layers`, and wrappers theirs under `forward_layer`, `backward_layer` or `layer`.
     private static func loadKeras3Weights(_ file: HDF5File, into model: Model, name: String) throws {
         var byPath: [String: String] = [:]
+        func visit(_ group: String, scope: [String]) throws {
+            guard file.exists("\(group)/vars") else { return }
+            let layerName = try file.strings("name", of: "\(group)/vars")?.first ?? String(group.split(separator: "/").last ?? "")
+            let own = try file.children("\(group)/vars").isEmpty && file.exists("\(group)/cell/vars") ? "\(group)/cell/vars" : "\(group)/vars"
+            byPath[(scope + [layerName]).joined(separator: "/")] = own
+            if file.exists("\(group)/layers") { try collect("\(group)/layers", scope: scope + [layerName]) }
+            for wrapped in ["forward_layer", "backward_layer", "layer"] { try visit("\(group)/\(wrapped)", scope: scope + [layerName]) }
+        }
         func collect(_ group: String, scope: [String]) throws {
-            for child in try file.children(group) where file.exists("\(group)/\(child)/vars") {
-                let base = "\(group)/\(child)"
-                let layerName = try file.strings("name", of: "\(base)/vars")?.first ?? child
-                byPath[(scope + [layerName]).joined(separator: "/")] = "\(base)/vars"
-                if file.exists("\(base)/layers") { try collect("\(base)/layers", scope: scope + [layerName]) }
-            }
+            for child in try file.children(group) { try visit("\(group)/\(child)", scope: scope) }
         }
         try collect("layers", scope: [])
         for layer in model.leafLayers where !layer.weights.isEmpty {
