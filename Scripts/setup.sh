@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages Kiln builds and tests against, skipping those already present:
 # OpenCL headers + ICD loader, CLBlast, PoCL (OpenCL on the CPU, for tests), OpenBLAS, clinfo,
-# zlib/libpng/libjpeg (dataset loaders), HDF5 (Keras files), ONNX's operator test data and the real
-# Fashion-MNIST. Uses sudo when not root.
+# zlib/libpng/libjpeg (dataset loaders), HDF5 (Keras files), ONNX's operator test data, and real
+# data: Fashion-MNIST, Seattle's weather and temperatures (vega-datasets) and the fortunes texts.
+# Uses sudo when not root.
 set -euo pipefail
 
 packages=(ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo
-          zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev libonnx-testdata dataset-fashion-mnist)
+          zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev libonnx-testdata dataset-fashion-mnist
+          python3-vega-datasets fortunes)
 
 missing=()
 for package in "${packages[@]}"; do

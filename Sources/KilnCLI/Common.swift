@@ -21,6 +21,31 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Label column of a .csv file (default: the last).")
     var labelColumn: String?
 
+    @Option(help: "Time series (.csv, rows in time order): the column to forecast; needs --window.")
+    var target: String?
+
+    @Option(parsing: .unconditional, help: "Time series: steps per input window (Keras's sequence_length).")
+    var window: Int?
+
+    @Option(parsing: .unconditional, help: "Time series: how many rows after a window's last row its target lies.")
+    var horizon = 1
+
+    @Option(parsing: .unconditional, help: "Time series: rows between the steps of a window.")
+    var samplingRate = 1
+
+    @Option(parsing: .unconditional, help: "Time series: rows between the starts of consecutive windows.")
+    var stride = 1
+
+    /// The windowing asked for with --target and --window, if any.
+    func windowing() throws -> TimeSeries.Windowing? {
+        guard target != nil || window != nil else { return nil }
+        guard let target, let window else { throw ValidationError("time series need both --target COLUMN and --window STEPS") }
+        guard window > 0, horizon >= 0, samplingRate > 0, stride > 0 else {
+            throw ValidationError("--window, --sampling-rate and --stride must be positive and --horizon not negative")
+        }
+        return TimeSeries.Windowing(target: target, length: window, samplingRate: samplingRate, stride: stride, horizon: horizon)
+    }
+
     /// Training and test data; file datasets without a test part keep their last 20% for testing.
     func load(_ source: String) throws -> (training: Dataset, test: Dataset) {
         if let named = NamedDataset(rawValue: source.lowercased()) {

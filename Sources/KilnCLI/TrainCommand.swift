@@ -87,7 +87,8 @@ struct TrainCommand: ParsableCommand {
             var settings = RunSettings(model: base == nil ? model : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
                                        channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
-                                       base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures)
+                                       base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
+                                       windowing: try data.windowing())
             var loaded: Model?
             if let resume {
                 let checkpoint = try Checkpoint.load(URL(fileURLWithPath: resume), device: device)
@@ -106,8 +107,8 @@ struct TrainCommand: ParsableCommand {
                 loaded = checkpoint.model
                 print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
             }
-            let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
-            try ensureWritableFolder(folder)
+            if settings.windowing != nil { return try forecast(settings, resumed: loaded, device: device) }
+            let folder = try runFolder(settings)
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
             let (training, test) = try data.load(settings.dataset)
@@ -196,7 +197,14 @@ struct TrainCommand: ParsableCommand {
         return (trunk, try TransferLearning.head(spec, classes: classes))
     }
 
-    private func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int) throws -> Model {
+    /// `--out`, or runs/MODEL-DATASET-TIME, made and checked writable.
+    func runFolder(_ settings: RunSettings) throws -> URL {
+        let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
+        try ensureWritableFolder(folder)
+        return folder
+    }
+
+    func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int) throws -> Model {
         if let zoo = ModelZoo(rawValue: settings.model) { return try zoo.make(inputShape: sampleShape, classes: classes) }
         let url = URL(fileURLWithPath: settings.model)
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -205,7 +213,7 @@ struct TrainCommand: ParsableCommand {
         return try KerasConfig.model(fromJSON: try Data(contentsOf: url), file: url.path)
     }
 
-    private func makeOptimizer() throws -> Optimizer {
+    func makeOptimizer() throws -> Optimizer {
         switch optimizer.lowercased() {
         case "adam": return Adam(learningRate: learningRate ?? 1e-3)
         case "adamw": return AdamW(learningRate: learningRate ?? 1e-3)
@@ -243,6 +251,8 @@ struct RunSettings: Codable {
     var preprocess: String
     var base: String?, cut: String?, head: String?
     var freezeBase: Bool, cacheFeatures: Bool
+    /// Time series: how windows are cut and scaled (the standardisation once fitted).
+    var windowing: TimeSeries.Windowing?
 }
 
 func timestamp() -> String {

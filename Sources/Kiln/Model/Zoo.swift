@@ -6,11 +6,43 @@ public enum ModelZoo: String, CaseIterable, Sendable {
     case cifarSmall = "cifar-small"
     case vggSmall = "vgg-small"
     case resnetSmall = "resnet-small"
+    // Forecasters of windows [time, features]: one output, the next value.
+    case mlpForecast = "mlp-forecast"
+    case lstmForecast = "lstm-forecast"
+    case gruForecast = "gru-forecast"
+    case conv1DForecast = "conv1d-forecast"
+    // Text classifiers of token ids [length] (logits).
+    case textLSTM = "text-lstm"
+    case textBiLSTM = "text-bilstm"
+    case textConv1D = "text-conv1d"
 
-    /// The model for samples of `inputShape` and `classes` outputs (logits).
-    public func make(inputShape: [Int], classes: Int) throws -> Model {
+    /// Whether the model forecasts a value from a window (trained with MSE), not a class.
+    public var isForecaster: Bool { [.mlpForecast, .lstmForecast, .gruForecast, .conv1DForecast].contains(self) }
+    /// Whether the model reads token ids (and needs a vocabulary size).
+    public var readsText: Bool { [.textLSTM, .textBiLSTM, .textConv1D].contains(self) }
+
+    /// The model for samples of `inputShape` and `classes` outputs (logits; forecasters have one output);
+    /// text models embed ids below `vocabulary`.
+    public func make(inputShape: [Int], classes: Int, vocabulary: Int? = nil) throws -> Model {
         let input = Input(shape: inputShape)
+        if isForecaster || readsText {
+            guard inputShape.count == (readsText ? 1 : 2) else {
+                throw TensorError.shape("model \(rawValue) takes \(readsText ? "token ids [length]" : "windows [time, features]"), got samples of shape \(inputShape)")
+            }
+        }
+        let embedding = { Embedding(inputDim: vocabulary ?? 10_000, outputDim: 64, maskZero: true) }
         switch self {
+        case .mlpForecast: return try Sequential([input, Flatten(), Dense(32, activation: .relu), Dense(1)], name: rawValue)
+        case .lstmForecast: return try Sequential([input, LSTM(32), Dense(1)], name: rawValue)
+        case .gruForecast: return try Sequential([input, GRU(32), Dense(1)], name: rawValue)
+        case .conv1DForecast:
+            return try Sequential([input, Conv1D(32, kernelSize: 5, padding: .causal, activation: .relu), MaxPooling1D(poolSize: 2),
+                                   Flatten(), Dense(1)], name: rawValue)
+        case .textLSTM: return try Sequential([input, embedding(), LSTM(64), Dense(classes)], name: rawValue)
+        case .textBiLSTM: return try Sequential([input, embedding(), Bidirectional(LSTM(32)), Dense(classes)], name: rawValue)
+        case .textConv1D:
+            return try Sequential([input, Embedding(inputDim: vocabulary ?? 10_000, outputDim: 64), Conv1D(128, kernelSize: 5, padding: .same, activation: .relu),
+                                   GlobalMaxPooling1D(), Dense(classes)], name: rawValue)
         case .workshopCNN:
             // The workshop's Fashion-MNIST CNN.
             return try Sequential([input, Conv2D(32, kernelSize: 3, activation: .relu), MaxPooling2D(2),

@@ -4,7 +4,7 @@ import Foundation
 public enum Charts {
     /// Two panels, loss and accuracy per epoch, training (solid) against validation (dashed).
     public static func curves(_ history: History) -> String {
-        let panels = [("Loss", "loss"), ("Accuracy", "accuracy")].filter { history[$0.1] != nil }
+        let panels = [("Loss", "loss"), ("Accuracy", "accuracy"), ("MAE", "mae")].filter { history[$0.1] != nil }
         let (panelWidth, height) = (460.0, 340.0)
         var svg = header(width: panelWidth * Double(max(panels.count, 1)) + 20, height: height)
         for (index, (title, key)) in panels.enumerated() {
@@ -16,8 +16,19 @@ public enum Charts {
         return svg + "</svg>\n"
     }
 
+    /// The last test windows' forecasts against the truth and the persistence baseline, in the target's units.
+    public static func forecast(_ report: ForecastReport, target: String, points: Int = 300) -> String {
+        let shown = max(0, report.truth.count - points)..<report.truth.count
+        let steps = Array(shown.map { $0 + 1 })
+        let series = [("truth", Array(report.truth[shown]), "#444444", ""), ("forecast", Array(report.predictions[shown]), "#1f77b4", ""),
+                      ("last value", Array(report.baseline[shown]), "#d62728", "4,3")]
+        return header(width: 940, height: 360) + panel(title: "Test forecasts of \(escape(target))", epochs: steps, series: series, x: 20,
+                                                      width: 900, height: 360, xLabel: "test window", yLabel: target, markers: false) + "</svg>\n"
+    }
+
     private static func panel(title: String, epochs: [Int], series: [(String, [Float], String, String)],
-                              x: Double, width: Double, height: Double) -> String {
+                              x: Double, width: Double, height: Double, xLabel: String = "epoch", yLabel: String? = nil,
+                              markers: Bool = true) -> String {
         let (left, right, top, bottom) = (x + 60, x + width - 10, 40.0, height - 55)
         let values = series.flatMap(\.1).filter(\.isFinite)
         var (low, high) = (Double(values.min() ?? 0), Double(values.max() ?? 1))
@@ -38,12 +49,12 @@ public enum Charts {
         for epoch in epochs.enumerated().filter({ $0.offset % step == 0 || $0.offset == epochs.count - 1 }).map(\.element) {
             svg += "<text x=\"\(px(Double(epoch)))\" y=\"\(bottom + 16)\" text-anchor=\"middle\" font-size=\"11\">\(epoch)</text>\n"
         }
-        svg += "<text x=\"\((left + right) / 2)\" y=\"\(bottom + 34)\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n"
-        svg += "<text x=\"\(x + 14)\" y=\"\((top + bottom) / 2)\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 \(x + 14) \((top + bottom) / 2))\">\(title.lowercased())</text>\n"
+        svg += "<text x=\"\((left + right) / 2)\" y=\"\(bottom + 34)\" text-anchor=\"middle\" font-size=\"12\">\(xLabel)</text>\n"
+        svg += "<text x=\"\(x + 14)\" y=\"\((top + bottom) / 2)\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 \(x + 14) \((top + bottom) / 2))\">\(escape(yLabel ?? title.lowercased()))</text>\n"
         for (i, (name, values, color, dash)) in series.enumerated() {
             let points = zip(epochs, values).filter { $0.1.isFinite }.map { "\(px(Double($0.0))),\(py(Double($0.1)))" }
             svg += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\"/>\n"
-            for point in points {
+            for point in points where markers {
                 let xy = point.split(separator: ",")
                 svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(color)\"/>"
             }

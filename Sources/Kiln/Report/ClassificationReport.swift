@@ -73,7 +73,7 @@ public enum Report {
 
     /// Writes history.csv, metrics.json, curves.svg and confusion.svg into `folder` (each atomically).
     /// JSON has no NaN or infinity: such numbers become null.
-    private static func jsonSafe(_ value: Any) -> Any {
+    static func jsonSafe(_ value: Any) -> Any {
         switch value {
         case let x as Float: x.isFinite ? x : NSNull()
         case let x as Double: x.isFinite ? x : NSNull()

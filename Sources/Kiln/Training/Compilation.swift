@@ -5,7 +5,7 @@ public struct Compilation {
     public let losses: [Loss]
     /// What each output's loss counts for in the total that is minimised (Keras's `loss_weights`).
     public let lossWeights: [Float]
-    /// Metric names per output: `accuracy`, `top_k_accuracy` (k = 5), `top_N_accuracy`, `binary_accuracy`.
+    /// Metric names per output: `accuracy`, `top_k_accuracy` (k = 5), `top_N_accuracy`, `binary_accuracy`, `mae`.
     public let outputMetrics: [[String]]
 
     /// The first output's metric names.
@@ -30,12 +30,13 @@ public struct Compilation {
         switch name {
         case "accuracy", "acc": return loss is BinaryCrossentropy ? BinaryAccuracy() : Accuracy()
         case "binary_accuracy": return BinaryAccuracy()
+        case "mae", "mean_absolute_error": return MeanAbsoluteErrorMetric()
         case "top_k_accuracy", "sparse_top_k_categorical_accuracy", "top_k_categorical_accuracy": return TopKAccuracy(k: 5)
         default:
             if name.hasPrefix("top_"), name.hasSuffix("_accuracy"), let k = Int(name.dropFirst(4).dropLast(9)), k > 0 {
                 return TopKAccuracy(k: k)
             }
-            throw TensorError.shape("unknown metric '\(name)'; known: accuracy, binary_accuracy, top_k_accuracy, top_N_accuracy")
+            throw TensorError.shape("unknown metric '\(name)'; known: accuracy, binary_accuracy, top_k_accuracy, top_N_accuracy, mae")
         }
     }
 

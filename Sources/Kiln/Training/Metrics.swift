@@ -80,6 +80,24 @@ public final class BinaryAccuracy: Metric {
     public func reset() { running.reset() }
 }
 
+/// Mean absolute error over all outputs (Keras's `mae`), in the targets' units.
+public final class MeanAbsoluteErrorMetric: Metric {
+    public let name = "mae"
+    private let running = RunningMean()
+
+    public init() {}
+
+    public func update(_ targets: Tensor, _ predictions: Tensor) throws {
+        guard targets.shape == predictions.shape else {
+            throw TensorError.shape("\(name): targets \(targets.shape) do not match predictions \(predictions.shape)")
+        }
+        try GradMode.noGrad { try running.add(try (predictions - targets).abs(), samples: predictions.count) }
+    }
+
+    public func result() throws -> Float { try running.mean }
+    public func reset() { running.reset() }
+}
+
 /// The mean of a scalar per batch, weighted by batch size (the `loss` column of the history).
 public final class MeanMetric: Metric {
     public let name: String
