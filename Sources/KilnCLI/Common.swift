@@ -36,6 +36,12 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Time series: rows between the starts of consecutive windows.")
     var stride = 1
 
+    @Option(parsing: .unconditional, help: "Text folders: token ids per text (longer texts are cut, shorter ones padded).")
+    var sequenceLength = 200
+
+    @Option(parsing: .unconditional, help: "Text folders: the most frequent training words kept (ids 0 and 1 are padding and unknown words).")
+    var vocabularySize = 10_000
+
     /// The windowing asked for with --target and --window, if any.
     func windowing() throws -> TimeSeries.Windowing? {
         guard target != nil || window != nil else { return nil }
@@ -46,8 +52,36 @@ struct DataOptions: ParsableArguments {
         return TimeSeries.Windowing(target: target, length: window, samplingRate: samplingRate, stride: stride, horizon: horizon)
     }
 
-    /// Training and test data; file datasets without a test part keep their last 20% for testing.
-    func load(_ source: String) throws -> (training: Dataset, test: Dataset) {
+    /// Training and test data; file datasets without a test part keep a shuffled 20% for testing.
+    /// Text folders become token ids of `vocabulary`, else of one adapted to the training texts.
+    func load(_ source: String, vocabulary: TextVocabulary? = nil) throws -> (training: Dataset, test: Dataset, vocabulary: TextVocabulary?) {
+        let url = URL(fileURLWithPath: source)
+        guard TextFolder.holdsText(url) else {
+            let (training, test) = try load(source)
+            return (training, test, nil)
+        }
+        guard sequenceLength > 0, vocabularySize > 2 else { throw ValidationError("--sequence-length must be positive and --vocabulary-size above 2") }
+        let train = url.appendingPathComponent("train"), testFolder = url.appendingPathComponent("test")
+        var (training, test): ([String], [String]) = ([], [])
+        var (trainingLabels, testLabels): ([Int32], [Int32]) = ([], [])
+        let classNames: [String]
+        if FileManager.default.fileExists(atPath: train.path), FileManager.default.fileExists(atPath: testFolder.path) {
+            let (a, b) = (try TextFolder.documents(train), try TextFolder.documents(testFolder))
+            guard a.classNames == b.classNames else { throw DataError(source, "train/ and test/ have different classes: \(a.classNames) and \(b.classNames)") }
+            (training, trainingLabels, test, testLabels, classNames) = (a.texts, a.labels, b.texts, b.labels, a.classNames)
+        } else {
+            let all = try TextFolder.documents(url)
+            let order = try holdOutOrder(all.texts.count, seed: 1)
+            (training, trainingLabels) = (order.training.map { all.texts[$0] }, order.training.map { all.labels[$0] })
+            (test, testLabels) = (order.test.map { all.texts[$0] }, order.test.map { all.labels[$0] })
+            classNames = all.classNames
+        }
+        let words = vocabulary ?? TextVocabulary(adaptingTo: training, size: vocabularySize, sequenceLength: sequenceLength)
+        return (words.dataset(training, labels: trainingLabels, classNames: classNames), words.dataset(test, labels: testLabels, classNames: classNames), words)
+    }
+
+    /// Training and test data of a file or named dataset (images, CSV, npz).
+    private func load(_ source: String) throws -> (training: Dataset, test: Dataset) {
         if let named = NamedDataset(rawValue: source.lowercased()) {
             let directory = data.map { URL(fileURLWithPath: $0) }
             return (try named.load(.train, from: directory), try named.load(.test, from: directory))
@@ -88,12 +122,17 @@ struct DataOptions: ParsableArguments {
 
     /// A shuffled 80/20 split of a dataset that has no test part.
     private func holdOut(_ data: Dataset, seed: UInt64) throws -> (training: Dataset, test: Dataset) {
+        let order = try holdOutOrder(data.count, seed: seed)
+        return (data.subset(order.training), data.subset(order.test))
+    }
+
+    private func holdOutOrder(_ count: Int, seed: UInt64) throws -> (training: [Int], test: [Int]) {
         var random = RandomGenerator(seed: seed)
-        var order = Array(0..<data.count)
+        var order = Array(0..<count)
         for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-        let cut = max(1, data.count * 4 / 5)
-        guard cut < data.count else { throw DataError("dataset", "\(data.count) samples are too few to hold some out for testing") }
-        return (data.subset(Array(order[..<cut])), data.subset(Array(order[cut...])))
+        let cut = max(1, count * 4 / 5)
+        guard cut < count else { throw DataError("dataset", "\(count) samples are too few to hold some out for testing") }
+        return (Array(order[..<cut]), Array(order[cut...]))
     }
 }
 

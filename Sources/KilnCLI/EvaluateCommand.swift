@@ -22,7 +22,8 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             let (model, metadata) = try loadModel(self.model, device: try Devices.select(device))
             if model.compiled == nil { try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true)) }
-            let test = try data.load(data.dataset).test
+            let vocabulary = metadata["vocabulary"].flatMap { try? JSONDecoder().decode(TextVocabulary.self, from: Data($0.utf8)) }
+            let test = try data.load(data.dataset, vocabulary: vocabulary).test
             let normalization = try Normalization(preset: metadata["preprocessing"] ?? "unit", channels: test.sampleShape.last ?? 1)
             let report = try Report.evaluate(model, on: test, classNames: test.classNames, normalization: normalization)
             print(String(format: "Test loss %.4f - accuracy %.4f (%d samples)", report.loss, report.accuracy, report.total))

@@ -19,8 +19,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Output classes of a new model (default: the largest label + 1).")
     var classes: Int?
 
-    @Option(help: "Built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) or a Keras model JSON file.")
-    var model = ModelZoo.workshopCNN.rawValue
+    @Option(help: "Built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) or a Keras model JSON file (default: workshop-cnn; lstm-forecast for time series, text-lstm for text folders).")
+    var model: String?
 
     @OptionGroup var data: DataOptions
 
@@ -84,7 +84,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let device = try Devices.select(self.device)
-            var settings = RunSettings(model: base == nil ? model : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
+            var settings = RunSettings(model: base == nil ? model ?? ModelZoo.workshopCNN.rawValue : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
                                        channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
                                        base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
@@ -111,7 +111,9 @@ struct TrainCommand: ParsableCommand {
             let folder = try runFolder(settings)
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
-            let (training, test) = try data.load(settings.dataset)
+            let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary)
+            settings.vocabulary = vocabulary
+            if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
             let normalization = try Normalization(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
             var transfer: (trunk: Model, head: [Layer])?
             if loaded == nil {
@@ -131,6 +133,7 @@ struct TrainCommand: ParsableCommand {
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
             checkpoint.metadata["preprocessing"] = settings.preprocess
+            if let vocabulary { checkpoint.metadata["vocabulary"] = String(decoding: try JSONEncoder().encode(vocabulary), as: UTF8.self) }
             if let names = training.classNames { checkpoint.metadata["class_names"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
             let signals = InterruptOnSignal()
             defer { signals.uninstall() }
@@ -205,7 +208,12 @@ struct TrainCommand: ParsableCommand {
     }
 
     func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int) throws -> Model {
-        if let zoo = ModelZoo(rawValue: settings.model) { return try zoo.make(inputShape: sampleShape, classes: classes) }
+        if let zoo = ModelZoo(rawValue: settings.model) {
+            guard zoo.readsText == (settings.vocabulary != nil) else {
+                throw ValidationError("--model \(zoo.rawValue) \(zoo.readsText ? "reads token ids; give it a folder of .txt files" : "does not read text; text folders take \(ModelZoo.allCases.filter(\.readsText).map(\.rawValue).joined(separator: ", "))")")
+            }
+            return try zoo.make(inputShape: sampleShape, classes: classes, vocabulary: settings.vocabulary?.words.count)
+        }
         let url = URL(fileURLWithPath: settings.model)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw ValidationError("--model: '\(settings.model)' is neither a built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) nor a file")
@@ -253,6 +261,8 @@ struct RunSettings: Codable {
     var freezeBase: Bool, cacheFeatures: Bool
     /// Time series: how windows are cut and scaled (the standardisation once fitted).
     var windowing: TimeSeries.Windowing?
+    /// Text folders: the words and sequence length of the token ids.
+    var vocabulary: TextVocabulary?
 }
 
 func timestamp() -> String {

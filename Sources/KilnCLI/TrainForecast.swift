@@ -8,7 +8,7 @@ extension TrainCommand {
     /// order), reported in the target's units against the persistence baseline (forecast.svg).
     func forecast(_ settings: RunSettings, resumed: Model?, device: any Device) throws {
         var settings = settings
-        if settings.model == ModelZoo.workshopCNN.rawValue { settings.model = ModelZoo.lstmForecast.rawValue }
+        if model == nil, resumed == nil { settings.model = ModelZoo.lstmForecast.rawValue }
         let url = URL(fileURLWithPath: settings.dataset)
         guard url.pathExtension.lowercased() == "csv" else { throw ValidationError("--window and --target read a .csv time series, got '\(settings.dataset)'") }
         var windowing = settings.windowing!
