@@ -6,6 +6,8 @@ torch_cnn.safetensors  a PyTorch CNN (conv, batch norm, residual add, max pool, 
 torch_cnn_x.npy        its input batch, NCHW float32
 torch_cnn_y.npy        PyTorch's own outputs (eval mode) for that batch
 torch_cnn.onnx         the same network exported to ONNX (opset 13)
+torch_gru.safetensors  Embedding → Conv1d → ReLU → GRU → Linear (last step), with torch_gru_x/y.npy
+torch_bilstm.safetensors  Embedding → bidirectional LSTM → RNN → Linear (final state), with torch_bilstm_x/y.npy
 keras_cnn.keras/.h5    the same kind of network in Keras 3 (functional, channels-last), both file formats
 keras_cnn.json         its model.to_json()
 keras_cnn_x.npy, keras_cnn_y.npy   input batch (NHWC) and Keras's own outputs
@@ -44,6 +46,46 @@ class ResidualCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(y), 1))
 
 
+class TextGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 6)
+        self.conv = nn.Conv1d(6, 5, 3)
+        self.gru = nn.GRU(5, 4, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, ids):
+        x = F.relu(self.conv(self.emb(ids).transpose(1, 2))).transpose(1, 2)
+        out, _ = self.gru(x)
+        return self.fc(out[:, -1])
+
+
+class BiLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 6)
+        self.lstm = nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(10, 3, batch_first=True)
+        self.fc = nn.Linear(3, 1)
+
+    def forward(self, ids):
+        sequence, _ = self.lstm(self.emb(ids))
+        _, h = self.rnn(sequence)
+        return self.fc(h[0])
+
+
+def torch_sequence_fixtures():
+    torch.manual_seed(1)
+    ids = torch.randint(0, 20, (3, 9))
+    for name, model in [("torch_gru", TextGRU()), ("torch_bilstm", BiLSTM())]:
+        model.eval()
+        with torch.no_grad():
+            y = model(ids)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(OUT / f"{name}.safetensors"))
+        np.save(OUT / f"{name}_x.npy", ids.numpy().astype(np.float32))
+        np.save(OUT / f"{name}_y.npy", y.numpy().astype(np.float32))
+
+
 def main():
     torch.manual_seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -63,6 +105,7 @@ def main():
     np.save(OUT / "torch_cnn_y.npy", y.numpy().astype(np.float32))
     torch.onnx.export(model, (x,), str(OUT / "torch_cnn.onnx"), opset_version=13, dynamo=False,
                       input_names=["input"], output_names=["logits"])
+    torch_sequence_fixtures()
     keras_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 

@@ -139,6 +139,35 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         expectClose(try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
     }
 
+    /// PyTorch 2.13 state dicts of sequence models (nn.Embedding, nn.Conv1d, nn.GRU; a bidirectional
+    /// nn.LSTM and nn.RNN) load into the Kiln layers of the same names and give PyTorch's outputs; a
+    /// saved state dict reads back the same.
+    @Test(arguments: Backend.all)
+    func pytorchSequenceModelsMatchPyTorch(_ backend: Backend) throws {
+        let d = backend.device
+        let models: [(String, Model)] = [
+            ("torch_gru", try Sequential([Input(shape: [9]), Embedding(inputDim: 20, outputDim: 6, name: "emb"),
+                                          Conv1D(5, kernelSize: 3, activation: .relu, name: "conv"), GRU(4, name: "gru"), Dense(2, name: "fc")])),
+            ("torch_bilstm", try Sequential([Input(shape: [9]), Embedding(inputDim: 20, outputDim: 6, name: "emb"),
+                                             Bidirectional(LSTM(5, returnSequences: true), name: "lstm"), SimpleRNN(3, name: "rnn"), Dense(1, name: "fc")])),
+        ]
+        for (stem, model) in models {
+            try model.place(on: d)
+            try PyTorchWeights.load(fixtures.appendingPathComponent("\(stem).safetensors"), into: model)
+            let x = try NumPy.read(fixtures.appendingPathComponent("\(stem)_x.npy"))
+            let expected = try NumPy.read(fixtures.appendingPathComponent("\(stem)_y.npy")).values.map(Double.init)
+            let input = try Tensor(x.values, shape: x.shape, on: d)
+            expectClose(try model(input).toArray(), expected, "Kiln vs PyTorch (\(stem)) on \(backend)", tolerance: 1e-5)
+            let url = try temporaryFolder().appendingPathComponent("\(stem).safetensors")
+            try PyTorchWeights.save(model, to: url)
+            let original = try SafeTensors(contentsOf: fixtures.appendingPathComponent("\(stem).safetensors"))
+            #expect(try Set(SafeTensors(contentsOf: url).entries.keys) == Set(original.entries.keys))
+            for weight in model.weights { try weight.assign([Float](repeating: 0, count: weight.count)) }
+            try PyTorchWeights.load(url, into: model)
+            expectClose(try model(input).toArray(), expected, "\(stem) saved and loaded again", tolerance: 1e-5)
+        }
+    }
+
     @Test func realKerasJSON() throws {
         let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
         #expect(workshop.parameterCount == 28_394 && workshop is Sequential)
