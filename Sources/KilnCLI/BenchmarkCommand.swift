@@ -6,7 +6,7 @@ struct BenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure Kiln's kernels.",
-        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self])
+        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self, SequenceBenchmarkCommand.self])
 }
 
 struct OpsBenchmarkCommand: ParsableCommand {

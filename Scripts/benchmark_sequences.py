@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Kiln against Keras (TensorFlow CPU) and PyTorch (CPU) on sequence workloads of the same shapes:
+
+  forecast     LSTM(64) → Dense(1) on windows of 48 steps × 1 feature, MSE, batch 64
+  text-lstm    Embedding(10,000 × 64) → LSTM(64) → Dense(1) on 200 token ids, BCE from logits, batch 32
+  text-conv1d  Embedding(10,000 × 64) → Conv1D(128, 5, relu) → GlobalMaxPooling1D → Dense(1), batch 32
+
+Random inputs (throughput does not depend on the values); Adam 1e-3. Each measurement runs in its
+own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
+adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
+"""
+import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
+
+
+def data(workload, samples, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    if workload == "forecast":
+        return rng.standard_normal((samples, 48, 1)).astype("float32"), rng.standard_normal((samples, 1)).astype("float32")
+    return rng.integers(1, 10_000, (samples, 200)).astype("int64"), rng.integers(0, 2, (samples, 1)).astype("float32")
+
+
+def measure(train_window, predict, samples, windows):
+    rates = []
+    for window in range(windows + 1):
+        start = time.perf_counter()
+        train_window()
+        if window:
+            rates.append(samples / (time.perf_counter() - start))
+    predict()
+    inference = sorted(samples / timed(predict) for _ in range(3))[1]
+    return {"train_samples_per_second": statistics.median(rates), "inference_samples_per_second": inference}
+
+
+def timed(body):
+    start = time.perf_counter()
+    body()
+    return time.perf_counter() - start
+
+
+def keras_worker(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(args.seed)
+    batch, samples = args.batch_size, args.steps * args.batch_size
+    x, y = data(args.workload, samples, args.seed)
+    if args.workload == "forecast":
+        m = keras.Sequential([keras.Input((48, 1)), layers.LSTM(64), layers.Dense(1)])
+        loss = "mse"
+    else:
+        body = [layers.LSTM(64)] if args.workload == "text-lstm" else [layers.Conv1D(128, 5, activation="relu"), layers.GlobalMaxPooling1D()]
+        m = keras.Sequential([keras.Input((200,)), layers.Embedding(10_000, 64)] + body + [layers.Dense(1)])
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    m.compile(keras.optimizers.Adam(1e-3), loss)
+    return measure(lambda: m.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False),
+                   lambda: m.predict(x, batch_size=256, verbose=0), samples, args.windows)
+
+
+def torch_worker(args):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(args.seed)
+    batch, samples = args.batch_size, args.steps * args.batch_size
+    x, y = (torch.from_numpy(a) for a in data(args.workload, samples, args.seed))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if args.workload == "forecast":
+                self.lstm, self.fc = nn.LSTM(1, 64, batch_first=True), nn.Linear(64, 1)
+            else:
+                self.emb = nn.Embedding(10_000, 64)
+                if args.workload == "text-lstm":
+                    self.lstm, self.fc = nn.LSTM(64, 64, batch_first=True), nn.Linear(64, 1)
+                else:
+                    self.conv, self.fc = nn.Conv1d(64, 128, 5), nn.Linear(128, 1)
+
+        def forward(self, inputs):
+            h = inputs if args.workload == "forecast" else self.emb(inputs)
+            if args.workload == "text-conv1d":
+                return self.fc(torch.relu(self.conv(h.transpose(1, 2))).amax(dim=2))
+            _, (last, _) = self.lstm(h)
+            return self.fc(last[0])
+
+    m = Net()
+    optimizer = torch.optim.Adam(m.parameters(), 1e-3, eps=1e-7)
+    loss = nn.MSELoss() if args.workload == "forecast" else nn.BCEWithLogitsLoss()
+
+    def train():
+        m.train()
+        for s in range(0, samples, batch):
+            optimizer.zero_grad()
+            loss(m(x[s:s + batch]), y[s:s + batch]).backward()
+            optimizer.step()
+
+    def predict():
+        m.eval()
+        with torch.no_grad():
+            for s in range(0, samples, 256):
+                m(x[s:s + 256])
+
+    return measure(train, predict, samples, args.windows)
+
+
+def run(engine, workload, args):
+    common = ["--workload", workload, "--batch-size", str(WORKLOADS[workload]), "--steps", str(args.steps), "--windows", str(args.windows)]
+    if engine == "kiln":
+        command = [str(ROOT / ".build/release/kiln"), "benchmark", "sequence", "--device", args.kiln_device] + common
+    else:
+        command = [sys.executable, __file__, "--worker", engine] + common
+    output = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
+    if output.returncode or not lines:
+        raise SystemExit(f"{engine} {workload} failed:\n{output.stdout[-2000:]}\n{output.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="kiln,keras,torch")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measured window")
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--kiln-device", default="cpu")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--worker")
+    parser.add_argument("--workload", default="forecast")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.worker:
+        result = (keras_worker if args.worker == "keras" else torch_worker)(args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    engines, workloads, best = args.engines.split(","), args.workloads.split(","), {}
+    for round_ in range(args.rounds):
+        for workload in workloads:
+            for engine in engines:
+                result = run(engine, workload, args)
+                key = (engine, workload)
+                if key not in best or result["train_samples_per_second"] > best[key]["train_samples_per_second"]:
+                    best[key] = result
+                print(f"round {round_ + 1}: {engine:5} {workload:11}: {result['train_samples_per_second']:8.0f} samples/s", file=sys.stderr)
+    table = report(best, engines, workloads, args)
+    print(table)
+    if args.record:
+        path = ROOT / "docs/benchmarks.md"
+        text = path.read_text()
+        rows = text.find("\n## 20")
+        head, rest = (text, "") if rows < 0 else (text[:rows], text[rows + 1:])
+        path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
+
+
+def report(best, engines, workloads, args):
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    lines = [f"## {datetime.date.today()} — sequences, commit {commit}", "",
+             f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; random inputs of the workloads' shapes "
+             f"(`Scripts/benchmark_sequences.py`), Adam 1e-3; median of {args.windows} windows of {args.steps} steps after a warm-up, "
+             f"best of {args.rounds} interleaved rounds; inference: median of 3 passes, batch 256.", "",
+             "| workload | batch | engine | train samples/s | Kiln ÷ engine | inference samples/s | Kiln ÷ engine | peak RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for workload in workloads:
+        kiln = best.get(("kiln", workload))
+        for engine in engines:
+            r = best[(engine, workload)]
+            ratio = lambda key: f"{kiln[key] / r[key]:.2f}" if kiln and engine != "kiln" else "—"
+            lines.append(f"| {workload} | {WORKLOADS[workload]} | {engine} | {r['train_samples_per_second']:.0f} | {ratio('train_samples_per_second')} | "
+                         f"{r['inference_samples_per_second']:.0f} | {ratio('inference_samples_per_second')} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
