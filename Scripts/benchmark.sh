@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Kiln vs Keras (TensorFlow CPU) vs PyTorch (CPU) on the workshop CNN and the real Fashion-MNIST.
+# Kiln vs Keras (TensorFlow CPU) vs PyTorch (CPU) on the workshop CNN and the real Fashion-MNIST, or,
+# with `sequences` first, on the sequence workloads (LSTM forecaster, LSTM and Conv1D text models).
 # Makes .venv-bench (tensorflow-cpu, torch, numpy) on first use and a release build of kiln, then
-# runs Scripts/benchmark.py with the given arguments (e.g. --epochs 5 --record).
+# runs Scripts/benchmark.py (or Scripts/benchmark_sequences.py) with the remaining arguments
+# (e.g. --epochs 5 --record).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
@@ -9,4 +11,9 @@ Scripts/setup.sh
 .venv-bench/bin/python -c "import tensorflow, torch" 2>/dev/null \
     || .venv-bench/bin/pip install -q tensorflow-cpu "torch==2.13.0+cpu" numpy
 swift build -c release --product kiln
-.venv-bench/bin/python Scripts/benchmark.py "$@"
+if [ "${1:-}" = sequences ]; then
+    shift
+    .venv-bench/bin/python Scripts/benchmark_sequences.py "$@"
+else
+    .venv-bench/bin/python Scripts/benchmark.py "$@"
+fi

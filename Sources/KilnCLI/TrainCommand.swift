@@ -122,7 +122,7 @@ struct TrainCommand: ParsableCommand {
                     transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: classes, device: device)
                     loaded = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
                 } else {
-                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: classes)
+                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: classes, largestID: largestID(training))
                 }
                 try loaded!.place(on: device, seed: settings.seed)
                 try loaded!.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
@@ -200,6 +200,13 @@ struct TrainCommand: ParsableCommand {
         return (trunk, try TransferLearning.head(spec, classes: classes))
     }
 
+    /// The largest value of 1-D samples of whole non-negative numbers (token ids), else nil.
+    private func largestID(_ data: Dataset) -> Int? {
+        guard data.sampleShape.count == 1, case .floats(let values) = data.features,
+              values.allSatisfy({ $0 >= 0 && $0 == $0.rounded() && $0 < 1e7 }), let largest = values.max() else { return nil }
+        return Int(largest)
+    }
+
     /// `--out`, or runs/MODEL-DATASET-TIME, made and checked writable.
     func runFolder(_ settings: RunSettings) throws -> URL {
         let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
@@ -207,12 +214,18 @@ struct TrainCommand: ParsableCommand {
         return folder
     }
 
-    func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int) throws -> Model {
+    /// A built-in model or a Keras JSON file. Text models read token ids: those of a text folder's
+    /// vocabulary, or of `largestID` + 1 words for id arrays (an `.npz` `x` of shape [n, length]).
+    func loadArchitecture(_ settings: RunSettings, sampleShape: [Int], classes: Int, largestID: Int? = nil) throws -> Model {
         if let zoo = ModelZoo(rawValue: settings.model) {
-            guard zoo.readsText == (settings.vocabulary != nil) else {
-                throw ValidationError("--model \(zoo.rawValue) \(zoo.readsText ? "reads token ids; give it a folder of .txt files" : "does not read text; text folders take \(ModelZoo.allCases.filter(\.readsText).map(\.rawValue).joined(separator: ", "))")")
+            if settings.vocabulary != nil, !zoo.readsText {
+                throw ValidationError("--model \(zoo.rawValue) does not read text; text folders take \(ModelZoo.allCases.filter(\.readsText).map(\.rawValue).joined(separator: ", "))")
             }
-            return try zoo.make(inputShape: sampleShape, classes: classes, vocabulary: settings.vocabulary?.words.count)
+            let words = settings.vocabulary?.words.count ?? largestID.map { $0 + 1 }
+            if zoo.readsText, words == nil || sampleShape.count != 1 {
+                throw ValidationError("--model \(zoo.rawValue) reads token ids: give it a folder of .txt files or an .npz of ids [n, length]")
+            }
+            return try zoo.make(inputShape: sampleShape, classes: classes, vocabulary: words)
         }
         let url = URL(fileURLWithPath: settings.model)
         guard FileManager.default.fileExists(atPath: url.path) else {

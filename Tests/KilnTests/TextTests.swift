@@ -22,6 +22,24 @@ import Testing
         #expect(try TextFolder.documents(folder).classNames == ["b"])
     }
 
+    /// Token ids from an `.npz` (`x` [n, length], `y` labels) train the text models too, the
+    /// vocabulary being the ids seen; a non-text model is refused for a text folder.
+    @Test func tokenIDArraysTrainTextModels() throws {
+        let folder = try temporaryFolder()
+        var random = Random("npz-ids")
+        let ids = (0..<60 * 12).map { _ in Float(random.next() % 30) }
+        let labels = (0..<60).map { n in ids[n * 12 ..< n * 12 + 12].contains(7) ? Float(1) : 0 }
+        let archive = folder.appendingPathComponent("ids.npz")
+        try Data(zip([("x.npy", [UInt8](NumPy.encode(ids, shape: [60, 12]))), ("y.npy", [UInt8](NumPy.encode(labels, shape: [60])))], deflated: false)).write(to: archive)
+        let (status, output) = try CLITests.kiln("train", "--dataset", archive.path, "--model", "text-bilstm", "--epochs", "1",
+                                                 "--out", folder.appendingPathComponent("run").path)
+        #expect(status == 0 && output.contains("Training text-bilstm"), "\(output)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("texts/a"), withIntermediateDirectories: true)
+        for n in 0..<5 { try Data("some words \(n)".utf8).write(to: folder.appendingPathComponent("texts/a/\(n).txt")) }
+        let refused = try CLITests.kiln("train", "--dataset", folder.appendingPathComponent("texts").path, "--model", "mlp", "--epochs", "1")
+        #expect(refused.status != 0 && refused.output.contains("--model mlp does not read text"), "\(refused.output)")
+    }
+
     /// README's text block as written: Debian's fortunes as a three-class folder, a Conv1D text
     /// classifier well above the majority class, and `kiln evaluate` agreeing with training's report.
     @Test func readmeTextClassifierRunsAsWritten() throws {
