@@ -9,11 +9,34 @@ inline float act(const float x, const int use_relu) { return use_relu ? fmax(x, 
 inline float act_grad(const float a, const int use_relu) { return use_relu ? (a > 0.0f ? 1.0f : 0.0f) : 1.0f - a * a; }
 inline float sigm(const float x) { return 1.0f / (1.0f + exp(-x)); }
 
+// The forward maths of unit j of one row.
+inline void step(const int cell, const int use_relu, const int u, const int j, __global float* z, __global float* rec,
+                 __global const float* recurrent_bias, __global const float* hp, __global float* hn,
+                 __global const float* cp, __global float* cn) {
+    if (cell == SIMPLE_RNN) {
+        hn[j] = act(z[j], use_relu);
+    } else if (cell == LSTM) {
+        const float i = sigm(z[j]), f = sigm(z[u + j]), cand = act(z[2 * u + j], use_relu), o = sigm(z[3 * u + j]);
+        const float next = f * cp[j] + i * cand;
+        z[j] = i; z[u + j] = f; z[2 * u + j] = cand; z[3 * u + j] = o;
+        cn[j] = next;
+        hn[j] = o * act(next, use_relu);
+    } else {
+        const float rz = rec[j] + recurrent_bias[j], rr = rec[u + j] + recurrent_bias[u + j];
+        const float rh = rec[2 * u + j] + recurrent_bias[2 * u + j];
+        rec[j] = rz; rec[u + j] = rr; rec[2 * u + j] = rh;
+        const float update = sigm(z[j] + rz), reset = sigm(z[u + j] + rr), cand = act(z[2 * u + j] + reset * rh, use_relu);
+        z[j] = update; z[u + j] = reset; z[2 * u + j] = cand;
+        hn[j] = update * hp[j] + (1.0f - update) * cand;
+    }
+}
+
 __kernel void recurrent_step(const int cell, const int use_relu, const int batch, const int units,
                              __global float* gates, const int gates_offset,
                              __global float* recurrent, const int recurrent_offset, __global const float* recurrent_bias,
                              __global float* h, const int h_offset, __global float* c, const int c_offset,
-                             __global const float* mask, const int mask_offset, const int has_mask) {
+                             __global const float* mask, const int mask_offset, const int has_mask,
+                             __global const float* dropout_mask, __global float* dropped, const int has_dropout) {
     const int id = get_global_id(0);
     if (id >= batch * units) return;
     const int b = id / units, j = id % units, u = units;
@@ -24,25 +47,11 @@ __kernel void recurrent_step(const int cell, const int use_relu, const int batch
     if (has_mask && mask[mask_offset + b] == 0.0f) {
         hn[j] = hp[j];
         if (cell == LSTM) c[c_offset + batch * u + b * u + j] = c[c_offset + b * u + j];
-        return;
-    }
-    if (cell == SIMPLE_RNN) {
-        hn[j] = act(z[j], use_relu);
-    } else if (cell == LSTM) {
-        const float i = sigm(z[j]), f = sigm(z[u + j]), cand = act(z[2 * u + j], use_relu), o = sigm(z[3 * u + j]);
-        const float next = f * c[c_offset + b * u + j] + i * cand;
-        z[j] = i; z[u + j] = f; z[2 * u + j] = cand; z[3 * u + j] = o;
-        c[c_offset + batch * u + b * u + j] = next;
-        hn[j] = o * act(next, use_relu);
     } else {
-        __global float* rec = recurrent + recurrent_offset + b * width;
-        const float rz = rec[j] + recurrent_bias[j], rr = rec[u + j] + recurrent_bias[u + j];
-        const float rh = rec[2 * u + j] + recurrent_bias[2 * u + j];
-        rec[j] = rz; rec[u + j] = rr; rec[2 * u + j] = rh;
-        const float update = sigm(z[j] + rz), reset = sigm(z[u + j] + rr), cand = act(z[2 * u + j] + reset * rh, use_relu);
-        z[j] = update; z[u + j] = reset; z[2 * u + j] = cand;
-        hn[j] = update * hp[j] + (1.0f - update) * cand;
+        step(cell, use_relu, u, j, z, recurrent + recurrent_offset + b * width, recurrent_bias, hp, hn,
+             c + c_offset + b * u, c + c_offset + batch * u + b * u);
     }
+    if (has_dropout) dropped[h_offset + batch * u + b * u + j] = hn[j] * dropout_mask[b * u + j];
 }
 
 __kernel void recurrent_step_backward(const int cell, const int use_relu, const int batch, const int units,
@@ -51,6 +60,7 @@ __kernel void recurrent_step_backward(const int cell, const int use_relu, const 
                                       __global const float* h, const int h_offset, __global const float* c, const int c_offset,
                                       __global const float* mask, const int mask_offset, const int has_mask,
                                       __global const float* grad_output, const int grad_output_offset, const int has_grad_output,
+                                      __global const float* through, __global const float* dropout_mask, const int has_dropout,
                                       __global float* grad_h, __global float* grad_c,
                                       __global float* grad_gates, const int grad_gates_offset,
                                       __global float* grad_recurrent, const int grad_recurrent_offset) {
@@ -60,7 +70,8 @@ __kernel void recurrent_step_backward(const int cell, const int use_relu, const 
     const int width = cell == LSTM ? 4 * u : cell == GRU ? 3 * u : u;
     __global const float* a = gates + gates_offset + b * width;
     __global float* dz = grad_gates + grad_gates_offset + b * width;
-    const float dh = grad_h[b * u + j] + (has_grad_output ? grad_output[grad_output_offset + b * u + j] : 0.0f);
+    const float dh = grad_h[b * u + j] + (has_grad_output ? grad_output[grad_output_offset + b * u + j] : 0.0f)
+        + (has_dropout ? through[b * u + j] * dropout_mask[b * u + j] : 0.0f);
     if (has_mask && mask[mask_offset + b] == 0.0f) {
         grad_h[b * u + j] = dh;
         for (int k = j; k < width; k += u) dz[k] = 0.0f;

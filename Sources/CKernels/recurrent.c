@@ -29,9 +29,37 @@ static void copy_row(float *to, const float *from, long count) {
     for (long j = 0; j < count; ++j) to[j] = from[j];
 }
 
+// The forward maths of one row.
+KILN_INLINE void step_row(const kiln_recurrent *g, float *z, float *rec, const float *recurrent_bias, const float *hp, float *hb,
+                          const float *cp, float *cb) {
+    const long u = g->units;
+    for (long j = 0; j < u; j += LANES) {
+        const long n = u - j < LANES ? u - j : LANES;
+        if (g->cell == KILN_SIMPLE_RNN) {
+            ST(hb + j, vact(LD(z + j), g->relu));
+        } else if (g->cell == KILN_LSTM) {
+            const vec i = vsigmoid(LD(z + j)), f = vsigmoid(LD(z + u + j)), o = vsigmoid(LD(z + 3 * u + j));
+            const vec cand = vact(LD(z + 2 * u + j), g->relu);
+            const vec cell = f * LD(cp + j) + i * cand;
+            ST(z + j, i); ST(z + u + j, f); ST(z + 2 * u + j, cand); ST(z + 3 * u + j, o);
+            ST(cb + j, cell);
+            ST(hb + j, o * vact(cell, g->relu));
+        } else {
+            const vec rz = LD(rec + j) + LD(recurrent_bias + j), rr = LD(rec + u + j) + LD(recurrent_bias + u + j);
+            const vec rh = LD(rec + 2 * u + j) + LD(recurrent_bias + 2 * u + j);
+            ST(rec + j, rz); ST(rec + u + j, rr); ST(rec + 2 * u + j, rh);
+            const vec update = vsigmoid(LD(z + j) + rz), reset = vsigmoid(LD(z + u + j) + rr);
+            const vec cand = vact(LD(z + 2 * u + j) + reset * rh, g->relu);
+            ST(z + j, update); ST(z + u + j, reset); ST(z + 2 * u + j, cand);
+            ST(hb + j, update * LD(hp + j) + (1 - update) * cand);
+        }
+    }
+}
+
 KILN_DISPATCH
 void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent, const float *recurrent_bias,
-                         const float *h_prev, float *h, const float *c_prev, float *c, const float *mask) {
+                         const float *h_prev, float *h, const float *c_prev, float *c, const float *mask,
+                         const float *dropout_mask, float *dropped) {
     const long u = g->units, width = g->cell == KILN_LSTM ? 4 * u : g->cell == KILN_GRU ? 3 * u : u;
     for (long b = 0; b < g->batch; ++b) {
         float *z = gates + b * width, *hb = h + b * u;
@@ -39,46 +67,27 @@ void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent
         if (mask && mask[b] == 0) {  // a padded step keeps the state
             copy_row(hb, hp, u);
             if (c) copy_row(c + b * u, c_prev + b * u, u);
-            continue;
+        } else {
+            step_row(g, z, recurrent ? recurrent + b * width : 0, recurrent_bias, hp, hb, c_prev ? c_prev + b * u : 0, c ? c + b * u : 0);
         }
-        for (long j = 0; j < u; j += LANES) {
-            const long n = u - j < LANES ? u - j : LANES;
-            if (g->cell == KILN_SIMPLE_RNN) {
-                ST(hb + j, vact(LD(z + j), g->relu));
-            } else if (g->cell == KILN_LSTM) {
-                const vec i = vsigmoid(LD(z + j)), f = vsigmoid(LD(z + u + j)), o = vsigmoid(LD(z + 3 * u + j));
-                const vec cand = vact(LD(z + 2 * u + j), g->relu);
-                const vec cell = f * LD(c_prev + b * u + j) + i * cand;
-                ST(z + j, i); ST(z + u + j, f); ST(z + 2 * u + j, cand); ST(z + 3 * u + j, o);
-                ST(c + b * u + j, cell);
-                ST(hb + j, o * vact(cell, g->relu));
-            } else {
-                float *rec = recurrent + b * width;
-                const vec rz = LD(rec + j) + LD(recurrent_bias + j), rr = LD(rec + u + j) + LD(recurrent_bias + u + j);
-                const vec rh = LD(rec + 2 * u + j) + LD(recurrent_bias + 2 * u + j);
-                ST(rec + j, rz); ST(rec + u + j, rr); ST(rec + 2 * u + j, rh);
-                const vec update = vsigmoid(LD(z + j) + rz), reset = vsigmoid(LD(z + u + j) + rr);
-                const vec cand = vact(LD(z + 2 * u + j) + reset * rh, g->relu);
-                ST(z + j, update); ST(z + u + j, reset); ST(z + 2 * u + j, cand);
-                ST(hb + j, update * LD(hp + j) + (1 - update) * cand);
-            }
-        }
+        if (dropped) for (long j = 0; j < u; ++j) dropped[b * u + j] = hb[j] * dropout_mask[b * u + j];
     }
 }
 
 KILN_DISPATCH
 void kiln_recurrent_step_backward(const kiln_recurrent *g, const float *gates, const float *recurrent,
                                   const float *h_prev, const float *h, const float *c_prev, const float *c,
-                                  const float *mask, const float *grad_output, float *grad_h, float *grad_c,
-                                  float *grad_gates, float *grad_recurrent) {
+                                  const float *mask, const float *grad_output, const float *through, const float *dropout_mask,
+                                  float *grad_h, float *grad_c, float *grad_gates, float *grad_recurrent) {
     const long u = g->units, width = g->cell == KILN_LSTM ? 4 * u : g->cell == KILN_GRU ? 3 * u : u;
     for (long b = 0; b < g->batch; ++b) {
         const float *a = gates + b * width, *go = grad_output ? grad_output + b * u : 0;
+        const float *tb = through ? through + b * u : 0, *mb = through ? dropout_mask + b * u : 0;
         float *dh = grad_h + b * u, *dz = grad_gates + b * width;
         const int kept = mask && mask[b] == 0;
         for (long j = 0; j < u; j += LANES) {
             const long n = u - j < LANES ? u - j : LANES;
-            const vec dhj = LD(dh + j) + (go ? LD(go + j) : (vec){});
+            const vec dhj = LD(dh + j) + (go ? LD(go + j) : (vec){}) + (tb ? LD(tb + j) * LD(mb + j) : (vec){});
             if (kept) {  // the state passed through unchanged: so does its gradient
                 ST(dh + j, dhj);
                 for (long k = j; k < width; k += u) ST(dz + k, (vec){});

@@ -6,7 +6,9 @@ import Testing
 @Suite("Recurrent layers") struct RecurrentTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var cell: RecurrentStep.Cell, relu: Bool, batch: Int, time: Int, features: Int, units: Int
-        var testDescription: String { "\(cell)\(relu ? "+relu" : "") b\(batch) t\(time) f\(features) u\(units)" }
+        /// With a recurrent dropout mask.
+        var dropout = false
+        var testDescription: String { "\(cell)\(relu ? "+relu" : "")\(dropout ? "+dropout" : "") b\(batch) t\(time) f\(features) u\(units)" }
     }
 
     static let cases = [
@@ -17,11 +19,16 @@ import Testing
         Case(cell: .lstm, relu: false, batch: 1, time: 1, features: 1, units: 1),
         Case(cell: .gru, relu: false, batch: 3, time: 4, features: 7, units: 17),
         Case(cell: .gru, relu: true, batch: 1, time: 2, features: 2, units: 3),
+        Case(cell: .simpleRNN, relu: false, batch: 2, time: 3, features: 3, units: 5, dropout: true),
+        Case(cell: .lstm, relu: false, batch: 3, time: 4, features: 5, units: 17, dropout: true),
+        Case(cell: .gru, relu: false, batch: 3, time: 4, features: 5, units: 17, dropout: true),
     ]
 
     /// Random inputs, weights, initial states and a mask (padding in the middle of one sequence).
     struct Inputs {
         var x, kernel, recurrent, bias, recurrentBias, h0, c0, mask: [Float]
+        /// The recurrent dropout mask: 0 or 1/(1 − 0.3) per (row, unit), or nil.
+        var dropout: [Float]?
         init(_ c: Case) {
             var random = Random("recurrent-\(c.testDescription)")
             let width = c.units * (c.cell == .lstm ? 4 : c.cell == .gru ? 3 : 1)
@@ -30,6 +37,7 @@ import Testing
             (bias, recurrentBias, h0, c0) = (random.floats(width, -0.3...0.3), random.floats(width, -0.3...0.3),
                                              random.floats(c.batch * c.units), random.floats(c.batch * c.units))
             mask = (0..<c.batch * c.time).map { $0 == c.time / 2 + (c.batch - 1) * c.time && c.time > 1 ? 0 : 1 }
+            dropout = c.dropout ? (0..<c.batch * c.units).map { _ in random.next() % 10 < 3 ? 0 : 1 / 0.7 } : nil
         }
     }
 
@@ -48,7 +56,8 @@ import Testing
                 }
                 let input = (0..<c.features).map { Double(v.x[(b * c.time + t) * c.features + $0]) }
                 let xw = (0..<width).map { projection($0, v.kernel, input, c.features) + Double(v.bias[$0]) }
-                let hu = (0..<width).map { projection($0, v.recurrent, h[b], u) }
+                let dropped = (0..<u).map { h[b][$0] * Double(v.dropout?[b * u + $0] ?? 1) }
+                let hu = (0..<width).map { projection($0, v.recurrent, dropped, u) }
                 switch c.cell {
                 case .simpleRNN: h[b] = (0..<u).map { act(xw[$0] + hu[$0]) }
                 case .lstm:
@@ -81,7 +90,8 @@ import Testing
         let c0 = c.cell == .lstm ? try Tensor(v.c0, shape: [c.batch, c.units], on: d) : nil
         let leaves = [x, kernel, recurrent, bias, recurrentBias, h0, c0].compactMap { $0 }
         for leaf in leaves { leaf.requiresGrad = track }
-        let weights = RecurrentWeights(cell: c.cell, relu: c.relu, kernel: kernel, recurrentKernel: recurrent, bias: bias, recurrentBias: recurrentBias)
+        let weights = RecurrentWeights(cell: c.cell, relu: c.relu, kernel: kernel, recurrentKernel: recurrent, bias: bias, recurrentBias: recurrentBias,
+                                       recurrentDropoutMask: try v.dropout.map { try Tensor($0, shape: [c.batch, c.units], on: d) })
         let states = try x.recurrentStates(weights, initialHidden: h0, initialCell: c0,
                                            mask: try Tensor(v.mask, shape: [c.batch, c.time], on: d))
         return (states, leaves)
@@ -243,7 +253,7 @@ import Testing
     /// and reads its Keras arguments back.
     @Test func recurrentModelsRoundTrip() throws {
         let model = try Sequential([Input(shape: [10]), Embedding(inputDim: 20, outputDim: 8), SimpleRNN(6, activation: .relu, returnSequences: true),
-                                    GRU(5, returnSequences: true, goBackwards: true), LSTM(4, dropout: 0.2, unitForgetBias: false), Dense(1)])
+                                    GRU(5, returnSequences: true, goBackwards: true), LSTM(4, dropout: 0.2, recurrentDropout: 0.3, unitForgetBias: false), Dense(1)])
         try model.place(on: CPUDevice.shared, seed: 3)
         try model.compile(optimizer: Adam(), loss: MeanSquaredError())
         let x = try Tensor((0..<30).map { Float($0 % 20) }, shape: [3, 10])
@@ -254,13 +264,13 @@ import Testing
         #expect(try loaded(x).toArray() == model(x).toArray())
         let layers = loaded.layers
         #expect((layers[2] as? SimpleRNN)?.activation == .relu && (layers[2] as? SimpleRNN)?.returnSequences == true)
-        #expect((layers[3] as? GRU)?.goBackwards == true && (layers[4] as? LSTM)?.dropout == 0.2)
+        #expect((layers[3] as? GRU)?.goBackwards == true && (layers[4] as? LSTM)?.dropout == 0.2 && (layers[4] as? LSTM)?.recurrentDropout == 0.3)
         #expect((layers[4] as? LSTM)?.biasInitializer == .zeros && (layers[1] as? Embedding)?.inputDim == 20)
         let json = try KerasConfig.json(of: model)
         let config = ((json["config"] as! [String: Any])["layers"] as! [[String: Any]])[4]["config"] as! [String: Any]
         #expect(config["unit_forget_bias"] as? Bool == false && config["recurrent_activation"] as? String == "sigmoid")
-        let unsupported = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3, "recurrent_dropout": 0.5}}]}}"#
-        #expect { try KerasConfig.model(fromJSON: Data(unsupported.utf8), file: "m.json") } throws: { "\($0)".contains("LSTM 'l': recurrent_dropout is not supported yet") }
+        let unsupported = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3, "return_state": true}}]}}"#
+        #expect { try KerasConfig.model(fromJSON: Data(unsupported.utf8), file: "m.json") } throws: { "\($0)".contains("LSTM 'l': return_state is not supported yet") }
     }
 
     /// Embedding → LSTM → Dense learns which sequences hold token 3.

@@ -68,22 +68,25 @@ void kiln_fill_random(float *y, long count, int normal, float a, float b, unsign
 // GRU z, r, h with reset_after). Forward: `gates` holds the step's pre-activations (input projection +
 // bias, plus h_prev·U for SimpleRNN and LSTM) and gets the gate activations back; GRU's `recurrent`
 // holds h_prev·U and gets `recurrent_bias` added. Writes h (and LSTM's c); rows whose `mask` is 0
-// keep h_prev (and c_prev). `mask` may be NULL.
+// keep h_prev (and c_prev). `mask` may be NULL. With recurrent dropout, `dropped` gets h times the
+// sequence's `dropout_mask` (what the next step's recurrent projection reads); else both are NULL.
 enum { KILN_SIMPLE_RNN = 0, KILN_LSTM = 1, KILN_GRU = 2 };
 typedef struct {
     int cell, relu;  // relu: ReLU instead of tanh as the activation
     long batch, units;
 } kiln_recurrent;
 void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent, const float *recurrent_bias,
-                         const float *h_prev, float *h, const float *c_prev, float *c, const float *mask);
-// Backward of the step: dh = grad_h + grad_output (which may be NULL) is the gradient reaching h;
+                         const float *h_prev, float *h, const float *c_prev, float *c, const float *mask,
+                         const float *dropout_mask, float *dropped);
+// Backward of the step: dh = grad_h + grad_output + through · dropout_mask (either may be NULL; `through`
+// is the next step's recurrent-projection gradient, gates·Uᵀ, under recurrent dropout) reaches h;
 // grad_c (LSTM) the one reaching c, replaced by the one reaching c_prev. Writes the pre-activation
 // gradients (`grad_gates`, and GRU's `grad_recurrent` of h_prev·U + bias) and replaces grad_h with
 // the gradient reaching h_prev other than through U (the caller adds grad·Uᵀ).
 void kiln_recurrent_step_backward(const kiln_recurrent *g, const float *gates, const float *recurrent,
                                   const float *h_prev, const float *h, const float *c_prev, const float *c,
-                                  const float *mask, const float *grad_output, float *grad_h, float *grad_c,
-                                  float *grad_gates, float *grad_recurrent);
+                                  const float *mask, const float *grad_output, const float *through, const float *dropout_mask,
+                                  float *grad_h, float *grad_c, float *grad_gates, float *grad_recurrent);
 
 // Runs body(context, 0 ..< tasks) on a pool of spinning worker threads plus the caller, and returns
 // when all are done. Nested or concurrent calls run their tasks serially on the calling thread.

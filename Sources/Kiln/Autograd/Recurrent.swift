@@ -6,6 +6,9 @@ struct RecurrentWeights {
     var kernel: Tensor, recurrentKernel: Tensor, bias: Tensor?
     /// GRU: the bias `[width]` of the recurrent projection (Keras's `reset_after`).
     var recurrentBias: Tensor?
+    /// Recurrent dropout: `[batch, units]`, 0 or 1/(1 − rate), one mask per sequence for every step,
+    /// applied to the state the recurrent projection reads.
+    var recurrentDropoutMask: Tensor?
 }
 
 extension Tensor {
@@ -30,6 +33,9 @@ extension Tensor {
             throw TensorError.shape("an initial state of shape \(state.shape) for a batch of \(batch) and \(units) units")
         }
         if let mask, mask.shape != [batch, time] { throw TensorError.shape("a mask of shape \(mask.shape) for sequences \(shape)") }
+        if let dropout = w.recurrentDropoutMask, dropout.shape != [batch, units] {
+            throw TensorError.shape("a recurrent dropout mask of shape \(dropout.shape) for a batch of \(batch) and \(units) units")
+        }
         let d = device, steps = time * batch, stateCount = (time + 1) * batch * units
 
         // Forward: time-major inputs, gates = x·W (+ bias), then the steps.
@@ -44,13 +50,17 @@ extension Tensor {
             if let initial { try d.copy(initial.buffer, to: state, count: batch * units) } else { try d.fill(state, with: 0, offset: 0, count: batch * units) }
         }
         let timeMajorMask = try mask.map { try $0.permuted([1, 0]) }
+        let dropoutMask = w.recurrentDropoutMask?.buffer, dropped = dropoutMask == nil ? nil : try d.makeBuffer(count: stateCount)
+        if let dropoutMask, let dropped {
+            try d.binary(.multiply, hidden, shape: [batch * units], dropoutMask, shape: [batch * units], into: dropped, shape: [batch * units])
+        }
         let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
-                                         cell: cell, mask: timeMajorMask?.buffer)
+                                         cell: cell, mask: timeMajorMask?.buffer, dropoutMask: dropoutMask, dropped: dropped)
         for t in 0..<time {
             let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
             var projection = Gemm(m: batch, n: width, k: units, beta: gru ? 0 : 1)
             (projection.offsetA, projection.offsetC) = (step.stateOffset, step.gatesOffset)
-            try d.gemm(projection, a: hidden, b: w.recurrentKernel.buffer, c: recurrent ?? gates)
+            try d.gemm(projection, a: dropped ?? hidden, b: w.recurrentKernel.buffer, c: recurrent ?? gates)
             try d.recurrentStep(step, sequence)
         }
         var states = hidden
@@ -71,13 +81,15 @@ extension Tensor {
             let cellCarry = try cell.map { _ in try d.makeBuffer(count: batch * units) }
             if let cellCarry { try d.copy(g.buffer, offset: stateCount + time * batch * units, to: cellCarry, count: batch * units) }
             let gradGates = try d.makeBuffer(count: steps * width), gradRecurrent = gru ? try d.makeBuffer(count: steps * width) : nil
-            let gradients = RecurrentGradients(output: outputs, hidden: carry, cell: cellCarry, gates: gradGates, recurrent: gradRecurrent)
+            let through = dropoutMask == nil ? nil : try d.buffer(repeating: 0, count: batch * units)
+            let gradients = RecurrentGradients(output: outputs, hidden: carry, cell: cellCarry, gates: gradGates, recurrent: gradRecurrent, through: through)
             for t in (0..<time).reversed() {
                 let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
                 try d.recurrentStepBackward(step, sequence, gradients: gradients)
-                var through = Gemm(m: batch, n: units, k: width, transposeB: true, beta: 1)
-                through.offsetA = step.gatesOffset
-                try d.gemm(through, a: gradRecurrent ?? gradGates, b: w.recurrentKernel.buffer, c: carry)
+                // h[t]'s gradient through U: into the carry, or, under dropout, for the next kernel to mask.
+                var projection = Gemm(m: batch, n: units, k: width, transposeB: true, beta: through == nil ? 1 : 0)
+                projection.offsetA = step.gatesOffset
+                try d.gemm(projection, a: gradRecurrent ?? gradGates, b: w.recurrentKernel.buffer, c: through ?? carry)
             }
             func tensor(_ shape: [Int], _ compute: (Buffer) throws -> Void) throws -> Tensor {
                 let buffer = try d.makeBuffer(count: shape.reduce(1, *))
@@ -94,11 +106,16 @@ extension Tensor {
                 try d.gemm(Gemm(m: features, n: width, k: steps, transposeA: true), a: inputs.buffer, b: gradGates, c: $0)
             }
             let gradRecurrentKernel = try tensor([units, width]) {
-                try d.gemm(Gemm(m: units, n: width, k: steps, transposeA: true), a: hidden, b: gradRecurrent ?? gradGates, c: $0)
+                try d.gemm(Gemm(m: units, n: width, k: steps, transposeA: true), a: dropped ?? hidden, b: gradRecurrent ?? gradGates, c: $0)
             }
             let gradInitialHidden = try tensor([batch, units]) {
+                let n = [batch * units]
                 try d.copy(g.buffer, to: $0, count: batch * units)
-                try d.binary(.add, $0, shape: [batch * units], carry, shape: [batch * units], into: $0, shape: [batch * units])
+                try d.binary(.add, $0, shape: n, carry, shape: n, into: $0, shape: n)
+                if let through, let dropoutMask {
+                    try d.binary(.multiply, through, shape: n, dropoutMask, shape: n, into: through, shape: n)
+                    try d.binary(.add, $0, shape: n, through, shape: n, into: $0, shape: n)
+                }
             }
             let all: [Tensor?] = [gradKernel, gradRecurrentKernel, try columnSums(gradGates), try gradRecurrent.map(columnSums),
                                   gradInitialHidden, try cellCarry.map { buffer in try tensor([batch, units]) { try d.copy(buffer, to: $0, count: batch * units) } }]

@@ -240,6 +240,11 @@ public struct RecurrentStep: Hashable, Sendable {
         try require(s.gates, steps, "recurrentStep gates")
         try require(s.hidden, states, "recurrentStep hidden states")
         if let mask = s.mask { try require(mask, length * batch, "recurrentStep mask") }
+        if (s.dropoutMask == nil) != (s.dropped == nil) { throw DeviceError.invalidArgument("recurrentStep: recurrent dropout needs its mask and the dropped states") }
+        if let dropoutMask = s.dropoutMask, let dropped = s.dropped {
+            try require(dropoutMask, batch * units, "recurrentStep dropout mask")
+            try require(dropped, states, "recurrentStep dropped states")
+        }
         switch cell {
         case .lstm:
             guard let c = s.cell else { throw DeviceError.invalidArgument("recurrentStep: an LSTM needs its cell states") }
@@ -254,6 +259,10 @@ public struct RecurrentStep: Hashable, Sendable {
         if let output = g.output { try require(output, length * batch * units, "recurrentStepBackward output gradients") }
         try require(g.hidden, batch * units, "recurrentStepBackward hidden gradient")
         try require(g.gates, steps, "recurrentStepBackward gate gradients")
+        if let through = g.through {
+            guard s.dropoutMask != nil else { throw DeviceError.invalidArgument("recurrentStepBackward: a recurrent-projection gradient without a dropout mask") }
+            try require(through, batch * units, "recurrentStepBackward recurrent-projection gradient")
+        }
         if cell == .lstm {
             guard let c = g.cell else { throw DeviceError.invalidArgument("recurrentStepBackward: an LSTM needs its cell gradient") }
             try require(c, batch * units, "recurrentStepBackward cell gradient")
@@ -267,24 +276,31 @@ public struct RecurrentStep: Hashable, Sendable {
 
 /// The buffers of a recurrent layer's pass, time-major: `gates` and GRU's `recurrent` `[length, batch,
 /// width]`, `hidden` and LSTM's `cell` `[length + 1, batch, units]` (the initial state first), `mask`
-/// `[length, batch]` (0 where a step is padding), GRU's `recurrentBias` `[width]`.
+/// `[length, batch]` (0 where a step is padding), GRU's `recurrentBias` `[width]`. Recurrent dropout:
+/// `dropoutMask` `[batch, units]` (0 or 1/(1 − rate), one per sequence) and `dropped` (the hidden
+/// states times it, shaped as `hidden`), which the recurrent projections read.
 public struct RecurrentSequence {
     public var gates: Buffer, recurrent: Buffer?, recurrentBias: Buffer?
     public var hidden: Buffer, cell: Buffer?, mask: Buffer?
+    public var dropoutMask: Buffer?, dropped: Buffer?
 
-    public init(gates: Buffer, recurrent: Buffer? = nil, recurrentBias: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, mask: Buffer? = nil) {
+    public init(gates: Buffer, recurrent: Buffer? = nil, recurrentBias: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, mask: Buffer? = nil,
+                dropoutMask: Buffer? = nil, dropped: Buffer? = nil) {
         (self.gates, self.recurrent, self.recurrentBias, self.hidden, self.cell, self.mask) = (gates, recurrent, recurrentBias, hidden, cell, mask)
+        (self.dropoutMask, self.dropped) = (dropoutMask, dropped)
     }
 }
 
 /// The gradients a recurrent step's backward pass reads and writes: `output` `[length, batch, units]`
 /// (of the layer's outputs, when it returns sequences), the carried `hidden` and LSTM `cell` gradients
 /// `[batch, units]`, and the pre-activation gradients `gates` (and GRU's `recurrent`) of every step.
+/// Under recurrent dropout, `through` `[batch, units]` holds the later step's `gates·Uᵀ`, which reaches
+/// h through the dropout mask.
 public struct RecurrentGradients {
-    public var output: Buffer?, hidden: Buffer, cell: Buffer?, gates: Buffer, recurrent: Buffer?
+    public var output: Buffer?, hidden: Buffer, cell: Buffer?, gates: Buffer, recurrent: Buffer?, through: Buffer?
 
-    public init(output: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, gates: Buffer, recurrent: Buffer? = nil) {
-        (self.output, self.hidden, self.cell, self.gates, self.recurrent) = (output, hidden, cell, gates, recurrent)
+    public init(output: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, gates: Buffer, recurrent: Buffer? = nil, through: Buffer? = nil) {
+        (self.output, self.hidden, self.cell, self.gates, self.recurrent, self.through) = (output, hidden, cell, gates, recurrent, through)
     }
 }
 

@@ -254,26 +254,29 @@ public enum KerasConfig {
         case "SimpleRNN", "LSTM", "GRU":
             func flag(_ key: String, _ fallback: Bool = false) -> Bool { c[key] as? Bool ?? fallback }
             let gate = c["recurrent_activation"] == nil ? .sigmoid : try activation("recurrent_activation")
-            let unsupported = [("return_state", flag("return_state")), ("recurrent_dropout", float("recurrent_dropout", 0) != 0),
+            let unsupported = [("return_state", flag("return_state")),
                                ("reset_after false (GRU v1)", kind == "GRU" && !flag("reset_after", true)),
                                ("recurrent_activation other than sigmoid", kind != "SimpleRNN" && gate != .sigmoid)]
             if let (what, _) = unsupported.first(where: { $0.1 }) { throw DataError(file, "\(kind) '\(name ?? "?")': \(what) is not supported yet") }
             let (units, act, bias) = (try int("units"), try activation(), flag("use_bias", true))
             let (sequences, backwards, stateful, rate) = (flag("return_sequences"), flag("go_backwards"), flag("stateful"), float("dropout", 0))
+            let recurrentRate = float("recurrent_dropout", 0)
             let (kernel, recurrent) = (try initializer("kernel_initializer", .glorotUniform), try initializer("recurrent_initializer", .orthogonal()))
             let biasInit = try initializer("bias_initializer", .zeros)
             switch kind {
             case "SimpleRNN":
                 return SimpleRNN(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
-                                 dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
+                                 dropout: rate, recurrentDropout: recurrentRate, kernelInitializer: kernel, recurrentInitializer: recurrent,
+                                 biasInitializer: biasInit, name: name)
             case "LSTM":
                 let forget = flag("unit_forget_bias", true)
                 return LSTM(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
-                            dropout: rate, unitForgetBias: forget, kernelInitializer: kernel, recurrentInitializer: recurrent,
+                            dropout: rate, recurrentDropout: recurrentRate, unitForgetBias: forget, kernelInitializer: kernel, recurrentInitializer: recurrent,
                             biasInitializer: forget ? nil : biasInit, name: name)
             default:
                 return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
-                           dropout: rate, kernelInitializer: kernel, recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
+                           dropout: rate, recurrentDropout: recurrentRate, kernelInitializer: kernel, recurrentInitializer: recurrent,
+                           biasInitializer: biasInit, name: name)
             }
         case "Conv1D":
             if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv1D '\(name ?? "?")': groups = \(groups) is not supported") }
@@ -413,7 +416,7 @@ public enum KerasConfig {
                      "embeddings_initializer": initializer(l.embeddingsInitializer)]) { $1 }
         case let l as RecurrentLayer:
             c.merge(["units": l.units, "activation": l.activation.kerasName, "use_bias": l.useBias, "return_sequences": l.returnSequences,
-                     "return_state": false, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": 0,
+                     "return_state": false, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": l.recurrentDropout,
                      "kernel_initializer": initializer(l.kernelInitializer), "recurrent_initializer": initializer(l.recurrentInitializer)]) { $1 }
             if l.cell != .simpleRNN { c["recurrent_activation"] = "sigmoid" }
             if l.cell == .gru { c["reset_after"] = true }

@@ -15,6 +15,9 @@ public class RecurrentLayer: Layer {
     public let stateful: Bool
     /// The fraction of input features dropped during training, with one mask per sequence (Keras).
     public let dropout: Float
+    /// The fraction of the state's units dropped from the recurrent projection during training: one
+    /// mask per sequence for every step and gate (variational dropout, Gal and Ghahramani).
+    public let recurrentDropout: Float
     let cell: RecurrentStep.Cell
     let kernelInitializer: Initializer, recurrentInitializer: Initializer, biasInitializer: Initializer
     private(set) var kernel: Weight!, recurrentKernel: Weight!, bias: Weight?
@@ -24,10 +27,10 @@ public class RecurrentLayer: Layer {
     private var seed: UInt64 = 0, offset: UInt64 = 0
 
     init(cell: RecurrentStep.Cell, units: Int, activation: ActivationFunction, useBias: Bool, returnSequences: Bool,
-         goBackwards: Bool, stateful: Bool, dropout: Float, kernelInitializer: Initializer, recurrentInitializer: Initializer,
-         biasInitializer: Initializer, name: String?, kind: String) {
+         goBackwards: Bool, stateful: Bool, dropout: Float, recurrentDropout: Float, kernelInitializer: Initializer,
+         recurrentInitializer: Initializer, biasInitializer: Initializer, name: String?, kind: String) {
         (self.cell, self.units, self.activation, self.useBias, self.returnSequences) = (cell, units, activation, useBias, returnSequences)
-        (self.goBackwards, self.stateful, self.dropout) = (goBackwards, stateful, dropout)
+        (self.goBackwards, self.stateful, self.dropout, self.recurrentDropout) = (goBackwards, stateful, dropout, recurrentDropout)
         (self.kernelInitializer, self.recurrentInitializer, self.biasInitializer) = (kernelInitializer, recurrentInitializer, biasInitializer)
         super.init(name: name, kind: kind)
     }
@@ -40,7 +43,9 @@ public class RecurrentLayer: Layer {
         let input = try single(inputShapes)
         guard input.count == 2, units > 0 else { throw shapeError("takes sequences [time, features] and units > 0, got \(input) and \(units) units") }
         guard activation == .tanh || activation == .relu else { throw shapeError("activation must be tanh or relu, got \(activation.kerasName)") }
-        guard (0..<1).contains(dropout) else { throw shapeError("dropout must be in [0, 1), got \(dropout)") }
+        guard (0..<1).contains(dropout), (0..<1).contains(recurrentDropout) else {
+            throw shapeError("dropout and recurrentDropout must be in [0, 1), got \(dropout) and \(recurrentDropout)")
+        }
         kernel = addWeight("kernel", shape: [input[1], width], initializer: kernelInitializer)
         recurrentKernel = addWeight("recurrent_kernel", shape: [units, width], initializer: recurrentInitializer)
         if useBias { bias = addWeight("bias", shape: biasShape, initializer: biasInitializer) }
@@ -82,7 +87,13 @@ public class RecurrentLayer: Layer {
         if let carried, carried.hidden.shape[0] != batch {
             throw shapeError("a stateful layer needs batches of one size; it carries a state for \(carried.hidden.shape[0]) sequences, got \(batch)")
         }
-        let states = try x.recurrentStates(try weights(), initialHidden: stateful ? carried?.hidden : nil,
+        var weights = try self.weights()
+        if training, recurrentDropout > 0 {
+            let ones = try Tensor.ones([batch, units], on: x.device)
+            defer { offset &+= UInt64(ones.count) }
+            weights.recurrentDropoutMask = try ones.dropout(rate: recurrentDropout, seed: seed, offset: offset)
+        }
+        let states = try x.recurrentStates(weights, initialHidden: stateful ? carried?.hidden : nil,
                                            initialCell: stateful ? carried?.cell : nil, mask: mask)
         let hidden = try states.selected(0)
         if stateful {
@@ -98,15 +109,15 @@ public class RecurrentLayer: Layer {
         switch cell {
         case .simpleRNN:
             SimpleRNN(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
-                      stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                      stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         case .lstm:
             LSTM(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
-                 stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                 stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
                  recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         case .gru:
             GRU(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
-                stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
                 recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         }
     }
@@ -121,11 +132,12 @@ public class RecurrentLayer: Layer {
 /// Keras's `SimpleRNN`: h = activation(x·W + h·U + b).
 public final class SimpleRNN: RecurrentLayer {
     public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer = .zeros, name: String? = nil) {
         super.init(cell: .simpleRNN, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
-                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
+                   kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "simple_rnn")
     }
 }
@@ -133,11 +145,12 @@ public final class SimpleRNN: RecurrentLayer {
 /// Keras's `LSTM` (gates i, f, c, o; `unitForgetBias` starts the forget gate's bias at 1).
 public final class LSTM: RecurrentLayer {
     public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, unitForgetBias: Bool = true,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0, unitForgetBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer? = nil, name: String? = nil) {
         super.init(cell: .lstm, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
-                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
+                   kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer,
                    biasInitializer: biasInitializer ?? (unitForgetBias ? .forgetGateOnes(units: units) : .zeros), name: name, kind: "lstm")
     }
@@ -147,11 +160,12 @@ public final class LSTM: RecurrentLayer {
 /// projection h·U_h + b_h, and the bias `[2, 3·units]` holds the input and recurrent biases.
 public final class GRU: RecurrentLayer {
     public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer = .zeros, name: String? = nil) {
         super.init(cell: .gru, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
-                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, kernelInitializer: kernelInitializer,
+                   goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
+                   kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "gru")
     }
 

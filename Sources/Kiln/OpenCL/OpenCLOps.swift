@@ -216,7 +216,8 @@ extension OpenCLDevice {
         let shape: [KernelArgument] = [step.cell.rawValue, step.relu, step.batch, step.units]
         let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.recurrent ?? placeholder, step.gatesOffset, s.recurrentBias ?? placeholder,
                                           s.hidden, step.stateOffset, s.cell ?? placeholder, step.stateOffset]
-        let mask: [KernelArgument] = [s.mask ?? placeholder, step.maskOffset, s.mask != nil]
+        let mask: [KernelArgument] = [s.mask ?? placeholder, step.maskOffset, s.mask != nil,
+                                      s.dropoutMask ?? placeholder, s.dropped ?? placeholder, s.dropped != nil]
         try launch("recurrent", "recurrent_step", items: step.batch * step.units, shape + sequence + mask)
     }
 
@@ -226,7 +227,8 @@ extension OpenCLDevice {
         let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.recurrent ?? placeholder, step.gatesOffset,
                                           s.hidden, step.stateOffset, s.cell ?? placeholder, step.stateOffset,
                                           s.mask ?? placeholder, step.maskOffset, s.mask != nil]
-        let gradients: [KernelArgument] = [g.output ?? placeholder, step.stateOffset, g.output != nil, g.hidden, g.cell ?? placeholder,
+        let gradients: [KernelArgument] = [g.output ?? placeholder, step.stateOffset, g.output != nil,
+                                           g.through ?? placeholder, s.dropoutMask ?? placeholder, g.through != nil, g.hidden, g.cell ?? placeholder,
                                            g.gates, step.gatesOffset, g.recurrent ?? placeholder, step.gatesOffset]
         try launch("recurrent", "recurrent_step_backward", items: step.batch * step.units, shape + sequence + gradients)
     }
