@@ -9,7 +9,7 @@ public final class ONNXGraph: Layer {
     public static let supportedOps: Set<String> = [
         "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "MaxPool",
         "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
-        "Dropout", "Identity", "Constant", "Transpose",
+        "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN",
     ]
 
     let graph: Onnx_GraphProto
@@ -54,7 +54,7 @@ public final class ONNXGraph: Layer {
         var known = Set(graph.input.map(\.name)).union(initializerNames)
         for node in graph.node {
             let label = "node '\(node.name.isEmpty ? node.output.first ?? "?" : node.name)' (\(node.opType))"
-            guard let first = node.output.first, !first.isEmpty else { throw DataError(file, "\(label) has no output") }
+            guard node.output.contains(where: { !$0.isEmpty }) else { throw DataError(file, "\(label) has no output") }
             if let missing = node.input.first(where: { !$0.isEmpty && !known.contains($0) }) {
                 throw DataError(file, "\(label) reads '\(missing)', which no earlier node produces (the graph is cyclic, dangling or out of order)")
             }
@@ -140,7 +140,7 @@ public final class ONNXGraph: Layer {
         do {
             _ = try probe { node, output in
                 let parameters = node.input.compactMap { self.weightByName[$0]?.count }.reduce(0, +)
-                rows.append(SummaryRow(name: node.output[0], type: node.opType, shape: Array(output.shape.dropFirst()), parameters: parameters))
+                rows.append(SummaryRow(name: node.output.first { !$0.isEmpty } ?? "", type: node.opType, shape: Array(output.shape.dropFirst()), parameters: parameters))
             }
         } catch {
             return [SummaryRow(name: "(nodes not listed: \(error))", type: "", shape: [], parameters: 0)]
@@ -197,9 +197,12 @@ public final class ONNXGraph: Layer {
                 continue
             }
             let arguments = try node.input.map { $0.isEmpty ? nil : try tensor($0) }
-            let output = try op.run(arguments)
-            values[node.output[0]] = output
-            visit?(node, output)
+            let outputs = try op.outputs(arguments)
+            for (name, output) in zip(node.output, outputs) where !name.isEmpty {
+                guard let output else { throw DataError(file, "node '\(node.name)' (\(node.opType)) has no output '\(name)'") }
+                values[name] = output
+            }
+            if let first = zip(node.output, outputs).first(where: { !$0.0.isEmpty })?.1 { visit?(node, first) }
             if node.output.contains(outputName) { break }
         }
         return try tensor(outputName)

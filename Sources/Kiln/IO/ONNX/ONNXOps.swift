@@ -54,7 +54,7 @@ struct ONNXOp {
     private func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0.s, as: UTF8.self) } }
 
     private func fail(_ message: String) -> DataError {
-        DataError(file, "node '\(node.name.isEmpty ? node.output.first ?? "?" : node.name)' (\(node.opType)): \(message)")
+        DataError(file, "node '\(node.name.isEmpty ? node.output.first { !$0.isEmpty } ?? "?" : node.name)' (\(node.opType)): \(message)")
     }
 
     func constantValue() throws -> ONNXConstant {
@@ -73,11 +73,18 @@ struct ONNXOp {
         return try arguments[index]?.toArray()
     }
 
+    /// The node's outputs in order (LSTM, GRU and RNN have three: Y, Y_h, Y_c).
+    func outputs(_ arguments: [Tensor?]) throws -> [Tensor?] {
+        ["LSTM", "GRU", "RNN"].contains(node.opType) ? try recurrent(arguments) : [try run(arguments)]
+    }
+
+    private func input(_ arguments: [Tensor?], _ i: Int) throws -> Tensor {
+        guard i < arguments.count, let t = arguments[i] else { throw fail("input \(i) is missing") }
+        return t
+    }
+
     func run(_ arguments: [Tensor?]) throws -> Tensor {
-        func input(_ i: Int) throws -> Tensor {
-            guard i < arguments.count, let t = arguments[i] else { throw fail("input \(i) is missing") }
-            return t
-        }
+        func input(_ i: Int) throws -> Tensor { try self.input(arguments, i) }
         if node.output.count > 1, node.output.dropFirst().contains(where: { !$0.isEmpty }) {
             throw fail("extra outputs (\(node.output.dropFirst().joined(separator: ", "))) are not supported")
         }
@@ -139,8 +146,79 @@ struct ONNXOp {
             return try x.reshaped([x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).reduce(.mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
         case "Conv": return try convolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
         case "MaxPool", "AveragePool": return try pooling(input(0))
+        case "Gather":
+            let (x, axis) = (try input(0), try input(0).normalized(int("axis", 0)))
+            guard let values = try hostValues(1, arguments), !values.isEmpty,
+                  values.allSatisfy({ $0 == $0.rounded() && $0 >= -Float(x.shape[axis]) && $0 < Float(x.shape[axis]) }) else {
+                throw fail("indices must be whole numbers within axis \(axis) of \(x.shape)")
+            }
+            let indexShape = constants[node.input[1]]?.shape ?? arguments[1]?.shape ?? [values.count]
+            let picked = try x.gathered(values.map { Int($0) < 0 ? Int($0) + x.shape[axis] : Int($0) }, axis: axis)
+            return try picked.reshaped(Array(x.shape[..<axis]) + (indexShape.isEmpty ? [] : indexShape) + Array(x.shape[(axis + 1)...]))
         default: throw fail("unsupported op")
         }
+    }
+
+    /// ONNX's LSTM (gates i, o, f, c), GRU (z, r, h, with `linear_before_reset`) and RNN, forward,
+    /// reverse or bidirectional, with `sequence_lens` and initial states, as Kiln's fused recurrent op.
+    private func recurrent(_ arguments: [Tensor?]) throws -> [Tensor?] {
+        let cell: RecurrentStep.Cell = node.opType == "LSTM" ? .lstm : node.opType == "GRU" ? .gru : .simpleRNN
+        let defaults = ["LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]][node.opType]!
+        let activations = attribute("activations").map { $0.strings.map { String(decoding: $0, as: UTF8.self) } } ?? defaults
+        let relu = cell == .simpleRNN && activations == ["Relu"]
+        guard activations == defaults || relu else { throw fail("activations \(activations) are not supported (only \(defaults.joined(separator: ", ")))") }
+        guard attribute("clip") == nil, int("input_forget", 0) == 0 else { throw fail("clip and input_forget are not supported") }
+        guard cell != .gru || int("linear_before_reset", 0) == 1 else { throw fail("linear_before_reset=0 (the GRU of 1406.1078v1) is not supported") }
+        guard arguments.count < 8 || arguments[7] == nil else { throw fail("peepholes are not supported") }
+        let batchMajor = int("layout", 0) == 1
+        let x = try input(arguments, 0), w = try input(arguments, 1), r = try input(arguments, 2)
+        let sequences = batchMajor ? x : try x.permuted([1, 0, 2])  // [batch, time, features]
+        let (batch, time) = (sequences.shape[0], sequences.shape[1])
+        let gates = cell == .lstm ? 4 : cell == .gru ? 3 : 1, hidden = r.shape.last ?? 0
+        let directions = string("direction") == "bidirectional" ? 2 : 1
+        guard w.rank == 3, r.rank == 3, w.shape[0] == directions, w.shape[1] == gates * hidden, r.shape == [directions, gates * hidden, hidden] else {
+            throw fail("W \(w.shape) and R \(r.shape) do not fit \(directions) direction(s) of \(gates) gates")
+        }
+        let order = cell == .lstm ? [0, 2, 3, 1] : Array(0..<gates)  // Kiln's gate k is ONNX's order[k]
+        func kilnMatrix(_ m: Tensor, _ d: Int) throws -> Tensor {
+            let columns = m.shape[2]
+            return try m.selected(d).reshaped([gates, hidden, columns]).gathered(order, axis: 0).reshaped([gates * hidden, columns]).permuted([1, 0])
+        }
+        func kilnVector(_ v: Tensor) throws -> Tensor { try v.reshaped([gates, hidden]).gathered(order, axis: 0).reshaped([gates * hidden]) }
+        var mask: Tensor?
+        if let lengths = try hostValues(4, arguments) {
+            mask = try Tensor((0..<batch).flatMap { b in (0..<time).map { Float($0) < lengths[b] ? 1 : 0 } }, shape: [batch, time], on: x.device)
+        }
+        var outputs: [Tensor] = [], lastHidden: [Tensor] = [], lastCell: [Tensor] = []
+        for d in 0..<directions {
+            let reverse = d == 1 || string("direction") == "reverse"
+            var weights = RecurrentWeights(cell: cell, relu: relu, kernel: try kilnMatrix(w, d), recurrentKernel: try kilnMatrix(r, d), bias: nil)
+            if arguments.count > 3, let b = arguments[3] {
+                let (input, recurrent) = (try kilnVector(b.selected(d).sliced(0..<gates * hidden, axis: 0)),
+                                          try kilnVector(b.selected(d).sliced(gates * hidden..<2 * gates * hidden, axis: 0)))
+                (weights.bias, weights.recurrentBias) = cell == .gru ? (input, recurrent) : (try input + recurrent, nil)
+            } else if cell == .gru {
+                weights.recurrentBias = try Tensor.zeros([gates * hidden], on: x.device)
+            }
+            let initial = { (i: Int) in arguments.count > i ? try arguments[i].map { try ($0.rank == 3 && batchMajor ? $0.permuted([1, 0, 2]) : $0).selected(d) } : nil }
+            let steps = Array((0..<time).reversed())
+            let states = try (reverse ? sequences.gathered(steps, axis: 1) : sequences).recurrentStates(
+                weights, initialHidden: try initial(5), initialCell: try initial(6), mask: try mask.map { reverse ? try $0.gathered(steps, axis: 1) : $0 })
+            var y = try states.selected(0).sliced(1..<time + 1, axis: 0)  // [time, batch, hidden]
+            if reverse { y = try y.gathered(steps, axis: 0) }
+            if let mask { y = try y * mask.permuted([1, 0]).reshaped([time, batch, 1]) }  // ONNX zeroes the padding
+            outputs.append(y)
+            lastHidden.append(try states.selected(0).selected(time))
+            if cell == .lstm { lastCell.append(try states.selected(1).selected(time)) }
+        }
+        var y = try Tensor.stack(outputs, axis: 1)  // [time, directions, batch, hidden]
+        if batchMajor { y = try y.permuted([2, 0, 1, 3]) }
+        func last(_ states: [Tensor]) throws -> Tensor? {
+            guard !states.isEmpty else { return nil }
+            let stacked = try Tensor.stack(states, axis: 0)  // [directions, batch, hidden]
+            return batchMajor ? try stacked.permuted([1, 0, 2]) : stacked
+        }
+        return [y, try last(lastHidden), try last(lastCell)]
     }
 
     private func softmax(_ x: Tensor, log: Bool) throws -> Tensor {
