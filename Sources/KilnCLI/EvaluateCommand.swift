@@ -21,6 +21,10 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let (model, metadata) = try loadModel(self.model, device: try Devices.select(device))
+            if let settings = metadata["training"].flatMap({ try? JSONDecoder().decode(RunSettings.self, from: Data($0.utf8)) }),
+               let windowing = settings.windowing {
+                return try evaluateForecast(model, windowing: windowing, validationSplit: settings.validationSplit)
+            }
             if model.compiled == nil { try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true)) }
             let vocabulary = metadata["vocabulary"].flatMap { try? JSONDecoder().decode(TextVocabulary.self, from: Data($0.utf8)) }
             let test = try data.load(data.dataset, vocabulary: vocabulary).test
@@ -31,6 +35,23 @@ struct EvaluateCommand: ParsableCommand {
             try Data(Charts.confusion(report).utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             print("Wrote \(output)")
         }
+    }
+}
+
+extension EvaluateCommand {
+    /// A forecaster on the last 15% of the rows of `--dataset` (the series it was trained on, or a later
+    /// one with the same columns), cut and scaled as in training: MAE in the target's units against
+    /// the persistence baseline, and forecast.svg beside `--output`.
+    func evaluateForecast(_ model: Model, windowing: TimeSeries.Windowing, validationSplit: Double) throws {
+        if model.compiled == nil { try model.compile(optimizer: Adam(), loss: MeanSquaredError()) }
+        let url = URL(fileURLWithPath: data.dataset)
+        var scaling = windowing
+        let test = try TimeSeries(csv: url).split(&scaling, validation: validationSplit, test: 0.15, file: url.path).test
+        let report = try ForecastReport.evaluate(model, on: test, windowing: windowing)
+        print(String(format: "Test MAE %.4f %@ (persistence baseline %.4f) over %d windows", report.mae, windowing.target, report.baselineMAE, report.truth.count))
+        let chart = URL(fileURLWithPath: output).deletingLastPathComponent().appendingPathComponent("forecast.svg")
+        try Data(Charts.forecast(report, target: windowing.target).utf8).write(to: chart, options: .atomic)
+        print("Wrote \(chart.path)")
     }
 }
 

@@ -13,9 +13,6 @@ extension TrainCommand {
         guard url.pathExtension.lowercased() == "csv" else { throw ValidationError("--window and --target read a .csv time series, got '\(settings.dataset)'") }
         var windowing = settings.windowing!
         let parts = try TimeSeries(csv: url).split(&windowing, validation: settings.validationSplit, test: 0.15, file: url.path)
-        if let fitted = settings.windowing, !fitted.mean.isEmpty, fitted != windowing {
-            throw CleanExit.message("\(settings.dataset) has changed since the checkpoint was trained (its training rows scale differently)")
-        }
         settings.windowing = windowing
         let model: Model
         if let resumed { model = resumed } else {

@@ -41,14 +41,20 @@ import Testing
         }
         let block = try #require(try Documentation.shellBlocks(Documentation.readme).first { $0.contains { $0.contains("--window") } })
         let root = try temporaryFolder()
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("runs/seattle-lstm/eval"), withIntermediateDirectories: true)
+        var outputs: [String] = []
         for command in block {
             let (status, output) = try Documentation.kiln(Array(command.dropFirst()), in: root)
             #expect(command.first == "kiln" && status == 0, "\(command.joined(separator: " ")): \(output)")
+            outputs.append(output)
         }
         let folder = root.appendingPathComponent("runs/seattle-lstm")
         let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("metrics.json"))) as! [String: Any]
         let (mae, baseline) = (metrics["test_mae"] as! Double, metrics["baseline_mae"] as! Double)
         #expect(mae < baseline * 0.95, "test MAE \(mae) vs persistence \(baseline)")
+        let evaluated = ExamplesTests.numbers(after: "Test MAE ", in: outputs.last ?? "")
+        #expect(evaluated.count == 1 && abs(Double(evaluated[0]) - mae) < 1e-3, "kiln evaluate: \(outputs.last ?? "")")
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("runs/seattle-lstm/eval/forecast.svg").path))
         for file in ["history.csv", "model.safetensors", "curves.svg", "forecast.svg"] {
             #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
         }

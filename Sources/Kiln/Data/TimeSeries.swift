@@ -56,7 +56,8 @@ public struct TimeSeries {
     }
 
     /// Training, validation and test windows: the last `validation` and `test` fractions of the rows
-    /// are the later parts. Fills in `windowing`'s columns and standardisation.
+    /// are the later parts. Uses `windowing`'s standardisation when it has one (a checkpoint's), else
+    /// fits it on the training rows and fills it in.
     public func split(_ windowing: inout Windowing, validation: Double, test: Double, file: String) throws -> (training: Part, validation: Part, test: Part) {
         guard let targetIndex = columns.firstIndex(of: windowing.target) else {
             throw DataError(file, "no numeric column named '\(windowing.target)' (numeric columns: \(columns.joined(separator: ", ")))")
@@ -74,8 +75,12 @@ public struct TimeSeries {
         let width = columns.count
         let mean = (0..<width).map { c in (0..<validationStart).reduce(0.0) { $0 + Double(values[$1 * width + c]) } / Double(validationStart) }
         let std = (0..<width).map { c in ((0..<validationStart).reduce(0.0) { $0 + pow(Double(values[$1 * width + c]) - mean[c], 2) } / Double(validationStart)).squareRoot() }
-        windowing.columns = columns
-        (windowing.mean, windowing.std) = (mean.map(Float.init), std.map { Float($0 > 1e-12 ? $0 : 1) })
+        if windowing.mean.isEmpty {
+            windowing.columns = columns
+            (windowing.mean, windowing.std) = (mean.map(Float.init), std.map { Float($0 > 1e-12 ? $0 : 1) })
+        } else if windowing.columns != columns {
+            throw DataError(file, "has columns \(columns.joined(separator: ", ")), the model was trained on \(windowing.columns.joined(separator: ", "))")
+        }
         let scaled = windowing
         func part(_ rows: Range<Int>) -> Part {
             var features: [Float] = [], targets: [Float] = [], last: [Float] = []
