@@ -8,6 +8,8 @@ torch_cnn_y.npy        PyTorch's own outputs (eval mode) for that batch
 torch_cnn.onnx         the same network exported to ONNX (opset 13)
 torch_gru.safetensors  Embedding → Conv1d → ReLU → GRU → Linear (last step), with torch_gru_x/y.npy
 torch_bilstm.safetensors  Embedding → bidirectional LSTM → RNN → Linear (final state), with torch_bilstm_x/y.npy
+torch_sequence.onnx    Conv1d → ReLU → MaxPool1d → bidirectional LSTM → GRU exported to ONNX (opset 13),
+                       with torch_sequence_x/y.npy
 keras_cnn.keras/.h5    the same kind of network in Keras 3 (functional, channels-last), both file formats
 keras_cnn.json         its model.to_json()
 keras_cnn_x.npy, keras_cnn_y.npy   input batch (NHWC) and Keras's own outputs
@@ -74,8 +76,30 @@ class BiLSTM(nn.Module):
         return self.fc(h[0])
 
 
+class SequenceNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 6, 3, padding=1)
+        self.pool = nn.MaxPool1d(2)
+        self.lstm = nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(10, 4, batch_first=True)
+
+    def forward(self, x):  # x: [batch, channels, time]
+        y = self.pool(F.relu(self.conv(x))).transpose(1, 2)
+        y, _ = self.lstm(y)
+        y, _ = self.gru(y)
+        return y
+
+
 def torch_sequence_fixtures():
     torch.manual_seed(1)
+    net = SequenceNet().eval()
+    x = torch.randn(2, 3, 12)
+    with torch.no_grad():
+        y = net(x)
+    torch.onnx.export(net, (x,), str(OUT / "torch_sequence.onnx"), opset_version=13, dynamo=False, input_names=["x"], output_names=["y"])
+    np.save(OUT / "torch_sequence_x.npy", x.numpy())
+    np.save(OUT / "torch_sequence_y.npy", y.numpy())
     ids = torch.randint(0, 20, (3, 9))
     for name, model in [("torch_gru", TextGRU()), ("torch_bilstm", BiLSTM())]:
         model.eval()

@@ -168,6 +168,18 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         }
     }
 
+    /// A PyTorch 2.13 ONNX export of Conv1d → MaxPool1d → bidirectional LSTM → GRU (with the Shape,
+    /// Gather, Unsqueeze, Concat and Expand nodes that make its zero initial states) gives PyTorch's outputs.
+    @Test(arguments: Backend.all)
+    func onnxSequenceExportMatchesPyTorch(_ backend: Backend) throws {
+        let model = try ONNXImport.load(fixtures.appendingPathComponent("torch_sequence.onnx"), device: backend.device)
+        let x = try NumPy.read(fixtures.appendingPathComponent("torch_sequence_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("torch_sequence_y.npy"))
+        let y = try model(Tensor(x.values, shape: x.shape, on: backend.device))
+        #expect(y.shape == expected.shape)
+        expectClose(try y.toArray(), expected.values.map(Double.init), "Kiln vs PyTorch through ONNX on \(backend)", tolerance: 1e-5)
+    }
+
     @Test func realKerasJSON() throws {
         let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
         #expect(workshop.parameterCount == 28_394 && workshop is Sequential)

@@ -9,7 +9,7 @@ public final class ONNXGraph: Layer {
     public static let supportedOps: Set<String> = [
         "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "MaxPool",
         "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
-        "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN",
+        "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN", "Shape", "Unsqueeze", "Squeeze", "Expand",
     ]
 
     let graph: Onnx_GraphProto

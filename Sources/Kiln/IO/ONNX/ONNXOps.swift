@@ -146,6 +146,33 @@ struct ONNXOp {
             return try x.reshaped([x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).reduce(.mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
         case "Conv": return try convolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
         case "MaxPool", "AveragePool": return try pooling(input(0))
+        case "Shape":
+            let x = try input(0)
+            return try Tensor(x.shape.map(Float.init), shape: [x.rank], on: x.device)
+        case "Unsqueeze", "Squeeze":
+            let x = try input(0)
+            let given = opset >= 13 ? try hostValues(1, arguments)?.map { Int($0) } : ints("axes")
+            if node.opType == "Unsqueeze" {
+                guard let given else { throw fail("needs axes") }
+                var shape = x.shape
+                let rank = x.rank + given.count
+                for axis in given.map({ $0 < 0 ? $0 + rank : $0 }).sorted() {
+                    guard (0...shape.count).contains(axis) else { throw fail("axis \(axis) for rank \(rank)") }
+                    shape.insert(1, at: axis)
+                }
+                return try x.reshaped(shape)
+            }
+            let axes = Set((given ?? x.shape.indices.filter { x.shape[$0] == 1 }).map { $0 < 0 ? $0 + x.rank : $0 })
+            guard axes.allSatisfy({ (0..<x.rank).contains($0) && x.shape[$0] == 1 }) else { throw fail("cannot squeeze axes \(axes.sorted()) of \(x.shape)") }
+            return try x.reshaped(x.shape.indices.filter { !axes.contains($0) }.map { x.shape[$0] })
+        case "Expand":
+            let x = try input(0)
+            guard let target = try hostValues(1, arguments)?.map({ Int($0) }), target.allSatisfy({ $0 >= 1 }) else { throw fail("needs a shape of positive sizes") }
+            let rank = max(x.rank, target.count)
+            let padded = [Int](repeating: 1, count: rank - x.rank) + x.shape, wanted = [Int](repeating: 1, count: rank - target.count) + target
+            let shape = zip(padded, wanted).map { max($0, $1) }
+            guard zip(padded, shape).allSatisfy({ $0 == $1 || $0 == 1 }) else { throw fail("cannot expand \(x.shape) to \(target)") }
+            return try x.reshaped(padded).broadcast(to: shape)
         case "Gather":
             let (x, axis) = (try input(0), try input(0).normalized(int("axis", 0)))
             guard let values = try hostValues(1, arguments), !values.isEmpty,
@@ -154,7 +181,7 @@ struct ONNXOp {
             }
             let indexShape = constants[node.input[1]]?.shape ?? arguments[1]?.shape ?? [values.count]
             let picked = try x.gathered(values.map { Int($0) < 0 ? Int($0) + x.shape[axis] : Int($0) }, axis: axis)
-            return try picked.reshaped(Array(x.shape[..<axis]) + (indexShape.isEmpty ? [] : indexShape) + Array(x.shape[(axis + 1)...]))
+            return try picked.reshaped(Array(x.shape[..<axis]) + indexShape + Array(x.shape[(axis + 1)...]))
         default: throw fail("unsupported op")
         }
     }
@@ -235,16 +262,23 @@ struct ONNXOp {
         return try x.permuted(order).softmax(log: log).permuted(order)
     }
 
-    /// The window of a 2-D conv or pool from `kernel_shape`, `strides`, `pads`, `auto_pad`, `ceil_mode`.
-    private func window(_ x: Tensor, kernel: (Int, Int)) throws -> Window2D {
-        guard x.rank == 4 else { throw fail("other than 2-D images (rank 4, NCHW) is not supported, got \(x.shape)") }
-        guard (ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
-        let strides = ints("strides") ?? [1, 1]
-        let (h, w) = (x.shape[2], x.shape[3])
-        var pads = ints("pads") ?? [0, 0, 0, 0]
-        guard strides.count == 2, pads.count == 4, (strides + [kernel.0, kernel.1]).allSatisfy({ (1...1 << 31).contains($0) }),
-              pads.allSatisfy({ (0...1 << 31).contains($0) }) else {
-            throw fail("strides \(strides), pads \(pads) and kernel \(kernel) are not 2, 4 and 2 sizes in range")
+    /// The window of a 2-D conv or pool from `kernel_shape`, `strides`, `pads`, `auto_pad`, `ceil_mode`;
+    /// 1-D ones (rank-3 inputs) run as height-1 images.
+    private func window(_ x: Tensor, kernel: [Int]) throws -> Window2D {
+        let spatial = x.rank - 2
+        guard spatial == 1 || spatial == 2, kernel.count == spatial else {
+            throw fail("other than 1-D or 2-D inputs (rank 3 or 4, NCHW) is not supported, got \(x.shape) and kernel \(kernel)")
+        }
+        guard (ints("dilations") ?? []).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
+        let lifted = spatial == 2 ? kernel : [1] + kernel
+        var strides = ints("strides") ?? [Int](repeating: 1, count: spatial)
+        var pads = ints("pads") ?? [Int](repeating: 0, count: 2 * spatial)
+        guard strides.count == spatial, pads.count == 2 * spatial else { throw fail("strides \(strides) and pads \(pads) do not fit \(spatial)-D") }
+        if spatial == 1 { (strides, pads) = ([1] + strides, [0, pads[0], 0, pads[1]]) }
+        let kernel = (lifted[0], lifted[1])
+        let (h, w) = spatial == 2 ? (x.shape[2], x.shape[3]) : (1, x.shape[2])
+        guard (strides + [kernel.0, kernel.1]).allSatisfy({ (1...1 << 31).contains($0) }), pads.allSatisfy({ (0...1 << 31).contains($0) }) else {
+            throw fail("strides \(strides), pads \(pads) and kernel \(kernel) are not sizes in range")
         }
         switch string("auto_pad") ?? "NOTSET" {
         case "SAME_UPPER", "SAME_LOWER":
@@ -264,14 +298,28 @@ struct ONNXOp {
         } catch { throw fail("\(error)") }
     }
 
+    /// A 1-D input `[N, C, L]` as images `[N, C, 1, L]`, run by `body`, and its result back to rank 3.
+    private func asImages(_ x: Tensor, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
+        guard x.rank == 3 else { return try body(x) }
+        let y = try body(x.reshaped([x.shape[0], x.shape[1], 1, x.shape[2]]))
+        return try y.reshaped([y.shape[0], y.shape[1], y.shape[3]])
+    }
+
     private func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) throws -> Tensor {
-        guard w.rank == 4 else { throw fail("other than 2-D convolution is not supported, kernel shape \(w.shape)") }
+        if x.rank == 3, w.rank == 3 {
+            let window = try self.window(x, kernel: [w.shape[2]])
+            return try asImages(x) { try convolution2D($0, w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]]), bias, window) }
+        }
+        guard w.rank == 4 else { throw fail("other than 1-D or 2-D convolution is not supported, kernel shape \(w.shape)") }
+        return try convolution2D(x, w, bias, try window(x, kernel: [w.shape[2], w.shape[3]]))
+    }
+
+    private func convolution2D(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ window: Window2D) throws -> Tensor {
         let groups = int("group", 1)
         let (outputs, perGroup) = (w.shape[0], w.shape[1])
         guard groups >= 1, x.rank == 4, x.shape[1] == perGroup * groups, outputs % groups == 0 else {
             throw fail("input \(x.shape), kernel \(w.shape) and group \(groups) do not fit")
         }
-        let window = try self.window(x, kernel: (w.shape[2], w.shape[3]))
         let image = try x.permuted([0, 2, 3, 1])
         let kernel = try w.permuted([2, 3, 1, 0])  // OIHW → HWIO
         let per = outputs / groups
@@ -286,12 +334,12 @@ struct ONNXOp {
     }
 
     private func pooling(_ x: Tensor) throws -> Tensor {
-        guard let kernel = ints("kernel_shape"), kernel.count == 2 else { throw fail("other than 2-D pooling is not supported") }
-        let window = try self.window(x, kernel: (kernel[0], kernel[1]))
+        guard let kernel = ints("kernel_shape"), kernel.count == x.rank - 2 else { throw fail("kernel_shape does not fit input \(x.shape)") }
+        let window = try self.window(x, kernel: kernel)
         let average = node.opType == "AveragePool"
         if average, int("count_include_pad", 0) != 0, window.padTop > 0 || window.padLeft > 0 || (ints("pads") ?? []).contains(where: { $0 > 0 }) {
             throw fail("count_include_pad=1 with padding is not supported")
         }
-        return try x.permuted([0, 2, 3, 1]).pool2d(average ? .average : .max, window: window).permuted([0, 3, 1, 2])
+        return try asImages(x) { try $0.permuted([0, 2, 3, 1]).pool2d(average ? .average : .max, window: window).permuted([0, 3, 1, 2]) }
     }
 }
