@@ -341,4 +341,26 @@ import Testing
         #expect(try loaded(x).toArray() == model(x).toArray())
         #expect((loaded.layers[1] as? Bidirectional)?.forwardLayer.name == "forward_lstm")
     }
+
+    /// Padded steps are left out of the loss and metrics, as in Keras: a tagger's loss over padded
+    /// sequences equals the loss over the real steps alone, whatever labels the padding carries.
+    @Test func maskedStepsLeaveTheLoss() throws {
+        let d = CPUDevice.shared
+        let ids: [Float] = [3, 1, 4, 0, 0, 2, 7, 1, 8, 0]
+        let labels: [Int32] = [0, 1, 2, 2, 2, 1, 0, 1, 2, 0]  // the padding's labels are arbitrary
+        let model = try Sequential([Input(shape: [5]), Embedding(inputDim: 10, outputDim: 4, maskZero: true),
+                                    LSTM(6, returnSequences: true), TimeDistributed(Dense(3))])
+        try model.place(on: d, seed: 2)
+        try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+        let x = try Tensor(ids, shape: [2, 5], on: d)
+        let logs = try model.evaluate(x: [x], y: [Tensor(labels: labels, shape: [2, 5], on: d)])
+        let real = ids.indices.filter { ids[$0] != 0 }
+        let logits = try model(x).reshaped([10, 3]).gathered(real)
+        let expected = try SparseCategoricalCrossentropy(fromLogits: true)(Tensor(labels: real.map { labels[$0] }, on: d), logits).item()
+        #expect(abs(logs["loss"]! - expected) < 1e-5, "masked loss \(logs["loss"]!) vs the real steps' \(expected)")
+        let predicted = try logits.argmax(axis: 1).toArray()
+        let accuracy = Float(zip(predicted, real.map { labels[$0] }).filter { Int($0) == Int($1) }.count) / Float(real.count)
+        #expect(abs(logs["accuracy"]! - accuracy) < 1e-6)
+        try model.fit(x: [x], y: [Tensor(labels: labels, shape: [2, 5], on: d)], epochs: 2, batchSize: 2, progress: false)
+    }
 }

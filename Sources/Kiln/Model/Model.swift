@@ -133,6 +133,12 @@ open class Model {
 
     /// Runs the model on a batch per input; returns a batch per output.
     public func callAsFunction(_ batch: [Tensor], training: Bool = false) throws -> [Tensor] {
+        try run(batch, training: training).outputs
+    }
+
+    /// The outputs and, where a layer gave one (`Embedding(maskZero:)`, `Masking`, and the layers that
+    /// keep it), each output's mask `[batch, time]`: what training leaves out of the loss.
+    func run(_ batch: [Tensor], training: Bool) throws -> (outputs: [Tensor], masks: [Tensor?]) {
         try prepare(for: batch)
         guard batch.count == inputs.count else { throw TensorError.shape("model '\(name)' takes \(inputs.count) inputs, got \(batch.count)") }
         var values: [ObjectIdentifier: Tensor] = [:], masks: [ObjectIdentifier: Tensor] = [:]
@@ -155,7 +161,7 @@ open class Model {
                 masks[ObjectIdentifier(node)] = try node.layer.outputMask(arguments, mask: mask)
             }
         }
-        return outputs.map { values[ObjectIdentifier($0)]! }
+        return (outputs.map { values[ObjectIdentifier($0)]! }, outputs.map { masks[ObjectIdentifier($0)] })
     }
 
     /// Makes sure the graph exists and the weights are placed before a batch runs.

@@ -40,6 +40,21 @@ public struct Compilation {
         }
     }
 
+    /// The steps of each output its mask keeps (`[batch, time]` masks, as Keras leaves padded steps out of
+    /// the loss and metrics): targets and predictions with the batch and time axes merged and only those
+    /// rows kept. Outputs without a mask stay as they are.
+    static func unmasked(_ targets: [Tensor], _ predictions: [Tensor], masks: [Tensor?]) throws -> ([Tensor], [Tensor]) {
+        var (t, p) = (targets, predictions)
+        for (i, mask) in masks.enumerated() {
+            guard let mask, p[i].rank >= 2, Array(p[i].shape.prefix(2)) == mask.shape, Array(t[i].shape.prefix(2)) == mask.shape else { continue }
+            let rows = mask.count
+            let keep = try mask.reshaped([rows])
+            p[i] = try p[i].reshaped([rows] + p[i].shape.dropFirst(2)).masked(by: keep)
+            t[i] = try t[i].reshaped([rows] + t[i].shape.dropFirst(2)).masked(by: keep)
+        }
+        return (t, p)
+    }
+
     /// The weighted sum of the outputs' losses, and each output's own.
     func loss(_ targets: [Tensor], _ predictions: [Tensor]) throws -> (total: Tensor, parts: [Tensor]) {
         let parts = try zip(losses, zip(targets, predictions)).map { loss, pair in try loss(pair.0, pair.1) }

@@ -112,8 +112,9 @@ extension Model {
             runningLoss = (0, 0)
             for (step, result) in batches(epoch).enumerated() {
                 let batch = try result.get()
-                let predictions = try self(batch.inputs, training: true)
-                let losses = try compiled.loss(batch.targets, predictions)
+                let run = try self.run(batch.inputs, training: true)
+                let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
+                let losses = try compiled.loss(targets, predictions)
                 var loss = losses.total
                 if let penalty = try regularizationLoss() { loss = try loss + penalty }
                 try loss.backward()
@@ -124,7 +125,7 @@ extension Model {
                     break epochs
                 }
                 try compiled.optimizer.apply(to: trainableWeights)
-                try meters.update(batch.targets, predictions, loss: losses, includingTotal: false)
+                try meters.update(targets, predictions, loss: losses, includingTotal: false)
                 runningLoss.sum += Double(value) * Double(batch.count)
                 runningLoss.samples += batch.count
                 state.samplesSeen += batch.count
@@ -182,8 +183,9 @@ extension Model {
         try GradMode.noGrad {
             for result in batches {
                 let batch = try result.get()
-                let predictions = try self(batch.inputs)
-                try meters.update(batch.targets, predictions, loss: try compiled.loss(batch.targets, predictions), includingTotal: true)
+                let run = try self.run(batch.inputs, training: false)
+                let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
+                try meters.update(targets, predictions, loss: try compiled.loss(targets, predictions), includingTotal: true)
             }
         }
         return try meters.logs(includingTotal: true)
