@@ -58,11 +58,13 @@ extension EvaluateCommand {
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Run a model on images (PNG/JPEG) or .npy arrays of samples; print the top classes.",
+        abstract: "Run a model on images (PNG/JPEG), texts (.txt) or .npy arrays of samples; print the top classes or the forecasts.",
         discussion: """
             Images are resized to the model's input size and preprocessed as the checkpoint's training was (--preprocess; \
             ÷255 for other models); a model that takes (channels, height, width), such as an ONNX export of a PyTorch net, \
-            gets them transposed to that layout. .npy samples are fed as stored (bytes preprocessed like images).
+            gets them transposed to that layout. .npy samples are fed as stored (bytes preprocessed like images). A text \
+            classifier reads .txt files through its vocabulary; a forecaster reads .npy windows (N, steps, columns) of raw \
+            values, scaled as in training, and prints each forecast in the target's units.
             """)
 
     @Argument(help: "A Kiln checkpoint (.safetensors), a Keras model (.h5, .keras), an ONNX model or a Keras model JSON.")
@@ -88,9 +90,17 @@ struct PredictCommand: ParsableCommand {
             let (model, metadata) = try loadModel(self.model, device: try Devices.select(device), weights: weights)
             guard let shape = model.inputs.first?.shape else { throw ValidationError("the model has no input shape") }
             let preset = metadata["preprocessing"] ?? "unit"
+            let settings = metadata["training"].flatMap { try? JSONDecoder().decode(RunSettings.self, from: Data($0.utf8)) }
+            if let windowing = settings?.windowing { return try forecast(model, windowing: windowing) }
+            let vocabulary = metadata["vocabulary"].flatMap { try? JSONDecoder().decode(TextVocabulary.self, from: Data($0.utf8)) }
             var outputs: [Float] = [], names: [String] = []
             for path in inputs {
-                let (data, normalization) = try samples(path, shape: shape, preset: preset)
+                let (data, normalization) = try vocabulary.map { words in
+                    guard path.lowercased().hasSuffix(".txt"), let text = FileManager.default.contents(atPath: path) else {
+                        throw ValidationError("\(path): a text classifier reads .txt files")
+                    }
+                    return (words.dataset([String(decoding: text, as: UTF8.self)], labels: [0], classNames: []), Normalization.none)
+                } ?? samples(path, shape: shape, preset: preset)
                 outputs += try model.predict(data, normalization: normalization)
                 names += data.count == 1 && !path.lowercased().hasSuffix(".npy") ? [path] : (0..<data.count).map { "\(path)[\($0)]" }
             }
@@ -111,6 +121,26 @@ struct PredictCommand: ParsableCommand {
 
     func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be positive") }
+    }
+
+    /// A forecaster's predictions for .npy windows of raw values: scaled with the checkpoint's
+    /// windowing, forecasts printed in the target's units.
+    private func forecast(_ model: Model, windowing: TimeSeries.Windowing) throws {
+        var forecasts: [Float] = []
+        for path in inputs {
+            let array = try NumPy.read(URL(fileURLWithPath: path))
+            let columns = windowing.columns.count
+            guard array.shape.count == 3, array.shape[1] == windowing.length, array.shape[2] == columns, array.shape[0] > 0 else {
+                throw DataError(path, "holds shape \(array.shape); the forecaster takes windows (N, \(windowing.length), \(columns)) of \(windowing.columns.joined(separator: ", "))")
+            }
+            let scaled = array.values.enumerated().map { ($1 - windowing.mean[$0 % columns]) / windowing.std[$0 % columns] }
+            let values = try model.predict(Dataset(features: .floats(scaled), sampleShape: [windowing.length, columns]), normalization: .none)
+            for (i, value) in values.enumerated() {
+                forecasts.append(windowing.targetValue(value))
+                print("\(path)[\(i)]: \(windowing.target) \(String(format: "%.4f", forecasts.last!)) (\(windowing.horizon) step\(windowing.horizon == 1 ? "" : "s") after the window)")
+            }
+        }
+        if let output { try NumPy.write(forecasts, shape: [forecasts.count], to: URL(fileURLWithPath: output)) }
     }
 
     /// The samples of one input file, and how to preprocess them.

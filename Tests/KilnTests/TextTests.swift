@@ -60,5 +60,9 @@ import Testing
         let majority = Double(counts.max()!) / Double(counts.reduce(0, +))
         #expect(accuracy > majority + 0.3, "test accuracy \(accuracy), majority class \(majority)")
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("runs/fortunes/test-confusion.svg").path))
+        let text = root.appendingPathComponent("fortunes/definitions/0003.txt").path
+        let predicted = try CLITests.kiln("predict", root.appendingPathComponent("runs/fortunes/model.safetensors").path, text, "--top", "1")
+        #expect(predicted.status == 0 && ["computers", "definitions", "people"].contains { predicted.output.contains("\(text): \($0) ") },
+                "\(predicted.output)")
     }
 }

@@ -55,6 +55,16 @@ import Testing
         let evaluated = ExamplesTests.numbers(after: "Test MAE ", in: outputs.last ?? "")
         #expect(evaluated.count == 1 && abs(Double(evaluated[0]) - mae) < 1e-3, "kiln evaluate: \(outputs.last ?? "")")
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("runs/seattle-lstm/eval/forecast.svg").path))
+        // `kiln predict` on raw windows: the hours after two windows of the series, in °F.
+        let temperatures = try TimeSeries(csv: Self.seattle).values
+        let windows = root.appendingPathComponent("windows.npy")
+        try NumPy.write(Array(temperatures[0..<48] + temperatures[1000..<1048]), shape: [2, 48, 1], to: windows)
+        let predicted = try CLITests.kiln("predict", folder.appendingPathComponent("model.safetensors").path, windows.path)
+        let forecasts = ExamplesTests.numbers(after: "temp ", in: predicted.output)
+        #expect(predicted.status == 0 && forecasts.count == 2, "\(predicted.output)")
+        for (forecast, next) in zip(forecasts, [temperatures[48], temperatures[1048]]) {
+            #expect(abs(forecast - next) < 4, "forecast \(forecast) °F, the next hour was \(next) °F")
+        }
         for file in ["history.csv", "model.safetensors", "curves.svg", "forecast.svg"] {
             #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
         }
