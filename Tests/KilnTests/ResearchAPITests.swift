@@ -71,9 +71,20 @@ final class Scale: Layer, ConfigurableLayer {
         #expect { try optimizerA.apply([nil], to: a.trainableWeights) } throws: { "\($0)".contains("1 gradients for 4 weights") }
     }
 
-    /// Layers run on tensors directly: built and placed on first call, from the seeded generator.
-    @Test(arguments: Backend.all)
-    func eagerLayers(_ backend: Backend) throws {
+    /// Layers run on tensors directly: built and placed on first call, from the seeded generator. The
+    /// only test that uses the process-wide generator (`seed(_:)`, unseeded draws): its backends run in
+    /// turn, so no other test can draw in between.
+    @Test func eagerLayers() throws {
+        for backend in Backend.all { try eagerLayers(backend) }
+        let cpu = CPUDevice.shared
+        seed(9)
+        let first = try Tensor.uniform([64], on: cpu).toArray()
+        #expect(try Tensor.uniform([64], on: cpu).toArray() != first, "unseeded draws move on")
+        seed(9)
+        #expect(try Tensor.uniform([64], on: cpu).toArray() == first, "seed(_:) restarts them")
+    }
+
+    private func eagerLayers(_ backend: Backend) throws {
         var random = Random("eager")
         let values = random.floats(12)
         let x = try Tensor(values, shape: [3, 4], on: backend.device)
