@@ -18,9 +18,11 @@ keras_text.keras/.h5  Embedding(mask_zero) → Bidirectional(LSTM) → GRU → D
                        keras_text_x/y.npy its ids and outputs
 keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backwards) → LayerNormalization →
                        TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
+keras_resnet50.json.gz keras.applications.ResNet50(weights=None).to_json(), gzipped (25,636,712 parameters)
 keras_nested.keras/.h5 a functional model calling two Sequential models (a GAN's generator and a
                        discriminator with batch norm) and a head; keras_nested_x/y.npy its input and outputs
 """
+import gzip
 import pathlib
 
 import numpy as np
@@ -172,6 +174,7 @@ def keras_fixtures():
     (OUT / "keras_workshop.json").write_text(workshop.to_json())
     keras_nested_fixtures()
     keras_sequence_fixtures()
+    (OUT / "keras_resnet50.json.gz").write_bytes(gzip.compress(keras.applications.ResNet50(weights=None).to_json().encode()))
 
 
 def keras_sequence_fixtures():

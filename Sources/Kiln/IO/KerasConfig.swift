@@ -56,6 +56,7 @@ public enum KerasConfig {
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
+        "ZeroPadding2D", "Cropping2D", "UpSampling2D",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -301,6 +302,19 @@ public enum KerasConfig {
                 throw DataError(file, "LayerNormalization '\(name ?? "?")': only the last axis (-1) without rms_scaling is supported, got axis \(c["axis"] ?? -1)")
             }
             return LayerNormalization(epsilon: float("epsilon", 1e-3), center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true, name: name)
+        case "ZeroPadding2D", "Cropping2D":
+            let key = kind == "ZeroPadding2D" ? "padding" : "cropping"
+            let sides: (Int, Int, Int, Int)
+            if let v = c[key] as? Int { sides = (v, v, v, v) }
+            else if let v = c[key] as? [Int], v.count == 2 { sides = (v[0], v[0], v[1], v[1]) }
+            else if let v = c[key] as? [[Int]], v.count == 2, v.allSatisfy({ $0.count == 2 }) { sides = (v[0][0], v[0][1], v[1][0], v[1][1]) }
+            else { throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer, a pair or a pair of pairs") }
+            return kind == "ZeroPadding2D" ? ZeroPadding2D(padding: sides, name: name) : Cropping2D(cropping: sides, name: name)
+        case "UpSampling2D":
+            guard (c["interpolation"] as? String ?? "nearest") == "nearest" else {
+                throw DataError(file, "UpSampling2D '\(name ?? "?")': interpolation '\(c["interpolation"] ?? "")' is not supported yet (nearest is)")
+            }
+            return UpSampling2D(size: try pair("size", (2, 2)), name: name)
         case "Masking": return Masking(maskValue: float("mask_value", 0), name: name)
         case "Bidirectional", "TimeDistributed":
             guard let inner = c["layer"] as? [String: Any] else { throw DataError(file, "\(kind) '\(name ?? "?")': no 'layer' to wrap") }
@@ -396,6 +410,9 @@ public enum KerasConfig {
         case let l as Reshape: c["target_shape"] = l.targetShape
         case let l as Permute: c["dims"] = l.dims
         case let l as Masking: c["mask_value"] = l.maskValue
+        case let l as ZeroPadding2D: c["padding"] = [[l.padding.top, l.padding.bottom], [l.padding.left, l.padding.right]]; c["data_format"] = "channels_last"
+        case let l as Cropping2D: c["cropping"] = [[l.cropping.top, l.cropping.bottom], [l.cropping.left, l.cropping.right]]; c["data_format"] = "channels_last"
+        case let l as UpSampling2D: c.merge(["size": [l.size.0, l.size.1], "interpolation": "nearest", "data_format": "channels_last"]) { $1 }
         case let l as Conv1D:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize], "strides": [l.strides], "padding": l.padding.rawValue,
                      "data_format": "channels_last", "dilation_rate": [l.dilationRate], "groups": 1, "activation": l.activation.kerasName,
