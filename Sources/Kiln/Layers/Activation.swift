@@ -2,10 +2,23 @@
 public enum ActivationFunction: Hashable, Sendable {
     case linear, relu, sigmoid, tanh, softmax, softplus
     case leakyRelu(negativeSlope: Float)
+    /// `x` above 0, else `α(eˣ − 1)` (Keras's `elu`, α = 1); `selu` scales it with Keras's constants.
+    case elu, selu
+    /// `x·Φ(x)` with the normal CDF Φ (Keras's exact `gelu`), and `x·σ(x)` (`swish`, `silu`).
+    case gelu, swish
+    /// `relu6(x + 3) / 6`, and `x` times it (Keras 3's `hard_sigmoid`, `hard_swish`).
+    case hardSigmoid, hardSwish
 
-    /// `relu`, `sigmoid`, `tanh`, `softmax`, `softplus`, `linear`, `leaky_relu`.
+    /// `relu`, `sigmoid`, `tanh`, `softmax`, `softplus`, `linear`, `leaky_relu`, `elu`, `selu`, `gelu`,
+    /// `swish`/`silu`, `hard_sigmoid`, `hard_swish`/`hard_silu`.
     public init?(kerasName: String) {
         switch kerasName.lowercased() {
+        case "elu": self = .elu
+        case "selu": self = .selu
+        case "gelu": self = .gelu
+        case "swish", "silu": self = .swish
+        case "hard_sigmoid": self = .hardSigmoid
+        case "hard_swish", "hard_silu": self = .hardSwish
         case "linear", "none": self = .linear
         case "relu": self = .relu
         case "sigmoid": self = .sigmoid
@@ -26,6 +39,12 @@ public enum ActivationFunction: Hashable, Sendable {
         case .softmax: "softmax"
         case .softplus: "softplus"
         case .leakyRelu: "leaky_relu"
+        case .elu: "elu"
+        case .selu: "selu"
+        case .gelu: "gelu"
+        case .swish: "swish"
+        case .hardSigmoid: "hard_sigmoid"
+        case .hardSwish: "hard_swish"
         }
     }
 
@@ -38,7 +57,26 @@ public enum ActivationFunction: Hashable, Sendable {
         case .softmax: try x.softmax()
         case .softplus: try x.softplus()
         case .leakyRelu(let slope): try x.leakyRelu(negativeSlope: slope)
+        case .elu: try Self.exponentialLinear(x)
+        case .selu: try Self.exponentialLinear(x, alpha: 1.673_263_2) * 1.050_701
+        case .gelu: try x * (Self.erf(x * 0.707_106_77) + 1) * 0.5
+        case .swish: try x * x.sigmoid()
+        case .hardSigmoid: try (x / 6 + 0.5).clamped(min: 0, max: 1)
+        case .hardSwish: try x * (x / 6 + 0.5).clamped(min: 0, max: 1)
         }
+    }
+
+    private static func exponentialLinear(_ x: Tensor, alpha: Float = 1) throws -> Tensor {
+        let positive = try x.greater(than: Tensor.zeros([1], on: x.device))
+        return try Tensor.where(positive, x, (x.clamped(min: -80, max: 0).exp() - 1) * alpha)
+    }
+
+    /// erf(z) by Abramowitz and Stegun 7.1.26 (error below 1.5e-7), from differentiable ops.
+    private static func erf(_ z: Tensor) throws -> Tensor {
+        let t = try 1 / (z.abs() * 0.327_591_1 + 1)
+        var poly = try t * 1.061_405_43 - 1.453_152_03
+        for c: Float in [1.421_413_74, -0.284_496_74, 0.254_829_59] { poly = try poly * t + c }
+        return try z.sign() * (1 - poly * t * (-z.square()).exp())
     }
 }
 

@@ -113,6 +113,12 @@ public enum ONNXExport {
             case .softplus: return add("Softplus", [x])
             case .softmax: return add("Softmax", [x], [int("axis", channelsAxis)])
             case .leakyRelu(let slope): return add("LeakyRelu", [x], [float("alpha", slope)])
+            case .elu: return add("Elu", [x], [float("alpha", 1)])
+            case .selu: return add("Selu", [x])
+            case .swish: return add("Mul", [x, add("Sigmoid", [x])])
+            case .hardSigmoid: return add("HardSigmoid", [x], [float("alpha", 1 / 6), float("beta", 0.5)])
+            case .hardSwish: return add("Mul", [x, add("HardSigmoid", [x], [float("alpha", 1 / 6), float("beta", 0.5)])])
+            case .gelu: throw TrainingError.incompatible("ONNX export: the gelu activation has no export yet")
             }
         }
 
