@@ -56,7 +56,7 @@ public enum KerasConfig {
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
-        "ZeroPadding2D", "Cropping2D", "UpSampling2D",
+        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -230,10 +230,18 @@ public enum KerasConfig {
                                       center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true, name: name)
         case "Activation": return Activation(try activation(), name: name)
         case "ReLU":
-            if float("negative_slope", 0) != 0 || !(c["max_value"] == nil || c["max_value"] is NSNull) || float("threshold", 0) != 0 {
-                throw DataError(file, "ReLU '\(name ?? "?")': only the plain ReLU (no max_value, threshold or negative_slope) is supported")
+            let cap = (c["max_value"] as? NSNumber)?.floatValue
+            return ReLU(maxValue: cap, negativeSlope: float("negative_slope", 0), threshold: float("threshold", 0), name: name)
+        case "Multiply": return Multiply(name: name)
+        case "Subtract": return Subtract(name: name)
+        case "Average": return Average(name: name)
+        case "Maximum": return Maximum(name: name)
+        case "Minimum": return Minimum(name: name)
+        case "Rescaling":
+            guard let scale = (c["scale"] as? NSNumber)?.floatValue else {
+                throw DataError(file, "Rescaling '\(name ?? "?")': 'scale' must be a number (per-channel scales are not supported)")
             }
-            return ReLU(name: name)
+            return Rescaling(scale: scale, offset: float("offset", 0), name: name)
         case "LeakyReLU": return LeakyReLU(negativeSlope: float("negative_slope", float("alpha", 0.3)), name: name)
         case "Softmax":
             if let axis = c["axis"] as? Int, axis != -1 { throw DataError(file, "Softmax '\(name ?? "?")': axis \(axis) (only -1)") }
@@ -405,6 +413,8 @@ public enum KerasConfig {
             c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }
         case let l as Activation: c["activation"] = l.function.kerasName
         case let l as LeakyReLU: c["negative_slope"] = l.negativeSlope
+        case let l as ReLU: c.merge(["max_value": l.maxValue.map { $0 as Any } ?? NSNull(), "negative_slope": l.negativeSlope, "threshold": l.threshold]) { $1 }
+        case let l as Rescaling: c.merge(["scale": l.scale, "offset": l.offset]) { $1 }
         case is Softmax: c["axis"] = -1
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape

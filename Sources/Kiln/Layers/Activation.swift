@@ -91,10 +91,39 @@ public final class Activation: Layer {
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try function(inputs[0]) }
 }
 
+/// Keras's `ReLU`: `maxValue` caps it (6 for MobileNet's ReLU6), inputs below `threshold` give
+/// `negativeSlope · (x − threshold)`.
 public final class ReLU: Layer {
     override public var propagatesMask: Bool { true }
-    public init(name: String? = nil) { super.init(name: name, kind: "re_lu") }
-    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].relu() }
+    public let maxValue: Float?, negativeSlope: Float, threshold: Float
+
+    public init(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0, name: String? = nil) {
+        (self.maxValue, self.negativeSlope, self.threshold) = (maxValue, negativeSlope, threshold)
+        super.init(name: name, kind: "re_lu")
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        guard negativeSlope != 0 || threshold != 0 else {
+            return try maxValue.map { try x.clamped(min: 0, max: $0) } ?? x.relu()
+        }
+        let above = try x.greater(than: Tensor.full(threshold, shape: [1], on: x.device))
+        let capped = try maxValue.map { try x.clamped(min: -.greatestFiniteMagnitude, max: $0) } ?? x
+        return try Tensor.where(above, capped, (x - threshold) * negativeSlope)
+    }
+}
+
+/// Keras's `Rescaling`: `x · scale + offset` (÷255 inside a model, or [-1, 1] with offset −1).
+public final class Rescaling: Layer {
+    override public var propagatesMask: Bool { true }
+    public let scale: Float, offset: Float
+
+    public init(scale: Float, offset: Float = 0, name: String? = nil) {
+        (self.scale, self.offset) = (scale, offset)
+        super.init(name: name, kind: "rescaling")
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0] * scale + offset }
 }
 
 public final class LeakyReLU: Layer {

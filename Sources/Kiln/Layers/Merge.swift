@@ -39,3 +39,52 @@ public final class Concatenate: Layer {
         try Tensor.concatenate(inputs, axis: axis)
     }
 }
+
+/// Keras's elementwise merges of inputs whose shapes broadcast (a squeeze-and-excitation block's
+/// `Multiply()([x, se])` scales (H, W, C) features by a (1, 1, C) gate).
+public class ElementwiseMerge: Layer {
+    let combine: ([Tensor]) throws -> Tensor
+    let inputCount: ClosedRange<Int>
+
+    init(name: String?, kind: String, inputs: ClosedRange<Int> = 2...Int.max, _ combine: @escaping ([Tensor]) throws -> Tensor) {
+        (self.combine, self.inputCount) = (combine, inputs)
+        super.init(name: name, kind: kind)
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        guard inputCount.contains(inputShapes.count), let rank = inputShapes.map(\.count).max() else {
+            throw shapeError("needs \(inputCount.upperBound == Int.max ? "two or more" : "\(inputCount.lowerBound)") inputs, got \(inputShapes.count)")
+        }
+        let padded = inputShapes.map { [Int](repeating: 1, count: rank - $0.count) + $0 }
+        return try (0..<rank).map { axis in
+            let sizes = Set(padded.map { $0[axis] }).subtracting([1])
+            guard sizes.count <= 1 else { throw shapeError("input shapes \(inputShapes) do not broadcast") }
+            return sizes.first ?? 1
+        }
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try combine(inputs) }
+}
+
+public final class Multiply: ElementwiseMerge {
+    public init(name: String? = nil) { super.init(name: name, kind: "multiply") { try $0.dropFirst().reduce($0[0]) { try $0 * $1 } } }
+}
+
+/// The first input minus the second.
+public final class Subtract: ElementwiseMerge {
+    public init(name: String? = nil) { super.init(name: name, kind: "subtract", inputs: 2...2) { try $0[0] - $0[1] } }
+}
+
+public final class Average: ElementwiseMerge {
+    public init(name: String? = nil) {
+        super.init(name: name, kind: "average") { try $0.dropFirst().reduce($0[0]) { try $0 + $1 } / Float($0.count) }
+    }
+}
+
+public final class Maximum: ElementwiseMerge {
+    public init(name: String? = nil) { super.init(name: name, kind: "maximum") { try $0.dropFirst().reduce($0[0]) { try Tensor.maximum($0, $1) } } }
+}
+
+public final class Minimum: ElementwiseMerge {
+    public init(name: String? = nil) { super.init(name: name, kind: "minimum") { try $0.dropFirst().reduce($0[0]) { try Tensor.minimum($0, $1) } } }
+}

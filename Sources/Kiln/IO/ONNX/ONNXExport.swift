@@ -188,13 +188,26 @@ public enum ONNXExport {
             case let l as Activation:
                 let x = try value(inputs[0], as: nil)
                 output = (try activation(l.function, x, channelsAxis: layout(of: inputs[0]) == .nchw ? 1 : -1), layout(of: inputs[0]))
-            case is ReLU:
-                output = (add("Relu", [try value(inputs[0], as: nil)]), layout(of: inputs[0]))
+            case let l as ReLU:
+                guard l.negativeSlope == 0, l.threshold == 0 else { throw TrainingError.incompatible("ONNX export: ReLU '\(l.name)' with a slope or threshold has no export yet") }
+                let relu = add("Relu", [try value(inputs[0], as: nil)])
+                output = (l.maxValue.map { add("Clip", [relu, initializer("\(l.name)_min", [0], []), initializer("\(l.name)_max", [$0], [])]) } ?? relu, layout(of: inputs[0]))
             case let l as LeakyReLU:
                 output = (add("LeakyRelu", [try value(inputs[0], as: nil)], [float("alpha", l.negativeSlope)]), layout(of: inputs[0]))
             case is Softmax:
                 let axis = layout(of: inputs[0]) == .nchw ? 1 : -1
                 output = (add("Softmax", [try value(inputs[0], as: nil)], [int("axis", axis)]), layout(of: inputs[0]))
+            case let l as Rescaling:
+                let scaled = add("Mul", [try value(inputs[0], as: nil), initializer("\(l.name)_scale", [l.scale], [])])
+                output = (add("Add", [scaled, initializer("\(l.name)_offset", [l.offset], [])]), layout(of: inputs[0]))
+            case is Multiply, is Subtract, is Average, is Maximum, is Minimum:
+                let target = layout(of: inputs[0])
+                let arguments = try inputs.map { try value($0, as: target == .plain ? nil : target) }
+                switch layer {
+                case is Multiply: output = (arguments.dropFirst().reduce(arguments[0]) { add("Mul", [$0, $1]) }, target)
+                case is Subtract: output = (add("Sub", arguments), target)
+                default: output = (add(layer is Average ? "Mean" : layer is Maximum ? "Max" : "Min", arguments), target)
+                }
             case is Add, is Concatenate:
                 let target = layout(of: inputs[0])
                 let arguments = try inputs.map { try value($0, as: target == .plain ? nil : target) }

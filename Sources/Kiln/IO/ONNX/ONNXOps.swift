@@ -101,6 +101,19 @@ struct ONNXOp {
         case "LeakyRelu": return try input(0).leakyRelu(negativeSlope: float("alpha", 0.01))
         case "Sigmoid": return try input(0).sigmoid()
         case "Tanh": return try input(0).tanh()
+        case "HardSigmoid": return try (input(0) * float("alpha", 0.2) + float("beta", 0.5)).clamped(min: 0, max: 1)
+        case "HardSwish": return try input(0) * (input(0) / 6 + 0.5).clamped(min: 0, max: 1)
+        case "Elu", "Selu":
+            let x = try input(0), selu = node.opType == "Selu"
+            let alpha = float("alpha", selu ? 1.673_263_2 : 1), gamma = selu ? float("gamma", 1.050_701) : 1
+            let positive = try x.greater(than: Tensor.zeros([1], on: x.device))
+            return try Tensor.where(positive, x, (x.clamped(min: -80, max: 0).exp() - 1) * alpha) * gamma
+        case "Mean", "Max", "Min":
+            let parts = try (0..<arguments.count).map { try input($0) }
+            let combined = try parts.dropFirst().reduce(parts[0]) {
+                try node.opType == "Mean" ? $0 + $1 : node.opType == "Max" ? Tensor.maximum($0, $1) : Tensor.minimum($0, $1)
+            }
+            return node.opType == "Mean" ? try combined / Float(parts.count) : combined
         case "Clip":
             let low = opset >= 11 ? try hostValues(1, arguments)?.first : attribute("min")?.f
             let high = opset >= 11 ? try hostValues(2, arguments)?.first : attribute("max")?.f
