@@ -68,8 +68,8 @@ import Testing
         let input = Input(shape: [4, 4, 3])
         let x = try Rescaling(scale: 1 / 255)(input.output)
         let y = try ReLU(maxValue: 6, name: "relu6")(try Conv2D(4, kernelSize: 3, padding: .same)(x))
-        let se = try Dense(4, activation: .hardSigmoid)(try GlobalAveragePooling2D()(y))
-        let model = try Model(inputs: input, outputs: try Dense(2)(try GlobalAveragePooling2D()(try Multiply()([y, try Reshape([1, 1, 4])(se)]))))
+        let se = try Conv2D(4, kernelSize: 1, activation: .hardSigmoid)(try GlobalAveragePooling2D(keepDims: true)(y))  // MobileNetV3's gate
+        let model = try Model(inputs: input, outputs: try Dense(2)(try GlobalMaxPooling2D()(try Multiply()([y, se]))))
         try model.place(on: CPUDevice.shared, seed: 3)
         let batch = try Tensor.uniform([2, 4, 4, 3], high: 255, seed: 4)
         let folder = try temporaryFolder()

@@ -219,8 +219,8 @@ public enum KerasConfig {
             let size = try pair("pool_size", (2, 2))
             return AveragePooling2D(poolSize: size, strides: try pair("strides", size), padding: try padding(), name: name)
         case "GlobalAveragePooling2D", "GlobalMaxPooling2D":
-            if c["keepdims"] as? Bool == true { throw DataError(file, "\(kind) '\(name ?? "?")': keepdims=true is not supported") }
-            return kind == "GlobalAveragePooling2D" ? GlobalAveragePooling2D(name: name) : GlobalMaxPooling2D(name: name)
+            let keep = c["keepdims"] as? Bool ?? false
+            return kind == "GlobalAveragePooling2D" ? GlobalAveragePooling2D(keepDims: keep, name: name) : GlobalMaxPooling2D(keepDims: keep, name: name)
         case "Flatten": return Flatten(name: name)
         case "Dropout": return Dropout(float("rate", 0), name: name)
         case "BatchNormalization":
@@ -407,7 +407,7 @@ public enum KerasConfig {
         case let l as Pooling2D:
             c.merge(["pool_size": [l.poolSize.0, l.poolSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,
                      "data_format": "channels_last"]) { $1 }
-        case is GlobalPooling2D: c["data_format"] = "channels_last"; c["keepdims"] = false
+        case let l as GlobalPooling2D: c["data_format"] = "channels_last"; c["keepdims"] = l.keepDims
         case let l as Dropout: c["rate"] = l.rate
         case let l as BatchNormalization:
             c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }

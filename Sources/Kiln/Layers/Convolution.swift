@@ -105,35 +105,38 @@ public final class AveragePooling2D: Pooling2D {
     }
 }
 
-/// Average or maximum over all pixels: (H, W, C) → (C).
+/// Average or maximum over all pixels: (H, W, C) → (C), or (1, 1, C) with `keepDims` (Keras's `keepdims`).
 public class GlobalPooling2D: Layer {
     let mode: PoolMode
+    public let keepDims: Bool
 
-    init(_ mode: PoolMode, name: String?, kind: String) {
-        self.mode = mode
+    init(_ mode: PoolMode, keepDims: Bool, name: String?, kind: String) {
+        (self.mode, self.keepDims) = (mode, keepDims)
         super.init(name: name, kind: kind)
     }
 
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
         let input = try single(inputShapes)
         guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
-        return [input[2]]
+        return keepDims ? [1, 1, input[2]] : [input[2]]
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         let x = inputs[0]
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let pooled: Tensor
         switch mode {
-        case .average: return try x.reshaped([n, h * w, c]).reduce(.mean, axis: 1)
-        case .max: return try x.pool2d(.max, size: (h, w)).reshaped([n, c])
+        case .average: pooled = try x.reshaped([n, h * w, c]).reduce(.mean, axis: 1)
+        case .max: pooled = try x.pool2d(.max, size: (h, w))
         }
+        return try pooled.reshaped(keepDims ? [n, 1, 1, c] : [n, c])
     }
 }
 
 public final class GlobalAveragePooling2D: GlobalPooling2D {
-    public init(name: String? = nil) { super.init(.average, name: name, kind: "global_average_pooling2d") }
+    public init(keepDims: Bool = false, name: String? = nil) { super.init(.average, keepDims: keepDims, name: name, kind: "global_average_pooling2d") }
 }
 
 public final class GlobalMaxPooling2D: GlobalPooling2D {
-    public init(name: String? = nil) { super.init(.max, name: name, kind: "global_max_pooling2d") }
+    public init(keepDims: Bool = false, name: String? = nil) { super.init(.max, keepDims: keepDims, name: name, kind: "global_max_pooling2d") }
 }

@@ -152,7 +152,7 @@ public enum ONNXExport {
                                ints("pads", pads(w))]), .nchw)
             case let l as GlobalPooling2D:
                 let pooled = add(l.mode == .max ? "GlobalMaxPool" : "GlobalAveragePool", [try value(inputs[0], as: .nchw)])
-                output = (add("Flatten", [pooled], [int("axis", 1)]), .plain)
+                output = l.keepDims ? (pooled, .nchw) : (add("Flatten", [pooled], [int("axis", 1)]), .plain)
             case is Flatten:
                 output = (add("Flatten", [try value(inputs[0], as: .nhwc)], [int("axis", 1)]), .plain)
             case let l as Reshape:

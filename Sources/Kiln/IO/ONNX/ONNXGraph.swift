@@ -10,7 +10,7 @@ public final class ONNXGraph: Layer {
         "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "MaxPool",
         "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
         "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN", "Shape", "Unsqueeze", "Squeeze", "Expand",
-        "HardSigmoid", "HardSwish", "Elu", "Selu", "Mean", "Max", "Min",
+        "HardSigmoid", "HardSwish", "Elu", "Selu", "Mean", "Max", "Min", "GlobalMaxPool",
     ]
 
     let graph: Onnx_GraphProto

@@ -153,10 +153,11 @@ struct ONNXOp {
                                                  try input(3).reshaped(broadcast), try input(4).reshaped(broadcast))
             let factor = try scale / (variance + float("epsilon", 1e-5)).sqrt()
             return try (x - mean) * factor + bias
-        case "GlobalAveragePool":
+        case "GlobalAveragePool", "GlobalMaxPool":
             let x = try input(0)
             guard x.rank == 4 else { throw fail("pooling over other than 2-D images (rank 4) is not supported, got \(x.shape)") }
-            return try x.reshaped([x.shape[0], x.shape[1], x.shape[2] * x.shape[3]]).reduce(.mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
+            return try x.reshaped([x.shape[0], x.shape[1], x.shape[2] * x.shape[3]])
+                .reduce(node.opType == "GlobalMaxPool" ? .max : .mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
         case "Conv": return try convolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
         case "MaxPool", "AveragePool": return try pooling(input(0))
         case "Shape":
