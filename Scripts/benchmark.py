@@ -179,11 +179,16 @@ def main():
     table = report(best, engines, sizes, args)
     print(table)
     if args.record:
-        path = ROOT / "docs/benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n\nNewest first. Made by `Scripts/benchmark.sh`.\n"
-        rows = text.find("\n## 20")  # dated rows, newest first, after the status notes
-        head, rest = (text, "") if rows < 0 else (text[:rows], text[rows + 1:])
-        path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
+        record(table)
+
+
+def record(table):
+    """Adds a dated table to docs/benchmarks.md, newest first, after the status notes."""
+    path = ROOT / "docs/benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nNewest first. Made by `Scripts/benchmark.sh`.\n"
+    rows = text.find("\n## 20")
+    head, rest = (text, "") if rows < 0 else (text[:rows], text[rows + 1:])
+    path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
 
 
 def report(best, engines, sizes, args):

@@ -152,11 +152,8 @@ def main():
     table = report(best, engines, workloads, args)
     print(table)
     if args.record:
-        path = ROOT / "docs/benchmarks.md"
-        text = path.read_text()
-        rows = text.find("\n## 20")
-        head, rest = (text, "") if rows < 0 else (text[:rows], text[rows + 1:])
-        path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
+        from benchmark import record  # Scripts/benchmark.py, beside this file
+        record(table)
 
 
 def report(best, engines, workloads, args):

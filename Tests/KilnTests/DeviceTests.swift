@@ -32,10 +32,10 @@ import Testing
 
     /// Runs `kiln` (in `folder`, under `ulimit -v memoryKB` when given); a signal reads as 128 + its number.
     static func run(_ arguments: [String], environment: [String: String], in folder: URL? = nil,
-                    memoryKB: Int? = nil) throws -> (status: Int32, output: String) {
+                    memoryKB: Int? = nil, executable: URL = kiln) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", (memoryKB.map { "ulimit -v \($0); " } ?? "") + "exec \"$0\" \"$@\"", kiln.path] + arguments
+        process.arguments = ["-c", (memoryKB.map { "ulimit -v \($0); " } ?? "") + "exec \"$0\" \"$@\"", executable.path] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if let folder { process.currentDirectoryURL = folder }
         let pipe = Pipe()

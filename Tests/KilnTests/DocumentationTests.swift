@@ -51,15 +51,8 @@ enum Documentation {
 
     /// Runs one of the repository's `Scripts/` in `folder`.
     static func script(_ command: [String], in folder: URL) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = readme.deletingLastPathComponent().appendingPathComponent(command[0])
-        (process.arguments, process.currentDirectoryURL) = (Array(command.dropFirst()), folder)
-        let pipe = Pipe()
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try DeviceTests.run(Array(command.dropFirst()), environment: [:], in: folder,
+                            executable: readme.deletingLastPathComponent().appendingPathComponent(command[0]))
     }
 
     /// Runs `kiln` with `arguments` in `folder`.

@@ -6,16 +6,8 @@ import Testing
 @Suite("Examples") struct ExamplesTests {
     /// Runs an example program on the CPU backend.
     static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = DeviceTests.kiln.deletingLastPathComponent().appendingPathComponent(name)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["KILN_DEVICE": "cpu"]) { $1 }
-        let pipe = Pipe()
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"],
+                            executable: DeviceTests.kiln.deletingLastPathComponent().appendingPathComponent(name))
     }
 
     /// The number (a trailing comma aside) after `marker` in each line of `output` that has one.
