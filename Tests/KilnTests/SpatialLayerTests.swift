@@ -63,4 +63,31 @@ import Testing
         #expect(model.parameterCount == 25_636_712 && model.inputs[0].shape == [224, 224, 3] && model.outputs[0].shape == [1000])
         #expect(model.layers.contains { $0 is ZeroPadding2D })
     }
+
+    /// SpatialDropout2D drops whole channels per image during training (scaling the rest), passes
+    /// everything through at inference, and resumes its mask stream from a checkpoint.
+    @Test(arguments: Backend.all)
+    func spatialDropoutDropsWholeChannels(_ backend: Backend) throws {
+        let d = backend.device
+        let layer = SpatialDropout2D(0.4, name: "sd")
+        let model = try Sequential([Input(shape: [3, 4, 50]), layer])
+        try model.place(on: d, seed: 5)
+        let x = try Tensor.ones([4, 3, 4, 50], on: d)
+        #expect(try model(x).toArray() == x.toArray())
+        let y = try model(x, training: true).toArray()
+        var dropped = 0
+        for image in 0..<4 {
+            for channel in 0..<50 {
+                let values = Set((0..<12).map { y[(image * 12 + $0) * 50 + channel] })
+                #expect(values == [0] || values == [Float(1 / 0.6)], "image \(image), channel \(channel): \(values)")
+                if values == [0] { dropped += 1 }
+            }
+        }
+        #expect(abs(Double(dropped) / 200 - 0.4) < 0.15, "dropped \(dropped) of 200 channels")
+        let url = try temporaryFolder().appendingPathComponent("sd.safetensors")
+        try Checkpoint.save(model, to: url)
+        let loaded = try Checkpoint.load(url, device: d).model
+        #expect(try loaded(x, training: true).toArray() == model(x, training: true).toArray(), "the same mask stream after a reload")
+        #expect(loaded.layers[1] is SpatialDropout2D)
+    }
 }

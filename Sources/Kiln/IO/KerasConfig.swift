@@ -57,6 +57,7 @@ public enum KerasConfig {
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
+        "SpatialDropout2D",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -223,6 +224,7 @@ public enum KerasConfig {
             return kind == "GlobalAveragePooling2D" ? GlobalAveragePooling2D(keepDims: keep, name: name) : GlobalMaxPooling2D(keepDims: keep, name: name)
         case "Flatten": return Flatten(name: name)
         case "Dropout": return Dropout(float("rate", 0), name: name)
+        case "SpatialDropout2D": return SpatialDropout2D(float("rate", 0), name: name)
         case "BatchNormalization":
             if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }

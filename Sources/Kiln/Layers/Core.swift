@@ -108,7 +108,7 @@ public final class Permute: Layer {
 
 /// Zeroes a fraction `rate` of the inputs during training and scales the rest by 1/(1-rate).
 /// Masks come from Philox(seed, counter): the same on every device, and resumable.
-public final class Dropout: Layer {
+public class Dropout: Layer {
     override public var propagatesMask: Bool { true }
     public let rate: Float
     /// The mask stream: a seed drawn when the model is placed, and how many elements it has used.
@@ -118,6 +118,11 @@ public final class Dropout: Layer {
     public init(_ rate: Float, name: String? = nil) {
         self.rate = rate
         super.init(name: name, kind: "dropout")
+    }
+
+    init(_ rate: Float, name: String?, kind: String) {
+        self.rate = rate
+        super.init(name: name, kind: kind)
     }
 
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
@@ -134,5 +139,24 @@ public final class Dropout: Layer {
         guard training, rate > 0 else { return inputs[0] }
         defer { offset &+= UInt64(inputs[0].count) }
         return try inputs[0].dropout(rate: rate, seed: seed, offset: offset)
+    }
+}
+
+/// Keras's `SpatialDropout2D`: whole feature maps (channels of (H, W, C) images) dropped together,
+/// one mask per image, from the same resumable stream as `Dropout`.
+public final class SpatialDropout2D: Dropout {
+    override public init(_ rate: Float, name: String? = nil) { super.init(rate, name: name, kind: "spatial_dropout2d") }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        guard try single(inputShapes).count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(inputShapes[0])") }
+        return try super.build(inputShapes)
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        guard training, rate > 0 else { return inputs[0] }
+        let x = inputs[0]
+        let ones = try Tensor.ones([x.shape[0], 1, 1, x.shape[3]], on: x.device)
+        defer { offset &+= UInt64(ones.count) }
+        return try x * ones.dropout(rate: rate, seed: seed, offset: offset)
     }
 }
