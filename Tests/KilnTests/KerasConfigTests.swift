@@ -61,10 +61,10 @@ import Testing
     }
 
     @Test func unsupportedLayersAreNamed() throws {
-        let json = Self.keras3Sequential.replacingOccurrences(of: "\"class_name\": \"Dropout\"", with: "\"class_name\": \"SpatialDropout2D\"")
+        let json = Self.keras3Sequential.replacingOccurrences(of: "\"class_name\": \"Dropout\"", with: "\"class_name\": \"SpatialDropout3D\"")
             .replacingOccurrences(of: "\"class_name\": \"Flatten\"", with: "\"class_name\": \"ConvLSTM2D\"")
         #expect { try KerasConfig.model(fromJSON: Data(json.utf8), file: "m.json") } throws: {
-            "\($0)".contains("m.json") && "\($0)".contains("ConvLSTM2D, SpatialDropout2D")
+            "\($0)".contains("m.json") && "\($0)".contains("ConvLSTM2D, SpatialDropout3D")
         }
         #expect { try KerasConfig.model(fromJSON: Data("[1, 2]".utf8), file: "m.json") } throws: { "\($0)".contains("not a JSON object") }
     }
