@@ -130,11 +130,23 @@ def run(engine, args, size, epochs, seed=1):
         command = [str(ROOT / ".build/release/kiln"), "benchmark", "train", "--device", args.kiln_device] + common
     else:
         command = [sys.executable, __file__, "--worker", engine] + common
+    return measured(command, engine)
+
+
+def measured(command, label):
+    """The last JSON line a measuring process prints; its failure ends the run with its output."""
     output = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
     if output.returncode or not lines:
-        raise SystemExit(f"{engine} failed:\n{output.stdout[-2000:]}\n{output.stderr[-2000:]}")
+        raise SystemExit(f"{label} failed:\n{output.stdout[-2000:]}\n{output.stderr[-2000:]}")
     return json.loads(lines[-1])
+
+
+def machine():
+    """The commit and the CPU's model name, for a table's heading."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    return commit, cpu
 
 
 def main():
@@ -192,8 +204,7 @@ def record(table):
 
 
 def report(best, engines, sizes, args):
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    commit, cpu = machine()
     lines = [f"## {datetime.date.today()} — commit {commit}", "",
              f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; workshop CNN (28,394 parameters), Adam 1e-3, "
              f"sparse CE from logits; median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds; "

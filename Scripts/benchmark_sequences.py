@@ -9,8 +9,10 @@ Random inputs (throughput does not depend on the values); Adam 1e-3. Each measur
 own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
 adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
 """
-import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, datetime, json, os, resource, statistics, sys, time
 from pathlib import Path
+
+from benchmark import machine, measured, record  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
@@ -114,11 +116,7 @@ def run(engine, workload, args):
         command = [str(ROOT / ".build/release/kiln"), "benchmark", "sequence", "--device", args.kiln_device] + common
     else:
         command = [sys.executable, __file__, "--worker", engine] + common
-    output = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
-    if output.returncode or not lines:
-        raise SystemExit(f"{engine} {workload} failed:\n{output.stdout[-2000:]}\n{output.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return measured(command, f"{engine} {workload}")
 
 
 def main():
@@ -152,13 +150,11 @@ def main():
     table = report(best, engines, workloads, args)
     print(table)
     if args.record:
-        from benchmark import record  # Scripts/benchmark.py, beside this file
         record(table)
 
 
 def report(best, engines, workloads, args):
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    commit, cpu = machine()
     lines = [f"## {datetime.date.today()} — sequences, commit {commit}", "",
              f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; random inputs of the workloads' shapes "
              f"(`Scripts/benchmark_sequences.py`), Adam 1e-3; median of {args.windows} windows of {args.steps} steps after a warm-up, "
