@@ -119,13 +119,15 @@ import Testing
         let w = try Tensor(lossWeights, shape: s.shape, on: d)
         try (s * w).sum().backward()
         let fields: [WritableKeyPath<Inputs, [Float]>] = [\.x, \.kernel, \.recurrent, \.bias] + (c.cell == .gru ? [\.recurrentBias] : []) + [\.h0] + (c.cell == .lstm ? [\.c0] : [])
+        let magnitude = zip(try s.toArray(), lossWeights).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
         for (field, leaf) in zip(fields, leaves) {
             let gradient = try #require(leaf.grad, "\(field) of \(c.testDescription) got no gradient").toArray()
             guard !c.relu else { continue }  // checked against the unrolled cell below
-            try expectGradient(at: v[keyPath: field], gradient: gradient, epsilon: 1e-2, "\(c.testDescription) \(field) on \(backend)") { values in
+            try expectGradient(at: v[keyPath: field], gradient: gradient, epsilon: 1e-2, magnitude: magnitude,
+                               "\(c.testDescription) \(field) on \(backend)") { values in
                 var changed = v
                 changed[keyPath: field] = values
-                return Double(try (Self.states(c, changed, on: d).states * w).sum().item())
+                return dot(try Self.states(c, changed, on: d).states.toArray(), lossWeights)
             }
         }
         guard c.relu else { return }

@@ -70,11 +70,13 @@ func expectClose(_ actual: [Float], _ reference: [Double], _ what: String, toler
 /// `v`, `(L(x + εv) − L(x − εv)) / 2ε ≈ ⟨gradient, v⟩` with `L(x) = ⟨forward(x), weights⟩`. The error
 /// is measured against the L2 norm of the terms `gradient[i]·v[i]`, which float32 rounding noise in
 /// `L` scales with, so a sum that happens to cancel does not make the check flaky, and against the
-/// rounding of `L` itself seen through the step (a few ulps of |L| / ε), below which slopes cannot be told apart.
-func expectGradient(at x: [Float], gradient: [Float], epsilon: Float = 1e-2, tolerance: Double = 2e-2, _ what: String,
-                    sourceLocation: SourceLocation = #_sourceLocation, loss: ([Float]) throws -> Double) throws {
+/// rounding of `L` itself seen through the step (a few ulps of `magnitude` / ε), below which slopes cannot
+/// be told apart. `magnitude` is the size of the terms `L` sums (Σ|termᵢ|), |L| when not given: a sum
+/// that cancels rounds at the size of its terms, not its own.
+func expectGradient(at x: [Float], gradient: [Float], epsilon: Float = 1e-2, tolerance: Double = 2e-2, magnitude: Double? = nil,
+                    _ what: String, sourceLocation: SourceLocation = #_sourceLocation, loss: ([Float]) throws -> Double) throws {
     var random = Random("fd-\(what)")
-    let floor = abs(try loss(x)) * 1e-6 / Double(epsilon)
+    let floor = (try magnitude ?? abs(loss(x))) * 1e-6 / Double(epsilon)
     for _ in 0..<3 {
         let v = random.floats(x.count)
         let plus = try loss(zip(x, v).map { $0 + epsilon * $1 })
