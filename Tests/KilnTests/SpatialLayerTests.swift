@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Kiln
 
-/// ZeroPadding2D, Cropping2D and nearest UpSampling2D against references, by finite differences,
+/// ZeroPadding2D, Cropping2D and UpSampling2D (nearest and bilinear) against references, by finite differences,
 /// and through a checkpoint.
 @Suite("Padding, cropping and upsampling") struct SpatialLayerTests {
     @Test(arguments: Backend.all)
@@ -16,6 +16,14 @@ import Testing
             (ZeroPadding2D(padding: (1, 2, 0, 1)), [8, 4, 3], { b, y, x, k in (1..<6).contains(y) && x < 3 ? at(b, y - 1, x, k) : 0 }),
             (Cropping2D(cropping: (1, 2, 1, 0)), [2, 2, 3], { b, y, x, k in at(b, y + 1, x + 1, k) }),
             (UpSampling2D(size: (2, 3)), [10, 9, 3], { b, y, x, k in at(b, y / 2, x / 3, k) }),
+            (UpSampling2D(size: (2, 3), interpolation: .bilinear), [10, 9, 3], { b, y, x, k in
+                // TensorFlow's half-pixel bilinear resize: output o samples input (o + ½)/factor − ½, clamped.
+                func taps(_ o: Int, _ factor: Int, _ size: Int) -> [(Int, Double)] {
+                    let source = max(0, (Double(o) + 0.5) / Double(factor) - 0.5), low = Int(source.rounded(.down))
+                    return [(low, 1 - (source - Double(low))), (min(low + 1, size - 1), source - Double(low))]
+                }
+                return taps(y, 2, h).reduce(0) { sum, r in taps(x, 3, w).reduce(sum) { $0 + r.1 * $1.1 * at(b, r.0, $1.0, k) } }
+            }),
         ]
         for (layer, shape, reference) in cases {
             let model = try Sequential([Input(shape: [h, w, c]), layer])
@@ -50,8 +58,8 @@ import Testing
         #expect(try loaded(x).toArray() == model(x).toArray())
         let (crop, upsample) = (try #require(loaded.layers[3] as? Cropping2D), try #require(loaded.layers[4] as? UpSampling2D))
         #expect(crop.cropping == (1, 0, 0, 1) && upsample.size == (2, 2))
-        let keras = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 4, 4, 1]}}, {"class_name": "ZeroPadding2D", "config": {"name": "p", "padding": [[1, 2], [3, 0]]}}, {"class_name": "UpSampling2D", "config": {"name": "u", "size": [2, 2], "interpolation": "bilinear"}}]}}"#
-        #expect { try KerasConfig.model(fromJSON: Data(keras.utf8), file: "m.json") } throws: { "\($0)".contains("interpolation 'bilinear' is not supported yet") }
+        let keras = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 4, 4, 1]}}, {"class_name": "ZeroPadding2D", "config": {"name": "p", "padding": [[1, 2], [3, 0]]}}, {"class_name": "UpSampling2D", "config": {"name": "u", "size": [2, 2], "interpolation": "bicubic"}}]}}"#
+        #expect { try KerasConfig.model(fromJSON: Data(keras.utf8), file: "m.json") } throws: { "\($0)".contains("interpolation 'bicubic' is not supported") }
     }
 
     /// keras.applications.ResNet50's architecture (its to_json(), refused before for ZeroPadding2D) builds

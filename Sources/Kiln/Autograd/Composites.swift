@@ -101,12 +101,13 @@ extension Tensor {
         try normal(other.shape, seed: seed, on: other.device)
     }
 
-    private static func random(_ shape: [Int], _ distribution: RandomDistribution, seed: UInt64?,
-                               on device: any Device) throws -> Tensor {
+    /// Draws `offset`, `offset + 1`, … of the stream keyed by `seed` (the global generator's next draw when nil).
+    static func random(_ shape: [Int], _ distribution: RandomDistribution, seed: UInt64?, offset: UInt64 = 0,
+                       on device: any Device) throws -> Tensor {
         try checkCount(nil, shape)
         let count = shape.reduce(1, *)
         let buffer = try device.makeBuffer(count: count)
-        try device.fillRandom(buffer, distribution: distribution, seed: randomKey(seed), offset: 0, count: count)
+        try device.fillRandom(buffer, distribution: distribution, seed: randomKey(seed), offset: offset, count: count)
         return Tensor(shape: shape, buffer: buffer, device: device)
     }
 

@@ -88,6 +88,33 @@ extension Tensor {
         }
     }
 
+    /// The transposed convolution of an NHWC batch (Keras `Conv2DTranspose`) with a (kh, kw, filters,
+    /// channels) kernel over `shape`, optionally with a fused ReLU. Its input gradient is the
+    /// convolution, its kernel gradient the convolution's kernel gradient with the roles swapped.
+    public func conv2dTranspose(_ kernel: Tensor, bias: Tensor? = nil, shape t: TransposedConvShape, relu: Bool = false) throws -> Tensor {
+        try requireFloat("conv2dTranspose")
+        let s = t.convolution, w = s.window
+        guard shape == [s.batch, w.outputHeight, w.outputWidth, s.outChannels],
+              kernel.shape == [w.kernelHeight, w.kernelWidth, s.inChannels, s.outChannels], bias.map({ $0.shape == [s.inChannels] }) ?? true else {
+            throw TensorError.shape("conv2dTranspose: input \(shape) (NHWC), kernel \(kernel.shape) (kh, kw, filters, channels) "
+                                    + "and bias \(bias?.shape ?? []) do not fit \(t)")
+        }
+        let output = try device.makeBuffer(count: t.outputCount)
+        try device.conv2dTranspose(t, input: buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu, output: output)
+        let x = self
+        return Tensor.record(t.outputShape, buffer: output, from: [self, kernel] + (bias.map { [$0] } ?? [])) { g in
+            let routed = relu ? Tensor.record(g.shape, buffer: try x.device.throughReLU(g.buffer, output, count: g.count), from: [g], backward: nil) : g
+            let dx = x.requiresGrad ? try Tensor.make(x.shape, from: [routed]) {
+                try x.device.conv2d(s, input: routed.buffer, weight: kernel.buffer, bias: nil, relu: false, output: $0)
+            } : nil
+            let dw = kernel.requiresGrad ? try Tensor.make(kernel.shape, from: [routed]) {
+                try x.device.conv2dBackwardWeights(s, input: routed.buffer, gradOutput: x.buffer, reluOutput: nil, gradWeight: $0, gradBias: nil)
+            } : nil
+            let db = try bias.map { _ in try routed.reshaped([g.count / s.inChannels, s.inChannels]).reduce(.sum, axis: 0) }
+            return [dx, dw, db]
+        }
+    }
+
     private func convShape(_ kernel: Tensor, _ window: Window2D) throws -> ConvShape {
         guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], window.inputHeight == shape[1], window.inputWidth == shape[2],
               window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {

@@ -58,6 +58,9 @@ public protocol Device: AnyObject, Sendable {
     func conv2dBackwardWeights(_ shape: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                gradWeight: Buffer, gradBias: Buffer?) throws
 
+    /// The transposed convolution, `output = convolutionᵀ(input) + bias`, then `max(output, 0)` when `relu`.
+    func conv2dTranspose(_ shape: TransposedConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws
+
     /// `conv2d` then max pooling of its output (`pool.window` over the convolution's output) into
     /// `output` and `argmax`, where a backend can do so without storing the convolution's output.
     func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
@@ -178,6 +181,16 @@ extension Device {
     public func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
         try conv2dThenMaxPool(shape, pool: pool, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
+    }
+
+    /// `conv2dTranspose` as the convolution's input gradient, a bias and a ReLU, in place.
+    public func conv2dTranspose(_ shape: TransposedConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
+        let s = shape.convolution
+        try conv2dBackwardData(s, gradOutput: input, reluOutput: nil, weight: weight, gradInput: output)
+        if let bias {
+            try addBias(output, bias, view: AxisView(outer: s.inputCount / s.inChannels, axis: s.inChannels), into: output)
+        }
+        if relu { try unary(.relu, output, into: output, count: s.inputCount) }
     }
 
     func conv2dThenMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,

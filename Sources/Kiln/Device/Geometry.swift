@@ -123,6 +123,51 @@ public struct ConvShape: Hashable, Sendable {
     }
 }
 
+/// A transposed convolution (Keras `Conv2DTranspose`, PyTorch `ConvTranspose2d`): the adjoint of
+/// `convolution`, taking NHWC images of that convolution's output size and `outChannels` channels to
+/// images of its input size and `inChannels` channels. The weight is the convolution's HWIO kernel,
+/// (kh, kw, filters, inputChannels) — Keras's Conv2DTranspose layout.
+public struct TransposedConvShape: Hashable, Sendable {
+    public let convolution: ConvShape
+
+    /// Keras's geometry: `valid` gives `in·s + max(k − s, 0)` pixels, `same` gives `in·s`; with
+    /// `outputPadding`, `(in − 1)·s + k − 2·pad + outputPadding` with pad = k/2 for `same`, 0 for `valid`.
+    /// The convolution then pads that size as TensorFlow does for `padding`.
+    public init(batch: Int, input: (height: Int, width: Int), inChannels: Int, filters: Int, kernel: (height: Int, width: Int),
+                stride: (height: Int, width: Int), padding: Padding, outputPadding: (height: Int, width: Int)? = nil) throws {
+        func size(_ n: Int, _ k: Int, _ s: Int, _ extra: Int?) -> Int {
+            guard let extra else { return padding == .same ? n * s : n * s + max(k - s, 0) }
+            return (n - 1) * s + k - (padding == .same ? 2 * (k / 2) : 0) + extra
+        }
+        let output = (size(input.height, kernel.height, stride.height, outputPadding?.height),
+                      size(input.width, kernel.width, stride.width, outputPadding?.width))
+        try self.init(batch: batch, inChannels: inChannels, filters: filters, input: input,
+                      window: Window2D(input: output, kernel: kernel, stride: stride, padding: padding))
+    }
+
+    /// ONNX's and PyTorch's geometry: `(in − 1)·s + k − before − after + outputPadding` pixels.
+    public init(batch: Int, input: (height: Int, width: Int), inChannels: Int, filters: Int, kernel: (height: Int, width: Int),
+                stride: (height: Int, width: Int), pads: (top: Int, left: Int, bottom: Int, right: Int),
+                outputPadding: (height: Int, width: Int) = (0, 0)) throws {
+        let output = ((input.height - 1) * stride.height + kernel.height - pads.top - pads.bottom + outputPadding.height,
+                      (input.width - 1) * stride.width + kernel.width - pads.left - pads.right + outputPadding.width)
+        try self.init(batch: batch, inChannels: inChannels, filters: filters, input: input,
+                      window: Window2D(input: output, kernel: kernel, stride: stride, pads: pads))
+    }
+
+    private init(batch: Int, inChannels: Int, filters: Int, input: (height: Int, width: Int), window: Window2D) throws {
+        guard window.outputHeight == input.height, window.outputWidth == input.width, batch > 0, inChannels > 0, filters > 0 else {
+            throw DeviceError.invalidArgument("transposed convolution: \(input) images give \(window.inputHeight)×\(window.inputWidth), "
+                                              + "which the kernel and stride do not take back to \(input) (output padding must be below the stride)")
+        }
+        convolution = ConvShape(batch: batch, inChannels: filters, outChannels: inChannels, window: window)
+    }
+
+    public var inputCount: Int { convolution.outputCount }
+    public var outputCount: Int { convolution.inputCount }
+    public var outputShape: [Int] { [convolution.batch, convolution.window.inputHeight, convolution.window.inputWidth, convolution.inChannels] }
+}
+
 public enum PoolMode: Hashable, Sendable { case max, average }
 
 /// A 2-D pooling over an NHWC batch. Average pooling divides by the number of input pixels

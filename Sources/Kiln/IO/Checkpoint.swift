@@ -20,7 +20,7 @@ public enum Checkpoint {
         var outputMetrics: [[String]]?
         var metrics: [String]?
         var optimizer: OptimizerState?
-        /// Dropout layer name → [seed, offset], as decimal strings (JSON numbers lose 64-bit precision).
+        /// Dropout (any `StochasticLayer`) name → [seed, offset], as decimal strings (JSON numbers lose 64-bit precision).
         var dropout: [String: [String]]
     }
 
@@ -54,7 +54,7 @@ public enum Checkpoint {
                                              globalClipNorm: o.globalClipNorm, clipValue: o.clipValue, iterations: o.iterations)
             for (name, t) in o.stateTensors() { tensors.append((name: "optimizer/" + name, shape: t.shape, values: try t.toArray())) }
         }
-        for case let dropout as Dropout in model.leafLayers { saved.dropout[dropout.name] = [String(dropout.seed), String(dropout.offset)] }
+        for case let dropout as StochasticLayer in model.leafLayers { saved.dropout[dropout.name] = [String(dropout.seed), String(dropout.offset)] }
         let architecture = try JSONSerialization.data(withJSONObject: try KerasConfig.json(of: model), options: [.sortedKeys])
         var all = metadata
         all["format"] = "kiln"
@@ -90,7 +90,7 @@ public enum Checkpoint {
             guard entry.shape == weight.shape else { throw DataError(url.path, "tensor '\(name)' has shape \(entry.shape), the layer needs \(weight.shape)") }
             try weight.assign(try file.floats(name))
         }
-        for case let dropout as Dropout in model.leafLayers {
+        for case let dropout as StochasticLayer in model.leafLayers {
             if let state = saved.dropout[dropout.name], state.count == 2, let seed = UInt64(state[0]), let offset = UInt64(state[1]) {
                 (dropout.seed, dropout.offset) = (seed, offset)
             }

@@ -57,7 +57,7 @@ public enum KerasConfig {
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
-        "SpatialDropout2D",
+        "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -213,6 +213,15 @@ public enum KerasConfig {
                           activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
                           kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                           kernelRegularizer: try regularizer(), name: name)
+        case "Conv2DTranspose":
+            if c["dilation_rate"] != nil, try pair("dilation_rate", (1, 1)) != (1, 1) {
+                throw DataError(file, "Conv2DTranspose '\(name ?? "?")': dilation_rate \(c["dilation_rate"] ?? "") is not supported")
+            }
+            let outputPadding = c["output_padding"] == nil || c["output_padding"] is NSNull ? nil : try pair("output_padding")
+            return Conv2DTranspose(try int("filters"), kernelSize: try pair("kernel_size"), strides: try pair("strides", (1, 1)), padding: try padding(),
+                                   outputPadding: outputPadding, activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                                   kernelInitializer: try initializer("kernel_initializer", .glorotUniform),
+                                   biasInitializer: try initializer("bias_initializer", .zeros), kernelRegularizer: try regularizer(), name: name)
         case "MaxPooling2D":
             let size = try pair("pool_size", (2, 2))
             return MaxPooling2D(poolSize: size, strides: try pair("strides", size), padding: try padding(), name: name)
@@ -225,6 +234,8 @@ public enum KerasConfig {
         case "Flatten": return Flatten(name: name)
         case "Dropout": return Dropout(float("rate", 0), name: name)
         case "SpatialDropout2D": return SpatialDropout2D(float("rate", 0), name: name)
+        case "GaussianNoise": return GaussianNoise(float("stddev", 0), name: name)
+        case "GaussianDropout": return GaussianDropout(float("rate", 0), name: name)
         case "BatchNormalization":
             if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
@@ -321,10 +332,10 @@ public enum KerasConfig {
             else { throw DataError(file, "\(kind) '\(name ?? "?")': '\(key)' must be an integer, a pair or a pair of pairs") }
             return kind == "ZeroPadding2D" ? ZeroPadding2D(padding: sides, name: name) : Cropping2D(cropping: sides, name: name)
         case "UpSampling2D":
-            guard (c["interpolation"] as? String ?? "nearest") == "nearest" else {
-                throw DataError(file, "UpSampling2D '\(name ?? "?")': interpolation '\(c["interpolation"] ?? "")' is not supported yet (nearest is)")
+            guard let interpolation = UpSampling2D.Interpolation(rawValue: c["interpolation"] as? String ?? "nearest") else {
+                throw DataError(file, "UpSampling2D '\(name ?? "?")': interpolation '\(c["interpolation"] ?? "")' is not supported (nearest and bilinear are)")
             }
-            return UpSampling2D(size: try pair("size", (2, 2)), name: name)
+            return UpSampling2D(size: try pair("size", (2, 2)), interpolation: interpolation, name: name)
         case "Masking": return Masking(maskValue: float("mask_value", 0), name: name)
         case "Bidirectional", "TimeDistributed":
             guard let inner = c["layer"] as? [String: Any] else { throw DataError(file, "\(kind) '\(name ?? "?")': no 'layer' to wrap") }
@@ -406,11 +417,19 @@ public enum KerasConfig {
                      "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
                      "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
+        case let l as Conv2DTranspose:
+            c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
+                     "padding": l.padding.rawValue, "output_padding": l.outputPadding.map { [$0.0, $0.1] } ?? NSNull(),
+                     "data_format": "channels_last", "dilation_rate": [1, 1], "activation": l.activation.kerasName, "use_bias": l.useBias,
+                     "kernel_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer),
+                     "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as Pooling2D:
             c.merge(["pool_size": [l.poolSize.0, l.poolSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,
                      "data_format": "channels_last"]) { $1 }
         case let l as GlobalPooling2D: c["data_format"] = "channels_last"; c["keepdims"] = l.keepDims
         case let l as Dropout: c["rate"] = l.rate
+        case let l as GaussianNoise: c["stddev"] = l.stddev
+        case let l as GaussianDropout: c["rate"] = l.rate
         case let l as BatchNormalization:
             c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }
         case let l as Activation: c["activation"] = l.function.kerasName
@@ -424,7 +443,7 @@ public enum KerasConfig {
         case let l as Masking: c["mask_value"] = l.maskValue
         case let l as ZeroPadding2D: c["padding"] = [[l.padding.top, l.padding.bottom], [l.padding.left, l.padding.right]]; c["data_format"] = "channels_last"
         case let l as Cropping2D: c["cropping"] = [[l.cropping.top, l.cropping.bottom], [l.cropping.left, l.cropping.right]]; c["data_format"] = "channels_last"
-        case let l as UpSampling2D: c.merge(["size": [l.size.0, l.size.1], "interpolation": "nearest", "data_format": "channels_last"]) { $1 }
+        case let l as UpSampling2D: c.merge(["size": [l.size.0, l.size.1], "interpolation": l.interpolation.rawValue, "data_format": "channels_last"]) { $1 }
         case let l as Conv1D:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize], "strides": [l.strides], "padding": l.padding.rawValue,
                      "data_format": "channels_last", "dilation_rate": [l.dilationRate], "groups": 1, "activation": l.activation.kerasName,

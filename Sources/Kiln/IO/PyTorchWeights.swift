@@ -159,7 +159,8 @@ public enum PyTorchWeights {
             }
             switch (layer, weight.name) {
             case (is ONNXGraph, _): return (weight, [weight.name], .same)  // an ONNX initializer keeps its name and layout
-            case (is Conv2D, "kernel"): return (weight, [prefix + ".weight"], .convolution)
+            // Conv2d's (out, in, kh, kw) and ConvTranspose2d's (in, out, kh, kw) both permute to the Keras layouts.
+            case (is Conv2D, "kernel"), (is Conv2DTranspose, "kernel"): return (weight, [prefix + ".weight"], .convolution)
             case (is Conv1D, "kernel"): return (weight, [prefix + ".weight"], .convolution1D)
             case (is Dense, "kernel"): return (weight, [prefix + ".weight"], .linear(flattened: flattenedInput(of: layer, in: model)))
             case (is Embedding, "embeddings"): return (weight, [prefix + ".weight"], .same)

@@ -54,13 +54,16 @@ public final class Cropping2D: Layer {
     }
 }
 
-/// Keras's `UpSampling2D` with nearest-neighbour interpolation: each pixel repeated `size` times
-/// down and across. The gradient adds each block back into its pixel.
+/// Keras's `UpSampling2D`: each image `size` times larger down and across, by repeating pixels
+/// (`nearest`) or by `bilinear` interpolation at half-pixel centres (TensorFlow's `resize`, PyTorch's
+/// `align_corners=False`). The gradient adds each output back into the pixels it was read from.
 public final class UpSampling2D: Layer {
+    public enum Interpolation: String, Sendable { case nearest, bilinear }
     public let size: (Int, Int)
+    public let interpolation: Interpolation
 
-    public init(size: (Int, Int) = (2, 2), name: String? = nil) {
-        self.size = size
+    public init(size: (Int, Int) = (2, 2), interpolation: Interpolation = .nearest, name: String? = nil) {
+        (self.size, self.interpolation) = (size, interpolation)
         super.init(name: name, kind: "up_sampling2d")
     }
 
@@ -71,8 +74,19 @@ public final class UpSampling2D: Layer {
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let x = inputs[0]
-        return try x.gathered((0..<x.shape[1] * size.0).map { $0 / size.0 }, axis: 1)
-            .gathered((0..<x.shape[2] * size.1).map { $0 / size.1 }, axis: 2)
+        try upsampled(upsampled(inputs[0], axis: 1, by: size.0), axis: 2, by: size.1)
+    }
+
+    private func upsampled(_ x: Tensor, axis: Int, by factor: Int) throws -> Tensor {
+        let n = x.shape[axis], out = n * factor
+        guard interpolation == .bilinear else { return try x.gathered((0..<out).map { $0 / factor }, axis: axis) }
+        // Output pixel o reads input (o + ½)/factor − ½ between its two neighbours, clamped to the edges.
+        let sources = (0..<out).map { max(0, (Float($0) + 0.5) / Float(factor) - 0.5) }
+        let lower = sources.map { Int($0) }, upper = lower.map { min($0 + 1, n - 1) }
+        var weightShape = [Int](repeating: 1, count: x.rank)
+        weightShape[axis] = out
+        let weight = try Tensor(zip(sources, lower).map { $0 - Float($1) }, shape: weightShape, on: x.device)
+        let low = try x.gathered(lower, axis: axis)
+        return try low + (x.gathered(upper, axis: axis) - low) * weight
     }
 }

@@ -173,7 +173,7 @@ public enum ONNXExport {
                                                      initializer("\(name).moving_mean", try stats[0].value.toArray(), [channels]),
                                                      initializer("\(name).moving_variance", try stats[1].value.toArray(), [channels])],
                               [float("epsilon", l.epsilon)]), layout(of: inputs[0]) == .nhwc ? .nchw : layout(of: inputs[0]))
-            case is Dropout:
+            case is StochasticLayer:
                 output = values[ObjectIdentifier(inputs[0])]!
             case let l as Permute:  // a rank-3 result is what Kiln's next layers read as (H, W, C)
                 let x = try value(inputs[0], as: inputs[0].shape.count == 3 ? .nhwc : nil)

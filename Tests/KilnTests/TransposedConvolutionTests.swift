@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// Conv2DTranspose: the device op against a float64 reference (the adjoint of the direct convolution),
+/// its gradients by finite differences, and Keras's output sizes.
+@Suite("Transposed convolution") struct TransposedConvolutionTests {
+    /// Odd sizes, both Keras paddings, output padding, a kernel smaller than the stride, explicit pads.
+    static let shapes: [TransposedConvShape] = [
+        try! TransposedConvShape(batch: 3, input: (5, 4), inChannels: 7, filters: 5, kernel: (3, 3), stride: (2, 2), padding: .same),
+        try! TransposedConvShape(batch: 2, input: (4, 3), inChannels: 3, filters: 4, kernel: (3, 2), stride: (2, 1), padding: .valid),
+        try! TransposedConvShape(batch: 2, input: (3, 5), inChannels: 5, filters: 3, kernel: (3, 3), stride: (2, 2), padding: .same,
+                                 outputPadding: (0, 1)),
+        try! TransposedConvShape(batch: 1, input: (4, 4), inChannels: 2, filters: 3, kernel: (2, 2), stride: (3, 3), padding: .valid),
+        try! TransposedConvShape(batch: 2, input: (3, 4), inChannels: 16, filters: 16, kernel: (4, 4), stride: (2, 2), pads: (1, 1, 1, 1)),
+        try! TransposedConvShape(batch: 3, input: (5, 3), inChannels: 4, filters: 2, kernel: (3, 3), stride: (2, 2), pads: (1, 0, 1, 2),
+                                 outputPadding: (1, 1)),
+    ]
+
+    /// output = convolutionᵀ(x) + bias: the float64 input gradient of the convolution `s` at `x`.
+    static func reference(_ t: TransposedConvShape, _ x: [Float], _ w: [Float], _ bias: [Float]) -> [Double] {
+        let s = t.convolution
+        let adjoint = ConvolutionTests.backward(s, [Float](repeating: 0, count: s.inputCount), w, x).dx
+        return adjoint.enumerated().map { $0.element + Double(bias[$0.offset % s.inChannels]) }
+    }
+
+    @Test func kerasOutputSizes() throws {
+        func size(_ input: Int, _ kernel: Int, _ stride: Int, _ padding: Padding, _ extra: Int? = nil) throws -> Int {
+            try TransposedConvShape(batch: 1, input: (input, input), inChannels: 1, filters: 1, kernel: (kernel, kernel),
+                                    stride: (stride, stride), padding: padding, outputPadding: extra.map { ($0, $0) }).outputShape[1]
+        }
+        // keras.layers.Conv2DTranspose's compute_output_shape for these settings.
+        #expect(try size(7, 3, 2, .same) == 14 && size(7, 3, 2, .valid) == 15 && size(7, 2, 3, .valid) == 21)
+        #expect(try size(7, 4, 2, .same) == 14 && size(7, 3, 2, .same, 1) == 14 && size(7, 3, 2, .valid, 1) == 16)
+        #expect { try size(7, 3, 2, .same, 2) } throws: { "\($0)".contains("output padding must be below the stride") }
+    }
+
+    /// Forward and gradients against float64 references, with and without the fused ReLU; without it
+    /// also by finite differences (the ReLU's kinks defeat them).
+    @Test(arguments: Backend.all, shapes)
+    func forwardAndGradients(_ backend: Backend, _ t: TransposedConvShape) throws {
+        let d = backend.device, s = t.convolution
+        var random = Random("conv-transpose\(t)")
+        let x = random.floats(t.inputCount), w = random.floats(s.weightCount), b = random.floats(s.inChannels)
+        let xShape = [s.batch, s.window.outputHeight, s.window.outputWidth, s.outChannels]
+        let kShape = [s.window.kernelHeight, s.window.kernelWidth, s.inChannels, s.outChannels]
+        let weights = random.floats(t.outputCount)
+        let expected = Self.reference(t, x, w, b)
+        for relu in [false, true] {
+            let what = "conv2dTranspose relu=\(relu) \(t) on \(backend)"
+            let (xt, wt, bt) = (try Tensor(x, shape: xShape, on: d), try Tensor(w, shape: kShape, on: d), try Tensor(b, shape: [s.inChannels], on: d))
+            for leaf in [xt, wt, bt] { leaf.requiresGrad = true }
+            let y = try xt.conv2dTranspose(wt, bias: bt, shape: t, relu: relu)
+            #expect(y.shape == t.outputShape)
+            expectClose(try y.toArray(), relu ? expected.map { max($0, 0) } : expected, what)
+            try (y * Tensor(weights, shape: t.outputShape, on: d)).sum().backward()
+            let (dx, dw, db) = (try xt.grad!.toArray(), try wt.grad!.toArray(), try bt.grad!.toArray())
+            // The output gradient through the ReLU is the convolution's input: dx is its convolution, dw the kernel gradient of that.
+            let g = relu ? zip(weights, expected).map { $1 > 0 ? $0 : 0 } : weights
+            expectClose(dx, ConvolutionTests.forward(s, g, w, nil), "\(what) dx")
+            expectClose(dw, ConvolutionTests.backward(s, g, w, x).dw, "\(what) dw")
+            expectClose(db, (0..<s.inChannels).map { c in stride(from: c, to: g.count, by: s.inChannels).reduce(0.0) { $0 + Double(g[$1]) } }, "\(what) db")
+            guard !relu else { continue }
+            func loss(_ x: [Float], _ w: [Float], _ b: [Float]) throws -> Double {
+                dot(try Tensor(x, shape: xShape, on: d).conv2dTranspose(Tensor(w, shape: kShape, on: d), bias: Tensor(b, shape: [s.inChannels], on: d),
+                                                                       shape: t).toArray(), weights)
+            }
+            try expectGradient(at: x, gradient: dx, "\(what) dx") { try loss($0, w, b) }
+            try expectGradient(at: w, gradient: dw, "\(what) dw") { try loss(x, $0, b) }
+            try expectGradient(at: b, gradient: db, "\(what) db") { try loss(x, w, $0) }
+        }
+    }
+
+    @Test func layerBuildsLikeKeras() throws {
+        let model = try Sequential([Input(shape: [7, 7, 8]), Conv2DTranspose(4, kernelSize: 3, strides: 2, padding: .same, activation: .relu),
+                                    Conv2DTranspose(1, kernelSize: (3, 3), strides: (2, 2), outputPadding: (1, 1))])
+        #expect(model.outputs[0].shape == [30, 30, 1])
+        #expect(model.layers.compactMap { $0 as? Conv2DTranspose }[0].weights.map(\.shape) == [[3, 3, 4, 8], [4]] && model.parameterCount == 3 * 3 * 4 * 8 + 4 + 3 * 3 * 1 * 4 + 1)
+        #expect { try Sequential([Input(shape: [4, 4, 1]), Conv2DTranspose(1, kernelSize: (3, 3), strides: (2, 2), outputPadding: (2, 0))]) }
+            throws: { "\($0)".contains("conv2d_transpose") }
+    }
+}
