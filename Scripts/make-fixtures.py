@@ -112,6 +112,31 @@ def torch_sequence_fixtures():
         np.save(OUT / f"{name}_y.npy", y.numpy().astype(np.float32))
 
 
+class Generator(nn.Module):
+    """A DCGAN-style upsampling stack: transposed convolutions around a bilinear upsampling."""
+
+    def __init__(self):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(6, 5, 4, stride=2, padding=1)
+        self.resize = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.up2 = nn.ConvTranspose2d(5, 2, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return torch.tanh(self.up2(self.resize(F.relu(self.up1(x)))))
+
+
+def torch_generative_fixtures():
+    torch.manual_seed(3)
+    net = Generator().eval()
+    x = torch.randn(2, 6, 3, 3)
+    with torch.no_grad():
+        y = net(x)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(OUT / "torch_generator.safetensors"))
+    torch.onnx.export(net, (x,), str(OUT / "torch_generator.onnx"), opset_version=13, dynamo=False, input_names=["x"], output_names=["y"])
+    np.save(OUT / "torch_generator_x.npy", x.numpy())  # NCHW, as the ONNX graph takes it
+    np.save(OUT / "torch_generator_y.npy", y.numpy())
+
+
 def main():
     torch.manual_seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -132,6 +157,7 @@ def main():
     torch.onnx.export(model, (x,), str(OUT / "torch_cnn.onnx"), opset_version=13, dynamo=False,
                       input_names=["input"], output_names=["logits"])
     torch_sequence_fixtures()
+    torch_generative_fixtures()
     keras_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 
@@ -174,6 +200,7 @@ def keras_fixtures():
     (OUT / "keras_workshop.json").write_text(workshop.to_json())
     keras_nested_fixtures()
     keras_sequence_fixtures()
+    keras_generative_fixtures()
     (OUT / "keras_resnet50.json.gz").write_bytes(gzip.compress(keras.applications.ResNet50(weights=None).to_json().encode()))
 
 
@@ -201,6 +228,22 @@ def keras_sequence_fixtures():
     norm = series.get_layer("norm")
     norm.set_weights([rng.uniform(0.5, 1.5, 4), rng.uniform(-0.5, 0.5, 4)])
     save_keras(series, "keras_series", rng.standard_normal((3, 10, 3)).astype(np.float32))
+
+
+def keras_generative_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(3)
+    generator = keras.Sequential([
+        keras.Input((8,)), layers.Dense(3 * 3 * 6, name="dense"), layers.Reshape((3, 3, 6), name="reshape"),
+        layers.Conv2DTranspose(5, 4, strides=2, padding="same", activation="relu", name="up1"),
+        layers.UpSampling2D(2, interpolation="bilinear", name="resize"),
+        layers.Conv2DTranspose(4, 3, strides=2, padding="valid", output_padding=1, name="up2"),
+        layers.GaussianNoise(0.1, name="noise"), layers.GaussianDropout(0.2, name="drop"),
+        layers.Conv2D(1, 3, padding="same", activation="tanh", name="out"),
+    ], name="keras_generator")
+    save_keras(generator, "keras_generator", np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32))
 
 
 def save_keras(model, name, x):

@@ -180,6 +180,31 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         expectClose(try y.toArray(), expected.values.map(Double.init), "Kiln vs PyTorch through ONNX on \(backend)", tolerance: 1e-5)
     }
 
+    /// Generators: a Keras 3.15 one (Dense → Reshape → Conv2DTranspose same/valid with output padding,
+    /// bilinear UpSampling2D, GaussianNoise and GaussianDropout, Conv2D) from .keras and .h5; a PyTorch 2.13
+    /// one (ConvTranspose2d, bilinear nn.Upsample) from its state dict into Kiln layers and through ONNX.
+    @Test(arguments: Backend.all)
+    func generatorsMatchKerasAndPyTorch(_ backend: Backend) throws {
+        let d = backend.device
+        func expected(_ stem: String) throws -> (x: NumPy.Array, y: [Double]) {
+            (try NumPy.read(fixtures.appendingPathComponent("\(stem)_x.npy")), try NumPy.read(fixtures.appendingPathComponent("\(stem)_y.npy")).values.map(Double.init))
+        }
+        let keras = try expected("keras_generator")
+        for file in ["keras_generator.keras", "keras_generator.h5"] {
+            let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: d)
+            expectClose(try model(Tensor(keras.x.values, shape: keras.x.shape, on: d)).toArray(), keras.y, "Kiln vs Keras (\(file)) on \(backend)", tolerance: 1e-5)
+        }
+        let torch = try expected("torch_generator")
+        let nchw = try Tensor(torch.x.values, shape: torch.x.shape, on: d)
+        let model = try Sequential([Input(shape: [3, 3, 6]), Conv2DTranspose(5, kernelSize: 4, strides: 2, padding: .same, activation: .relu, name: "up1"),
+                                    UpSampling2D(interpolation: .bilinear), Conv2DTranspose(2, kernelSize: 4, strides: 2, padding: .same, activation: .tanh, name: "up2")])
+        try model.place(on: d)
+        try PyTorchWeights.load(fixtures.appendingPathComponent("torch_generator.safetensors"), into: model)
+        expectClose(try model(nchw.permuted([0, 2, 3, 1])).permuted([0, 3, 1, 2]).toArray(), torch.y, "Kiln vs PyTorch on \(backend)", tolerance: 1e-5)
+        let onnx = try ONNXImport.load(fixtures.appendingPathComponent("torch_generator.onnx"), device: d)
+        expectClose(try onnx(nchw).toArray(), torch.y, "Kiln vs PyTorch through ONNX on \(backend)", tolerance: 1e-5)
+    }
+
     @Test func realKerasJSON() throws {
         let workshop = try KerasConfig.model(fromJSON: Data(contentsOf: fixtures.appendingPathComponent("keras_workshop.json")))
         #expect(workshop.parameterCount == 28_394 && workshop is Sequential)

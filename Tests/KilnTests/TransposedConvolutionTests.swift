@@ -79,4 +79,24 @@ import Testing
         #expect { try Sequential([Input(shape: [4, 4, 1]), Conv2DTranspose(1, kernelSize: (3, 3), strides: (2, 2), outputPadding: (2, 0))]) }
             throws: { "\($0)".contains("conv2d_transpose") }
     }
+
+    /// A generator of every new layer survives a checkpoint, Keras JSON and an ONNX export read back.
+    @Test func generatorRoundTrips() throws {
+        let model = try Sequential([Input(shape: [6]), Dense(2 * 2 * 3), Reshape([2, 2, 3]),
+                                    Conv2DTranspose(4, kernelSize: 3, strides: 2, padding: .same, activation: .relu),
+                                    UpSampling2D(interpolation: .bilinear), Conv2DTranspose(3, kernelSize: (2, 2), strides: (3, 3)),
+                                    GaussianNoise(0.3), Conv2DTranspose(2, kernelSize: (3, 3), strides: (2, 2), outputPadding: (1, 0)),
+                                    UpSampling2D(size: (1, 2)), GaussianDropout(0.2), Conv2D(1, kernelSize: 3, activation: .tanh)])
+        try model.place(on: CPUDevice.shared, seed: 5)
+        let z = try Tensor.normal([3, 6], seed: 6)
+        let folder = try temporaryFolder()
+        try Checkpoint.save(model, to: folder.appendingPathComponent("g.safetensors"))
+        let loaded = try Checkpoint.load(folder.appendingPathComponent("g.safetensors"), device: CPUDevice.shared).model
+        #expect(try loaded(z).toArray() == model(z).toArray())
+        let upsampling = loaded.layers.compactMap { $0 as? UpSampling2D }
+        #expect(upsampling.map(\.interpolation) == [.bilinear, .nearest] && loaded.layers.compactMap { $0 as? Conv2DTranspose }.map(\.outputPadding?.0) == [nil, nil, 1])
+        try ONNXExport.save(model, to: folder.appendingPathComponent("g.onnx"))
+        expectClose(try ONNXImport.load(folder.appendingPathComponent("g.onnx"), device: CPUDevice.shared)(z).toArray(),
+                    try model(z).toArray().map(Double.init), "ONNX round trip")
+    }
 }

@@ -27,6 +27,20 @@ extension Tensor {
         return try permuted(order).gatheredRows(indices).permuted(inverse)
     }
 
+    /// Linear interpolation along `axis` at fractional `positions` (in elements, clamped to the first
+    /// and last), as image resizing does per axis; the gradient splits between the two neighbours.
+    public func interpolated(at positions: [Float], axis: Int) throws -> Tensor {
+        let at = try normalized(axis), n = shape[at]
+        guard !positions.isEmpty, positions.allSatisfy(\.isFinite) else { throw TensorError.shape("interpolate: positions must be finite, got \(positions.prefix(8))") }
+        let clamped = positions.map { Swift.min(Swift.max($0, 0), Float(n - 1)) }
+        let lower = clamped.map { Int($0) }
+        var weightShape = [Int](repeating: 1, count: rank)
+        weightShape[at] = positions.count
+        let weight = try Tensor(zip(clamped, lower).map { $0 - Float($1) }, shape: weightShape, on: device)
+        let low = try gathered(lower, axis: at)
+        return try low + (gathered(lower.map { Swift.min($0 + 1, n - 1) }, axis: at) - low) * weight
+    }
+
     /// Every `step`-th element of `range` along `axis`, as `x[:, 1:9:2]` (`sliced(1..<9, step: 2, axis: 1)`).
     public func sliced(_ range: Range<Int>, step: Int, axis: Int) throws -> Tensor {
         guard step > 0 else { throw TensorError.shape("slice step must be positive, got \(step)") }

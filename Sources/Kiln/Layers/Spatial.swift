@@ -78,15 +78,8 @@ public final class UpSampling2D: Layer {
     }
 
     private func upsampled(_ x: Tensor, axis: Int, by factor: Int) throws -> Tensor {
-        let n = x.shape[axis], out = n * factor
+        let out = x.shape[axis] * factor
         guard interpolation == .bilinear else { return try x.gathered((0..<out).map { $0 / factor }, axis: axis) }
-        // Output pixel o reads input (o + ½)/factor − ½ between its two neighbours, clamped to the edges.
-        let sources = (0..<out).map { max(0, (Float($0) + 0.5) / Float(factor) - 0.5) }
-        let lower = sources.map { Int($0) }, upper = lower.map { min($0 + 1, n - 1) }
-        var weightShape = [Int](repeating: 1, count: x.rank)
-        weightShape[axis] = out
-        let weight = try Tensor(zip(sources, lower).map { $0 - Float($1) }, shape: weightShape, on: x.device)
-        let low = try x.gathered(lower, axis: axis)
-        return try low + (x.gathered(upper, axis: axis) - low) * weight
+        return try x.interpolated(at: (0..<out).map { (Float($0) + 0.5) / Float(factor) - 0.5 }, axis: axis)  // half-pixel centres
     }
 }

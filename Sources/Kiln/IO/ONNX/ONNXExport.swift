@@ -86,6 +86,12 @@ public enum ONNXExport {
             return a
         }
 
+        func string(_ name: String, _ value: String) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto()
+            (a.name, a.type, a.s) = (name, .string, Data(value.utf8))
+            return a
+        }
+
         func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
             var a = Onnx_AttributeProto()
             (a.name, a.type, a.f) = (name, .float, value)
@@ -144,6 +150,28 @@ public enum ONNXExport {
                 let conv = add("Conv", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
                                                    ints("pads", pads(w))])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as Conv2DTranspose:
+                let shape = inputs[0].shape
+                let w = try TransposedConvShape(batch: 1, input: (shape[0], shape[1]), inChannels: shape[2], filters: l.filters, kernel: l.kernelSize,
+                                                stride: l.strides, padding: l.padding, outputPadding: l.outputPadding).convolution.window
+                // ONNX's size (in − 1)·s + k − top − bottom + output_padding; rows the pads cannot reach are output padding.
+                let ends = [(w.outputHeight - 1) * w.strideHeight + w.kernelHeight - w.inputHeight - w.padTop,
+                            (w.outputWidth - 1) * w.strideWidth + w.kernelWidth - w.inputWidth - w.padLeft]
+                let kernel = l.weights[0]
+                var arguments = [try value(inputs[0], as: .nchw),
+                                 initializer("\(name).weight", try kernel.value.permuted([3, 2, 0, 1]).toArray(),  // (kh, kw, out, in) → (in, out, kh, kw)
+                                             [kernel.shape[3], kernel.shape[2], kernel.shape[0], kernel.shape[1]])]
+                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [l.filters])) }
+                let conv = add("ConvTranspose", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
+                                                            ints("pads", [w.padTop, w.padLeft] + ends.map { max($0, 0) }),
+                                                            ints("output_padding", ends.map { max(-$0, 0) })])
+                output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as UpSampling2D:
+                let scales = initializer("\(name).scales", [1, 1, Float(l.size.0), Float(l.size.1)], [4])
+                let attributes = l.interpolation == .nearest
+                    ? [string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric"), string("nearest_mode", "floor")]
+                    : [string("mode", "linear"), string("coordinate_transformation_mode", "half_pixel")]
+                output = (add("Resize", [try value(inputs[0], as: .nchw), "", scales], attributes), .nchw)
             case let l as Pooling2D:
                 let shape = inputs[0].shape
                 let w = try Window2D(input: (shape[0], shape[1]), kernel: l.poolSize, stride: l.strides, padding: l.padding)

@@ -11,6 +11,7 @@ public final class ONNXGraph: Layer {
         "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
         "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN", "Shape", "Unsqueeze", "Squeeze", "Expand",
         "HardSigmoid", "HardSwish", "Elu", "Selu", "Mean", "Max", "Min", "GlobalMaxPool",
+        "ConvTranspose", "Resize", "Upsample",
     ]
 
     let graph: Onnx_GraphProto
@@ -197,7 +198,8 @@ public final class ONNXGraph: Layer {
                 constants[node.output[0]] = try op.constantValue()
                 continue
             }
-            let arguments = try node.input.map { $0.isEmpty ? nil : try tensor($0) }
+            // An absent input is named "" or is an empty constant (Resize's unused roi and scales).
+            let arguments = try node.input.map { $0.isEmpty || constants[$0]?.shape.contains(0) == true ? nil : try tensor($0) }
             let outputs = try op.outputs(arguments)
             for (name, output) in zip(node.output, outputs) where !name.isEmpty {
                 guard let output else { throw DataError(file, "node '\(node.name)' (\(node.opType)) has no output '\(name)'") }

@@ -47,13 +47,13 @@ struct ONNXOp {
     let file: String
     let constants: [String: ONNXConstant]
 
-    private func attribute(_ name: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == name } }
-    private func int(_ name: String, _ fallback: Int) -> Int { attribute(name).map { Int($0.i) } ?? fallback }
-    private func float(_ name: String, _ fallback: Float) -> Float { attribute(name)?.f ?? fallback }
-    private func ints(_ name: String) -> [Int]? { attribute(name).map { $0.ints.map { Int($0) } } }
-    private func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0.s, as: UTF8.self) } }
+    func attribute(_ name: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == name } }
+    func int(_ name: String, _ fallback: Int) -> Int { attribute(name).map { Int($0.i) } ?? fallback }
+    func float(_ name: String, _ fallback: Float) -> Float { attribute(name)?.f ?? fallback }
+    func ints(_ name: String) -> [Int]? { attribute(name).map { $0.ints.map { Int($0) } } }
+    func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0.s, as: UTF8.self) } }
 
-    private func fail(_ message: String) -> DataError {
+    func fail(_ message: String) -> DataError {
         DataError(file, "node '\(node.name.isEmpty ? node.output.first { !$0.isEmpty } ?? "?" : node.name)' (\(node.opType)): \(message)")
     }
 
@@ -67,7 +67,7 @@ struct ONNXOp {
     }
 
     /// A host constant input (Reshape's shape, Clip's bounds): from the file, or read from the device.
-    private func hostValues(_ index: Int, _ arguments: [Tensor?]) throws -> [Float]? {
+    func hostValues(_ index: Int, _ arguments: [Tensor?]) throws -> [Float]? {
         guard index < node.input.count, !node.input[index].isEmpty else { return nil }
         if let c = constants[node.input[index]] { return c.floats }
         return try arguments[index]?.toArray()
@@ -160,6 +160,8 @@ struct ONNXOp {
                 .reduce(node.opType == "GlobalMaxPool" ? .max : .mean, axis: 2).reshaped([x.shape[0], x.shape[1], 1, 1])
         case "Conv": return try convolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
         case "MaxPool", "AveragePool": return try pooling(input(0))
+        case "ConvTranspose": return try transposedConvolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
+        case "Resize", "Upsample": return try resized(input(0), arguments)
         case "Shape":
             let x = try input(0)
             return try Tensor(x.shape.map(Float.init), shape: [x.rank], on: x.device)
@@ -313,7 +315,7 @@ struct ONNXOp {
     }
 
     /// A 1-D input `[N, C, L]` as images `[N, C, 1, L]`, run by `body`, and its result back to rank 3.
-    private func asImages(_ x: Tensor, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
+    func asImages(_ x: Tensor, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
         guard x.rank == 3 else { return try body(x) }
         let y = try body(x.reshaped([x.shape[0], x.shape[1], 1, x.shape[2]]))
         return try y.reshaped([y.shape[0], y.shape[1], y.shape[3]])
