@@ -69,6 +69,10 @@ public enum Checkpoint {
     public static func load(_ url: URL, device: (any Device)? = nil,
                             optimizerState: Bool = true) throws -> (model: Model, metadata: [String: String]) {
         let file = try SafeTensors(contentsOf: url)
+        if let set = file.metadata[setKey] {
+            let keys = (try? JSONDecoder().decode(SavedSet.self, from: Data(set.utf8)))?.models.keys.sorted() ?? []
+            throw DataError(url.path, "holds several models (\(keys.joined(separator: ", "))): restore them with Checkpoint.restore(_:models:optimizers:)")
+        }
         guard file.metadata["format"] == "kiln", let architecture = file.metadata["architecture"], let kiln = file.metadata[formatKey] else {
             throw DataError(url.path, "not a Kiln checkpoint (no 'kiln' metadata; for other safetensors files use the import commands)")
         }
@@ -123,24 +127,30 @@ public enum Checkpoint {
     public static func loadWeights(_ url: URL, into model: Model) throws {
         guard model.device != nil else { throw TrainingError.incompatible("place the model on a device before loading weights") }
         let file = try SafeTensors(contentsOf: url)
-        let stored = Set(file.entries.keys.filter { $0.hasPrefix("weights/") })
-        var names = model.weights.map { "weights/" + $0.path }
+        let names = try storedNames(of: model, in: file, prefix: "", architecture: file.metadata["architecture"], url: url)
+        for (weight, name) in zip(model.weights, names) { try weight.assign(try file.floats(name)) }
+    }
+
+    /// The names (`prefix` + `weights/<path>`) under which `file` holds `model`'s weights, in
+    /// `model.weights` order, shapes checked: the model's own paths, or when those differ, the paths of
+    /// the stored `architecture` at the same positions.
+    static func storedNames(of model: Model, in file: SafeTensors, prefix: String, architecture: String?, url: URL) throws -> [String] {
+        let stored = Set(file.entries.keys.filter { $0.hasPrefix(prefix + "weights/") })
+        var names = model.weights.map { prefix + "weights/" + $0.path }
         if Set(names) != stored {
-            guard let architecture = file.metadata["architecture"] else {
+            guard let architecture else {
                 throw DataError(url.path, "its weight names differ from model '\(model.name)''s and it stores no architecture to match them by")
             }
             let saved = try KerasConfig.model(fromJSON: Data(architecture.utf8), file: url.path)
-            names = withExtendedLifetime(saved) { saved.weights.map { "weights/" + $0.path } }  // weights hold their layers unowned
+            names = withExtendedLifetime(saved) { saved.weights.map { prefix + "weights/" + $0.path } }  // weights hold their layers unowned
             guard names.count == model.weights.count, Set(names) == stored else {
                 throw DataError(url.path, "holds \(stored.count) weights in another structure than model '\(model.name)' (\(model.weights.count) weights)")
             }
         }
-        for (weight, name) in zip(model.weights, names) {
-            guard file.entries[name]!.shape == weight.shape else {
-                throw DataError(url.path, "'\(name)' has shape \(file.entries[name]!.shape), \(weight.path) needs \(weight.shape)")
-            }
-            try weight.assign(try file.floats(name))
+        for (weight, name) in zip(model.weights, names) where file.entries[name]!.shape != weight.shape {
+            throw DataError(url.path, "'\(name)' has shape \(file.entries[name]!.shape), \(weight.path) needs \(weight.shape)")
         }
+        return names
     }
 
     /// A loss from its Keras name.
@@ -155,6 +165,7 @@ public enum Checkpoint {
         case "binary_crossentropy": BinaryCrossentropy(fromLogits: fromLogits)
         case "mean_squared_error", "mse": MeanSquaredError()
         case "mean_absolute_error", "mae": MeanAbsoluteError()
+        case "kl_divergence", "kld", "kullback_leibler_divergence": KLDivergence()
         default: throw TrainingError.incompatible("unknown loss '\(name)'")
         }
     }

@@ -52,6 +52,17 @@ open class Layer {
     /// This layer's weights and those of its sublayers.
     var allWeights: [Weight] { weights + sublayers.flatMap(\.allWeights) }
     public private(set) var weights: [Weight] = []
+    /// The loss terms `addLoss` recorded during this layer's latest forward pass.
+    public internal(set) var addedLosses: [Tensor] = []
+
+    /// Adds a one-element loss term from inside `forward` (a VAE's KL divergence, an activity
+    /// penalty), as Keras's `add_loss`: `fit` minimises it with the compiled loss, and `evaluate`
+    /// reports it in the total. Each model run starts with none.
+    public func addLoss(_ loss: Tensor) throws {
+        guard loss.count == 1, loss.dtype == .float32 else { throw shapeError("addLoss takes a one-element float tensor, got shape \(loss.shape)") }
+        addedLosses.append(loss)
+    }
+
     /// The input shapes the layer was built for.
     public private(set) var inputShapes: [[Int]]?
     public private(set) var outputShape: [Int]?

@@ -138,8 +138,10 @@ open class Model {
 
     /// The outputs and, where a layer gave one (`Embedding(maskZero:)`, `Masking`, and the layers that
     /// keep it), each output's mask `[batch, time]`: what training leaves out of the loss.
-    func run(_ batch: [Tensor], training: Bool) throws -> (outputs: [Tensor], masks: [Tensor?]) {
+    /// `nested`: run by an enclosing model, whose run has already cleared the added losses.
+    func run(_ batch: [Tensor], training: Bool, nested: Bool = false) throws -> (outputs: [Tensor], masks: [Tensor?]) {
         try prepare(for: batch)
+        if !nested { for layer in everyLayer { layer.addedLosses.removeAll() } }
         guard batch.count == inputs.count else { throw TensorError.shape("model '\(name)' takes \(inputs.count) inputs, got \(batch.count)") }
         var values: [ObjectIdentifier: Tensor] = [:], masks: [ObjectIdentifier: Tensor] = [:]
         for (input, tensor) in zip(inputs, batch) {
@@ -178,6 +180,18 @@ open class Model {
     /// without reading or leaving any `grad`: pass them to `optimizer.apply(_:to:)`.
     public func gradients(of loss: Tensor) throws -> [Tensor?] {
         try loss.gradients(with: trainableWeights.map(\.value))
+    }
+
+    /// The loss terms the layers added (`Layer.addLoss`) in the latest run, as Keras's `model.losses`
+    /// (less the weight penalties, which `regularizationLoss()` gives).
+    public var addedLosses: [Tensor] { everyLayer.flatMap(\.addedLosses) }
+
+    /// Every layer: wrappers, the layers they run, and the layers of nested models.
+    private var everyLayer: [Layer] {
+        func all(_ layer: Layer) -> [Layer] {
+            [layer] + ((layer as? NestedModel)?.model.everyLayer ?? layer.sublayers.flatMap(all))
+        }
+        return layers.flatMap(all)
     }
 
     /// The sum of the layers' weight penalties (`kernelRegularizer`), or nil when there are none.

@@ -64,6 +64,6 @@ public final class NestedModel: Layer {
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try model(inputs, training: training)[0]
+        try model.run(inputs, training: training, nested: true).outputs[0]
     }
 }

@@ -94,49 +94,99 @@ extension Model {
         guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
     }
 
-    /// The epoch loop shared by both `fit`s: a step per batch, callbacks, history, and validation after each epoch.
-    private func train(epochs: Int, stepsPerEpoch: Int, batches: (Int) -> AnySequence<Result<Batch, Error>>,
-                       validate: (() throws -> [String: Float])?, callbacks: [Callback], progress: Bool) throws -> History {
+    /// Keras's overridden `train_step`, as a closure: `fit` runs `trainStep` on each batch of the
+    /// tensors (cut on their device, in a seeded order) instead of the compiled loss and optimizer, with
+    /// the progress bar, callbacks and history as usual; no `compile` is needed. The step returns what
+    /// to report, one-element tensors such as `["d_loss": …, "g_loss": …]`, which the epoch's logs
+    /// average over the samples, on the device.
+    @discardableResult
+    public func fit(x: [Tensor], y: [Tensor] = [], epochs: Int, batchSize: Int = 32, shuffle: Bool = true, seed: UInt64 = 0,
+                    callbacks: [Callback] = [], progress: Bool = true, trainStep: @escaping (Batch) throws -> [String: Tensor]) throws -> History {
+        guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
+        let data = try TensorBatches(inputs: x, targets: y, batchSize: batchSize, shuffle: shuffle, seed: seed)
+        var meters: [String: MeanMetric] = [:]
+        let steps = EpochSteps(step: { batch in
+            for (name, value) in try trainStep(batch) {
+                guard value.count == 1 else { throw TrainingError.incompatible("trainStep: '\(name)' has shape \(value.shape); report one-element tensors") }
+                let meter = meters[name] ?? MeanMetric(name: name)
+                meters[name] = meter
+                try meter.update(batch.inputs[0], value)
+            }
+            return nil
+        }, logs: { try meters.mapValues { try $0.result() } }, reset: { meters.removeAll() })
+        return try train(epochs: epochs, stepsPerEpoch: data.batchCount, batches: data.batches(epoch:), steps: steps, validate: nil,
+                         callbacks: callbacks, progress: progress)
+    }
+
+    /// What the epoch loop does with each batch (`step` returns the loss when it is not finite, having
+    /// left the weights as they were) and what it reports.
+    private struct EpochSteps {
+        let step: (Batch) throws -> Float?
+        let logs: () throws -> [String: Float]
+        let reset: () -> Void
+    }
+
+    /// A step of the compiled loss (with the weight penalties and the layers' added losses) and optimizer.
+    private func compiledSteps() throws -> EpochSteps {
         let compiled = compiled!
         let meters = try PassMeters(compiled, outputNames: outputNames)
         var runningLoss = (sum: 0.0, samples: 0)
+        return EpochSteps(step: { batch in
+            let run = try self.run(batch.inputs, training: true)
+            let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
+            let losses = try compiled.loss(targets, predictions)
+            var loss = losses.total
+            if let penalty = try self.regularizationLoss() { loss = try loss + penalty }
+            for added in self.addedLosses { loss = try loss + added.reshaped(loss.shape) }
+            try loss.backward()
+            let value = try loss.item()
+            guard value.isFinite else {  // before the update, so the weights stay the last finite ones
+                for weight in self.trainableWeights { weight.value.zeroGrad() }
+                return value
+            }
+            try compiled.optimizer.apply(to: self.trainableWeights)
+            try meters.update(targets, predictions, loss: losses, includingTotal: false)
+            runningLoss.sum += Double(value) * Double(batch.count)
+            runningLoss.samples += batch.count
+            return nil
+        }, logs: {
+            var logs = try meters.logs(includingTotal: false)
+            logs["loss"] = Float(runningLoss.sum / Double(max(runningLoss.samples, 1)))
+            logs["learning_rate"] = compiled.optimizer.learningRate
+            return logs
+        }, reset: {
+            meters.reset()
+            runningLoss = (0, 0)
+        })
+    }
+
+    /// The epoch loop shared by the `fit`s: a step per batch, callbacks, history, and validation after each epoch.
+    private func train(epochs: Int, stepsPerEpoch: Int, batches: (Int) -> AnySequence<Result<Batch, Error>>, steps: EpochSteps? = nil,
+                       validate: (() throws -> [String: Float])?, callbacks: [Callback], progress: Bool) throws -> History {
+        let steps = try steps ?? compiledSteps()
         let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: stepsPerEpoch, history: History()) {
-            try meters.logs(includingTotal: false).merging(["loss": Float(runningLoss.sum / Double(max(runningLoss.samples, 1)))]) { $1 }
+            try steps.logs().filter { $0.key != "learning_rate" }
         }
         let allCallbacks = (progress ? [ProgressBar()] : []) + callbacks
         for callback in allCallbacks { try callback.trainingWillBegin(state) }
         epochs: for epoch in stride(from: epochsTrained + 1, through: epochsTrained + epochs, by: 1) {
             state.epoch = epoch
             for callback in allCallbacks { try callback.epochWillBegin(epoch, state) }
-            meters.reset()
-            runningLoss = (0, 0)
+            steps.reset()
             for (step, result) in batches(epoch).enumerated() {
                 let batch = try result.get()
-                let run = try self.run(batch.inputs, training: true)
-                let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
-                let losses = try compiled.loss(targets, predictions)
-                var loss = losses.total
-                if let penalty = try regularizationLoss() { loss = try loss + penalty }
-                try loss.backward()
-                let value = try loss.item()
-                guard value.isFinite else {  // before the update, so the weights stay the last finite ones
-                    for weight in trainableWeights { weight.value.zeroGrad() }
+                if let value = try steps.step(batch) {
                     state.stop(because: "loss became \(value) at epoch \(epoch), step \(step + 1); training stopped (TerminateOnNaN)")
                     break epochs
                 }
-                try compiled.optimizer.apply(to: trainableWeights)
-                try meters.update(targets, predictions, loss: losses, includingTotal: false)
-                runningLoss.sum += Double(value) * Double(batch.count)
-                runningLoss.samples += batch.count
                 state.samplesSeen += batch.count
                 for callback in allCallbacks { try callback.batchDidEnd(step + 1, state) }
                 if state.interrupted { break epochs }
             }
-            var logs = try state.logs()
+            var logs = try steps.logs()
             if let validate {
                 for (name, value) in try validate() { logs["val_" + name] = value }
             }
-            logs["learning_rate"] = compiled.optimizer.learningRate
             epochsTrained = epoch
             state.history.append(epoch: epoch, logs)
             trainingHistory.append(epoch: epoch, logs)
@@ -185,7 +235,9 @@ extension Model {
                 let batch = try result.get()
                 let run = try self.run(batch.inputs, training: false)
                 let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
-                try meters.update(targets, predictions, loss: try compiled.loss(targets, predictions), includingTotal: true)
+                var losses = try compiled.loss(targets, predictions)
+                for added in addedLosses { losses.total = try losses.total + added.reshaped(losses.total.shape) }
+                try meters.update(targets, predictions, loss: losses, includingTotal: true)
             }
         }
         return try meters.logs(includingTotal: true)

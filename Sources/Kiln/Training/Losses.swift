@@ -27,6 +27,18 @@ public struct MeanAbsoluteError: Loss {
     }
 }
 
+/// Keras's `KLDivergence`: Σ y·log(y / ŷ) over the last axis, both clipped to [ε, 1], averaged over
+/// the rest (targets and predictions are distributions, such as softmax outputs).
+public struct KLDivergence: Loss {
+    public init() {}
+    public var name: String { "kl_divergence" }
+    public func callAsFunction(_ targets: Tensor, _ predictions: Tensor) throws -> Tensor {
+        try checkSameShape(targets, predictions, name)
+        let (t, p) = (try targets.clipped(probabilityEpsilon, 1), try predictions.clipped(probabilityEpsilon, 1))
+        return try (t * (t.log() - p.log())).reduce(.sum, axis: -1).mean()
+    }
+}
+
 /// Binary cross-entropy of probabilities (or logits with `fromLogits: true`) against 0/1 targets.
 /// Sigmoid outputs are turned back into their logits for the stable form.
 public struct BinaryCrossentropy: Loss {
