@@ -241,7 +241,7 @@ def keras_generative_fixtures():
         layers.UpSampling2D(2, interpolation="bilinear", name="resize"),
         layers.Conv2DTranspose(4, 3, strides=2, padding="valid", output_padding=1, name="up2"),
         layers.GaussianNoise(0.1, name="noise"), layers.GaussianDropout(0.2, name="drop"),
-        layers.Conv2D(1, 3, padding="same", activation="tanh", name="out"),
+        layers.Conv2D(1, 3, padding="same", dilation_rate=2, activation="tanh", name="out"),
     ], name="keras_generator")
     save_keras(generator, "keras_generator", np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32))
 

@@ -181,3 +181,41 @@ import Testing
         }
     }
 }
+
+/// Dilated (atrous) convolution: Conv2D(dilationRate:) against a direct float64 reference with taps
+/// `rate` apart, and its gradients by finite differences.
+@Suite("Dilated convolution") struct DilatedConvolutionTests {
+    @Test(arguments: Backend.all, [((2, 2), Padding.same), ((3, 1), .valid), ((1, 2), .same)])
+    func matchesTheReference(_ backend: Backend, _ settings: ((Int, Int), Padding)) throws {
+        let (d, (rate, padding)) = (backend.device, settings)
+        let (n, h, w, c, f, k) = (2, 9, 8, 3, 4, (3, 2))
+        let layer = Conv2D(f, kernelSize: k, padding: padding, dilationRate: rate)
+        let model = try Sequential([Input(shape: [h, w, c]), layer])
+        try model.place(on: d, seed: 4)
+        var random = Random("dilated\(rate)\(padding)")
+        let x = random.floats(n * h * w * c)
+        let kernel = try layer.weights[0].value.toArray(), bias = try layer.weights[1].value.toArray()
+        let span = ((k.0 - 1) * rate.0 + 1, (k.1 - 1) * rate.1 + 1)
+        let window = try Window2D(input: (h, w), kernel: span, stride: (1, 1), padding: padding)
+        #expect(model.outputs[0].shape == [window.outputHeight, window.outputWidth, f])
+        var expected: [Double] = []
+        for b in 0..<n { for oy in 0..<window.outputHeight { for ox in 0..<window.outputWidth { for o in 0..<f {
+            var sum = Double(bias[o])
+            for i in 0..<k.0 { for j in 0..<k.1 {
+                let (y, xx) = (oy - window.padTop + i * rate.0, ox - window.padLeft + j * rate.1)
+                guard (0..<h).contains(y), (0..<w).contains(xx) else { continue }
+                for ch in 0..<c { sum += Double(x[((b * h + y) * w + xx) * c + ch]) * Double(kernel[((i * k.1 + j) * c + ch) * f + o]) }
+            }}
+            expected.append(sum)
+        }}}}
+        let input = try Tensor(x, shape: [n, h, w, c], on: d)
+        expectClose(try model(input).toArray(), expected, "dilated conv \(rate) \(padding) on \(backend)")
+        let weights = try Tensor(random.floats(expected.count), shape: [n] + model.outputs[0].shape, on: d)
+        try (model(input) * weights).sum().backward()
+        try expectGradient(at: kernel, gradient: try layer.weights[0].value.grad!.toArray(), "dilated conv kernel \(rate) on \(backend)") { values in
+            try layer.weights[0].assign(values)
+            defer { try? layer.weights[0].assign(kernel) }
+            return Double(try (model(input) * weights).sum().item())
+        }
+    }
+}

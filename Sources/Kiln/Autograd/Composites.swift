@@ -113,6 +113,22 @@ extension Tensor {
 
     private static func randomKey(_ seed: UInt64?) -> UInt64 { seed ?? RandomGenerator.shared.withLock { $0.next() } }
 
+    /// This HWIO convolution kernel with `rate − 1` zero taps between neighbouring taps, of shape
+    /// ((kh − 1)·rh + 1, (kw − 1)·rw + 1, in, out): the plain convolution with it is the dilated
+    /// (atrous) convolution with this kernel. The gradient reaches only the real taps.
+    public func dilatedKernel(_ rate: (Int, Int)) throws -> Tensor {
+        guard rank == 4, rate.0 >= 1, rate.1 >= 1 else { throw TensorError.shape("dilatedKernel takes an HWIO kernel and rates ≥ 1, got \(shape) and \(rate)") }
+        var kernel = self
+        for (axis, r) in [(0, rate.0), (1, rate.1)] where r > 1 {
+            let n = kernel.shape[axis]
+            var zeroShape = kernel.shape
+            zeroShape[axis] = 1
+            let padded = try Tensor.concatenate([kernel, Tensor.zeros(zeroShape, on: device)], axis: axis)  // index n is the zero tap
+            kernel = try padded.gathered((0..<(n - 1) * r + 1).map { $0 % r == 0 ? $0 / r : n }, axis: axis)
+        }
+        return kernel
+    }
+
     /// Tensors of one shape joined along a new `axis`, as `torch.stack`.
     public static func stack(_ tensors: [Tensor], axis: Int = 0) throws -> Tensor {
         guard let first = tensors.first, tensors.allSatisfy({ $0.shape == first.shape }) else {

@@ -205,12 +205,9 @@ public enum KerasConfig {
                          kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                          kernelRegularizer: try regularizer(), name: name)
         case "Conv2D":
-            if let dilation = c["dilation_rate"], try pair("dilation_rate", (1, 1)) != (1, 1) {
-                throw DataError(file, "Conv2D '\(name ?? "?")': dilation_rate \(dilation) is not supported")
-            }
             if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv2D '\(name ?? "?")': groups = \(groups) is not supported") }
             return Conv2D(try int("filters"), kernelSize: try pair("kernel_size"), strides: try pair("strides", (1, 1)), padding: try padding(),
-                          activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                          dilationRate: try pair("dilation_rate", (1, 1)), activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
                           kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                           kernelRegularizer: try regularizer(), name: name)
         case "Conv2DTranspose":
@@ -414,7 +411,7 @@ public enum KerasConfig {
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as Conv2D:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
-                     "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
+                     "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1], "groups": 1,
                      "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as Conv2DTranspose:

@@ -1,7 +1,9 @@
-/// 2-D convolution over (H, W, C) images; kernel shape (kh, kw, in, filters), as Keras.
+/// 2-D convolution over (H, W, C) images; kernel shape (kh, kw, in, filters), as Keras. With
+/// `dilationRate` above 1 (atrous convolution) the taps are that far apart; it runs as the plain
+/// convolution with zeros between the taps.
 public final class Conv2D: Layer {
     public let filters: Int
-    public let kernelSize: (Int, Int), strides: (Int, Int)
+    public let kernelSize: (Int, Int), strides: (Int, Int), dilationRate: (Int, Int)
     public let padding: Padding
     public let activation: ActivationFunction
     public let useBias: Bool
@@ -10,28 +12,32 @@ public final class Conv2D: Layer {
     private var kernel: Weight!, bias: Weight?
 
     public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
-                activation: ActivationFunction = .linear, useBias: Bool = true,
+                dilationRate: (Int, Int) = (1, 1), activation: ActivationFunction = .linear, useBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros,
                 kernelRegularizer: Regularizer? = nil, name: String? = nil) {
-        (self.filters, self.kernelSize, self.strides, self.padding) = (filters, kernelSize, strides, padding)
+        (self.filters, self.kernelSize, self.strides, self.padding, self.dilationRate) = (filters, kernelSize, strides, padding, dilationRate)
         (self.activation, self.useBias) = (activation, useBias)
         (self.kernelInitializer, self.biasInitializer, self.kernelRegularizer) = (kernelInitializer, biasInitializer, kernelRegularizer)
         super.init(name: name, kind: "conv2d")
     }
 
     /// A square kernel: `Conv2D(32, kernelSize: 3)`.
-    public convenience init(_ filters: Int, kernelSize: Int, strides: Int = 1, padding: Padding = .valid,
+    public convenience init(_ filters: Int, kernelSize: Int, strides: Int = 1, padding: Padding = .valid, dilationRate: Int = 1,
                             activation: ActivationFunction = .linear, useBias: Bool = true,
                             kernelInitializer: Initializer = .glorotUniform, kernelRegularizer: Regularizer? = nil, name: String? = nil) {
-        self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding, activation: activation,
+        self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding,
+                  dilationRate: (dilationRate, dilationRate), activation: activation,
                   useBias: useBias, kernelInitializer: kernelInitializer, kernelRegularizer: kernelRegularizer, name: name)
     }
 
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
         let input = try single(inputShapes)
         guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
+        guard dilationRate.0 >= 1, dilationRate.1 >= 1, dilationRate == (1, 1) || strides == (1, 1) else {
+            throw shapeError("dilation \(dilationRate) with strides \(strides): Keras allows one of them above 1")
+        }
         let window: Window2D
-        do { window = try Window2D(input: (input[0], input[1]), kernel: kernelSize, stride: strides, padding: padding) } catch {
+        do { window = try Window2D(input: (input[0], input[1]), kernel: span, stride: strides, padding: padding) } catch {
             throw shapeError("\(error)")
         }
         kernel = addWeight("kernel", shape: [kernelSize.0, kernelSize.1, input[2], filters],
@@ -40,12 +46,18 @@ public final class Conv2D: Layer {
         return [window.outputHeight, window.outputWidth, filters]
     }
 
+    /// The kernel's extent with its dilation.
+    private var span: (Int, Int) { ((kernelSize.0 - 1) * dilationRate.0 + 1, (kernelSize.1 - 1) * dilationRate.1 + 1) }
+
+    /// The kernel the convolution runs with: zeros between the taps when dilated.
+    private func taps() throws -> Tensor { dilationRate == (1, 1) ? kernel.value : try kernel.value.dilatedKernel(dilationRate) }
+
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try requirePlaced()
         if activation == .relu {  // fused into the convolution
-            return try inputs[0].conv2d(kernel.value, bias: bias?.value, strides: strides, padding: padding, relu: true)
+            return try inputs[0].conv2d(taps(), bias: bias?.value, strides: strides, padding: padding, relu: true)
         }
-        return try activation(inputs[0].conv2d(kernel.value, bias: bias?.value, strides: strides, padding: padding))
+        return try activation(inputs[0].conv2d(taps(), bias: bias?.value, strides: strides, padding: padding))
     }
 
     /// Whether `forward(_:pooledBy:)` can stand for this layer followed by `pool`: max pooling after
@@ -55,10 +67,10 @@ public final class Conv2D: Layer {
     /// This layer and then `pool` on its output, as one op (`Tensor.conv2dMaxPool`).
     func forward(_ input: Tensor, pooledBy pool: Pooling2D) throws -> Tensor {
         guard input.rank == 4 else { throw shapeError("expects NHWC batches, got \(input.shape)") }
-        let window = try Window2D(input: (input.shape[1], input.shape[2]), kernel: kernelSize, stride: strides, padding: padding)
+        let window = try Window2D(input: (input.shape[1], input.shape[2]), kernel: span, stride: strides, padding: padding)
         let pooling = try Window2D(input: (window.outputHeight, window.outputWidth), kernel: pool.poolSize, stride: pool.strides,
                                    padding: pool.padding)
-        return try input.conv2dMaxPool(kernel.value, bias: bias?.value, window: window, relu: activation == .relu, pool: pooling)
+        return try input.conv2dMaxPool(taps(), bias: bias?.value, window: window, relu: activation == .relu, pool: pooling)
     }
 }
 

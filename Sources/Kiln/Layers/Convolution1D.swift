@@ -56,17 +56,11 @@ public final class Conv1D: Layer {
         try requirePlaced()
         let x = inputs[0], (batch, length, channels) = (x.shape[0], x.shape[1], x.shape[2])
         let w = try window1D(length: length, kernel: kernelSize, stride: strides, dilation: dilationRate, padding: padding)
-        var taps = kernel.value!
-        if dilationRate > 1 {  // taps at 0, d, 2d, …; zeros between
-            let gap = try Tensor.zeros([dilationRate - 1, channels, filters], on: x.device)
-            taps = try Tensor.concatenate((0..<kernelSize).flatMap { j in
-                [try kernel.value.sliced(j..<j + 1, axis: 0)] + (j < kernelSize - 1 ? [gap] : [])
-            }, axis: 0)
-        }
-        let span = taps.shape[0]
+        let taps = try kernel.value.reshaped([1, kernelSize, channels, filters]).dilatedKernel((1, dilationRate))  // zeros between taps
+        let span = taps.shape[1]
         let window = try Window2D(input: (1, length), kernel: (1, span), stride: (1, strides), pads: (0, w.before, 0, w.after))
         let images = try x.reshaped([batch, 1, length, channels])
-        let y = try images.conv2d(taps.reshaped([1, span, channels, filters]), bias: bias?.value, window: window, relu: activation == .relu)
+        let y = try images.conv2d(taps, bias: bias?.value, window: window, relu: activation == .relu)
         let sequence = try y.reshaped([batch, w.output, filters])
         return activation == .relu ? sequence : try activation(sequence)
     }

@@ -141,14 +141,16 @@ public enum ONNXExport {
             switch layer {
             case let l as Conv2D:
                 let shape = inputs[0].shape
-                let w = try Window2D(input: (shape[0], shape[1]), kernel: l.kernelSize, stride: l.strides, padding: l.padding)
+                let d = l.dilationRate
+                let w = try Window2D(input: (shape[0], shape[1]), kernel: ((l.kernelSize.0 - 1) * d.0 + 1, (l.kernelSize.1 - 1) * d.1 + 1),
+                                     stride: l.strides, padding: l.padding)
                 let kernel = l.weights[0]
                 let values = try kernel.value.permuted([3, 2, 0, 1]).toArray()  // HWIO → OIHW
                 var arguments = [try value(inputs[0], as: .nchw),
                                  initializer("\(name).weight", values, [kernel.shape[3], kernel.shape[2], kernel.shape[0], kernel.shape[1]])]
                 if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [l.filters])) }
-                let conv = add("Conv", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
-                                                   ints("pads", pads(w))])
+                let conv = add("Conv", arguments, [ints("kernel_shape", [l.kernelSize.0, l.kernelSize.1]), ints("strides", [w.strideHeight, w.strideWidth]),
+                                                   ints("pads", pads(w)), ints("dilations", [d.0, d.1])])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
             case let l as Conv2DTranspose:
                 let shape = inputs[0].shape

@@ -280,12 +280,13 @@ struct ONNXOp {
 
     /// The window of a 2-D conv or pool from `kernel_shape`, `strides`, `pads`, `auto_pad`, `ceil_mode`;
     /// 1-D ones (rank-3 inputs) run as height-1 images.
-    private func window(_ x: Tensor, kernel: [Int]) throws -> Window2D {
+    /// `kernel` is the extent of a dilated convolution's kernel; pooling's `dilations` are not supported.
+    private func window(_ x: Tensor, kernel: [Int], dilated: Bool = false) throws -> Window2D {
         let spatial = x.rank - 2
         guard spatial == 1 || spatial == 2, kernel.count == spatial else {
             throw fail("other than 1-D or 2-D inputs (rank 3 or 4, NCHW) is not supported, got \(x.shape) and kernel \(kernel)")
         }
-        guard (ints("dilations") ?? []).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
+        guard dilated || (ints("dilations") ?? []).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
         let lifted = spatial == 2 ? kernel : [1] + kernel
         var strides = ints("strides") ?? [Int](repeating: 1, count: spatial)
         var pads = ints("pads") ?? [Int](repeating: 0, count: 2 * spatial)
@@ -322,22 +323,23 @@ struct ONNXOp {
     }
 
     private func convolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) throws -> Tensor {
-        if x.rank == 3, w.rank == 3 {
-            let window = try self.window(x, kernel: [w.shape[2]])
-            return try asImages(x) { try convolution2D($0, w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]]), bias, window) }
-        }
-        guard w.rank == 4 else { throw fail("other than 1-D or 2-D convolution is not supported, kernel shape \(w.shape)") }
-        return try convolution2D(x, w, bias, try window(x, kernel: [w.shape[2], w.shape[3]]))
+        guard w.rank == 3 || w.rank == 4, x.rank == w.rank else { throw fail("other than 1-D or 2-D convolution is not supported, kernel shape \(w.shape)") }
+        let taps = Array(w.shape.dropFirst(2)), rates = ints("dilations") ?? taps.map { _ in 1 }
+        guard rates.count == taps.count, rates.allSatisfy({ $0 >= 1 }) else { throw fail("dilations \(rates) do not fit kernel \(w.shape)") }
+        let window = try self.window(x, kernel: zip(taps, rates).map { ($0 - 1) * $1 + 1 }, dilated: true)
+        let rate = rates.count == 2 ? (rates[0], rates[1]) : (1, rates[0])
+        let images = x.rank == 3 ? try w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]]) : w
+        return try asImages(x) { try convolution2D($0, images, rate, bias, window) }
     }
 
-    private func convolution2D(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ window: Window2D) throws -> Tensor {
+    private func convolution2D(_ x: Tensor, _ w: Tensor, _ rate: (Int, Int), _ bias: Tensor?, _ window: Window2D) throws -> Tensor {
         let groups = int("group", 1)
         let (outputs, perGroup) = (w.shape[0], w.shape[1])
         guard groups >= 1, x.rank == 4, x.shape[1] == perGroup * groups, outputs % groups == 0 else {
             throw fail("input \(x.shape), kernel \(w.shape) and group \(groups) do not fit")
         }
         let image = try x.permuted([0, 2, 3, 1])
-        let kernel = try w.permuted([2, 3, 1, 0])  // OIHW → HWIO
+        let kernel = try w.permuted([2, 3, 1, 0]).dilatedKernel(rate)  // OIHW → HWIO
         let per = outputs / groups
         let parts = try (0..<groups).map { g -> Tensor in
             let xs = groups == 1 ? image : try image.sliced(lastAxis: g * perGroup ..< (g + 1) * perGroup)
