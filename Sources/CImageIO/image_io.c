@@ -43,6 +43,40 @@ int kiln_decode_png(const char *path, kiln_image *image, char *error, size_t err
     return 0;
 }
 
+int kiln_encode_png(const uint8_t *pixels, int width, int height, int channels, uint8_t **png, size_t *size,
+                    char *error, size_t error_size) {
+    *png = NULL;
+    *size = 0;
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) || (long long)width * height > MAX_PIXELS) {
+        snprintf(error, error_size, "cannot encode %d×%d pixels of %d channels", width, height, channels);
+        return 1;
+    }
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = (png_uint_32)width;
+    image.height = (png_uint_32)height;
+    image.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    png_alloc_size_t bytes = 0;
+    if (!png_image_write_to_memory(&image, NULL, &bytes, 0, pixels, 0, NULL)) {  // measures
+        snprintf(error, error_size, "%s", image.message);
+        return 1;
+    }
+    *png = malloc(bytes);
+    if (!*png) {
+        snprintf(error, error_size, "out of memory");
+        return 1;
+    }
+    if (!png_image_write_to_memory(&image, *png, &bytes, 0, pixels, 0, NULL)) {
+        snprintf(error, error_size, "%s", image.message);
+        free(*png);
+        *png = NULL;
+        return 1;
+    }
+    *size = bytes;
+    return 0;
+}
+
 struct jpeg_failure {
     struct jpeg_error_mgr manager;
     jmp_buf jump;

@@ -111,3 +111,21 @@ final class ActivityPenalty: Layer {
                                          optimizers: ["g_optimizer": SGD(), "d_optimizer": resumed.dOptimizer]) } throws: { "\($0)".contains("was saved as") }
     }
 }
+
+@Suite("Image grids") struct ImageGridTests {
+    /// A grid PNG decodes back to the images' pixels, placed with 2-pixel gaps, values mapped from the range.
+    @Test func gridRoundTrips() throws {
+        var random = Random("grid")
+        let values = random.floats(5 * 3 * 4).map { $0 * 1.2 }  // some beyond [-1, 1]: clipped
+        let url = try temporaryFolder().appendingPathComponent("grid.png")
+        try ImageGrid.write(try Tensor(values, shape: [5, 3, 4, 1]), columns: 2, range: -1...1, to: url)
+        let image = try ImageFolder.decode(url)
+        #expect((image.height, image.width, image.channels) == (3 * 5 + 2, 2 * 6 + 2, 1))
+        for i in 0..<5 { for y in 0..<3 { for x in 0..<4 {
+            let (top, left) = (2 + i / 2 * 5, 2 + i % 2 * 6)
+            let expected = min(max(((values[(i * 3 + y) * 4 + x] + 1) * 127.5).rounded(), 0), 255)
+            #expect(abs(Float(image.pixels[(top + y) * image.width + left + x]) - expected) <= 1)
+        }}}
+        #expect { try ImageGrid.png(Tensor.zeros([2, 3, 3, 2])) } throws: { "\($0)".contains("1 or 3 channels") }
+    }
+}
