@@ -38,7 +38,7 @@ let package = Package(
             dependencies: ["ExtractSnippets"], path: "Sources/SnippetsPlugin"),
         .target(name: "DocumentationSnippets", dependencies: ["Kiln"], path: "Examples/DocumentationSnippets",
                 plugins: ["SnippetsPlugin"]),
-    ] + ["GAN1D", "Autoencoder", "RecurrentCell", "VAE"].map {
+    ] + ["GAN1D", "Autoencoder", "RecurrentCell", "VAE", "DCGAN"].map {
         // Programs of the workshop curriculum written against the Swift API (run briefly by the tests),
         // in Swift 6 mode as a new package that depends on Kiln compiles them.
         .executableTarget(name: $0, dependencies: ["Kiln"], path: "Examples/\($0)", swiftSettings: [.swiftLanguageMode(.v6)])

@@ -61,4 +61,24 @@ import Testing
         let range = Self.numbers(after: "range ", in: output) + Self.lastNumbers(of: "generated", in: output)
         #expect(range.count == 2 && range[0] >= 0 && range[1] <= 1 && range[0] < range[1], "\(output)")
     }
+
+    /// The DCGAN trains two epochs on real Fashion-MNIST, writing a sample grid per epoch, the curves,
+    /// the paired checkpoint and 1,000 samples; a second run resumes from the checkpoint at epoch 3.
+    @Test func dcganWritesSamplesAndResumes() throws {
+        guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
+        let folder = try temporaryFolder().appendingPathComponent("run")
+        let (status, output) = try Self.run("DCGAN", ["2", "320", folder.path])
+        #expect(status == 0, "\(output)")
+        let losses = Self.numbers(after: "discriminator loss ", in: output)
+        #expect(losses.count == 2 && losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(output)")
+        for epoch in 1...2 {
+            let grid = try ImageFolder.decode(folder.appendingPathComponent("samples-epoch-\(epoch).png"))
+            #expect((grid.height, grid.width, grid.channels) == (8 * 30 + 2, 8 * 30 + 2, 1))
+        }
+        let samples = try NumPy.read(folder.appendingPathComponent("samples.npy"))
+        #expect(samples.shape == [1000, 28, 28, 1] && samples.values.allSatisfy { (0...1).contains($0) })
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("curves.svg").path))
+        let (again, resumed) = try Self.run("DCGAN", ["1", "320", folder.path])
+        #expect(again == 0 && resumed.contains("after epoch 2") && resumed.contains("epoch 3: discriminator loss"), "\(resumed)")
+    }
 }
