@@ -1,13 +1,19 @@
 // A variational autoencoder on the real Fashion-MNIST, the workshop's "variational autoencoder"
-// lesson in Swift: an encoder gives each image a mean and log-variance in a 2-D latent space, a
-// sample drawn with noise made on the device (the reparameterisation trick) goes through the decoder,
-// and one optimizer minimises reconstruction cross-entropy plus the KL divergence to N(0, 1) in a
-// custom loop over both models' weights.
-// Usage: VAE [EPOCHS] [SAMPLES]   (KILN_DEVICE picks the device)
+// lesson in Swift, built as Keras's classic VAE: an encoder gives each image a mean and a
+// log-variance in a 2-D latent space; a sampling layer of our own draws a point with noise made on
+// the device (the reparameterisation trick) and adds the KL divergence to N(0, 1) as its loss
+// (`addLoss`, Keras's add_loss); `fit` minimises it with the reconstruction cross-entropy, summed over
+// the 784 pixels (a loss weight of 784 on the per-pixel mean). It writes reconstructions and the
+// decoded latent plane as PNG grids and the loss curves, and prints where.
+// Usage: VAE [EPOCHS] [SAMPLES] [FOLDER]   (KILN_DEVICE picks the device)
+import Foundation
 import Kiln
 
-let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
-let (epochs, samples) = (arguments.first ?? 10, arguments.dropFirst().first ?? 60_000)
+let arguments = Array(CommandLine.arguments.dropFirst())
+let epochs = arguments.first.flatMap(Int.init) ?? 10
+let samples = arguments.dropFirst().first.flatMap(Int.init) ?? 60_000
+let folder = URL(fileURLWithPath: arguments.dropFirst(2).first ?? "vae-run")
+try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
 let latent = 2
 let device = try Devices.select()
 let all = try NamedDataset.fashionMNIST.load(.train)
@@ -16,45 +22,53 @@ let count = min(samples, all.count), held = count / 10
 let images = try Tensor(pixels[0..<count * 784].map { Float($0) / 255 }, shape: [count, 784], on: device)
 let (training, test) = (try images.sliced(held..<count, axis: 0), try images.sliced(0..<held, axis: 0))
 
-let encoder = try Sequential([Input(shape: [784]), Dense(256, activation: .relu), Dense(2 * latent)], name: "encoder")
-let decoder = try Sequential([Input(shape: [latent]), Dense(256, activation: .relu), Dense(784)], name: "decoder")
-try encoder.place(on: device, seed: 1)
-try decoder.place(on: device, seed: 2)
-let weights = encoder.trainableWeights + decoder.trainableWeights
-let optimizer = Adam(learningRate: 1e-3)
-let crossEntropy = BinaryCrossentropy(fromLogits: true)
+/// z = mean + e^(logVariance / 2)·ε from [mean, logVariance], ε drawn from the layer's own stream
+/// (kept by checkpoints); adds KL(N(mean, σ²) ‖ N(0, 1)) per image, averaged over the batch.
+final class Sampling: StochasticLayer {
+    init() { super.init(name: "sampling", kind: "sampling") }
 
-/// Reconstruction (cross-entropy summed over the pixels) and KL terms, each averaged over the batch
-/// (main-actor code, as the top-level models it uses are in Swift 6).
-@MainActor func losses(_ x: Tensor, sampling: Bool) throws -> (reconstruction: Tensor, kl: Tensor) {
-    let code = try encoder(x, training: true)
-    let (mean, logVariance) = (try code.sliced(0..<latent, axis: 1), try code.sliced(latent..<2 * latent, axis: 1))
-    let z = sampling ? try mean + (0.5 * logVariance).exp() * Tensor.normal(like: mean) : mean
-    let reconstruction = try crossEntropy(x, decoder(z, training: true)) * 784
-    let kl = try -0.5 * (1 + logVariance - mean.square() - logVariance.exp()).reduce(.sum, axis: 1).mean()
-    return (reconstruction, kl)
+    override func build(_ inputShapes: [[Int]]) throws -> [Int] { [inputShapes[0][0] / 2] }
+
+    override func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let code = inputs[0], latent = code.shape[1] / 2
+        let (mean, logVariance) = (try code.sliced(0..<latent, axis: 1), try code.sliced(latent..<2 * latent, axis: 1))
+        try addLoss(-0.5 * (1 + logVariance - mean.square() - logVariance.exp()).reduce(.sum, axis: 1).mean())
+        return try mean + (0.5 * logVariance).exp() * draw(mean.shape, .normal(mean: 0, standardDeviation: 1), on: mean.device)
+    }
 }
 
+let encoder = try Sequential([Input(shape: [784]), Dense(256, activation: .relu), Dense(2 * latent)], name: "encoder")
+let decoder = try Sequential([Input(shape: [latent]), Dense(256, activation: .relu), Dense(784)], name: "decoder")
+let input = Input(shape: [784])
+let vae = try Model(inputs: input, outputs: try decoder(Sampling()(encoder(input))), name: "vae")
+try vae.place(on: device, seed: 1)
+try vae.compile(optimizer: Adam(learningRate: 1e-3), losses: [BinaryCrossentropy(fromLogits: true)], lossWeights: [784])
+
+/// The held-out reconstruction and KL terms per image, and their sum (the negative ELBO).
 @MainActor func report(_ label: String) throws {
-    let (reconstruction, kl) = try GradMode.noGrad { try losses(test, sampling: true) }
-    print(String(format: "%@: held-out reconstruction %.2f, KL %.2f, loss %.2f", label, try reconstruction.item(), try kl.item(),
-                 try reconstruction.item() + kl.item()))
+    let (reconstruction, kl) = try GradMode.noGrad {
+        let logits = try vae(test)
+        return (try BinaryCrossentropy(fromLogits: true)(test, logits).item() * 784, try vae.addedLosses[0].item())
+    }
+    print(String(format: "%@: held-out reconstruction %.2f, KL %.2f, loss %.2f", label, reconstruction, kl, reconstruction + kl))
 }
 
 try report("before training")
-seed(7)  // the noise of every step below comes from this seed
-let batches = try TensorBatches(inputs: [training], targets: [], batchSize: 128, shuffle: true, seed: 3)
-for epoch in 1...max(epochs, 1) {
-    for batch in batches.batches(epoch: epoch) {
-        let (reconstruction, kl) = try losses(try batch.get().inputs[0], sampling: true)
-        let loss = try reconstruction + kl
-        try optimizer.apply(try loss.gradients(with: weights.map(\.value)), to: weights)
-    }
-    try report("epoch \(epoch)")
+for _ in 0..<epochs {
+    try vae.fit(x: training, y: training, epochs: 1, batchSize: 128, seed: 3)
+    try report("epoch \(vae.epochsTrained)")
 }
 
-// New images from points of the latent prior, decoded.
-let generated = try GradMode.noGrad { try decoder(try Tensor.normal([16, latent], seed: 11, on: device)).sigmoid() }
+// Eight held-out images over their reconstructions, and the decoder's view of the latent plane.
+let originals = try test.sliced(0..<8, axis: 0)
+let pairs = try Tensor.concatenate([originals, try vae.predict(originals).sigmoid()], axis: 0)
+try ImageGrid.write(pairs.reshaped([16, 28, 28, 1]), columns: 8, to: folder.appendingPathComponent("reconstructions.png"))
+let steps = (0..<10).map { -2 + 4 * Float($0) / 9 }
+let plane = try Tensor(steps.flatMap { y in steps.flatMap { x in [x, -y] } }, shape: [100, latent], on: device)
+let generated = try decoder.predict(plane).sigmoid()
+try ImageGrid.write(generated.reshaped([100, 28, 28, 1]), columns: 10, to: folder.appendingPathComponent("latent-plane.png"))
+try Data(Charts.curves(vae.trainingHistory).utf8).write(to: folder.appendingPathComponent("curves.svg"), options: .atomic)
 let values = try generated.toArray()
-print(String(format: "16 images generated from N(0, 1): pixel mean %.3f, range %.3f to %.3f", values.reduce(0, +) / Float(values.count),
+print(String(format: "100 images decoded from the latent plane: pixel mean %.3f, range %.3f to %.3f", values.reduce(0, +) / Float(values.count),
              values.min()!, values.max()!))
+print("wrote reconstructions.png, latent-plane.png and curves.svg to \(folder.path)")

@@ -49,17 +49,22 @@ import Testing
         #expect(errors.count == 2 && errors[1] < errors[0] / 10, "\(output)")
     }
 
-    /// The VAE (noise drawn on the device, a custom loop over two models) learns Fashion-MNIST:
-    /// the held-out loss falls, the KL term stays positive, and decoded prior samples are images.
+    /// The VAE (a sampling layer that draws on the device and adds the KL term with `addLoss`, trained
+    /// by `fit`) learns Fashion-MNIST: the held-out loss falls, the KL term stays positive, decoded
+    /// latent points are images, and the grids are written.
     @Test func vaeTrainsAndGenerates() throws {
         guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
-        let (status, output) = try Self.run("VAE", ["3", "6000"])
+        let folder = try temporaryFolder()
+        let (status, output) = try Self.run("VAE", ["3", "6000", folder.path])
         #expect(status == 0, "\(output)")
         let losses = Self.lastNumbers(of: "held-out", in: output), kl = Self.numbers(after: "KL ", in: output)
         #expect(losses.count == 4 && losses[3] < losses[0] * 0.7, "\(output)")
         #expect(kl.count == 4 && kl.allSatisfy { $0 > 0 }, "\(output)")
-        let range = Self.numbers(after: "range ", in: output) + Self.lastNumbers(of: "generated", in: output)
+        let range = Self.numbers(after: "range ", in: output) + Self.lastNumbers(of: "decoded from", in: output)
         #expect(range.count == 2 && range[0] >= 0 && range[1] <= 1 && range[0] < range[1], "\(output)")
+        let plane = try ImageFolder.decode(folder.appendingPathComponent("latent-plane.png"))
+        #expect((plane.height, plane.width) == (10 * 30 + 2, 10 * 30 + 2))
+        #expect(try ImageFolder.decode(folder.appendingPathComponent("reconstructions.png")).height == 2 * 30 + 2)
     }
 
     /// The DCGAN trains two epochs on real Fashion-MNIST, writing a sample grid per epoch, the curves,

@@ -1,7 +1,8 @@
-/// A layer that draws from a Philox stream during training only: a seed drawn when the model is
+/// A layer that draws random numbers from its own Philox stream: a seed drawn when the model is
 /// placed and how many numbers it has used, kept by checkpoints so that a resumed run draws what an
-/// uninterrupted one would. The same on every device.
-public class StochasticLayer: Layer {
+/// uninterrupted one would. The same on every device. Subclass it for layers of your own that draw
+/// (a VAE's sampling layer) and draw with `draw(_:_:on:)`.
+open class StochasticLayer: Layer {
     override public var propagatesMask: Bool { true }
     public internal(set) var seed: UInt64 = 0
     public internal(set) var offset: UInt64 = 0
@@ -12,7 +13,7 @@ public class StochasticLayer: Layer {
     }
 
     /// Draws of `shape` on `device` from the stream's next numbers.
-    func draw(_ shape: [Int], _ distribution: RandomDistribution, on device: any Device) throws -> Tensor {
+    public func draw(_ shape: [Int], _ distribution: RandomDistribution, on device: any Device) throws -> Tensor {
         defer { offset &+= UInt64(shape.reduce(1, *)) }
         return try Tensor.random(shape, distribution, seed: seed, offset: offset, on: device)
     }
