@@ -31,14 +31,17 @@ import Testing
         #expect((distances.last ?? 1) < (distances.first ?? 0) / 5, "\(output)")
     }
 
-    /// The autoencoder with a custom layer trains on real Fashion-MNIST, and its checkpoint reloads
-    /// (custom layer included) to the same reconstruction error.
+    /// The convolutional autoencoder with a custom layer trains on real Fashion-MNIST, writes a grid of
+    /// reconstructions per epoch, and its checkpoint reloads (custom layer included) to the same error.
     @Test func autoencoderTrainsAndReloads() throws {
         guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
-        let (status, output) = try Self.run("Autoencoder", ["3", "3000"])
+        let folder = try temporaryFolder()
+        let (status, output) = try Self.run("Autoencoder", ["3", "3000", folder.path])
         #expect(status == 0, "\(output)")
         let errors = Self.lastNumbers(of: "reconstruction error", in: output)
         #expect(errors.count == 3 && errors[1] < errors[0] / 2 && errors[2] == errors[1], "\(output)")
+        let grid = try ImageFolder.decode(folder.appendingPathComponent("reconstructions-epoch-3.png"))
+        #expect((grid.height, grid.width) == (2 * 30 + 2, 8 * 30 + 2))
     }
 
     /// The hand-written recurrent cell learns to forecast the sine wave.
