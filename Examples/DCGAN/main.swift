@@ -1,7 +1,7 @@
 // A DCGAN on the real Fashion-MNIST, the workshop's "develop a DCGAN for greyscale images" in Swift,
-// written as Keras's "DCGAN overriding train_step" guide: the generator's `fit` drives a custom step
-// that trains the discriminator on a real and a generated half-batch, then the generator through the
-// discriminator. Each model asks for its own gradients, so no step leaks into the other. After each
+// as Keras's "DCGAN overriding train_step" guide: the generator's `fit` drives a custom step
+// (`AdversarialStep`) that trains the discriminator on a real and a generated half-batch, then the
+// generator through the discriminator, each model with its own gradients. After each
 // epoch it writes 64 samples (samples-epoch-N.png), the loss curves (curves.svg) and one checkpoint of
 // both models and both optimizers (dcgan.safetensors), from which a later run resumes exactly; at the
 // end, 1,000 samples as samples.npy, for a classifier to judge (`kiln predict CLASSIFIER samples.npy`).
@@ -22,17 +22,7 @@ guard case .bytes(let pixels) = all.features else { fatalError("Fashion-MNIST ho
 let count = min(samples, all.count)
 let images = try Tensor(pixels[0..<count * 784].map { Float($0) / 255 }, shape: [count, 28, 28, 1], on: device)
 
-let leaky = ActivationFunction.leakyRelu(negativeSlope: 0.2)
-let generator = try Sequential([
-    Input(shape: [latent]), Dense(7 * 7 * 128, activation: leaky), Reshape([7, 7, 128]),
-    Conv2DTranspose(128, kernelSize: 4, strides: 2, padding: .same, activation: leaky),  // 14×14
-    Conv2DTranspose(64, kernelSize: 4, strides: 2, padding: .same, activation: leaky),   // 28×28
-    Conv2D(1, kernelSize: 5, padding: .same, activation: .sigmoid),
-], name: "generator")
-let discriminator = try Sequential([
-    Input(shape: [28, 28, 1]), Conv2D(64, kernelSize: 4, strides: 2, padding: .same, activation: leaky),
-    Conv2D(128, kernelSize: 4, strides: 2, padding: .same, activation: leaky), Flatten(), Dropout(0.2), Dense(1),
-], name: "discriminator")
+let (generator, discriminator) = try GenerativeZoo.dcgan(imageShape: [28, 28, 1], latent: latent)
 try generator.place(on: device, seed: 1)
 try discriminator.place(on: device, seed: 2)
 let (gOptimizer, dOptimizer) = (Adam(learningRate: 2e-4, beta1: 0.5), Adam(learningRate: 2e-4, beta1: 0.5))
@@ -43,26 +33,16 @@ if FileManager.default.fileExists(atPath: checkpoint.path) {
     try Checkpoint.restore(checkpoint, models: models, optimizers: optimizers)
     print("resumed from \(checkpoint.path) after epoch \(generator.epochsTrained)")
 }
-let bce = BinaryCrossentropy(fromLogits: true)
 let grid = try Tensor.normal([64, latent], seed: 42, on: device)  // the same points every epoch
 
-/// One step: the discriminator on real images (label 1) and generated ones (0), then the generator
-/// towards "real". The noise is keyed by the step count, which the checkpoint keeps.
-@MainActor func trainStep(_ batch: Batch) throws -> [String: Tensor] {
-    let real = batch.inputs[0], n = real.shape[0]
-    let noise = try Tensor.normal([n, latent], seed: UInt64(dOptimizer.iterations), on: device)
-    let fake = try generator(noise, training: true)
-    let labels = try Tensor.concatenate([Tensor.ones([n, 1], on: device), Tensor.zeros([n, 1], on: device)], axis: 0)
-    let dLoss = try bce(labels, discriminator(Tensor.concatenate([real, fake.detached()], axis: 0), training: true))
-    try dOptimizer.apply(discriminator.gradients(of: dLoss), to: discriminator.trainableWeights)
-    let gLoss = try bce(Tensor.ones([n, 1], on: device), discriminator(fake, training: true))
-    try gOptimizer.apply(generator.gradients(of: gLoss), to: generator.trainableWeights)
-    return ["d_loss": dLoss, "g_loss": gLoss]
-}
+// Keras's `train_step`: the discriminator on real images (label 1) and generated ones (0), then the
+// generator towards "real" (README's "writing a GAN training loop" spells the step out).
+let trainStep = try AdversarialStep(generator: generator, discriminator: discriminator, generatorOptimizer: gOptimizer,
+                                    discriminatorOptimizer: dOptimizer)
 
 // One epoch per `fit` call (it carries on from the epochs before), then the grid, curves and checkpoint.
 for _ in 0..<epochs {
-    let history = try generator.fit(x: [images], epochs: 1, batchSize: 64, seed: 3) { try trainStep($0) }
+    let history = try generator.fit(x: [images], epochs: 1, batchSize: 64, seed: 3, trainStep: trainStep.callAsFunction)
     let epoch = generator.epochsTrained
     let file = folder.appendingPathComponent("samples-epoch-\(epoch).png")
     try ImageGrid.write(try generator.predict(grid), columns: 8, to: file)

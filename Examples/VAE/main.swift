@@ -1,8 +1,8 @@
 // A variational autoencoder on the real Fashion-MNIST, the workshop's "variational autoencoder"
 // lesson in Swift, built as Keras's classic VAE: an encoder gives each image a mean and a
-// log-variance in a 2-D latent space; a sampling layer of our own draws a point with noise made on
-// the device (the reparameterisation trick) and adds the KL divergence to N(0, 1) as its loss
-// (`addLoss`, Keras's add_loss); `fit` minimises it with the reconstruction cross-entropy, summed over
+// log-variance in a 2-D latent space; `Sampling` draws a point with noise made on the device (the
+// reparameterisation trick) and adds the KL divergence to N(0, 1) as its loss (`addLoss`, Keras's
+// add_loss; a `StochasticLayer` of a dozen lines); `fit` minimises it with the cross-entropy, summed over
 // the 784 pixels (a loss weight of 784 on the per-pixel mean). It writes reconstructions and the
 // decoded latent plane as PNG grids and the loss curves, and prints where.
 // Usage: VAE [EPOCHS] [SAMPLES] [FOLDER]   (KILN_DEVICE picks the device)
@@ -21,21 +21,6 @@ guard case .bytes(let pixels) = all.features else { fatalError("Fashion-MNIST ho
 let count = min(samples, all.count), held = count / 10
 let images = try Tensor(pixels[0..<count * 784].map { Float($0) / 255 }, shape: [count, 784], on: device)
 let (training, test) = (try images.sliced(held..<count, axis: 0), try images.sliced(0..<held, axis: 0))
-
-/// z = mean + e^(logVariance / 2)·ε from [mean, logVariance], ε drawn from the layer's own stream
-/// (kept by checkpoints); adds KL(N(mean, σ²) ‖ N(0, 1)) per image, averaged over the batch.
-final class Sampling: StochasticLayer {
-    init() { super.init(name: "sampling", kind: "sampling") }
-
-    override func build(_ inputShapes: [[Int]]) throws -> [Int] { [inputShapes[0][0] / 2] }
-
-    override func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let code = inputs[0], latent = code.shape[1] / 2
-        let (mean, logVariance) = (try code.sliced(0..<latent, axis: 1), try code.sliced(latent..<2 * latent, axis: 1))
-        try addLoss(-0.5 * (1 + logVariance - mean.square() - logVariance.exp()).reduce(.sum, axis: 1).mean())
-        return try mean + (0.5 * logVariance).exp() * draw(mean.shape, .normal(mean: 0, standardDeviation: 1), on: mean.device)
-    }
-}
 
 let encoder = try Sequential([Input(shape: [784]), Dense(256, activation: .relu), Dense(2 * latent)], name: "encoder")
 let decoder = try Sequential([Input(shape: [latent]), Dense(256, activation: .relu), Dense(784)], name: "decoder")

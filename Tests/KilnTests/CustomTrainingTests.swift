@@ -52,34 +52,24 @@ final class ActivityPenalty: Layer {
         #expect(try Checkpoint.loss(named: "kld", fromLogits: false) is KLDivergence)
     }
 
-    /// A GAN whose generator's `fit` runs the alternating step; the noise is keyed by the
-    /// discriminator optimizer's step count, which the checkpoint restores.
+    /// A GAN whose generator's `fit` runs `AdversarialStep`, whose noise is keyed by the discriminator
+    /// optimizer's step count, which the checkpoint restores.
     final class GAN {
         let generator: Sequential, discriminator: Sequential
         let (gOptimizer, dOptimizer) = (Adam(learningRate: 0.01), Adam(learningRate: 0.01))
-        let bce = BinaryCrossentropy(fromLogits: true)
+        let step: AdversarialStep
 
         init(seed: UInt64) throws {
             generator = try Sequential([Input(shape: [3]), Dense(8, activation: .relu), Dense(2)], name: "generator")
             discriminator = try Sequential([Input(shape: [2]), Dense(8, activation: .relu), Dense(1)], name: "discriminator")
             try generator.place(on: CPUDevice.shared, seed: seed)
             try discriminator.place(on: CPUDevice.shared, seed: seed + 1)
-        }
-
-        func step(_ batch: Batch) throws -> [String: Tensor] {
-            let real = batch.inputs[0], n = real.shape[0]
-            let noise = try Tensor.normal([n, 3], seed: UInt64(dOptimizer.iterations))
-            let fake = try generator(noise, training: true)
-            let labels = try Tensor.concatenate([Tensor.ones([n, 1]), Tensor.zeros([n, 1])], axis: 0)
-            let dLoss = try bce(labels, discriminator(Tensor.concatenate([real, fake.detached()], axis: 0), training: true))
-            try dOptimizer.apply(discriminator.gradients(of: dLoss), to: discriminator.trainableWeights)
-            let gLoss = try bce(Tensor.ones([n, 1]), discriminator(fake, training: true))
-            try gOptimizer.apply(generator.gradients(of: gLoss), to: generator.trainableWeights)
-            return ["d_loss": dLoss, "g_loss": gLoss]
+            step = try AdversarialStep(generator: generator, discriminator: discriminator, generatorOptimizer: gOptimizer,
+                                       discriminatorOptimizer: dOptimizer, seed: 5)
         }
 
         func fit(_ data: Tensor, epochs: Int) throws -> History {
-            try generator.fit(x: [data], epochs: epochs, batchSize: 16, progress: false) { try self.step($0) }
+            try generator.fit(x: [data], epochs: epochs, batchSize: 16, progress: false, trainStep: step.callAsFunction)
         }
 
         var weights: [[Float]] { get throws { try (generator.weights + discriminator.weights).map { try $0.value.toArray() } } }

@@ -50,4 +50,35 @@ import Testing
         let read = try KerasConfig.model(fromJSON: Data(keras.utf8), file: "m.json")
         #expect((read.layers[1] as? GaussianNoise)?.stddev == 0.1 && (read.layers[2] as? GaussianDropout)?.rate == 0.25)
     }
+
+    /// Sampling: the KL term it adds matches its formula, its draws have the mean and spread asked
+    /// for, gradients reach the mean and log-variance, and the zoo's VAE survives a checkpoint.
+    @Test(arguments: Backend.all)
+    func samplingAddsTheKLTerm(_ backend: Backend) throws {
+        let d = backend.device
+        let (n, latent) = (4000, 3)
+        var random = Random("sampling")
+        let mean = random.floats(latent).map { $0 * 2 }, logVariance = random.floats(latent)
+        let code = try Tensor((0..<n).flatMap { _ in mean + logVariance }, shape: [n, 2 * latent], on: d)
+        let model = try Sequential([Input(shape: [2 * latent]), Sampling()])
+        try model.place(on: d, seed: 3)
+        code.requiresGrad = true
+        let z = try model(code, training: true)
+        let kl = zip(mean, logVariance).reduce(0.0) { $0 - 0.5 * (1 + Double($1.1) - Double($1.0 * $1.0) - exp(Double($1.1))) }
+        #expect(abs(Double(try model.addedLosses[0].item()) - kl) < 1e-4 * max(1, kl))
+        let values = try z.toArray()
+        for j in 0..<latent {
+            let m = NoiseLayerTests.moments(stride(from: j, to: values.count, by: latent).map { values[$0] })
+            #expect(abs(m.mean - Double(mean[j])) < 0.1 && abs(m.deviation - exp(0.5 * Double(logVariance[j]))) < 0.05, "\(m) on \(backend)")
+        }
+        try (z.sum() + model.addedLosses[0]).backward()
+        #expect(try code.grad!.toArray().allSatisfy(\.isFinite))
+
+        let vae = try GenerativeZoo.vae(imageShape: [8, 8, 1])
+        try vae.place(on: d, seed: 1)
+        let url = try temporaryFolder().appendingPathComponent("vae.safetensors")
+        try Checkpoint.save(vae, to: url)
+        let images = try Tensor.uniform([2, 8, 8, 1], seed: 4, on: d)
+        #expect(try Checkpoint.load(url, device: d).model(images).toArray() == vae(images).toArray(), "the same noise stream after reloading")
+    }
 }

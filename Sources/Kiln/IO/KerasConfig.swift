@@ -57,7 +57,7 @@ public enum KerasConfig {
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
-        "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout",
+        "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout", "Sampling",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -233,6 +233,7 @@ public enum KerasConfig {
         case "SpatialDropout2D": return SpatialDropout2D(float("rate", 0), name: name)
         case "GaussianNoise": return GaussianNoise(float("stddev", 0), name: name)
         case "GaussianDropout": return GaussianDropout(float("rate", 0), name: name)
+        case "Sampling": return Sampling(name: name)
         case "BatchNormalization":
             if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }

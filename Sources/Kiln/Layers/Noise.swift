@@ -107,3 +107,24 @@ public final class GaussianDropout: StochasticLayer {
         return try x * draw(x.shape, .normal(mean: 1, standardDeviation: (rate / (1 - rate)).squareRoot()), on: x.device)
     }
 }
+
+/// The reparameterisation trick of a variational autoencoder (the `Sampling` layer of Keras's VAE
+/// example): from `[mean, logVariance]` concatenated along the last axis, z = mean + e^(logVariance/2)·ε
+/// with ε drawn from the layer's stream, and the KL divergence to N(0, 1), summed over the latent
+/// axis and averaged over the batch, added as the layer's loss (`addLoss`). It samples at inference too.
+public final class Sampling: StochasticLayer {
+    public init(name: String? = nil) { super.init(name: name, kind: "sampling") }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.count == 1, input[0] % 2 == 0 else { throw shapeError("takes [mean, logVariance] of an even width, got \(input)") }
+        return [input[0] / 2]
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let code = inputs[0], latent = code.shape[1] / 2
+        let (mean, logVariance) = (try code.sliced(0..<latent, axis: 1), try code.sliced(latent..<2 * latent, axis: 1))
+        try addLoss(-0.5 * (1 + logVariance - mean.square() - logVariance.exp()).reduce(.sum, axis: 1).mean())
+        return try mean + (0.5 * logVariance).exp() * draw(mean.shape, .normal(mean: 0, standardDeviation: 1), on: mean.device)
+    }
+}
