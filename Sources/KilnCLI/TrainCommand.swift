@@ -14,12 +14,15 @@ struct TrainCommand: ParsableCommand {
             Transfer learning: --base FILE [--cut LAYER] [--freeze-base] --head "gap,dense:128:relu,dropout:0.3,dense:N" \
             trains a new head on a pretrained model (N = number of classes); --cache-features runs the frozen base once \
             and trains the head on its outputs. Fine-tune later with --resume CKPT --unfreeze all --learning-rate 1e-5.
+
+            Generative models on images: --model conv-autoencoder or vae learn to rebuild them, --model dcgan to make \
+            new ones (Adam 2e-4, β1 0.5); each epoch writes a PNG grid of reconstructions or samples into the run folder.
             """)
 
     @Option(parsing: .unconditional, help: "Output classes of a new model (default: the largest label + 1).")
     var classes: Int?
 
-    @Option(help: "Built-in model (\(ModelZoo.allCases.map(\.rawValue).joined(separator: ", "))) or a Keras model JSON file (default: workshop-cnn; lstm-forecast for time series, text-lstm for text folders).")
+    @Option(help: "Built-in model (\((ModelZoo.allCases.map(\.rawValue) + GenerativeZoo.allCases.map(\.rawValue)).joined(separator: ", "))) or a Keras model JSON file (default: workshop-cnn; lstm-forecast for time series, text-lstm for text folders).")
     var model: String?
 
     @OptionGroup var data: DataOptions
@@ -89,6 +92,7 @@ struct TrainCommand: ParsableCommand {
                                        channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
                                        base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
                                        windowing: try data.windowing())
+            if let (zoo, saved) = try generativeModel() { return try generative(zoo, settings, saved: saved, device: device) }
             var loaded: Model?
             if let resume {
                 let checkpoint = try Checkpoint.load(URL(fileURLWithPath: resume), device: device)

@@ -94,3 +94,33 @@ import Testing
         #expect(badStatus != 0 && badOutput.contains("'onnx2' is not kiln, pytorch, npz or onnx"))
     }
 }
+
+@Suite("Command line: generative models") struct GenerativeCLITests {
+    /// conv-autoencoder, vae and dcgan train on a small image folder, write their grids, curves and
+    /// checkpoints, and resume (the DCGAN from its paired checkpoint).
+    @Test func generativeModelsTrainAndResume() throws {
+        let folder = try temporaryFolder()
+        var random = Random("cli-generative")
+        let directory = folder.appendingPathComponent("data/shapes")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for i in 0..<40 {
+            let pixels = (0..<64).map { p in UInt8(p % 8 < 4 + i % 3 ? 200 + random.int(50) : random.int(40)) }
+            try Data(png(width: 8, height: 8, channels: 1, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
+        }
+        for model in ["conv-autoencoder", "vae", "dcgan"] {
+            let run = folder.appendingPathComponent(model).path
+            let arguments = ["--dataset", folder.appendingPathComponent("data").path, "--image-size", "8,8", "--channels", "1", "--batch-size", "8"]
+            let (status, output) = try DeviceTests.run(["train", "--model", model, "--epochs", "1", "--out", run] + arguments, environment: ["KILN_DEVICE": "cpu"])
+            #expect(status == 0 && output.contains("Wrote \(run)"), "\(model): \(output)")
+            let grid = model == "dcgan" ? "samples-epoch-1.png" : "reconstructions-epoch-1.png"
+            let image = try ImageFolder.decode(URL(fileURLWithPath: "\(run)/\(grid)"))
+            #expect(image.height == (model == "dcgan" ? 8 * 10 + 2 : 2 * 10 + 2), "\(model)")
+            let checkpoint = "\(run)/\(model == "dcgan" ? "dcgan" : "model").safetensors"
+            let (again, resumed) = try DeviceTests.run(["train", "--resume", checkpoint, "--epochs", "2", "--out", run] + arguments,
+                                                       environment: ["KILN_DEVICE": "cpu"])
+            #expect(again == 0 && resumed.contains("Epoch 2/2"), "\(model): \(resumed)")
+            #expect(try String(contentsOfFile: "\(run)/history.csv", encoding: .utf8).split(separator: "\n").count == 3, "\(model)")
+            if model != "dcgan" { #expect(output.contains("Test loss"), "\(model): \(output)") }
+        }
+    }
+}
