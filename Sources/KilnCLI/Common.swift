@@ -42,6 +42,9 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Text folders: the most frequent training words kept (ids 0 and 1 are padding and unknown words).")
     var vocabularySize = 10_000
 
+    @Option(parsing: .unconditional, help: "Use only the first N training samples and N/5 test samples (quick trials).")
+    var limit: Int?
+
     /// The windowing asked for with --target and --window, if any.
     func windowing() throws -> TimeSeries.Windowing? {
         guard target != nil || window != nil else { return nil }
@@ -58,7 +61,9 @@ struct DataOptions: ParsableArguments {
         let url = URL(fileURLWithPath: source)
         guard TextFolder.holdsText(url) else {
             let (training, test) = try load(source)
-            return (training, test, nil)
+            guard let limit else { return (training, test, nil) }
+            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+            return (training.subset(Array(0..<min(limit, training.count))), test.subset(Array(0..<min(max(limit / 5, 1), test.count))), nil)
         }
         guard sequenceLength > 0, vocabularySize > 2 else { throw ValidationError("--sequence-length must be positive and --vocabulary-size above 2") }
         let train = url.appendingPathComponent("train"), testFolder = url.appendingPathComponent("test")

@@ -91,7 +91,7 @@ struct TrainCommand: ParsableCommand {
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
                                        channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
                                        base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
-                                       windowing: try data.windowing())
+                                       windowing: try data.windowing(), limit: data.limit)
             if let (zoo, saved) = try generativeModel() { return try generative(zoo, settings, saved: saved, device: device) }
             var loaded: Model?
             if let resume {
@@ -114,7 +114,8 @@ struct TrainCommand: ParsableCommand {
             if settings.windowing != nil { return try forecast(settings, resumed: loaded, device: device) }
             let folder = try runFolder(settings)
             var data = self.data
-            (data.data, data.imageSize, data.channels, data.labelColumn) = (settings.data, settings.imageSize, settings.channels, settings.labelColumn)
+            (data.data, data.imageSize, data.channels, data.labelColumn, data.limit) = (settings.data, settings.imageSize, settings.channels,
+                                                                                        settings.labelColumn, settings.limit)
             let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary)
             settings.vocabulary = vocabulary
             if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
@@ -280,6 +281,8 @@ struct RunSettings: Codable {
     var windowing: TimeSeries.Windowing?
     /// Text folders: the words and sequence length of the token ids.
     var vocabulary: TextVocabulary?
+    /// `--limit`: the first samples only.
+    var limit: Int?
 }
 
 func timestamp() -> String {

@@ -21,7 +21,7 @@ extension TrainCommand {
         settings.model = zoo.rawValue
         let folder = try runFolder(settings)
         var data = self.data
-        (data.data, data.imageSize, data.channels) = (settings.data, settings.imageSize, settings.channels)
+        (data.data, data.imageSize, data.channels, data.limit) = (settings.data, settings.imageSize, settings.channels, settings.limit)
         let (training, test, _) = try data.load(settings.dataset)
         let (images, testImages) = (try pixels(training, device), try pixels(test, device))
         let shape = Array(images.shape.dropFirst())

@@ -102,3 +102,24 @@ enum Documentation {
         }
     }
 }
+
+@Suite("Generative models through the command line") struct GenerativeDocumentationTests {
+    /// README's generative commands as written, on the first 256 Fashion-MNIST images for one epoch
+    /// (the resume for one more): each writes its grid and checkpoint, and the DCGAN resumes.
+    @Test func readmeGenerativeCommands() throws {
+        guard (try? NamedDataset.fashionMNIST.load(.test)) != nil else { return }
+        let block = try #require(try Documentation.shellBlocks(Documentation.readme).first { $0.contains { $0.contains("dcgan") } })
+        let folder = try temporaryFolder()
+        for command in block {
+            var arguments = Array(command.dropFirst())
+            let epochs = try #require(arguments.firstIndex(of: "--epochs"))
+            arguments[epochs + 1] = arguments.contains("--resume") ? "2" : "1"
+            let (status, output) = try Documentation.kiln(arguments + ["--limit", "256"], in: folder)
+            #expect(command.first == "kiln" && status == 0, "\(command.joined(separator: " ")): \(output)")
+        }
+        for file in ["autoencoder/reconstructions-epoch-1.png", "vae/reconstructions-epoch-1.png", "vae/metrics.json",
+                     "dcgan/samples-epoch-1.png", "dcgan/samples-epoch-2.png", "dcgan/dcgan.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("runs/\(file)").path), "\(file)")
+        }
+    }
+}
