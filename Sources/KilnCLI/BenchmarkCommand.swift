@@ -6,7 +6,8 @@ struct BenchmarkCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure Kiln's kernels.",
-        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self, SequenceBenchmarkCommand.self])
+        subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self, SequenceBenchmarkCommand.self,
+                      GenerativeBenchmarkCommand.self])
 }
 
 struct OpsBenchmarkCommand: ParsableCommand {

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Kiln against Keras (TensorFlow CPU) and PyTorch (CPU) on the generative workloads of GenerativeZoo:
+
+  dcgan  Keras's DCGAN guide on 28×28×1 images: one discriminator and one generator update per step
+         (a real and a generated half, Adam 2e-4, β1 0.5), batch 64
+  vae    the convolutional VAE (Conv2D 32/64 stride 2 → Dense 16 → 2-D latent → Conv2DTranspose 64/32),
+         reconstruction cross-entropy summed over pixels + KL, Adam 1e-3, batch 128
+
+Random images (speed does not depend on the values). Keras runs the guide's `train_step` under `fit`;
+PyTorch the same step by hand. Each measurement runs in its own process, engines interleaved; the
+best of the rounds counts. Prints a table and, with --record, adds it to docs/benchmarks.md. Run
+through `Scripts/benchmark.sh generative`.
+"""
+import argparse, datetime, json, os, resource, statistics, sys, time
+from pathlib import Path
+
+from benchmark import machine, measured, record  # Scripts/benchmark.py, beside this file
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = {"dcgan": 64, "vae": 128}
+LATENT = {"dcgan": 64, "vae": 2}
+
+
+def steps_per_second(train_window, windows):
+    rates = []
+    for window in range(windows + 1):
+        start = time.perf_counter()
+        steps = train_window()
+        if window:
+            rates.append(steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def keras_worker(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np, tensorflow as tf, keras
+    from keras import layers, ops
+    keras.utils.set_random_seed(1)
+    batch = BATCH[args.workload]
+    x = np.random.default_rng(1).random((args.steps * batch, 28, 28, 1), dtype=np.float32)
+    if args.workload == "dcgan":
+        leaky = lambda: layers.LeakyReLU(negative_slope=0.2)
+        generator = keras.Sequential([keras.Input((64,)), layers.Dense(7 * 7 * 128), leaky(), layers.Reshape((7, 7, 128)),
+                                      layers.Conv2DTranspose(128, 4, strides=2, padding="same"), leaky(),
+                                      layers.Conv2DTranspose(64, 4, strides=2, padding="same"), leaky(),
+                                      layers.Conv2D(1, 5, padding="same", activation="sigmoid")])
+        discriminator = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(64, 4, strides=2, padding="same"), leaky(),
+                                          layers.Conv2D(128, 4, strides=2, padding="same"), leaky(), layers.Flatten(),
+                                          layers.Dropout(0.2), layers.Dense(1)])
+
+        class GAN(keras.Model):  # Keras's "DCGAN overriding train_step" guide
+            def __init__(self):
+                super().__init__()
+                self.generator, self.discriminator = generator, discriminator
+                self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+                self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+                self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+                self.seed = keras.random.SeedGenerator(1)
+
+            def train_step(self, real):
+                n = ops.shape(real)[0]
+                noise = keras.random.normal((n, 64), seed=self.seed)
+                labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
+                with tf.GradientTape() as tape:
+                    fake = self.generator(noise, training=True)
+                    d_loss = self.loss_fn(labels, self.discriminator(ops.concatenate([real, ops.stop_gradient(fake)], 0), training=True))
+                grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+                self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+                with tf.GradientTape() as tape:
+                    g_loss = self.loss_fn(ops.ones((n, 1)), self.discriminator(self.generator(noise, training=True), training=True))
+                grads = tape.gradient(g_loss, self.generator.trainable_weights)
+                self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+                return {"d_loss": d_loss, "g_loss": g_loss}
+
+        model = GAN()
+        model.compile()
+    else:
+        class Sampling(layers.Layer):
+            def call(self, code):
+                mean, log_var = code[:, :2], code[:, 2:]
+                self.add_loss(ops.mean(-0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)))
+                return mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean))
+
+        inputs = keras.Input((28, 28, 1))
+        h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inputs)
+        h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
+        z = Sampling()(layers.Dense(4)(layers.Dense(16, activation="relu")(layers.Flatten()(h))))
+        h = layers.Reshape((7, 7, 64))(layers.Dense(7 * 7 * 64, activation="relu")(z))
+        h = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(h)
+        h = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu")(h)
+        model = keras.Model(inputs, layers.Conv2D(1, 3, padding="same")(h))
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True), loss_weights=[784])
+    def window():
+        model.fit(x, None if args.workload == "dcgan" else x, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        return args.steps
+    return steps_per_second(window, args.windows)
+
+
+def torch_worker(args):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(1)
+    batch = BATCH[args.workload]
+    x = torch.rand(args.steps * batch, 1, 28, 28)
+    if args.workload == "dcgan":
+        leaky = lambda: nn.LeakyReLU(0.2)
+        generator = nn.Sequential(nn.Linear(64, 7 * 7 * 128), leaky(), nn.Unflatten(1, (128, 7, 7)),
+                                  nn.ConvTranspose2d(128, 128, 4, 2, 1), leaky(), nn.ConvTranspose2d(128, 64, 4, 2, 1), leaky(),
+                                  nn.Conv2d(64, 1, 5, padding=2), nn.Sigmoid())
+        discriminator = nn.Sequential(nn.Conv2d(1, 64, 4, 2, 1), leaky(), nn.Conv2d(64, 128, 4, 2, 1), leaky(), nn.Flatten(),
+                                      nn.Dropout(0.2), nn.Linear(7 * 7 * 128, 1))
+        d_opt = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
+        g_opt = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
+        bce = nn.BCEWithLogitsLoss()
+
+        def step(real):
+            n = real.shape[0]
+            fake = generator(torch.randn(n, 64))
+            labels = torch.cat([torch.ones(n, 1), torch.zeros(n, 1)])
+            d_opt.zero_grad()
+            bce(discriminator(torch.cat([real, fake.detach()])), labels).backward()
+            d_opt.step()
+            g_opt.zero_grad()
+            bce(discriminator(fake), torch.ones(n, 1)).backward()
+            g_opt.step()
+    else:
+        class VAE(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Sequential(nn.Conv2d(1, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+                                             nn.Linear(7 * 7 * 64, 16), nn.ReLU(), nn.Linear(16, 4))
+                self.decoder = nn.Sequential(nn.Linear(2, 7 * 7 * 64), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                                             nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1), nn.ReLU(),
+                                             nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(), nn.Conv2d(32, 1, 3, padding=1))
+
+            def forward(self, images):
+                code = self.encoder(images)
+                mean, log_var = code[:, :2], code[:, 2:]
+                kl = (-0.5 * (1 + log_var - mean.square() - log_var.exp()).sum(1)).mean()
+                return self.decoder(mean + (0.5 * log_var).exp() * torch.randn_like(mean)), kl
+
+        vae = VAE()
+        optimizer = torch.optim.Adam(vae.parameters(), 1e-3, eps=1e-7)
+
+        def step(images):
+            optimizer.zero_grad()
+            logits, kl = vae(images)
+            (F.binary_cross_entropy_with_logits(logits, images) * 784 + kl).backward()
+            optimizer.step()
+
+    def window():
+        for s in range(0, x.shape[0], batch):
+            step(x[s:s + batch])
+        return args.steps
+    return steps_per_second(window, args.windows)
+
+
+def run(engine, workload, args):
+    common = ["--workload", workload, "--steps", str(args.steps), "--windows", str(args.windows)]
+    if engine == "kiln":
+        command = [str(ROOT / ".build/release/kiln"), "benchmark", "generative", "--device", args.kiln_device] + common
+    else:
+        command = [sys.executable, __file__, "--worker", engine] + common
+    return measured(command, f"{engine} {workload}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="kiln,keras,torch")
+    parser.add_argument("--workloads", default=",".join(BATCH))
+    parser.add_argument("--steps", type=int, default=20, help="training steps per measured window")
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--kiln-device", default="cpu")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--worker")
+    parser.add_argument("--workload", default="dcgan")
+    args = parser.parse_args()
+    if args.worker:
+        rate = (keras_worker if args.worker == "keras" else torch_worker)(args)
+        print(json.dumps({"train_steps_per_second": rate, "train_samples_per_second": rate * BATCH[args.workload],
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        return
+    engines, workloads, best = args.engines.split(","), args.workloads.split(","), {}
+    for round_ in range(args.rounds):
+        for workload in workloads:
+            for engine in engines:
+                result = run(engine, workload, args)
+                key = (engine, workload)
+                if key not in best or result["train_steps_per_second"] > best[key]["train_steps_per_second"]:
+                    best[key] = result
+                print(f"round {round_ + 1}: {engine:5} {workload:5}: {result['train_steps_per_second']:7.2f} steps/s", file=sys.stderr)
+    table = report(best, engines, workloads, args)
+    print(table)
+    if args.record:
+        record(table)
+
+
+def report(best, engines, workloads, args):
+    commit, cpu = machine()
+    lines = [f"## {datetime.date.today()} — generative models, commit {commit}", "",
+             f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; random 28×28 images (`Scripts/benchmark_generative.py`); "
+             f"median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds.", "",
+             "| workload | batch | engine | train steps/s | samples/s | Kiln ÷ engine | peak RSS MB |", "|---|---:|---|---:|---:|---:|---:|"]
+    for workload in workloads:
+        kiln = best.get(("kiln", workload))
+        for engine in engines:
+            r = best[(engine, workload)]
+            ratio = f"{kiln['train_steps_per_second'] / r['train_steps_per_second']:.2f}" if kiln and engine != "kiln" else "—"
+            lines.append(f"| {workload} | {BATCH[workload]} | {engine} | {r['train_steps_per_second']:.2f} | "
+                         f"{r['train_samples_per_second']:.0f} | {ratio} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
