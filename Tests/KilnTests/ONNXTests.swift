@@ -110,6 +110,29 @@ import Testing
         return try model.serializedData()
     }
 
+    /// Cast to an integer type truncates toward zero (ONNX's conformance data holds no float-to-int case
+    /// Kiln reads); Pad with a negative pad crops.
+    @Test func castTruncatesAndPadCrops() throws {
+        var cast = Onnx_NodeProto()
+        (cast.opType, cast.input, cast.output) = ("Cast", ["x"], ["y"])
+        var to = Onnx_AttributeProto()
+        (to.name, to.type, to.i) = ("to", .int, 7)
+        cast.attribute = [to]
+        let folder = try temporaryFolder()
+        try Self.model(cast, inputs: [("x", [4])], output: ("y", [4])).write(to: folder.appendingPathComponent("cast.onnx"))
+        let truncated = try ONNXImport.load(folder.appendingPathComponent("cast.onnx"))(Tensor([1.7, -2.5, 3, -0.2], shape: [4]))
+        #expect(try truncated.toArray() == [1, -2, 3, 0])
+        var pad = Onnx_NodeProto()
+        (pad.opType, pad.input, pad.output) = ("Pad", ["x", "pads", "value"], ["y"])
+        var pads = Onnx_TensorProto(), value = Onnx_TensorProto()
+        (pads.name, pads.dims, pads.dataType, pads.int64Data) = ("pads", [4], 7, [1, -1, 0, 2])
+        (value.name, value.dims, value.dataType, value.floatData) = ("value", [], 1, [9])
+        try Self.model(pad, inputs: [("x", [2, 3])], output: ("y", [3, 4]), initializers: [pads, value]).write(to: folder.appendingPathComponent("pad.onnx"))
+        let padded = try ONNXImport.load(folder.appendingPathComponent("pad.onnx"))(Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]))
+        let values = try padded.toArray()
+        #expect(padded.shape == [3, 4] && values == [9, 9, 9, 9, 2, 3, 9, 9, 5, 6, 9, 9])
+    }
+
     /// A grouped convolution (group 2, padding 1, stride 2) against a float64 NCHW reference.
     @Test(arguments: Backend.all)
     func groupedConvolution(_ backend: Backend) throws {

@@ -80,9 +80,9 @@ import Testing
             throws: { "\($0)".contains("conv2d_transpose") }
     }
 
-    /// A generator of every new layer survives a checkpoint, Keras JSON and an ONNX export read back.
+    /// A generator of every new layer (and ZeroPadding2D) survives a checkpoint, Keras JSON and an ONNX export read back.
     @Test func generatorRoundTrips() throws {
-        let model = try Sequential([Input(shape: [6]), Dense(2 * 2 * 3), Reshape([2, 2, 3]),
+        let model = try Sequential([Input(shape: [6]), Dense(2 * 2 * 3), Reshape([2, 2, 3]), ZeroPadding2D(padding: (1, 0, 2, 1)),
                                     Conv2DTranspose(4, kernelSize: 3, strides: 2, padding: .same, activation: .relu),
                                     UpSampling2D(interpolation: .bilinear), Conv2DTranspose(3, kernelSize: (2, 2), strides: (3, 3)),
                                     GaussianNoise(0.3), Conv2DTranspose(2, kernelSize: (3, 3), strides: (2, 2), outputPadding: (1, 0)),

@@ -168,6 +168,10 @@ public enum ONNXExport {
                                                             ints("pads", [w.padTop, w.padLeft] + ends.map { max($0, 0) }),
                                                             ints("output_padding", ends.map { max(-$0, 0) })])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as ZeroPadding2D:
+                let p = l.padding
+                let pads = initializerInts("\(name).pads", [0, 0, p.top, p.left, 0, 0, p.bottom, p.right])
+                output = (add("Pad", [try value(inputs[0], as: .nchw), pads]), .nchw)
             case let l as UpSampling2D:
                 let scales = initializer("\(name).scales", [1, 1, Float(l.size.0), Float(l.size.1)], [4])
                 let attributes = l.interpolation == .nearest
