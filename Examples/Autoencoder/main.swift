@@ -2,7 +2,7 @@
 // lesson in Swift: strided convolutions squeeze each 28×28 image to 7×7×8 numbers, transposed
 // convolutions bring it back, with a layer of our own (a learned gain on the code) that the saved
 // model keeps: the checkpoint reloads once the layer type is registered. It writes held-out images
-// over their reconstructions as a PNG grid after each epoch, and prints where.
+// over their reconstructions as a PNG grid after each epoch and the loss curves, and prints where.
 // Usage: Autoencoder [EPOCHS] [SAMPLES] [FOLDER]   (KILN_DEVICE picks the device)
 import Foundation
 import Kiln
@@ -62,6 +62,8 @@ for _ in 0..<epochs {
     try ImageGrid.write(Tensor.concatenate([originals, autoencoder.predict(originals)], axis: 0), columns: 8, to: grid)
     print("wrote \(grid.path)")
 }
+try Data(Charts.curves(autoencoder.trainingHistory).utf8).write(to: folder.appendingPathComponent("curves.svg"), options: .atomic)
+print("wrote \(folder.appendingPathComponent("curves.svg").path)")
 let trained = try autoencoder.evaluate(data)["loss"]!
 print(String(format: "reconstruction error after %d epochs: %.4f", epochs, trained))
 

@@ -3,8 +3,8 @@
 // log-variance in a 2-D latent space; `Sampling` draws a point with noise made on the device (the
 // reparameterisation trick) and adds the KL divergence to N(0, 1) as its loss (`addLoss`, Keras's
 // add_loss; a `StochasticLayer` of a dozen lines); `fit` minimises it with the cross-entropy, summed over
-// the 784 pixels (a loss weight of 784 on the per-pixel mean). It writes reconstructions and the
-// decoded latent plane as PNG grids and the loss curves, and prints where.
+// the 784 pixels (a loss weight of 784 on the per-pixel mean). It writes reconstructions after each
+// epoch and the decoded latent plane as PNG grids, and the loss curves, and prints where.
 // Usage: VAE [EPOCHS] [SAMPLES] [FOLDER]   (KILN_DEVICE picks the device)
 import Foundation
 import Kiln
@@ -39,15 +39,16 @@ try vae.compile(optimizer: Adam(learningRate: 1e-3), losses: [BinaryCrossentropy
 }
 
 try report("before training")
+let originals = try test.sliced(0..<8, axis: 0)
 for _ in 0..<epochs {
     try vae.fit(x: training, y: training, epochs: 1, batchSize: 128, seed: 3)
     try report("epoch \(vae.epochsTrained)")
+    // Eight held-out images over their reconstructions.
+    let pairs = try Tensor.concatenate([originals, try vae.predict(originals).sigmoid()], axis: 0)
+    try ImageGrid.write(pairs.reshaped([16, 28, 28, 1]), columns: 8, to: folder.appendingPathComponent("reconstructions-epoch-\(vae.epochsTrained).png"))
 }
 
-// Eight held-out images over their reconstructions, and the decoder's view of the latent plane.
-let originals = try test.sliced(0..<8, axis: 0)
-let pairs = try Tensor.concatenate([originals, try vae.predict(originals).sigmoid()], axis: 0)
-try ImageGrid.write(pairs.reshaped([16, 28, 28, 1]), columns: 8, to: folder.appendingPathComponent("reconstructions.png"))
+// The decoder's view of the latent plane.
 let steps = (0..<10).map { -2 + 4 * Float($0) / 9 }
 let plane = try Tensor(steps.flatMap { y in steps.flatMap { x in [x, -y] } }, shape: [100, latent], on: device)
 let generated = try decoder.predict(plane).sigmoid()
@@ -56,4 +57,4 @@ try Data(Charts.curves(vae.trainingHistory).utf8).write(to: folder.appendingPath
 let values = try generated.toArray()
 print(String(format: "100 images decoded from the latent plane: pixel mean %.3f, range %.3f to %.3f", values.reduce(0, +) / Float(values.count),
              values.min()!, values.max()!))
-print("wrote reconstructions.png, latent-plane.png and curves.svg to \(folder.path)")
+print("wrote reconstructions-epoch-N.png, latent-plane.png and curves.svg to \(folder.path)")

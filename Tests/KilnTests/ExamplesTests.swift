@@ -42,6 +42,7 @@ import Testing
         #expect(errors.count == 3 && errors[1] < errors[0] / 2 && errors[2] == errors[1], "\(output)")
         let grid = try ImageFolder.decode(folder.appendingPathComponent("reconstructions-epoch-3.png"))
         #expect((grid.height, grid.width) == (2 * 30 + 2, 8 * 30 + 2))
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("curves.svg").path))
     }
 
     /// The hand-written recurrent cell learns to forecast the sine wave.
@@ -67,7 +68,7 @@ import Testing
         #expect(range.count == 2 && range[0] >= 0 && range[1] <= 1 && range[0] < range[1], "\(output)")
         let plane = try ImageFolder.decode(folder.appendingPathComponent("latent-plane.png"))
         #expect((plane.height, plane.width) == (10 * 30 + 2, 10 * 30 + 2))
-        #expect(try ImageFolder.decode(folder.appendingPathComponent("reconstructions.png")).height == 2 * 30 + 2)
+        #expect(try ImageFolder.decode(folder.appendingPathComponent("reconstructions-epoch-3.png")).height == 2 * 30 + 2)
     }
 
     /// The DCGAN trains two epochs on real Fashion-MNIST, writing a sample grid per epoch, the curves,
