@@ -9,9 +9,10 @@
 Random images (speed does not depend on the values). Keras runs the guide's `train_step` under `fit`;
 PyTorch the same step by hand. Each measurement runs in its own process, engines interleaved; the
 best of the rounds counts. Prints a table and, with --record, adds it to docs/benchmarks.md. Run
-through `Scripts/benchmark.sh generative`.
+through `Scripts/benchmark.sh generative`; with --elbo, compares the VAE's test loss after --epochs
+on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model vae`).
 """
-import argparse, datetime, json, os, resource, statistics, sys, time
+import argparse, datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 from benchmark import machine, measured, record  # Scripts/benchmark.py, beside this file
@@ -75,25 +76,70 @@ def keras_worker(args):
         model = GAN()
         model.compile()
     else:
-        class Sampling(layers.Layer):
-            def call(self, code):
-                mean, log_var = code[:, :2], code[:, 2:]
-                self.add_loss(ops.mean(-0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)))
-                return mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean))
-
-        inputs = keras.Input((28, 28, 1))
-        h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inputs)
-        h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
-        z = Sampling()(layers.Dense(4)(layers.Dense(16, activation="relu")(layers.Flatten()(h))))
-        h = layers.Reshape((7, 7, 64))(layers.Dense(7 * 7 * 64, activation="relu")(z))
-        h = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(h)
-        h = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu")(h)
-        model = keras.Model(inputs, layers.Conv2D(1, 3, padding="same")(h))
-        model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True), loss_weights=[784])
+        model = keras_vae(keras, layers, ops)
     def window():
         model.fit(x, None if args.workload == "dcgan" else x, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         return args.steps
     return steps_per_second(window, args.windows)
+
+
+def keras_vae(keras, layers, ops):
+    """GenerativeZoo.vae in Keras, compiled as Kiln's CLI compiles it (Adam 1e-3, cross-entropy × 784 + KL)."""
+    class Sampling(layers.Layer):
+        def call(self, code):
+            mean, log_var = code[:, :2], code[:, 2:]
+            self.add_loss(ops.mean(-0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)))
+            return mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean))
+
+    inputs = keras.Input((28, 28, 1))
+    h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(inputs)
+    h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
+    z = Sampling()(layers.Dense(4)(layers.Dense(16, activation="relu")(layers.Flatten()(h))))
+    h = layers.Reshape((7, 7, 64))(layers.Dense(7 * 7 * 64, activation="relu")(z))
+    h = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu")(h)
+    model = keras.Model(inputs, layers.Conv2D(1, 3, padding="same")(h))
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True), loss_weights=[784])
+    return model
+
+
+def keras_elbo(args):
+    """Test loss (reconstruction cross-entropy + KL per image) of the Keras VAE after --epochs on Fashion-MNIST."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from keras import layers, ops
+    from benchmark import fashion_mnist
+    keras.utils.set_random_seed(args.seed)
+    x_train, _, x_test, _ = fashion_mnist()
+    x_train, x_test = x_train.astype("float32") / 255, x_test.astype("float32") / 255
+    model = keras_vae(keras, layers, ops)
+    model.fit(x_train, x_train, batch_size=128, epochs=args.epochs, verbose=0)
+    return model.evaluate(x_test, x_test, batch_size=128, verbose=0)
+
+
+def elbo(args):
+    """Kiln's `kiln train --model vae` and the Keras VAE, --epochs each, over --seeds: mean test losses."""
+    import tempfile
+    results = {"kiln": [], "keras": []}
+    for seed in range(1, args.seeds + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            subprocess.run([str(ROOT / ".build/release/kiln"), "train", "--model", "vae", "--epochs", str(args.epochs), "--batch-size", "128",
+                            "--validation-split", "0.0001", "--seed", str(seed), "--device", args.kiln_device, "--out", folder],
+                           check=True, capture_output=True)
+            results["kiln"].append(json.loads(Path(folder, "metrics.json").read_text())["test_loss"])
+        output = subprocess.run([sys.executable, __file__, "--worker", "keras-elbo", "--epochs", str(args.epochs), "--seed", str(seed)],
+                                check=True, capture_output=True, text=True).stdout
+        results["keras"].append(json.loads(output.splitlines()[-1])["test_loss"])
+        print(f"seed {seed}: kiln {results['kiln'][-1]:.2f}, keras {results['keras'][-1]:.2f}", file=sys.stderr)
+    commit, cpu = machine()
+    kiln, keras = statistics.mean(results["kiln"]), statistics.mean(results["keras"])
+    return "\n".join([f"## {datetime.date.today()} — VAE test loss (negative ELBO per image), commit {commit}", "",
+                      f"{cpu}; the convolutional VAE on the real Fashion-MNIST, {args.epochs} epochs, batch 128, Adam 1e-3, "
+                      f"seeds 1–{args.seeds}; Kiln through `kiln train --model vae`, Keras 3 from `Scripts/benchmark_generative.py --elbo`.", "",
+                      "| engine | test loss per seed | mean |", "|---|---|---:|",
+                      f"| kiln | {', '.join(f'{v:.2f}' for v in results['kiln'])} | {kiln:.2f} |",
+                      f"| keras | {', '.join(f'{v:.2f}' for v in results['keras'])} | {keras:.2f} |", "",
+                      f"Kiln ÷ Keras: {kiln / keras:.3f}."]) + "\n"
 
 
 def torch_worker(args):
@@ -177,7 +223,20 @@ def main():
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--worker")
     parser.add_argument("--workload", default="dcgan")
+    parser.add_argument("--elbo", action="store_true", help="compare the VAE's test loss after --epochs instead of speed")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.worker == "keras-elbo":
+        print(json.dumps({"test_loss": keras_elbo(args)}))
+        return
+    if args.elbo:
+        table = elbo(args)
+        print(table)
+        if args.record:
+            record(table)
+        return
     if args.worker:
         rate = (keras_worker if args.worker == "keras" else torch_worker)(args)
         print(json.dumps({"train_steps_per_second": rate, "train_samples_per_second": rate * BATCH[args.workload],
