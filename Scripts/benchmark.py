@@ -142,6 +142,26 @@ def measured(command, label):
     return json.loads(lines[-1])
 
 
+def best_of_rounds(engines, workloads, rounds, run, metric):
+    """Runs every (engine, workload) `rounds` times, engines interleaved; keeps each one's result with the best `metric`."""
+    best = {}
+    for round_ in range(rounds):
+        for workload in workloads:
+            for engine in engines:
+                result = run(engine, workload)
+                if (engine, workload) not in best or result[metric] > best[(engine, workload)][metric]:
+                    best[(engine, workload)] = result
+                print(f"round {round_ + 1}: {engine:5} {workload:11}: {result[metric]:9.2f} {metric}", file=sys.stderr)
+    return best
+
+
+def publish(table, record_it):
+    """Prints a table and, when asked, adds it to docs/benchmarks.md."""
+    print(table)
+    if record_it:
+        record(table)
+
+
 def machine():
     """The commit and the CPU's model name, for a table's heading."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -188,10 +208,7 @@ def main():
                 runs.append(run(engine, args, size, args.epochs, seed)["test_accuracy_per_epoch"])
                 print(f"seed {seed}: {engine:5} batch {size:3}: accuracy {runs[-1][-1]:.4f}", file=sys.stderr)
             best[(engine, size)]["accuracy_runs"] = runs
-    table = report(best, engines, sizes, args)
-    print(table)
-    if args.record:
-        record(table)
+    publish(report(best, engines, sizes, args), args.record)
 
 
 def record(table):

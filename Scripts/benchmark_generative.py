@@ -15,7 +15,7 @@ on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model
 import argparse, datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
-from benchmark import machine, measured, record  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, machine, measured, publish  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = {"dcgan": 64, "vae": 128}
@@ -232,30 +232,16 @@ def main():
         print(json.dumps({"test_loss": keras_elbo(args)}))
         return
     if args.elbo:
-        table = elbo(args)
-        print(table)
-        if args.record:
-            record(table)
+        publish(elbo(args), args.record)
         return
     if args.worker:
         rate = (keras_worker if args.worker == "keras" else torch_worker)(args)
         print(json.dumps({"train_steps_per_second": rate, "train_samples_per_second": rate * BATCH[args.workload],
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
-    engines, workloads, best = args.engines.split(","), args.workloads.split(","), {}
-    for round_ in range(args.rounds):
-        for workload in workloads:
-            for engine in engines:
-                result = run(engine, workload, args)
-                key = (engine, workload)
-                if key not in best or result["train_steps_per_second"] > best[key]["train_steps_per_second"]:
-                    best[key] = result
-                print(f"round {round_ + 1}: {engine:5} {workload:5}: {result['train_steps_per_second']:7.2f} steps/s", file=sys.stderr)
-    table = report(best, engines, workloads, args)
-    print(table)
-    if args.record:
-        record(table)
-
+    engines, workloads = args.engines.split(","), args.workloads.split(",")
+    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run(engine, workload, args), "train_steps_per_second")
+    publish(report(best, engines, workloads, args), args.record)
 
 def report(best, engines, workloads, args):
     commit, cpu = machine()

@@ -12,7 +12,7 @@ adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
 import argparse, datetime, json, os, resource, statistics, sys, time
 from pathlib import Path
 
-from benchmark import machine, measured, record  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, machine, measured, publish  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
@@ -138,20 +138,9 @@ def main():
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    engines, workloads, best = args.engines.split(","), args.workloads.split(","), {}
-    for round_ in range(args.rounds):
-        for workload in workloads:
-            for engine in engines:
-                result = run(engine, workload, args)
-                key = (engine, workload)
-                if key not in best or result["train_samples_per_second"] > best[key]["train_samples_per_second"]:
-                    best[key] = result
-                print(f"round {round_ + 1}: {engine:5} {workload:11}: {result['train_samples_per_second']:8.0f} samples/s", file=sys.stderr)
-    table = report(best, engines, workloads, args)
-    print(table)
-    if args.record:
-        record(table)
-
+    engines, workloads = args.engines.split(","), args.workloads.split(",")
+    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run(engine, workload, args), "train_samples_per_second")
+    publish(report(best, engines, workloads, args), args.record)
 
 def report(best, engines, workloads, args):
     commit, cpu = machine()
