@@ -142,6 +142,31 @@ def measured(command, label):
     return json.loads(lines[-1])
 
 
+def workload_parser(doc, workloads, steps, workload):
+    """The options the workload benchmarks (sequences, generative) share."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="kiln,keras,torch")
+    parser.add_argument("--workloads", default=",".join(workloads))
+    parser.add_argument("--steps", type=int, default=steps, help="training steps per measured window")
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--kiln-device", default="cpu")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--worker")
+    parser.add_argument("--workload", default=workload)
+    return parser
+
+
+def run_workload(engine, workload, script, subcommand, options, args):
+    """One measurement: `kiln benchmark SUBCOMMAND` or the script's own worker for `engine`."""
+    common = ["--workload", workload, "--steps", str(args.steps), "--windows", str(args.windows)] + options
+    if engine == "kiln":
+        command = [str(ROOT / ".build/release/kiln"), "benchmark", subcommand, "--device", args.kiln_device] + common
+    else:
+        command = [sys.executable, script, "--worker", engine] + common
+    return measured(command, f"{engine} {workload}")
+
+
 def best_of_rounds(engines, workloads, rounds, run, metric):
     """Runs every (engine, workload) `rounds` times, engines interleaved; keeps each one's result with the best `metric`."""
     best = {}

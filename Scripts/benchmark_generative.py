@@ -12,10 +12,10 @@ best of the rounds counts. Prints a table and, with --record, adds it to docs/be
 through `Scripts/benchmark.sh generative`; with --elbo, compares the VAE's test loss after --epochs
 on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model vae`).
 """
-import argparse, datetime, json, os, resource, statistics, subprocess, sys, time
+import datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
-from benchmark import best_of_rounds, machine, measured, publish  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = {"dcgan": 64, "vae": 128}
@@ -203,26 +203,8 @@ def torch_worker(args):
     return steps_per_second(window, args.windows)
 
 
-def run(engine, workload, args):
-    common = ["--workload", workload, "--steps", str(args.steps), "--windows", str(args.windows)]
-    if engine == "kiln":
-        command = [str(ROOT / ".build/release/kiln"), "benchmark", "generative", "--device", args.kiln_device] + common
-    else:
-        command = [sys.executable, __file__, "--worker", engine] + common
-    return measured(command, f"{engine} {workload}")
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", default="kiln,keras,torch")
-    parser.add_argument("--workloads", default=",".join(BATCH))
-    parser.add_argument("--steps", type=int, default=20, help="training steps per measured window")
-    parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--kiln-device", default="cpu")
-    parser.add_argument("--record", action="store_true")
-    parser.add_argument("--worker")
-    parser.add_argument("--workload", default="dcgan")
+    parser = workload_parser(__doc__, BATCH, 20, "dcgan")
     parser.add_argument("--elbo", action="store_true", help="compare the VAE's test loss after --epochs instead of speed")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
@@ -240,7 +222,7 @@ def main():
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
     engines, workloads = args.engines.split(","), args.workloads.split(",")
-    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run(engine, workload, args), "train_steps_per_second")
+    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run_workload(engine, workload, __file__, "generative", [], args), "train_steps_per_second")
     publish(report(best, engines, workloads, args), args.record)
 
 def report(best, engines, workloads, args):

@@ -9,10 +9,10 @@ Random inputs (throughput does not depend on the values); Adam 1e-3. Each measur
 own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
 adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
 """
-import argparse, datetime, json, os, resource, statistics, sys, time
+import datetime, json, os, resource, statistics, sys, time
 from pathlib import Path
 
-from benchmark import best_of_rounds, machine, measured, publish  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
@@ -110,26 +110,8 @@ def torch_worker(args):
     return measure(train, predict, samples, args.windows)
 
 
-def run(engine, workload, args):
-    common = ["--workload", workload, "--batch-size", str(WORKLOADS[workload]), "--steps", str(args.steps), "--windows", str(args.windows)]
-    if engine == "kiln":
-        command = [str(ROOT / ".build/release/kiln"), "benchmark", "sequence", "--device", args.kiln_device] + common
-    else:
-        command = [sys.executable, __file__, "--worker", engine] + common
-    return measured(command, f"{engine} {workload}")
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", default="kiln,keras,torch")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--steps", type=int, default=40, help="training steps per measured window")
-    parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--kiln-device", default="cpu")
-    parser.add_argument("--record", action="store_true")
-    parser.add_argument("--worker")
-    parser.add_argument("--workload", default="forecast")
+    parser = workload_parser(__doc__, WORKLOADS, 40, "forecast")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -139,7 +121,7 @@ def main():
         print(json.dumps(result))
         return
     engines, workloads = args.engines.split(","), args.workloads.split(",")
-    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run(engine, workload, args), "train_samples_per_second")
+    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run_workload(engine, workload, __file__, "sequence", ["--batch-size", str(WORKLOADS[workload])], args), "train_samples_per_second")
     publish(report(best, engines, workloads, args), args.record)
 
 def report(best, engines, workloads, args):
