@@ -201,6 +201,7 @@ def keras_fixtures():
     keras_nested_fixtures()
     keras_sequence_fixtures()
     keras_generative_fixtures()
+    keras_gru_v1_fixtures()
     (OUT / "keras_resnet50.json.gz").write_bytes(gzip.compress(keras.applications.ResNet50(weights=None).to_json().encode()))
 
 
@@ -244,6 +245,22 @@ def keras_generative_fixtures():
         layers.Conv2D(1, 3, padding="same", dilation_rate=2, activation="tanh", name="out"),
     ], name="keras_generator")
     save_keras(generator, "keras_generator", np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32))
+
+
+def keras_gru_v1_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((6, 3)), layers.GRU(4, reset_after=False, return_sequences=True, name="gru_v1"),
+        layers.GRU(3, reset_after=False, go_backwards=True, name="gru_v1_back"), layers.Dense(2, name="dense"),
+    ], name="keras_gru_v1")
+    rng = np.random.default_rng(4)
+    for layer in model.layers[:2]:  # non-zero biases
+        kernel, recurrent, bias = layer.get_weights()
+        layer.set_weights([kernel, recurrent, rng.uniform(-0.5, 0.5, bias.shape)])
+    save_keras(model, "keras_gru_v1", rng.standard_normal((3, 6, 3)).astype(np.float32))
 
 
 def save_keras(model, name, x):

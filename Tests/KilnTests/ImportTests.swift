@@ -130,7 +130,7 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     /// Sequence models saved by Keras 3.15: a masked text model (Embedding with mask_zero,
     /// Bidirectional LSTM, GRU) and a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
     /// LayerNormalization, TimeDistributed, global pooling) give Keras's outputs.
-    @Test(arguments: Backend.all, ["keras_text.keras", "keras_text.h5", "keras_series.keras", "keras_series.h5"])
+    @Test(arguments: Backend.all, ["keras_text.keras", "keras_text.h5", "keras_series.keras", "keras_series.h5", "keras_gru_v1.keras", "keras_gru_v1.h5"])
     func sequenceModelsMatchKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
         let stem = file.split(separator: ".")[0]

@@ -366,3 +366,30 @@ import Testing
         try model.fit(x: [x], y: [Tensor(labels: labels, shape: [2, 5], on: d)], epochs: 2, batchSize: 2, progress: false)
     }
 }
+
+/// The GRU with the reset gate before the recurrent projection (Keras's `reset_after=False`, ONNX's
+/// default; its forward pass is checked against Keras fixtures and ONNX's conformance data): its
+/// gradients by finite differences, with a mask, and masked steps that keep the state.
+@Suite("GRU with reset_after=False") struct ResetBeforeGRUTests {
+    @Test(arguments: Backend.all)
+    func gradientsAndMasks(_ backend: Backend) throws {
+        let d = backend.device
+        let layer = GRU(5, returnSequences: true, resetAfter: false)
+        let model = try Sequential([Input(shape: [4, 3]), layer])
+        try model.place(on: d, seed: 2)
+        #expect(layer.weights.map(\.shape) == [[3, 15], [5, 15], [15]])
+        var random = Random("gru-v1")
+        let x = random.floats(2 * 4 * 3), weights = try Tensor(random.floats(2 * 4 * 5), shape: [2, 4, 5], on: d)
+        let mask = try Tensor([1, 1, 1, 1, 1, 1, 0, 0], shape: [2, 4], on: d)
+        func output(_ values: [Float], mask: Tensor? = mask) throws -> Tensor {
+            try layer.forward([Tensor(values, shape: [2, 4, 3], on: d)], training: false, mask: mask)
+        }
+        let input = try Tensor(x, shape: [2, 4, 3], on: d)
+        input.requiresGrad = true
+        try (layer.forward([input], training: false, mask: mask) * weights).sum().backward()
+        try expectGradient(at: x, gradient: try input.grad!.toArray(), "reset-before GRU on \(backend)") { Double(try (output($0) * weights).sum().item()) }
+        let states = try output(x).toArray()
+        #expect(Array(states[30..<35]) == Array(states[25..<30]) && Array(states[35..<40]) == Array(states[25..<30]), "masked steps keep the state")
+        expectClose(Array(try output(x, mask: nil).toArray()[0..<20]), states[0..<20].map(Double.init), "unmasked steps on \(backend)", tolerance: 1e-6)
+    }
+}

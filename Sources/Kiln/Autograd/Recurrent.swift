@@ -9,6 +9,9 @@ struct RecurrentWeights {
     /// Recurrent dropout: `[batch, units]`, 0 or 1/(1 − rate), one mask per sequence for every step,
     /// applied to the state the recurrent projection reads.
     var recurrentDropoutMask: Tensor?
+    /// GRU: false for Keras's `reset_after=False` (ONNX's `linear_before_reset=0`), where the reset gate
+    /// scales the state before the candidate's recurrent projection.
+    var resetAfter = true
 }
 
 extension Tensor {
@@ -36,6 +39,7 @@ extension Tensor {
         if let dropout = w.recurrentDropoutMask, dropout.shape != [batch, units] {
             throw TensorError.shape("a recurrent dropout mask of shape \(dropout.shape) for a batch of \(batch) and \(units) units")
         }
+        if gru, !w.resetAfter { return try resetBeforeStates(w, initialHidden: initialHidden, mask: mask) }
         let d = device, steps = time * batch, stateCount = (time + 1) * batch * units
 
         // Forward: time-major inputs, gates = x·W (+ bias), then the steps.
@@ -122,5 +126,37 @@ extension Tensor {
             return [gradInputs] + zip(all, present).filter(\.1).map(\.0)
         }
         return result
+    }
+
+    /// The GRU whose reset gate scales the state before the candidate's recurrent projection,
+    /// h̃ = act(x·W_h + b_h + (r ⊙ h)·U_h + b'_h) (Keras's `reset_after=False`, ONNX's default): the
+    /// input projection is one GEMM, the steps run as differentiable tensor ops (no fused kernel, as
+    /// r must reach the state before its projection). `recurrentStates`' arguments and layout.
+    private func resetBeforeStates(_ w: RecurrentWeights, initialHidden: Tensor?, mask: Tensor?) throws -> Tensor {
+        let (batch, time, features) = (shape[0], shape[1], shape[2]), units = w.recurrentKernel.shape[0]
+        var projected = try reshaped([batch * time, features]).matmul(w.kernel)
+        if let bias = w.bias { projected = try projected.addingBias(bias) }
+        projected = try projected.reshaped([batch, time, 3 * units])
+        let gatesKernel = try w.recurrentKernel.sliced(0..<2 * units, axis: 1)
+        let candidateKernel = try w.recurrentKernel.sliced(2 * units..<3 * units, axis: 1)
+        let (gatesBias, candidateBias) = (try w.recurrentBias?.sliced(0..<2 * units, axis: 0), try w.recurrentBias?.sliced(2 * units..<3 * units, axis: 0))
+        var h = try initialHidden ?? Tensor.zeros([batch, units], on: device)
+        var states = [h]
+        for t in 0..<time {
+            let step = try projected.selected(t, axis: 1)
+            let read = try w.recurrentDropoutMask.map { try h * $0 } ?? h
+            var gates = try step.sliced(0..<2 * units, axis: 1) + read.matmul(gatesKernel)
+            if let gatesBias { gates = try gates + gatesBias }
+            gates = try gates.sigmoid()
+            let (z, r) = (try gates.sliced(0..<units, axis: 1), try gates.sliced(units..<2 * units, axis: 1))
+            var candidate = try step.sliced(2 * units..<3 * units, axis: 1) + (r * read).matmul(candidateKernel)
+            if let candidateBias { candidate = try candidate + candidateBias }
+            candidate = try w.relu ? candidate.relu() : candidate.tanh()
+            var next = try z * h + (1 - z) * candidate
+            if let mask { next = try h + mask.sliced(t..<t + 1, axis: 1) * (next - h) }  // padded steps keep the state
+            h = next
+            states.append(h)
+        }
+        return try Tensor.stack(states, axis: 0).reshaped([1, time + 1, batch, units])
     }
 }

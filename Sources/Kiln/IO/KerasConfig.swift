@@ -275,7 +275,6 @@ public enum KerasConfig {
             func flag(_ key: String, _ fallback: Bool = false) -> Bool { c[key] as? Bool ?? fallback }
             let gate = c["recurrent_activation"] == nil ? .sigmoid : try activation("recurrent_activation")
             let unsupported = [("return_state", flag("return_state")),
-                               ("reset_after false (GRU v1)", kind == "GRU" && !flag("reset_after", true)),
                                ("recurrent_activation other than sigmoid", kind != "SimpleRNN" && gate != .sigmoid)]
             if let (what, _) = unsupported.first(where: { $0.1 }) { throw DataError(file, "\(kind) '\(name ?? "?")': \(what) is not supported yet") }
             let (units, act, bias) = (try int("units"), try activation(), flag("use_bias", true))
@@ -295,8 +294,8 @@ public enum KerasConfig {
                             biasInitializer: forget ? nil : biasInit, name: name)
             default:
                 return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
-                           dropout: rate, recurrentDropout: recurrentRate, kernelInitializer: kernel, recurrentInitializer: recurrent,
-                           biasInitializer: biasInit, name: name)
+                           dropout: rate, recurrentDropout: recurrentRate, resetAfter: flag("reset_after", true), kernelInitializer: kernel,
+                           recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
             }
         case "Conv1D":
             if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv1D '\(name ?? "?")': groups = \(groups) is not supported") }
@@ -465,7 +464,7 @@ public enum KerasConfig {
                      "return_state": false, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": l.recurrentDropout,
                      "kernel_initializer": initializer(l.kernelInitializer), "recurrent_initializer": initializer(l.recurrentInitializer)]) { $1 }
             if l.cell != .simpleRNN { c["recurrent_activation"] = "sigmoid" }
-            if l.cell == .gru { c["reset_after"] = true }
+            if let gru = l as? GRU { c["reset_after"] = gru.resetAfter }
             if case .forgetGateOnes = l.biasInitializer { c["unit_forget_bias"] = true; c["bias_initializer"] = initializer(.zeros) } else {
                 c["bias_initializer"] = initializer(l.biasInitializer)
                 if l.cell == .lstm { c["unit_forget_bias"] = false }

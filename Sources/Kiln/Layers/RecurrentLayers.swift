@@ -117,8 +117,8 @@ public class RecurrentLayer: Layer {
                  recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         case .gru:
             GRU(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
-                stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
-                recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+                stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, resetAfter: (self as? GRU)?.resetAfter ?? true,
+                kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         }
     }
 
@@ -156,23 +156,30 @@ public final class LSTM: RecurrentLayer {
     }
 }
 
-/// Keras 3's `GRU` (gates z, r, h) with `reset_after`: the reset gate scales the recurrent
-/// projection h·U_h + b_h, and the bias `[2, 3·units]` holds the input and recurrent biases.
+/// Keras 3's `GRU` (gates z, r, h). With `resetAfter` (Keras 3's default) the reset gate scales the
+/// recurrent projection h·U_h + b_h, and the bias `[2, 3·units]` holds the input and recurrent
+/// biases; without it (Keras 2's default, ONNX's) the reset gate scales the state before its
+/// projection, and the bias is `[3·units]`; that variant runs as tensor ops, not the fused kernel.
 public final class GRU: RecurrentLayer {
+    public let resetAfter: Bool
+
     public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
+                goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0, resetAfter: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer = .zeros, name: String? = nil) {
+        self.resetAfter = resetAfter
         super.init(cell: .gru, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
                    goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
                    kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "gru")
     }
 
-    override var biasShape: [Int] { [2, width] }
+    override var biasShape: [Int] { resetAfter ? [2, width] : [width] }
 
     override func weights() throws -> RecurrentWeights {
         var w = try super.weights()
+        w.resetAfter = resetAfter
+        guard resetAfter else { return w }
         if let bias = bias?.value {
             (w.bias, w.recurrentBias) = (try bias.selected(0), try bias.selected(1))
         } else {

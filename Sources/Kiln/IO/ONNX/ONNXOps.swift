@@ -203,7 +203,7 @@ struct ONNXOp {
         }
     }
 
-    /// ONNX's LSTM (gates i, o, f, c), GRU (z, r, h, with `linear_before_reset`) and RNN, forward,
+    /// ONNX's LSTM (gates i, o, f, c), GRU (z, r, h; either `linear_before_reset`) and RNN, forward,
     /// reverse or bidirectional, with `sequence_lens` and initial states, as Kiln's fused recurrent op.
     private func recurrent(_ arguments: [Tensor?]) throws -> [Tensor?] {
         let cell: RecurrentStep.Cell = node.opType == "LSTM" ? .lstm : node.opType == "GRU" ? .gru : .simpleRNN
@@ -212,7 +212,6 @@ struct ONNXOp {
         let relu = cell == .simpleRNN && activations == ["Relu"]
         guard activations == defaults || relu else { throw fail("activations \(activations) are not supported (only \(defaults.joined(separator: ", ")))") }
         guard attribute("clip") == nil, int("input_forget", 0) == 0 else { throw fail("clip and input_forget are not supported") }
-        guard cell != .gru || int("linear_before_reset", 0) == 1 else { throw fail("linear_before_reset=0 (the GRU of 1406.1078v1) is not supported") }
         guard arguments.count < 8 || arguments[7] == nil else { throw fail("peepholes are not supported") }
         let batchMajor = int("layout", 0) == 1
         let x = try input(arguments, 0), w = try input(arguments, 1), r = try input(arguments, 2)
@@ -237,6 +236,7 @@ struct ONNXOp {
         for d in 0..<directions {
             let reverse = d == 1 || string("direction") == "reverse"
             var weights = RecurrentWeights(cell: cell, relu: relu, kernel: try kilnMatrix(w, d), recurrentKernel: try kilnMatrix(r, d), bias: nil)
+            weights.resetAfter = int("linear_before_reset", 0) == 1
             if arguments.count > 3, let b = arguments[3] {
                 let (input, recurrent) = (try kilnVector(b.selected(d).sliced(0..<gates * hidden, axis: 0)),
                                           try kilnVector(b.selected(d).sliced(gates * hidden..<2 * gates * hidden, axis: 0)))
