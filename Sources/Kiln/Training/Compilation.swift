@@ -15,13 +15,16 @@ public struct Compilation {
     public var loss: Loss { losses[0] }
 
     /// Fresh metric objects for one pass, per output; with several outputs each is named after its
-    /// output (`digits_accuracy`), as Keras does. `accuracy` means binary accuracy for binary cross-entropy.
+    /// output (`digits_accuracy`), as Keras does. `accuracy` means binary accuracy for binary
+    /// cross-entropy, reported as `accuracy` (Keras's name for what was asked).
     func makeMetrics(outputNames: [String]) throws -> [[Metric]] {
         try zip(zip(losses, outputMetrics), outputNames).map { pair, output in
             let (loss, names) = pair
             return try names.map { name in
                 let metric = try Self.metric(name, for: loss)
-                return losses.count == 1 ? metric : RenamedMetric(metric, name: "\(output)_\(metric.name)")
+                let reported = ["accuracy", "acc"].contains(name) ? "accuracy" : metric.name
+                if losses.count > 1 { return RenamedMetric(metric, name: "\(output)_\(reported)") }
+                return reported == metric.name ? metric : RenamedMetric(metric, name: reported)
             }
         }
     }
