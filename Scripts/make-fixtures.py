@@ -202,6 +202,8 @@ def keras_fixtures():
     keras_sequence_fixtures()
     keras_generative_fixtures()
     keras_gru_v1_fixtures()
+    keras_depthwise_fixtures()
+    (OUT / "keras_mobilenet.json.gz").write_bytes(gzip.compress(keras.applications.MobileNet(weights=None).to_json().encode()))
     (OUT / "keras_resnet50.json.gz").write_bytes(gzip.compress(keras.applications.ResNet50(weights=None).to_json().encode()))
 
 
@@ -261,6 +263,23 @@ def keras_gru_v1_fixtures():
         kernel, recurrent, bias = layer.get_weights()
         layer.set_weights([kernel, recurrent, rng.uniform(-0.5, 0.5, bias.shape)])
     save_keras(model, "keras_gru_v1", rng.standard_normal((3, 6, 3)).astype(np.float32))
+
+
+def keras_depthwise_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((9, 8, 3)), layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu", name="dw"),
+        layers.DepthwiseConv2D((3, 2), strides=2, name="dw_strided"), layers.SeparableConv2D(5, 3, padding="same", name="sep"),
+        layers.SeparableConv2D(4, 2, strides=2, depth_multiplier=2, activation="relu", name="sep_strided"), layers.Flatten(), layers.Dense(3, name="out"),
+    ], name="keras_depthwise")
+    rng = np.random.default_rng(5)
+    for layer in model.layers[:4]:  # non-zero biases
+        weights = layer.get_weights()
+        layer.set_weights(weights[:-1] + [rng.uniform(-0.5, 0.5, weights[-1].shape)])
+    save_keras(model, "keras_depthwise", rng.standard_normal((2, 9, 8, 3)).astype(np.float32))
 
 
 def save_keras(model, name, x):

@@ -133,11 +133,12 @@ import Testing
         #expect(padded.shape == [3, 4] && values == [9, 9, 9, 9, 2, 3, 9, 9, 5, 6, 9, 9])
     }
 
-    /// A grouped convolution (group 2, padding 1, stride 2) against a float64 NCHW reference.
-    @Test(arguments: Backend.all)
-    func groupedConvolution(_ backend: Backend) throws {
+    /// Grouped convolutions (group 2, and group 4 = depthwise with 2 filters per channel; padding 1,
+    /// stride 2) against a float64 NCHW reference.
+    @Test(arguments: Backend.all, [(6, 2), (8, 4)])
+    func groupedConvolution(_ backend: Backend, _ grouping: (outputs: Int, groups: Int)) throws {
         var random = Random("grouped")
-        let (n, c, h, w, m, groups) = (2, 4, 7, 6, 6, 2)
+        let (n, c, h, w, m, groups) = (2, 4, 7, 6, grouping.outputs, grouping.groups)
         let x = random.floats(n * c * h * w), kernel = random.floats(m * (c / groups) * 9), bias = random.floats(m)
         var weight = Onnx_TensorProto()
         (weight.name, weight.dims, weight.dataType, weight.floatData) = ("W", [Int64(m), Int64(c / groups), 3, 3], 1, kernel)

@@ -58,6 +58,7 @@ public enum KerasConfig {
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
         "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout", "Sampling",
+        "DepthwiseConv2D", "SeparableConv2D",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -219,6 +220,18 @@ public enum KerasConfig {
                                    outputPadding: outputPadding, activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
                                    kernelInitializer: try initializer("kernel_initializer", .glorotUniform),
                                    biasInitializer: try initializer("bias_initializer", .zeros), kernelRegularizer: try regularizer(), name: name)
+        case "DepthwiseConv2D", "SeparableConv2D":
+            if c["dilation_rate"] != nil, try pair("dilation_rate", (1, 1)) != (1, 1) {
+                throw DataError(file, "\(kind) '\(name ?? "?")': dilation_rate \(c["dilation_rate"] ?? "") is not supported")
+            }
+            let (size, strides, multiplier) = (try pair("kernel_size"), try pair("strides", (1, 1)), c["depth_multiplier"] as? Int ?? 1)
+            if kind == "SeparableConv2D" {
+                return SeparableConv2D(try int("filters"), kernelSize: size, strides: strides, padding: try padding(), depthMultiplier: multiplier,
+                                       activation: try activation(), useBias: c["use_bias"] as? Bool ?? true, name: name)
+            }
+            return DepthwiseConv2D(kernelSize: size, strides: strides, padding: try padding(), depthMultiplier: multiplier, activation: try activation(),
+                                   useBias: c["use_bias"] as? Bool ?? true, depthwiseInitializer: try initializer("depthwise_initializer", .glorotUniform),
+                                   biasInitializer: try initializer("bias_initializer", .zeros), name: name)
         case "MaxPooling2D":
             let size = try pair("pool_size", (2, 2))
             return MaxPooling2D(poolSize: size, strides: try pair("strides", size), padding: try padding(), name: name)
@@ -414,6 +427,14 @@ public enum KerasConfig {
                      "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1], "groups": 1,
                      "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
+        case let l as DepthwiseConv2D:
+            c.merge(["kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,
+                     "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [1, 1], "activation": l.activation.kerasName,
+                     "use_bias": l.useBias, "depthwise_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer)]) { $1 }
+        case let l as SeparableConv2D:
+            c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
+                     "padding": l.padding.rawValue, "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [1, 1],
+                     "activation": l.activation.kerasName, "use_bias": l.useBias]) { $1 }
         case let l as Conv2DTranspose:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
                      "padding": l.padding.rawValue, "output_padding": l.outputPadding.map { [$0.0, $0.1] } ?? NSNull(),

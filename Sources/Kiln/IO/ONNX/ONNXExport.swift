@@ -168,6 +168,16 @@ public enum ONNXExport {
                                                             ints("pads", [w.padTop, w.padLeft] + ends.map { max($0, 0) }),
                                                             ints("output_padding", ends.map { max(-$0, 0) })])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as DepthwiseConv2D:  // a Conv with one group per input channel
+                let shape = inputs[0].shape
+                let w = try Window2D(input: (shape[0], shape[1]), kernel: l.kernelSize, stride: l.strides, padding: l.padding)
+                let kernel = l.weights[0], outputs = shape[2] * l.depthMultiplier
+                let values = try kernel.value.reshaped([kernel.shape[0], kernel.shape[1], 1, outputs]).permuted([3, 2, 0, 1]).toArray()
+                var arguments = [try value(inputs[0], as: .nchw), initializer("\(name).weight", values, [outputs, 1, kernel.shape[0], kernel.shape[1]])]
+                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [outputs])) }
+                let conv = add("Conv", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
+                                                   ints("pads", pads(w)), int("group", shape[2])])
+                output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
             case let l as ZeroPadding2D:
                 let p = l.padding
                 let pads = initializerInts("\(name).pads", [0, 0, p.top, p.left, 0, 0, p.bottom, p.right])

@@ -341,6 +341,10 @@ struct ONNXOp {
         }
         let image = try x.permuted([0, 2, 3, 1])
         let kernel = try w.permuted([2, 3, 1, 0]).dilatedKernel(rate)  // OIHW → HWIO
+        if groups > 1, perGroup == 1 {  // depthwise: output c·m + j filters input channel c
+            let depthwise = try kernel.reshaped([kernel.shape[0], kernel.shape[1], groups, outputs / groups])
+            return try image.depthwiseConv2d(depthwise, bias: bias, window: window).permuted([0, 3, 1, 2])
+        }
         let per = outputs / groups
         let parts = try (0..<groups).map { g -> Tensor in
             let xs = groups == 1 ? image : try image.sliced(lastAxis: g * perGroup ..< (g + 1) * perGroup)

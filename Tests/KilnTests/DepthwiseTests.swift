@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// DepthwiseConv2D and SeparableConv2D: against a float64 reference, by finite differences, against
+/// Keras 3.15 fixtures, and keras.applications.MobileNet's architecture.
+@Suite("Depthwise convolution") struct DepthwiseTests {
+    /// Output channel c·m + j of input channel c and filter j, Keras's `same` padding as the window gives it.
+    static func reference(_ x: [Float], _ shape: [Int], _ k: [Float], _ kernel: [Int], _ bias: [Float], _ stride: (Int, Int), _ padding: Padding) throws -> [Double] {
+        let (n, h, w, c, kh, kw, m) = (shape[0], shape[1], shape[2], shape[3], kernel[0], kernel[1], kernel[3])
+        let window = try Window2D(input: (h, w), kernel: (kh, kw), stride: stride, padding: padding)
+        var y: [Double] = []
+        for b in 0..<n { for oy in 0..<window.outputHeight { for ox in 0..<window.outputWidth { for ch in 0..<c { for j in 0..<m {
+            var sum = Double(bias[ch * m + j])
+            for i in 0..<kh { for q in 0..<kw {
+                let (iy, ix) = (oy * stride.0 - window.padTop + i, ox * stride.1 - window.padLeft + q)
+                guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
+                sum += Double(x[((b * h + iy) * w + ix) * c + ch]) * Double(k[((i * kw + q) * c + ch) * m + j])
+            }}
+            y.append(sum)
+        }}}}}
+        return y
+    }
+
+    @Test(arguments: Backend.all, [((3, 3), (1, 1), Padding.same, 1), ((3, 2), (2, 2), .valid, 2), ((2, 3), (2, 1), .same, 3)])
+    func matchesTheReference(_ backend: Backend, _ settings: ((Int, Int), (Int, Int), Padding, Int)) throws {
+        let (d, (size, stride, padding, m)) = (backend.device, settings)
+        let shape = [2, 7, 6, 3], kernel = [size.0, size.1, 3, m]
+        var random = Random("depthwise\(settings)")
+        let (x, k, b) = (random.floats(shape.reduce(1, *)), random.floats(kernel.reduce(1, *)), random.floats(3 * m))
+        func run(_ x: [Float], _ k: [Float], _ b: [Float]) throws -> Tensor {
+            try Tensor(x, shape: shape, on: d).depthwiseConv2d(Tensor(k, shape: kernel, on: d), bias: Tensor(b, shape: [3 * m], on: d),
+                                                                strides: stride, padding: padding)
+        }
+        let expected = try Self.reference(x, shape, k, kernel, b, stride, padding)
+        let what = "depthwise \(settings) on \(backend)"
+        expectClose(try run(x, k, b).toArray(), expected, what)
+        let weights = random.floats(expected.count)
+        let (xt, kt, bt) = (try Tensor(x, shape: shape, on: d), try Tensor(k, shape: kernel, on: d), try Tensor(b, shape: [3 * m], on: d))
+        for t in [xt, kt, bt] { t.requiresGrad = true }
+        let y = try xt.depthwiseConv2d(kt, bias: bt, strides: stride, padding: padding)
+        try (y * Tensor(weights, shape: y.shape, on: d)).sum().backward()
+        func loss(_ x: [Float], _ k: [Float], _ b: [Float]) throws -> Double { dot(try run(x, k, b).toArray(), weights) }
+        try expectGradient(at: x, gradient: try xt.grad!.toArray(), "\(what) dx") { try loss($0, k, b) }
+        try expectGradient(at: k, gradient: try kt.grad!.toArray(), "\(what) dk") { try loss(x, $0, b) }
+        try expectGradient(at: b, gradient: try bt.grad!.toArray(), "\(what) db") { try loss(x, k, $0) }
+    }
+
+    @Test(arguments: Backend.all, ["keras_depthwise.keras", "keras_depthwise.h5"])
+    func matchesKeras(_ backend: Backend, file: String) throws {
+        let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
+        let x = try NumPy.read(fixtures.appendingPathComponent("keras_depthwise_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_depthwise_y.npy")).values.map(Double.init)
+        expectClose(try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
+    }
+
+    /// keras.applications.MobileNet's to_json() (refused before for DepthwiseConv2D) builds with Keras's
+    /// parameter count; a checkpoint of a depthwise stack reads back, and an ONNX export of one.
+    @Test func mobileNetArchitecture() throws {
+        let url = fixtures.appendingPathComponent("keras_mobilenet.json.gz")
+        let model = try KerasConfig.model(fromJSON: try Compression.gunzipIfNeeded(Data(contentsOf: url), file: url.path), file: url.path)
+        #expect(model.parameterCount == 4_253_864 && model.outputs[0].shape == [1000])
+        let small = try Sequential([Input(shape: [6, 6, 2]), DepthwiseConv2D(3, padding: .same, depthMultiplier: 2, activation: .relu),
+                                    SeparableConv2D(3, kernelSize: (3, 3), strides: (2, 2))])
+        try small.place(on: CPUDevice.shared, seed: 1)
+        let checkpoint = try temporaryFolder().appendingPathComponent("depthwise.safetensors")
+        try Checkpoint.save(small, to: checkpoint)
+        let x = try Tensor.normal([2, 6, 6, 2], seed: 3)
+        #expect(try Checkpoint.load(checkpoint, device: CPUDevice.shared).model(x).toArray() == small(x).toArray())
+        let exported = try Sequential([Input(shape: [6, 6, 2]), DepthwiseConv2D(3, strides: 2, padding: .same, depthMultiplier: 3, activation: .relu)])
+        try exported.place(on: CPUDevice.shared, seed: 2)
+        let onnx = checkpoint.deletingLastPathComponent().appendingPathComponent("depthwise.onnx")
+        try ONNXExport.save(exported, to: onnx)
+        expectClose(try ONNXImport.load(onnx)(x).toArray(), try exported(x).toArray().map(Double.init), "DepthwiseConv2D through ONNX")
+    }
+}
