@@ -86,7 +86,8 @@ import Testing
         }
         let samples = try NumPy.read(folder.appendingPathComponent("samples.npy"))
         #expect(samples.shape == [1000, 28, 28, 1] && samples.values.allSatisfy { (0...1).contains($0) })
-        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("curves.svg").path))
+        let curves = try String(contentsOf: folder.appendingPathComponent("curves.svg"), encoding: .utf8)
+        #expect(curves.contains(">d_loss</text>") && curves.contains(">g_loss</text>") && curves.contains("<polyline"), "the custom step's losses are plotted")
         let (again, resumed) = try Self.run("DCGAN", ["1", "320", folder.path])
         #expect(again == 0 && resumed.contains("after epoch 2") && resumed.contains("epoch 3: discriminator loss"), "\(resumed)")
     }

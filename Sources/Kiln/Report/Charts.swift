@@ -2,9 +2,11 @@ import Foundation
 
 /// Self-contained SVG charts for a run folder: training curves and the confusion matrix.
 public enum Charts {
-    /// Two panels, loss and accuracy per epoch, training (solid) against validation (dashed).
+    /// Two panels, loss and accuracy per epoch, training (solid) against validation (dashed); a custom
+    /// training step's numbers (a GAN's `d_loss` and `g_loss`) share one panel.
     public static func curves(_ history: History) -> String {
         let panels = [("Loss", "loss"), ("Accuracy", "accuracy"), ("MAE", "mae")].filter { history[$0.1] != nil }
+        guard !panels.isEmpty else { return customCurves(history) }
         let (panelWidth, height) = (460.0, 340.0)
         var svg = header(width: panelWidth * Double(max(panels.count, 1)) + 20, height: height)
         for (index, (title, key)) in panels.enumerated() {
@@ -14,6 +16,14 @@ public enum Charts {
                          width: panelWidth - 20, height: height)
         }
         return svg + "</svg>\n"
+    }
+
+    private static func customCurves(_ history: History) -> String {
+        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+        let names = history.names.filter { !$0.hasPrefix("val_") && $0 != "learning_rate" }
+        let series = names.enumerated().map { ($0.element, history[$0.element] ?? [], colors[$0.offset % colors.count], "") }
+        return header(width: 480, height: 340) + panel(title: "Training", epochs: history.epochs, series: series, x: 20, width: 440,
+                                                      height: 340, yLabel: "value") + "</svg>\n"
     }
 
     /// The last test windows' forecasts against the truth and the persistence baseline, in the target's units.
