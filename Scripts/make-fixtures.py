@@ -203,6 +203,8 @@ def keras_fixtures():
     keras_generative_fixtures()
     keras_gru_v1_fixtures()
     keras_depthwise_fixtures()
+    keras_normalization_fixtures()
+    (OUT / "keras_efficientnetb0.json.gz").write_bytes(gzip.compress(keras.applications.EfficientNetB0(weights=None).to_json().encode()))
     (OUT / "keras_mobilenet.json.gz").write_bytes(gzip.compress(keras.applications.MobileNet(weights=None).to_json().encode()))
     (OUT / "keras_resnet50.json.gz").write_bytes(gzip.compress(keras.applications.ResNet50(weights=None).to_json().encode()))
 
@@ -280,6 +282,19 @@ def keras_depthwise_fixtures():
         weights = layer.get_weights()
         layer.set_weights(weights[:-1] + [rng.uniform(-0.5, 0.5, weights[-1].shape)])
     save_keras(model, "keras_depthwise", rng.standard_normal((2, 9, 8, 3)).astype(np.float32))
+
+
+def keras_normalization_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    adapted = layers.Normalization(name="adapted")
+    adapted.adapt(rng.normal(3, 2, (50, 4)).astype(np.float32))
+    model = keras.Sequential([keras.Input((4,)), adapted, layers.Normalization(mean=[1, 2, 3, 4], variance=[1, 4, 9, 16], name="given"),
+                              layers.Dense(2, name="dense")], name="keras_normalization")
+    save_keras(model, "keras_normalization", rng.normal(3, 2, (3, 4)).astype(np.float32))
 
 
 def save_keras(model, name, x):

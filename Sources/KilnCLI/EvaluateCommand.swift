@@ -28,7 +28,7 @@ struct EvaluateCommand: ParsableCommand {
             if model.compiled == nil { try model.compile(optimizer: Adam(), loss: SparseCategoricalCrossentropy(fromLogits: true)) }
             let vocabulary = metadata["vocabulary"].flatMap { try? JSONDecoder().decode(TextVocabulary.self, from: Data($0.utf8)) }
             let test = try data.load(data.dataset, vocabulary: vocabulary).test
-            let normalization = try Normalization(preset: metadata["preprocessing"] ?? "unit", channels: test.sampleShape.last ?? 1)
+            let normalization = try Preprocessing(preset: metadata["preprocessing"] ?? "unit", channels: test.sampleShape.last ?? 1)
             let report = try Report.evaluate(model, on: test, classNames: test.classNames, normalization: normalization)
             print(String(format: "Test loss %.4f - accuracy %.4f (%d samples)", report.loss, report.accuracy, report.total))
             print(report.text)
@@ -99,7 +99,7 @@ struct PredictCommand: ParsableCommand {
                     guard path.lowercased().hasSuffix(".txt"), let text = FileManager.default.contents(atPath: path) else {
                         throw ValidationError("\(path): a text classifier reads .txt files")
                     }
-                    return (words.dataset([String(decoding: text, as: UTF8.self)], labels: [0], classNames: []), Normalization.none)
+                    return (words.dataset([String(decoding: text, as: UTF8.self)], labels: [0], classNames: []), Preprocessing.none)
                 } ?? samples(path, shape: shape, preset: preset)
                 outputs += try model.predict(data, normalization: normalization)
                 names += data.count == 1 && !path.lowercased().hasSuffix(".npy") ? [path] : (0..<data.count).map { "\(path)[\($0)]" }
@@ -144,7 +144,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     /// The samples of one input file, and how to preprocess them.
-    private func samples(_ path: String, shape: [Int], preset: String) throws -> (Dataset, Normalization) {
+    private func samples(_ path: String, shape: [Int], preset: String) throws -> (Dataset, Preprocessing) {
         let url = URL(fileURLWithPath: path)
         if url.pathExtension.lowercased() == "npy" {
             let array = try NumPy.read(url)
@@ -155,13 +155,13 @@ struct PredictCommand: ParsableCommand {
             // Samples go in exactly as the source model takes them (NHWC for Keras and Kiln models).
             guard array.dtype == "|u1" else { return (Dataset(features: .floats(array.values), sampleShape: shape), .none) }
             let data = Dataset(features: .bytes(array.values.map { UInt8($0) }), sampleShape: shape)
-            return (data, try Normalization(preset: preset, channels: shape.last!))
+            return (data, try Preprocessing(preset: preset, channels: shape.last!))
         }
         let image = try ImageFolder.decode(url)
         switch shape.count == 3 ? (shape[2], shape[0]) : (0, 0) {
         case (1, _), (3, _):  // (height, width, channels), as Kiln and Keras take images
             let pixels = ImageFolder.resize(image, to: (shape[0], shape[1]), channels: shape[2])
-            return (Dataset(features: .bytes(pixels), sampleShape: shape), try Normalization(preset: preset, channels: shape[2]))
+            return (Dataset(features: .bytes(pixels), sampleShape: shape), try Preprocessing(preset: preset, channels: shape[2]))
         case (_, 1), (_, 3):  // (channels, height, width): transposed, ÷255 (per-channel presets need channels last)
             let (c, h, w) = (shape[0], shape[1], shape[2])
             let pixels = ImageFolder.resize(image, to: (h, w), channels: c)

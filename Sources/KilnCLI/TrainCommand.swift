@@ -119,7 +119,7 @@ struct TrainCommand: ParsableCommand {
             let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary)
             settings.vocabulary = vocabulary
             if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
-            let normalization = try Normalization(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
+            let normalization = try Preprocessing(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
             var transfer: (trunk: Model, head: [Layer])?
             if loaded == nil {
                 let classes = try classCount(training)

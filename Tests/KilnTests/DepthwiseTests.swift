@@ -46,20 +46,25 @@ import Testing
         try expectGradient(at: b, gradient: try bt.grad!.toArray(), "\(what) db") { try loss(x, k, $0) }
     }
 
-    @Test(arguments: Backend.all, ["keras_depthwise.keras", "keras_depthwise.h5"])
+    /// Keras 3.15 files: the depthwise stack, and Normalization (adapted, and with a given mean and variance).
+    @Test(arguments: Backend.all, ["keras_depthwise.keras", "keras_depthwise.h5", "keras_normalization.keras", "keras_normalization.h5"])
     func matchesKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
-        let x = try NumPy.read(fixtures.appendingPathComponent("keras_depthwise_x.npy"))
-        let expected = try NumPy.read(fixtures.appendingPathComponent("keras_depthwise_y.npy")).values.map(Double.init)
+        let stem = file.split(separator: ".")[0]
+        let x = try NumPy.read(fixtures.appendingPathComponent("\(stem)_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("\(stem)_y.npy")).values.map(Double.init)
         expectClose(try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
     }
 
-    /// keras.applications.MobileNet's to_json() (refused before for DepthwiseConv2D) builds with Keras's
-    /// parameter count; a checkpoint of a depthwise stack reads back, and an ONNX export of one.
+    /// keras.applications.MobileNet's and EfficientNetB0's to_json() (refused before) build with Keras's
+    /// parameter counts; a checkpoint of a depthwise stack reads back, and an ONNX export of one.
     @Test func mobileNetArchitecture() throws {
         let url = fixtures.appendingPathComponent("keras_mobilenet.json.gz")
         let model = try KerasConfig.model(fromJSON: try Compression.gunzipIfNeeded(Data(contentsOf: url), file: url.path), file: url.path)
         #expect(model.parameterCount == 4_253_864 && model.outputs[0].shape == [1000])
+        let efficientNet = fixtures.appendingPathComponent("keras_efficientnetb0.json.gz")
+        let b0 = try KerasConfig.model(fromJSON: try Compression.gunzipIfNeeded(Data(contentsOf: efficientNet), file: efficientNet.path), file: efficientNet.path)
+        #expect(b0.parameterCount == 5_330_571, "EfficientNetB0 (Normalization, Rescaling, DepthwiseConv2D, swish, Multiply)")
         let small = try Sequential([Input(shape: [6, 6, 2]), DepthwiseConv2D(3, padding: .same, depthMultiplier: 2, activation: .relu),
                                     SeparableConv2D(3, kernelSize: (3, 3), strides: (2, 2))])
         try small.place(on: CPUDevice.shared, seed: 1)
@@ -72,5 +77,20 @@ import Testing
         let onnx = checkpoint.deletingLastPathComponent().appendingPathComponent("depthwise.onnx")
         try ONNXExport.save(exported, to: onnx)
         expectClose(try ONNXImport.load(onnx)(x).toArray(), try exported(x).toArray().map(Double.init), "DepthwiseConv2D through ONNX")
+    }
+}
+
+/// Keras's VarianceScaling initializer (EfficientNet's): the spread its mode and distribution ask for.
+@Suite("Variance scaling") struct VarianceScalingTests {
+    @Test func spreadMatchesKeras() {
+        let shape = [3, 3, 16, 64]  // fan-in 144, fan-out 576
+        for (fan, n) in [(Initializer.Fan.fanIn, 144.0), (.fanOut, 576.0), (.fanAverage, 360.0)] {
+            for distribution in [Initializer.Distribution.truncatedNormal, .normal, .uniform] {
+                var random = RandomGenerator(seed: 3)
+                let values = Initializer.varianceScaling(scale: 2, fan: fan, distribution: distribution).values(shape: shape, random: &random)
+                let deviation = (values.reduce(0.0) { $0 + Double($1 * $1) } / Double(values.count)).squareRoot()
+                #expect(abs(deviation / (2 / n).squareRoot() - 1) < 0.03, "\(fan) \(distribution): \(deviation)")
+            }
+        }
     }
 }

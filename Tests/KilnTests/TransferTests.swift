@@ -80,11 +80,11 @@ import Testing
     @Test func preprocessingModes() throws {
         let data = Dataset(features: .bytes([255, 128, 0]), sampleShape: [1, 1, 3], labels: [0])
         func first(_ preset: String) throws -> [Float] {
-            try BatchLoader(data, batchSize: 1, normalization: Normalization(preset: preset, channels: 3)).hostBatch(0, order: [0], epoch: 0).inputs
+            try BatchLoader(data, batchSize: 1, normalization: Preprocessing(preset: preset, channels: 3)).hostBatch(0, order: [0], epoch: 0).inputs
         }
         #expect(try first("caffe") == [0 - 103.939, 128 - 116.779, 255 - 123.68])
         #expect(try first("tf") == [1, Float(128) * (1 / 255) / 0.5 - 1, -1].enumerated().map { $0.offset == 1 ? (Float(128) * (1 / 255) - 0.5) / 0.5 : $0.element })
         #expect(try abs(first("torch")[0] - (1 - 0.485) / 0.229) < 1e-6)
-        #expect { try Normalization(preset: "caffe", channels: 1) } throws: { "\($0)".contains("caffe") }
+        #expect { try Preprocessing(preset: "caffe", channels: 1) } throws: { "\($0)".contains("caffe") }
     }
 }

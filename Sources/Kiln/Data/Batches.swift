@@ -1,8 +1,8 @@
 import Dispatch
 import CKernels
 
-/// How raw values become model inputs.
-public enum Normalization: Hashable, Sendable {
+/// How raw values become model inputs (`--preprocess`).
+public enum Preprocessing: Hashable, Sendable {
     /// Values as stored.
     case none
     /// Bytes ÷ 255 (float features unchanged): Keras's `Rescaling(1/255)`.
@@ -50,12 +50,12 @@ public struct BatchLoader {
     public var batchSize: Int
     public var shuffle: Bool
     public var seed: UInt64
-    public var normalization: Normalization
+    public var normalization: Preprocessing
     public var augmentation: Augmentation?
     /// Encode labels one-hot over this many classes (categorical cross-entropy) instead of int32.
     public var oneHotClasses: Int?
 
-    public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, normalization: Normalization = .unitRange,
+    public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, normalization: Preprocessing = .unitRange,
                 augmentation: Augmentation? = nil, oneHotClasses: Int? = nil) throws {
         guard batchSize > 0 else { throw DataError("batch size", "must be positive, got \(batchSize)") }
         guard dataset.labels != nil || dataset.targets != nil else { throw DataError("dataset", "has neither labels nor targets") }

@@ -58,7 +58,7 @@ public enum KerasConfig {
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
         "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout", "Sampling",
-        "DepthwiseConv2D", "SeparableConv2D",
+        "DepthwiseConv2D", "SeparableConv2D", "Normalization",
         "Sequential", "Functional", "Model",  // a model nested in another
         "ONNXGraph",  // Kiln's own: an imported ONNX graph, stored in checkpoints
     ]
@@ -183,6 +183,13 @@ public enum KerasConfig {
             case .randomUniform(let low, let high):
                 return .randomUniform(min: (settings["minval"] as? NSNumber)?.floatValue ?? low, max: (settings["maxval"] as? NSNumber)?.floatValue ?? high)
             case .orthogonal: return .orthogonal(gain: (settings["gain"] as? NSNumber)?.floatValue ?? 1)
+            case .varianceScaling:
+                let drawn = settings["distribution"] as? String ?? "truncated_normal"  // Keras 2's "normal" is the truncated one
+                guard let fan = Initializer.Fan(rawValue: settings["mode"] as? String ?? "fan_in"),
+                      let distribution = Initializer.Distribution(rawValue: drawn == "normal" ? "truncated_normal" : drawn) else {
+                    throw DataError(file, "\(kind) '\(name ?? "?")': VarianceScaling \(settings) is not supported")
+                }
+                return .varianceScaling(scale: (settings["scale"] as? NSNumber)?.floatValue ?? 1, fan: fan, distribution: distribution)
             default: return i
             }
         }
@@ -247,6 +254,12 @@ public enum KerasConfig {
         case "GaussianNoise": return GaussianNoise(float("stddev", 0), name: name)
         case "GaussianDropout": return GaussianDropout(float("rate", 0), name: name)
         case "Sampling": return Sampling(name: name)
+        case "Normalization":
+            guard let axis = c["axis"] == nil ? [-1] : c["axis"] as? [Int] ?? (c["axis"] as? Int).map({ [$0] }), axis.count == 1 else {
+                throw DataError(file, "Normalization '\(name ?? "?")': axis \(c["axis"] ?? "") is not supported (one axis, the last)")
+            }
+            func values(_ key: String) -> [Float]? { (c[key] as? [NSNumber])?.map(\.floatValue) ?? (c[key] as? NSNumber).map { [$0.floatValue] } }
+            return Normalization(axis: axis[0], mean: values("mean"), variance: values("variance"), invert: c["invert"] as? Bool ?? false, name: name)
         case "BatchNormalization":
             if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
@@ -406,6 +419,8 @@ public enum KerasConfig {
             case .heNormal: ["class_name": "HeNormal", "config": [String: Any]()]
             case .orthogonal(let gain): ["class_name": "Orthogonal", "config": ["gain": gain]]
             case .randomUniform(let low, let high): ["class_name": "RandomUniform", "config": ["minval": low, "maxval": high]]
+            case .varianceScaling(let scale, let fan, let distribution):
+                ["class_name": "VarianceScaling", "config": ["scale": scale, "mode": fan.rawValue, "distribution": distribution.rawValue]]
             default: ["class_name": "GlorotUniform", "config": [String: Any]()]
             }
         }
@@ -435,6 +450,9 @@ public enum KerasConfig {
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
                      "padding": l.padding.rawValue, "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [1, 1],
                      "activation": l.activation.kerasName, "use_bias": l.useBias]) { $1 }
+        case let l as Normalization:
+            c.merge(["axis": [l.axis], "invert": l.invert, "mean": l.given.map { $0.mean as Any } ?? NSNull(),
+                     "variance": l.given.map { $0.variance as Any } ?? NSNull()]) { $1 }
         case let l as Conv2DTranspose:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
                      "padding": l.padding.rawValue, "output_padding": l.outputPadding.map { [$0.0, $0.1] } ?? NSNull(),

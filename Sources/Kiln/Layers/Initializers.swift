@@ -57,6 +57,12 @@ public enum Initializer: Hashable, Sendable {
     case orthogonal(gain: Float = 1)
     /// Zeros, with ones for the forget gate of an LSTM of `units` (Keras's `unit_forget_bias`).
     case forgetGateOnes(units: Int)
+    /// Keras's `VarianceScaling` (what the Glorot and He initializers are cases of): variance
+    /// `scale / n` with n the fan-in, fan-out or their mean, drawn from `distribution`.
+    case varianceScaling(scale: Float, fan: Fan, distribution: Distribution)
+
+    public enum Fan: String, Hashable, Sendable { case fanIn = "fan_in", fanOut = "fan_out", fanAverage = "fan_avg" }
+    public enum Distribution: String, Hashable, Sendable { case truncatedNormal = "truncated_normal", normal = "untruncated_normal", uniform }
 
     /// Keras's name for it (`glorot_uniform`, `he_normal`, …).
     public init?(kerasName: String) {
@@ -69,6 +75,7 @@ public enum Initializer: Hashable, Sendable {
         case "he_normal", "HeNormal": self = .heNormal
         case "orthogonal", "Orthogonal": self = .orthogonal()
         case "uniform", "random_uniform", "RandomUniform": self = .randomUniform(min: -0.05, max: 0.05)
+        case "variance_scaling", "VarianceScaling": self = .varianceScaling(scale: 1, fan: .fanIn, distribution: .truncatedNormal)
         default: return nil
         }
     }
@@ -93,6 +100,13 @@ public enum Initializer: Hashable, Sendable {
         case .randomNormal(let stddev): return (0..<count).map { _ in Float(random.normal()) * stddev }
         case .orthogonal(let gain): return Self.orthogonal(rows: count / max(shape.last ?? 1, 1), columns: shape.last ?? 1, &random).map { $0 * gain }
         case .forgetGateOnes(let units): return (0..<count).map { (units..<2 * units).contains($0) ? 1 : 0 }
+        case .varianceScaling(let scale, let fan, let distribution):
+            let variance = Double(scale) / max(1, fan == .fanIn ? fanIn : fan == .fanOut ? fanOut : (fanIn + fanOut) / 2)
+            switch distribution {
+            case .truncatedNormal: return truncated(variance.squareRoot())
+            case .normal: return (0..<count).map { _ in Float(random.normal() * variance.squareRoot()) }
+            case .uniform: return uniform((3 * variance).squareRoot())
+            }
         }
     }
 

@@ -64,3 +64,59 @@ public final class LayerNormalization: Layer {
         return y
     }
 }
+
+/// Keras's `Normalization` preprocessing layer over the last axis: (x − mean) / max(√variance, 1e-7)
+/// (or its inverse with `invert`), from `mean` and `variance` given here or stored as the layer's
+/// non-trainable weights (`mean`, `variance` and Keras's `count`), which `adapt(_:)` fits to data.
+public final class Normalization: Layer {
+    /// The channel axis (Keras counts the batch axis): -1 or its positive equal; only the last is supported.
+    public let axis: Int
+    public let invert: Bool
+    let given: (mean: [Float], variance: [Float])?
+    private var mean: Weight?, variance: Weight?
+
+    public init(axis: Int = -1, mean: [Float]? = nil, variance: [Float]? = nil, invert: Bool = false, name: String? = nil) {
+        given = mean.flatMap { m in variance.map { (m, $0) } }
+        (self.axis, self.invert) = (axis, invert)
+        super.init(name: name, kind: "normalization")
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard let channels = input.last, axis == -1 || axis == input.count else {
+            throw shapeError("normalizes the last axis of its inputs (axis -1 or \(input.count)), got axis \(axis) for \(input)")
+        }
+        if let given {
+            guard [1, channels].contains(given.mean.count), given.mean.count == given.variance.count else {
+                throw shapeError("mean and variance must have 1 or \(channels) values, got \(given.mean.count) and \(given.variance.count)")
+            }
+        } else {
+            mean = addWeight("mean", shape: [channels], initializer: .zeros, isVariable: false)
+            variance = addWeight("variance", shape: [channels], initializer: .ones, isVariable: false)
+            _ = addWeight("count", shape: [], initializer: .zeros, isVariable: false)
+        }
+        return input
+    }
+
+    /// Sets the stored mean and variance to those of `data` per channel (its last axis), as Keras's `adapt`.
+    public func adapt(_ data: Tensor) throws {
+        try requirePlaced()
+        guard let mean, let variance, data.shape.last == mean.shape[0] else {
+            throw shapeError("adapt takes data whose last axis has the layer's channels, on a layer built without a given mean; got \(data.shape)")
+        }
+        let rows = try data.reshaped([data.count / mean.shape[0], mean.shape[0]])
+        let m = try rows.reduce(.mean, axis: 0)
+        try mean.assign(try m.toArray())
+        try variance.assign(try (rows - m).square().reduce(.mean, axis: 0).toArray())
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
+        let x = inputs[0]
+        let (m, v): (Tensor, Tensor) = try given.map { (try Tensor($0.mean, shape: [$0.mean.count], on: x.device),
+                                                        try Tensor($0.variance, shape: [$0.variance.count], on: x.device)) }
+            ?? (mean!.value!, variance!.value!)
+        let scale = try v.sqrt().clamped(min: 1e-7, max: .greatestFiniteMagnitude)
+        return try invert ? x * scale + m : (x - m) / scale
+    }
+}

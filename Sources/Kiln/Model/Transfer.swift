@@ -61,7 +61,7 @@ public enum TransferLearning {
     /// The base's outputs for every sample, computed once in inference mode, as a float dataset with
     /// the same labels: the head then trains on them alone (the workshops' speed-up). With a cache
     /// file they are stored as `.npy` and read back on the next run when the sample count matches.
-    public static func features(of base: Model, for data: Dataset, batchSize: Int = 128, normalization: Normalization = .unitRange,
+    public static func features(of base: Model, for data: Dataset, batchSize: Int = 128, normalization: Preprocessing = .unitRange,
                                 cache: URL? = nil) throws -> Dataset {
         let shape = base.outputs[0].shape
         if let cache, FileManager.default.fileExists(atPath: cache.path) {
@@ -81,7 +81,7 @@ extension TransferLearning {
     /// records the epochs in `model`, which shares the head's weights and optimizer.
     @discardableResult
     public static func fitHead(of model: Model, trunk: Model, head: [Layer], training: Dataset, validation: Dataset?, epochs: Int,
-                               batchSize: Int, normalization: Normalization, seed: UInt64, callbacks: [Callback] = [],
+                               batchSize: Int, normalization: Preprocessing, seed: UInt64, callbacks: [Callback] = [],
                                cacheDirectory: URL?) throws -> History {
         guard let compiled = model.compiled, let device = model.device else { throw TrainingError.notCompiled }
         guard trunk.trainableWeights.isEmpty else {

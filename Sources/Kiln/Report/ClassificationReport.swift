@@ -59,7 +59,7 @@ public struct ClassificationReport: Sendable {
 public enum Report {
     /// Loss, predictions and the classification report of a compiled classifier on `data`.
     public static func evaluate(_ model: Model, on data: Dataset, classNames: [String]?, batchSize: Int = 256,
-                                normalization: Normalization = .unitRange) throws -> ClassificationReport {
+                                normalization: Preprocessing = .unitRange) throws -> ClassificationReport {
         guard let labels = data.labels else { throw TrainingError.incompatible("evaluation needs labelled data") }
         let logs = try model.evaluate(data, batchSize: batchSize, normalization: normalization)
         let outputs = try model.predict(data, batchSize: batchSize, normalization: normalization)

@@ -43,7 +43,7 @@ extension Model {
     /// this call. Validation uses `validationData`, or the last `validationSplit` of `data`.
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
-                    validationData: Dataset? = nil, normalization: Normalization = .unitRange, augmentation: Augmentation? = nil,
+                    validationData: Dataset? = nil, normalization: Preprocessing = .unitRange, augmentation: Augmentation? = nil,
                     seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true, device: (any Device)? = nil) throws -> History {
         guard let compiled else { throw TrainingError.notCompiled }
         try checkEpochs(epochs)
@@ -203,7 +203,7 @@ extension Model {
     var outputNames: [String] { outputs.map(\.layer.name) }
 
     /// Loss and metrics over a dataset, in inference mode.
-    public func evaluate(_ data: Dataset, batchSize: Int = 32, normalization: Normalization = .unitRange) throws -> [String: Float] {
+    public func evaluate(_ data: Dataset, batchSize: Int = 32, normalization: Preprocessing = .unitRange) throws -> [String: Float] {
         try evaluate(data, batchSize: batchSize, normalization: normalization, checked: false)
     }
 
@@ -216,7 +216,7 @@ extension Model {
     }
 
     /// `checked`: `fit` validated the data once already (not again every epoch).
-    private func evaluate(_ data: Dataset, batchSize: Int, normalization: Normalization, checked: Bool) throws -> [String: Float] {
+    private func evaluate(_ data: Dataset, batchSize: Int, normalization: Preprocessing, checked: Bool) throws -> [String: Float] {
         guard let compiled else { throw TrainingError.notCompiled }
         if !checked { try data.validate("evaluation data") }
         try checkCompatible(data, "evaluation data", device: nil)
@@ -255,7 +255,7 @@ extension Model {
     }
 
     /// The model's outputs for every sample, as one host array `[count] + outputShape`.
-    public func predict(_ data: Dataset, batchSize: Int = 256, normalization: Normalization = .unitRange) throws -> [Float] {
+    public func predict(_ data: Dataset, batchSize: Int = 256, normalization: Preprocessing = .unitRange) throws -> [Float] {
         try data.validate("prediction data")
         try checkCompatible(data, "prediction data", device: nil, needsTargets: false)
         var unlabelled = data
