@@ -72,11 +72,13 @@ import Testing
         try Checkpoint.save(small, to: checkpoint)
         let x = try Tensor.normal([2, 6, 6, 2], seed: 3)
         #expect(try Checkpoint.load(checkpoint, device: CPUDevice.shared).model(x).toArray() == small(x).toArray())
-        let exported = try Sequential([Input(shape: [6, 6, 2]), DepthwiseConv2D(3, strides: 2, padding: .same, depthMultiplier: 3, activation: .relu)])
+        let exported = try Sequential([Input(shape: [6, 6, 2]), Normalization(mean: [0.5, -1], variance: [4, 0.25]),
+                                       DepthwiseConv2D(3, strides: 2, padding: .same, depthMultiplier: 3, activation: .relu),
+                                       SeparableConv2D(4, kernelSize: (2, 2), padding: .same, depthMultiplier: 2, activation: .tanh)])
         try exported.place(on: CPUDevice.shared, seed: 2)
         let onnx = checkpoint.deletingLastPathComponent().appendingPathComponent("depthwise.onnx")
         try ONNXExport.save(exported, to: onnx)
-        expectClose(try ONNXImport.load(onnx)(x).toArray(), try exported(x).toArray().map(Double.init), "DepthwiseConv2D through ONNX")
+        expectClose(try ONNXImport.load(onnx)(x).toArray(), try exported(x).toArray().map(Double.init), "Normalization, DepthwiseConv2D and SeparableConv2D through ONNX")
     }
 }
 

@@ -110,6 +110,11 @@ public final class Normalization: Layer {
         try variance.assign(try (rows - m).square().reduce(.mean, axis: 0).toArray())
     }
 
+    /// The mean and variance in use (given, or the stored weights).
+    func statistics() throws -> (mean: [Float], variance: [Float]) {
+        try given ?? (try mean!.value.toArray(), try variance!.value.toArray())
+    }
+
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try requirePlaced()
         let x = inputs[0]

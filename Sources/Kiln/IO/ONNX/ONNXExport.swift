@@ -128,6 +128,18 @@ public enum ONNXExport {
             }
         }
 
+        /// A depthwise convolution as a Conv with one group per input channel: weights (C·m, 1, kh, kw).
+        mutating func depthwise(_ name: String, _ input: SymbolicTensor, _ kernel: Tensor, bias: Tensor?, kernel size: (Int, Int),
+                                strides: (Int, Int), padding: Padding) throws -> String {
+            let (shape, channels) = (input.shape, kernel.shape[2] * kernel.shape[3])
+            let w = try Window2D(input: (shape[0], shape[1]), kernel: size, stride: strides, padding: padding)
+            let values = try kernel.reshaped([size.0, size.1, 1, channels]).permuted([3, 2, 0, 1]).toArray()
+            var arguments = [try value(input, as: .nchw), initializer("\(name).depthwise", values, [channels, 1, size.0, size.1])]
+            if let bias { arguments.append(initializer("\(name).depthwise_bias", try bias.toArray(), [channels])) }
+            return add("Conv", arguments, [ints("kernel_shape", [size.0, size.1]), ints("strides", [strides.0, strides.1]),
+                                           ints("pads", pads(w)), int("group", shape[2])])
+        }
+
         /// ONNX `pads` (top, left, bottom, right) of a window.
         func pads(_ w: Window2D) -> [Int] {
             [w.padTop, w.padLeft, max(0, (w.outputHeight - 1) * w.strideHeight + w.kernelHeight - w.inputHeight - w.padTop),
@@ -168,16 +180,24 @@ public enum ONNXExport {
                                                             ints("pads", [w.padTop, w.padLeft] + ends.map { max($0, 0) }),
                                                             ints("output_padding", ends.map { max(-$0, 0) })])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
-            case let l as DepthwiseConv2D:  // a Conv with one group per input channel
-                let shape = inputs[0].shape
-                let w = try Window2D(input: (shape[0], shape[1]), kernel: l.kernelSize, stride: l.strides, padding: l.padding)
-                let kernel = l.weights[0], outputs = shape[2] * l.depthMultiplier
-                let values = try kernel.value.reshaped([kernel.shape[0], kernel.shape[1], 1, outputs]).permuted([3, 2, 0, 1]).toArray()
-                var arguments = [try value(inputs[0], as: .nchw), initializer("\(name).weight", values, [outputs, 1, kernel.shape[0], kernel.shape[1]])]
-                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [outputs])) }
-                let conv = add("Conv", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
-                                                   ints("pads", pads(w)), int("group", shape[2])])
+            case let l as DepthwiseConv2D:
+                let conv = try depthwise(name, inputs[0], l.weights[0].value, bias: l.useBias ? l.weights[1].value : nil,
+                                         kernel: l.kernelSize, strides: l.strides, padding: l.padding)
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
+            case let l as SeparableConv2D:  // the depthwise Conv, then a 1×1 Conv
+                let spatial = try depthwise(name, inputs[0], l.weights[0].value, bias: nil, kernel: l.kernelSize, strides: l.strides, padding: l.padding)
+                let pointwise = l.weights[1]
+                var arguments = [spatial, initializer("\(name).pointwise", try pointwise.value.permuted([3, 2, 0, 1]).toArray(),
+                                                      [pointwise.shape[3], pointwise.shape[2], 1, 1])]
+                if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[2].value.toArray(), [l.filters])) }
+                output = (try activation(l.activation, add("Conv", arguments, [ints("kernel_shape", [1, 1])]), channelsAxis: 1), .nchw)
+            case let l as Normalization:
+                let x = try value(inputs[0], as: inputs[0].shape.count == 3 ? .nhwc : nil)
+                let (mean, variance) = try l.statistics()
+                let (m, scale) = (initializer("\(name).mean", mean, [mean.count]),
+                                  initializer("\(name).scale", variance.map { max($0.squareRoot(), 1e-7) }, [variance.count]))
+                let normalized = l.invert ? add("Add", [add("Mul", [x, scale]), m]) : add("Div", [add("Sub", [x, m]), scale])
+                output = (normalized, inputs[0].shape.count == 3 ? .nhwc : layout(of: inputs[0]))
             case let l as ZeroPadding2D:
                 let p = l.padding
                 let pads = initializerInts("\(name).pads", [0, 0, p.top, p.left, 0, 0, p.bottom, p.right])
