@@ -2,12 +2,16 @@
 // (x, x²), x in [−0.5, 0.5], from 5-D noise, and the discriminator learns to tell them from real
 // ones. Keras's recipe: the discriminator trains on a real and a fake half-batch, then the
 // generator trains through the frozen discriminator (`Sequential([generator, discriminator])`).
-// Each model asks for its own gradients, so no step leaks into the other.
-// Usage: GAN1D [STEPS]   (KILN_DEVICE picks the device)
+// Each model asks for its own gradients, so no step leaks into the other. The losses every 100 steps
+// go to FOLDER/curves.svg.
+// Usage: GAN1D [STEPS] [FOLDER]   (KILN_DEVICE picks the device)
 import Foundation
 import Kiln
 
 let steps = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 3000
+let folder = URL(fileURLWithPath: CommandLine.arguments.dropFirst(2).first ?? "gan1d-run")
+try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+var history = History()  // one row per 100 steps
 let device = try Devices.select()
 seed(1)  // every random draw below, made on the device, follows from it
 
@@ -50,8 +54,11 @@ for step in 1...steps {
     let gLoss = try bce(allReal, gan(noise(2 * half), training: true))
     try gOptimizer.apply(try gan.gradients(of: gLoss), to: gan.trainableWeights)
 
+    if step % 100 == 0 { history.append(epoch: step / 100, ["d_loss": try dLoss.item(), "g_loss": try gLoss.item()]) }
     if step % 1000 == 0 || step == steps {
         print(String(format: "step %d: discriminator loss %.3f, generator loss %.3f, generated points lie %.4f from the curve",
                      step, try dLoss.item(), try gLoss.item(), try curveError(generator.predict(noise(500)))))
     }
 }
+try Data(Charts.curves(history).utf8).write(to: folder.appendingPathComponent("curves.svg"), options: .atomic)
+print("wrote \(folder.appendingPathComponent("curves.svg").path) (losses every 100 steps)")

@@ -22,10 +22,14 @@ import Testing
         output.split(separator: "\n").filter { $0.contains(marker) }.compactMap { $0.split(separator: " ").last.flatMap { Float($0) } }
     }
 
-    /// The 1-D GAN learns the curve: its generated points end far closer to y = x² than they start.
+    /// The 1-D GAN learns the curve: its generated points end far closer to y = x² than they start;
+    /// its loss curves are written.
     @Test func gan1DLearnsTheCurve() throws {
-        let (status, output) = try Self.run("GAN1D", ["2000"])
+        let folder = try temporaryFolder()
+        let (status, output) = try Self.run("GAN1D", ["2000", folder.path])
         #expect(status == 0, "\(output)")
+        let curves = try String(contentsOf: folder.appendingPathComponent("curves.svg"), encoding: .utf8)
+        #expect(curves.contains(">d_loss</text>") && curves.components(separatedBy: "<circle").count > 20, "the losses of 20 rows are plotted")
         let distances = Self.numbers(after: "lie ", in: output)
         #expect(distances.count == 3, "\(output)")
         #expect((distances.last ?? 1) < (distances.first ?? 0) / 5, "\(output)")
