@@ -80,13 +80,14 @@ import Testing
             throws: { "\($0)".contains("conv2d_transpose") }
     }
 
-    /// A generator of every new layer (and ZeroPadding2D) survives a checkpoint, Keras JSON and an ONNX export read back.
+    /// A generator of every new layer (and ZeroPadding2D, Cropping2D) survives a checkpoint, Keras JSON and an ONNX export read back.
     @Test func generatorRoundTrips() throws {
         let model = try Sequential([Input(shape: [6]), Dense(2 * 2 * 3), Reshape([2, 2, 3]), ZeroPadding2D(padding: (1, 0, 2, 1)),
                                     Conv2DTranspose(4, kernelSize: 3, strides: 2, padding: .same, activation: .relu),
                                     UpSampling2D(interpolation: .bilinear), Conv2DTranspose(3, kernelSize: (2, 2), strides: (3, 3)),
                                     GaussianNoise(0.3), Conv2DTranspose(2, kernelSize: (3, 3), strides: (2, 2), outputPadding: (1, 0)),
-                                    UpSampling2D(size: (1, 2)), GaussianDropout(0.2), Conv2D(1, kernelSize: 3, activation: .tanh)])
+                                    UpSampling2D(size: (1, 2)), GaussianDropout(0.2), Cropping2D(cropping: (1, 2, 0, 3)),
+                                    Conv2D(1, kernelSize: 3, activation: .tanh)])
         try model.place(on: CPUDevice.shared, seed: 5)
         let z = try Tensor.normal([3, 6], seed: 6)
         let folder = try temporaryFolder()

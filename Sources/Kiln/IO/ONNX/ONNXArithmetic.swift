@@ -1,4 +1,4 @@
-/// ONNX's elementwise math, casts, reductions and constant padding, as Kiln tensor ops.
+/// ONNX's elementwise math, casts, reductions, constant padding and slicing, as Kiln tensor ops.
 extension ONNXOp {
     func arithmetic(_ x: Tensor, _ arguments: [Tensor?]) throws -> Tensor {
         switch node.opType {
@@ -12,6 +12,7 @@ extension ONNXOp {
         case "Cast": return try cast(x)
         case "ReduceMean", "ReduceSum": return try reduced(x, arguments)
         case "Pad": return try padded(x, arguments)
+        case "Slice": return try slice(x, arguments)
         default: throw fail("unsupported op")
         }
     }
@@ -58,6 +59,28 @@ extension ONNXOp {
             }
             let parts = (before > 0 ? [try filler(before)] : []) + [y] + (after > 0 ? [try filler(after)] : [])
             if parts.count > 1 { y = try Tensor.concatenate(parts, axis: axis) }
+        }
+        return y
+    }
+
+    /// Slice (opset 10+: starts, ends, axes, steps as inputs; before: attributes), any step but 0,
+    /// bounds clamped as ONNX says.
+    private func slice(_ x: Tensor, _ arguments: [Tensor?]) throws -> Tensor {
+        func values(_ index: Int, _ attribute: String) throws -> [Int]? {
+            opset >= 10 ? try hostValues(index, arguments)?.map { $0 >= 0x1p62 ? Int.max / 2 : $0 <= -0x1p62 ? Int.min / 2 : Int($0) } : ints(attribute)
+        }
+        guard let starts = try values(1, "starts"), let ends = try values(2, "ends"), starts.count == ends.count else { throw fail("needs starts and ends of one length") }
+        let axes = try values(3, "axes") ?? Array(0..<starts.count), steps = try values(4, "steps") ?? starts.map { _ in 1 }
+        guard axes.count == starts.count, steps.count == starts.count, steps.allSatisfy({ $0 != 0 }) else { throw fail("axes \(axes) and steps \(steps) do not fit starts \(starts)") }
+        var y = x
+        for (i, axis) in axes.enumerated() {
+            let a = try x.normalized(axis), n = x.shape[a], step = steps[i]
+            func resolved(_ v: Int) -> Int { v < 0 ? v + n : v }
+            let (start, end) = step > 0 ? (min(max(resolved(starts[i]), 0), n), min(max(resolved(ends[i]), 0), n))
+                                        : (min(max(resolved(starts[i]), -1), n - 1), min(max(resolved(ends[i]), -1), n - 1))
+            let picked = Array(Swift.stride(from: start, to: end, by: step))
+            guard !picked.isEmpty else { throw fail("the slice of axis \(a) is empty (empty tensors are not supported)") }
+            if picked != Array(0..<n) { y = try y.gathered(picked, axis: a) }
         }
         return y
     }

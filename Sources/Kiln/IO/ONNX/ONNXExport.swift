@@ -198,6 +198,11 @@ public enum ONNXExport {
                                   initializer("\(name).scale", variance.map { max($0.squareRoot(), 1e-7) }, [variance.count]))
                 let normalized = l.invert ? add("Add", [add("Mul", [x, scale]), m]) : add("Div", [add("Sub", [x, m]), scale])
                 output = (normalized, inputs[0].shape.count == 3 ? .nhwc : layout(of: inputs[0]))
+            case let l as Cropping2D:
+                let (shape, c) = (inputs[0].shape, l.cropping)
+                let arguments = [try value(inputs[0], as: .nchw), initializerInts("\(name).starts", [c.top, c.left]),
+                                 initializerInts("\(name).ends", [shape[0] - c.bottom, shape[1] - c.right]), initializerInts("\(name).axes", [2, 3])]
+                output = (add("Slice", arguments), .nchw)
             case let l as ZeroPadding2D:
                 let p = l.padding
                 let pads = initializerInts("\(name).pads", [0, 0, p.top, p.left, 0, 0, p.bottom, p.right])

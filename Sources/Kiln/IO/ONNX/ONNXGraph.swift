@@ -11,7 +11,7 @@ public final class ONNXGraph: Layer {
         "AveragePool", "GlobalAveragePool", "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "LogSoftmax",
         "Dropout", "Identity", "Constant", "Transpose", "Gather", "LSTM", "GRU", "RNN", "Shape", "Unsqueeze", "Squeeze", "Expand",
         "HardSigmoid", "HardSwish", "Elu", "Selu", "Mean", "Max", "Min", "GlobalMaxPool",
-        "ConvTranspose", "Resize", "Upsample", "Exp", "Log", "Sqrt", "Pow", "Cast", "ReduceMean", "ReduceSum", "Pad",
+        "ConvTranspose", "Resize", "Upsample", "Exp", "Log", "Sqrt", "Pow", "Cast", "ReduceMean", "ReduceSum", "Pad", "Slice",
     ]
 
     let graph: Onnx_GraphProto

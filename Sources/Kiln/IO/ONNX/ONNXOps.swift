@@ -162,7 +162,7 @@ struct ONNXOp {
         case "MaxPool", "AveragePool": return try pooling(input(0))
         case "ConvTranspose": return try transposedConvolution(input(0), input(1), arguments.count > 2 ? arguments[2] : nil)
         case "Resize", "Upsample": return try resized(input(0), arguments)
-        case "Exp", "Log", "Sqrt", "Pow", "Cast", "ReduceMean", "ReduceSum", "Pad": return try arithmetic(input(0), arguments)
+        case "Exp", "Log", "Sqrt", "Pow", "Cast", "ReduceMean", "ReduceSum", "Pad", "Slice": return try arithmetic(input(0), arguments)
         case "Shape":
             let x = try input(0)
             return try Tensor(x.shape.map(Float.init), shape: [x.rank], on: x.device)
