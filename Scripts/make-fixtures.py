@@ -125,6 +125,20 @@ class Generator(nn.Module):
         return torch.tanh(self.up2(self.resize(F.relu(self.up1(x)))))
 
 
+def torch_depthwise_fixtures():
+    torch.manual_seed(4)
+    net = nn.Sequential()
+    net.add_module("dw", nn.Conv2d(3, 6, 3, padding=1, groups=3))
+    net.add_module("pw", nn.Conv2d(6, 4, 1))
+    net.eval()
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        y = net(x)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(OUT / "torch_depthwise.safetensors"))
+    np.save(OUT / "torch_depthwise_x.npy", x.numpy())
+    np.save(OUT / "torch_depthwise_y.npy", y.numpy())
+
+
 def torch_generative_fixtures():
     torch.manual_seed(3)
     net = Generator().eval()
@@ -158,6 +172,7 @@ def main():
                       input_names=["input"], output_names=["logits"])
     torch_sequence_fixtures()
     torch_generative_fixtures()
+    torch_depthwise_fixtures()
     keras_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 

@@ -56,6 +56,21 @@ import Testing
         expectClose(try model(Tensor(x.values, shape: x.shape, on: backend.device)).toArray(), expected, "Kiln vs Keras (\(file))", tolerance: 1e-5)
     }
 
+    /// A PyTorch 2.13 depthwise Conv2d (groups = channels, 2 filters each) and a 1×1 Conv2d load from a
+    /// safetensors state dict into DepthwiseConv2D and Conv2D and give PyTorch's outputs.
+    @Test(arguments: Backend.all)
+    func matchesPyTorch(_ backend: Backend) throws {
+        let d = backend.device
+        let model = try Sequential([Input(shape: [5, 5, 3]), DepthwiseConv2D(3, padding: .same, depthMultiplier: 2, name: "dw"),
+                                    Conv2D(4, kernelSize: 1, name: "pw")])
+        try model.place(on: d)
+        try PyTorchWeights.load(fixtures.appendingPathComponent("torch_depthwise.safetensors"), into: model)
+        let x = try NumPy.read(fixtures.appendingPathComponent("torch_depthwise_x.npy"))
+        let expected = try NumPy.read(fixtures.appendingPathComponent("torch_depthwise_y.npy")).values.map(Double.init)
+        let y = try model(Tensor(x.values, shape: x.shape, on: d).permuted([0, 2, 3, 1])).permuted([0, 3, 1, 2])
+        expectClose(try y.toArray(), expected, "Kiln vs PyTorch on \(backend)", tolerance: 1e-5)
+    }
+
     /// keras.applications.MobileNet's and EfficientNetB0's to_json() (refused before) build with Keras's
     /// parameter counts; a checkpoint of a depthwise stack reads back, and an ONNX export of one.
     @Test func mobileNetArchitecture() throws {

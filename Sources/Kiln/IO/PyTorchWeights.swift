@@ -55,6 +55,8 @@ public enum PyTorchWeights {
         case convolution
         /// (k, in, out) ↔ (out, in, k).
         case convolution1D
+        /// A depthwise kernel (kh, kw, channels, multiplier) ↔ a grouped Conv2d's (channels·multiplier, 1, kh, kw).
+        case depthwise
         /// (in, out) ↔ (out, in), with the input index reordered from (H, W, C) to (C, H, W) when the
         /// layer reads flattened feature maps of that shape.
         case linear(flattened: [Int]?)
@@ -70,6 +72,7 @@ public enum PyTorchWeights {
             case .same: [shape]
             case .convolution: [[shape[3], shape[2], shape[0], shape[1]]]
             case .convolution1D: [[shape[2], shape[1], shape[0]]]
+            case .depthwise: [[shape[2] * shape[3], 1, shape[0], shape[1]]]
             case .linear, .recurrentKernel: [[shape[1], shape[0]]]
             case .recurrentBias: [[shape.last!], [shape.last!]]
             }
@@ -93,6 +96,12 @@ public enum PyTorchWeights {
                     let (rest, out) = index.quotientAndRemainder(dividingBy: o)
                     let (tap, input) = rest.quotientAndRemainder(dividingBy: i)
                     return (out * i + input) * k + tap
+                }
+            case .depthwise:  // Kiln (p·C + c)·m + j ← PyTorch (c·m + j)·kh·kw + p
+                let (pixels, channels) = (shape[0] * shape[1], shape[2] * shape[3])
+                return (0..<pixels * channels).map { index in
+                    let (pixel, channel) = index.quotientAndRemainder(dividingBy: channels)
+                    return channel * pixels + pixel
                 }
             case .linear(let flattened):
                 let (inputs, outputs) = (shape[0], shape[1])
@@ -162,6 +171,7 @@ public enum PyTorchWeights {
             // Conv2d's (out, in, kh, kw) and ConvTranspose2d's (in, out, kh, kw) both permute to the Keras layouts.
             case (is Conv2D, "kernel"), (is Conv2DTranspose, "kernel"): return (weight, [prefix + ".weight"], .convolution)
             case (is Conv1D, "kernel"): return (weight, [prefix + ".weight"], .convolution1D)
+            case (is DepthwiseConv2D, "kernel"): return (weight, [prefix + ".weight"], .depthwise)
             case (is Dense, "kernel"): return (weight, [prefix + ".weight"], .linear(flattened: flattenedInput(of: layer, in: model)))
             case (is Embedding, "embeddings"): return (weight, [prefix + ".weight"], .same)
             case (_, "bias"), (_, "beta"): return (weight, [prefix + ".bias"], .same)
