@@ -89,8 +89,8 @@ extension Model {
                 validationData: validationData.map { ([$0.x], [$0.y]) }, seed: seed, callbacks: callbacks, progress: progress)
     }
 
-    private func checkEpochs(_ epochs: Int) throws {
-        guard compiled != nil else { throw TrainingError.notCompiled }
+    private func checkEpochs(_ epochs: Int, compiled needed: Bool = true) throws {
+        guard compiled != nil || !needed else { throw TrainingError.notCompiled }
         guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
     }
 
@@ -102,7 +102,7 @@ extension Model {
     @discardableResult
     public func fit(x: [Tensor], y: [Tensor] = [], epochs: Int, batchSize: Int = 32, shuffle: Bool = true, seed: UInt64 = 0,
                     callbacks: [Callback] = [], progress: Bool = true, trainStep: @escaping (Batch) throws -> [String: Tensor]) throws -> History {
-        guard (0...1_000_000_000).contains(epochs) else { throw TrainingError.incompatible("epochs must be between 0 and 10^9, got \(epochs)") }
+        try checkEpochs(epochs, compiled: false)
         let data = try TensorBatches(inputs: x, targets: y, batchSize: batchSize, shuffle: shuffle, seed: seed)
         var meters: [String: MeanMetric] = [:]
         let steps = EpochSteps(step: { batch in
