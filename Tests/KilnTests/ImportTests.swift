@@ -127,11 +127,12 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect(try reloaded(input).toArray() == model(input).toArray())
     }
 
-    /// Sequence models saved by Keras 3.15: a masked text model (Embedding with mask_zero,
-    /// Bidirectional LSTM, GRU) and a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
-    /// LayerNormalization, TimeDistributed, global pooling) give Keras's outputs.
-    @Test(arguments: Backend.all, ["keras_text.keras", "keras_text.h5", "keras_series.keras", "keras_series.h5", "keras_gru_v1.keras", "keras_gru_v1.h5"])
-    func sequenceModelsMatchKeras(_ backend: Backend, file: String) throws {
+    /// Models saved by Keras 3.15 give Keras's outputs: a masked text model (Embedding with mask_zero,
+    /// Bidirectional LSTM, GRU), a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
+    /// LayerNormalization, TimeDistributed, global pooling), GRUs with reset_after=False, a depthwise
+    /// stack (DepthwiseConv2D, SeparableConv2D) and Normalization (adapted and given).
+    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization"].flatMap { [$0 + ".keras", $0 + ".h5"] })
+    func layerFixturesMatchKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
         let stem = file.split(separator: ".")[0]
         let x = try NumPy.read(fixtures.appendingPathComponent("\(stem)_x.npy"))
