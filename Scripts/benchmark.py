@@ -245,28 +245,37 @@ def record(table):
     path.write_text(head.rstrip() + "\n\n" + table + ("\n" + rest if rest else ""))
 
 
-def report(best, engines, sizes, args):
+def dated_table(title, description, columns, best, engines, groups, row):
+    """A dated section of docs/benchmarks.md: a heading, the machine and `description`, then a row per
+    (group, engine) from `row(group, engine, result, ratio)`, where `ratio(key)` is Kiln's result over
+    the engine's. `columns` are (name, alignment) pairs."""
     commit, cpu = machine()
-    lines = [f"## {datetime.date.today()} — commit {commit}", "",
-             f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; workshop CNN (28,394 parameters), Adam 1e-3, "
-             f"sparse CE from logits; median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds; "
-             f"inference: median of 3 passes over the test set.", "",
-             "| engine | batch | train samples/s | Kiln ÷ engine | inference img/s (b256) | Kiln ÷ engine | peak RSS MB | test accuracy by epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for size in sizes:
-        kiln = best.get(("kiln", size))
+    lines = [f"## {datetime.date.today()} — {title}commit {commit}", "", f"{cpu}, {os.cpu_count()} cores; {description}", "",
+             "| " + " | ".join(name for name, _ in columns) + " |", "|" + "|".join(align for _, align in columns) + "|"]
+    for group in groups:
+        kiln = best.get(("kiln", group))
         for engine in engines:
-            r = best[(engine, size)]
+            r = best[(engine, group)]
             ratio = lambda key: f"{kiln[key] / r[key]:.2f}" if kiln and engine != "kiln" else "—"
-            runs = r.get("accuracy_runs") or [r.get("test_accuracy_per_epoch") or []]
-            accuracy = ", ".join(f"{statistics.mean(epoch):.4f}" for epoch in zip(*runs)) or "—"
-            if len(runs) > 1:
-                last = [run[-1] for run in runs]
-                accuracy += f" (mean of {len(runs)} seeds; last epoch {min(last):.4f}–{max(last):.4f})"
-            lines.append(f"| {engine} | {size} | {r['train_samples_per_second']:.0f} | {ratio('train_samples_per_second')} | "
-                         f"{r['inference_images_per_second']:.0f} | {ratio('inference_images_per_second')} | {r['peak_rss_mb']:.0f} | {accuracy} |")
+            lines.append("| " + " | ".join(row(group, engine, r, ratio)) + " |")
     return "\n".join(lines) + "\n"
 
+
+def report(best, engines, sizes, args):
+    def row(size, engine, r, ratio):
+        runs = r.get("accuracy_runs") or [r.get("test_accuracy_per_epoch") or []]
+        accuracy = ", ".join(f"{statistics.mean(epoch):.4f}" for epoch in zip(*runs)) or "—"
+        if len(runs) > 1:
+            last = [run[-1] for run in runs]
+            accuracy += f" (mean of {len(runs)} seeds; last epoch {min(last):.4f}–{max(last):.4f})"
+        return [engine, str(size), f"{r['train_samples_per_second']:.0f}", ratio("train_samples_per_second"),
+                f"{r['inference_images_per_second']:.0f}", ratio("inference_images_per_second"), f"{r['peak_rss_mb']:.0f}", accuracy]
+    return dated_table("", f"Kiln on `{args.kiln_device}`; workshop CNN (28,394 parameters), Adam 1e-3, sparse CE from logits; "
+                       f"median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds; "
+                       "inference: median of 3 passes over the test set.",
+                       [("engine", "---"), ("batch", "---:"), ("train samples/s", "---:"), ("Kiln ÷ engine", "---:"),
+                        ("inference img/s (b256)", "---:"), ("Kiln ÷ engine", "---:"), ("peak RSS MB", "---:"), ("test accuracy by epoch", "---")],
+                       best, engines, sizes, row)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model
 import datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
-from benchmark import best_of_rounds, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, dated_table, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = {"dcgan": 64, "vae": 128}
@@ -226,20 +226,14 @@ def main():
     publish(report(best, engines, workloads, args), args.record)
 
 def report(best, engines, workloads, args):
-    commit, cpu = machine()
-    lines = [f"## {datetime.date.today()} — generative models, commit {commit}", "",
-             f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; random 28×28 images (`Scripts/benchmark_generative.py`); "
-             f"median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds.", "",
-             "| workload | batch | engine | train steps/s | samples/s | Kiln ÷ engine | peak RSS MB |", "|---|---:|---|---:|---:|---:|---:|"]
-    for workload in workloads:
-        kiln = best.get(("kiln", workload))
-        for engine in engines:
-            r = best[(engine, workload)]
-            ratio = f"{kiln['train_steps_per_second'] / r['train_steps_per_second']:.2f}" if kiln and engine != "kiln" else "—"
-            lines.append(f"| {workload} | {BATCH[workload]} | {engine} | {r['train_steps_per_second']:.2f} | "
-                         f"{r['train_samples_per_second']:.0f} | {ratio} | {r['peak_rss_mb']:.0f} |")
-    return "\n".join(lines) + "\n"
-
+    def row(workload, engine, r, ratio):
+        return [workload, str(BATCH[workload]), engine, f"{r['train_steps_per_second']:.2f}", f"{r['train_samples_per_second']:.0f}",
+                ratio("train_steps_per_second"), f"{r['peak_rss_mb']:.0f}"]
+    return dated_table("generative models, ", f"Kiln on `{args.kiln_device}`; random 28×28 images (`Scripts/benchmark_generative.py`); "
+                       f"median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds.",
+                       [("workload", "---"), ("batch", "---:"), ("engine", "---"), ("train steps/s", "---:"), ("samples/s", "---:"),
+                        ("Kiln ÷ engine", "---:"), ("peak RSS MB", "---:")],
+                       best, engines, workloads, row)
 
 if __name__ == "__main__":
     main()

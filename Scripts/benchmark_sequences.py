@@ -9,10 +9,10 @@ Random inputs (throughput does not depend on the values); Adam 1e-3. Each measur
 own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
 adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
 """
-import datetime, json, os, resource, statistics, sys, time
+import json, os, resource, statistics, sys, time
 from pathlib import Path
 
-from benchmark import best_of_rounds, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, dated_table, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
@@ -121,26 +121,21 @@ def main():
         print(json.dumps(result))
         return
     engines, workloads = args.engines.split(","), args.workloads.split(",")
-    best = best_of_rounds(engines, workloads, args.rounds, lambda engine, workload: run_workload(engine, workload, __file__, "sequence", ["--batch-size", str(WORKLOADS[workload])], args), "train_samples_per_second")
+    run = lambda engine, workload: run_workload(engine, workload, __file__, "sequence", ["--batch-size", str(WORKLOADS[workload])], args)
+    best = best_of_rounds(engines, workloads, args.rounds, run, "train_samples_per_second")
     publish(report(best, engines, workloads, args), args.record)
 
-def report(best, engines, workloads, args):
-    commit, cpu = machine()
-    lines = [f"## {datetime.date.today()} — sequences, commit {commit}", "",
-             f"{cpu}, {os.cpu_count()} cores; Kiln on `{args.kiln_device}`; random inputs of the workloads' shapes "
-             f"(`Scripts/benchmark_sequences.py`), Adam 1e-3; median of {args.windows} windows of {args.steps} steps after a warm-up, "
-             f"best of {args.rounds} interleaved rounds; inference: median of 3 passes, batch 256.", "",
-             "| workload | batch | engine | train samples/s | Kiln ÷ engine | inference samples/s | Kiln ÷ engine | peak RSS MB |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for workload in workloads:
-        kiln = best.get(("kiln", workload))
-        for engine in engines:
-            r = best[(engine, workload)]
-            ratio = lambda key: f"{kiln[key] / r[key]:.2f}" if kiln and engine != "kiln" else "—"
-            lines.append(f"| {workload} | {WORKLOADS[workload]} | {engine} | {r['train_samples_per_second']:.0f} | {ratio('train_samples_per_second')} | "
-                         f"{r['inference_samples_per_second']:.0f} | {ratio('inference_samples_per_second')} | {r['peak_rss_mb']:.0f} |")
-    return "\n".join(lines) + "\n"
 
+def report(best, engines, workloads, args):
+    def row(workload, engine, r, ratio):
+        return [workload, str(WORKLOADS[workload]), engine, f"{r['train_samples_per_second']:.0f}", ratio("train_samples_per_second"),
+                f"{r['inference_samples_per_second']:.0f}", ratio("inference_samples_per_second"), f"{r['peak_rss_mb']:.0f}"]
+    return dated_table("sequences, ", f"Kiln on `{args.kiln_device}`; random inputs of the workloads' shapes (`Scripts/benchmark_sequences.py`), "
+                       f"Adam 1e-3; median of {args.windows} windows of {args.steps} steps after a warm-up, best of {args.rounds} interleaved rounds; "
+                       "inference: median of 3 passes, batch 256.",
+                       [("workload", "---"), ("batch", "---:"), ("engine", "---"), ("train samples/s", "---:"), ("Kiln ÷ engine", "---:"),
+                        ("inference samples/s", "---:"), ("Kiln ÷ engine", "---:"), ("peak RSS MB", "---:")],
+                       best, engines, workloads, row)
 
 if __name__ == "__main__":
     main()
