@@ -182,3 +182,24 @@ struct TrainBenchmarkCommand: ParsableCommand {
         }
     }
 }
+
+/// The median of `windows` measured rates after one warm-up window: `body(window)` does a window's
+/// work and returns how many steps or samples it did.
+func medianRate(windows: Int, on device: any Device, _ body: (Int) throws -> Int) throws -> Double {
+    var rates: [Double] = []
+    for window in 0...windows {
+        let begin = Date()
+        let done = try body(window)
+        try device.synchronize()
+        if window > 0 { rates.append(Double(done) / Date().timeIntervalSince(begin)) }
+    }
+    return rates.sorted()[rates.count / 2]
+}
+
+/// A workload benchmark's result as one JSON line, with the process's peak memory.
+func printResult(_ result: [String: Any]) throws {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let all = result.merging(["engine": "kiln", "peak_rss_mb": Double(usage.ru_maxrss) / 1024]) { $1 }
+    print(String(decoding: try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]), as: UTF8.self))
+}

@@ -49,20 +49,12 @@ struct GenerativeBenchmarkCommand: ParsableCommand {
                 throw ValidationError("--workload: '\(workload)' is not dcgan or vae")
             }
             let batches = try TensorBatches(inputs: [images], targets: [], batchSize: batchSize)
-            var rates: [Double] = []
-            for window in 0...windows {
-                let begin = Date()
+            let stepsPerSecond = try medianRate(windows: windows, on: device) { window in
                 for result in batches.batches(epoch: window) { try step(try result.get()) }
-                try device.synchronize()
-                if window > 0 { rates.append(Double(steps) / Date().timeIntervalSince(begin)) }
+                return steps
             }
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            let stepsPerSecond = rates.sorted()[rates.count / 2]
-            let result: [String: Any] = ["engine": "kiln", "workload": workload, "batch_size": batchSize, "device": device.info.name,
-                                         "train_steps_per_second": stepsPerSecond, "train_samples_per_second": stepsPerSecond * Double(batchSize),
-                                         "peak_rss_mb": Double(usage.ru_maxrss) / 1024]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            try printResult(["workload": workload, "batch_size": batchSize, "device": device.info.name,
+                             "train_steps_per_second": stepsPerSecond, "train_samples_per_second": stepsPerSecond * Double(batchSize)])
         }
     }
 }

@@ -36,15 +36,12 @@ struct SequenceBenchmarkCommand: ParsableCommand {
             let optimizer = Adam(learningRate: 1e-3)
             let loss: Loss = workload == "forecast" ? MeanSquaredError() : BinaryCrossentropy(fromLogits: true)
             let batches = try TensorBatches(inputs: [x], targets: [y], batchSize: batchSize)
-            var rates: [Double] = []
-            for window in 0...windows {
-                let begin = Date()
+            let training = try medianRate(windows: windows, on: device) { window in
                 for result in batches.batches(epoch: window) {
                     let batch = try result.get()
                     try optimizer.apply(try model.gradients(of: loss(batch.targets[0], model(batch.inputs[0], training: true))), to: model.trainableWeights)
                 }
-                try device.synchronize()
-                if window > 0 { rates.append(Double(samples) / Date().timeIntervalSince(begin)) }
+                return samples
             }
             _ = try model.predict([x.sliced(0..<min(256, samples), axis: 0)], batchSize: 256)
             let inference = try (0..<3).map { _ in
@@ -52,12 +49,8 @@ struct SequenceBenchmarkCommand: ParsableCommand {
                 _ = try model.predict([x], batchSize: 256)[0].toArray()
                 return Double(samples) / Date().timeIntervalSince(begin)
             }.sorted()[1]
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            let result: [String: Any] = ["engine": "kiln", "workload": workload, "batch_size": batchSize, "device": device.info.name,
-                                         "train_samples_per_second": rates.sorted()[rates.count / 2], "inference_samples_per_second": inference,
-                                         "peak_rss_mb": Double(usage.ru_maxrss) / 1024]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            try printResult(["workload": workload, "batch_size": batchSize, "device": device.info.name,
+                             "train_samples_per_second": training, "inference_samples_per_second": inference])
         }
     }
 
