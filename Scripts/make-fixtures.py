@@ -6,6 +6,9 @@ torch_cnn.safetensors  a PyTorch CNN (conv, batch norm, residual add, max pool, 
 torch_cnn_x.npy        its input batch, NCHW float32
 torch_cnn_y.npy        PyTorch's own outputs (eval mode) for that batch
 torch_cnn.onnx         the same network exported to ONNX (opset 13)
+torch_cnn.pth, torch_cnn_legacy.pth  its state dict by torch.save (zip and legacy formats)
+torch_views.pth, torch_views_legacy.pth, torch_views.npz  strided views in several dtypes, and their values
+torch_malicious.pth    a pickle whose loading would run a shell command (it must be refused)
 torch_gru.safetensors  Embedding → Conv1d → ReLU → GRU → Linear (last step), with torch_gru_x/y.npy
 torch_bilstm.safetensors  Embedding → bidirectional LSTM → RNN → Linear (final state), with torch_bilstm_x/y.npy
 torch_sequence.onnx    Conv1d → ReLU → MaxPool1d → bidirectional LSTM → GRU exported to ONNX (opset 13),
@@ -151,17 +154,46 @@ def torch_generative_fixtures():
     np.save(OUT / "torch_generator_y.npy", y.numpy())
 
 
-def main():
+def residual_cnn():
+    """The seeded ResidualCNN of torch_cnn.*, with non-trivial batch-norm statistics, in eval mode."""
     torch.manual_seed(0)
-    OUT.mkdir(parents=True, exist_ok=True)
     model = ResidualCNN()
-    with torch.no_grad():  # non-trivial batch-norm statistics
+    with torch.no_grad():
         for bn in (model.bn1, model.bn2):
             bn.running_mean.uniform_(-0.5, 0.5)
             bn.running_var.uniform_(0.5, 2.0)
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.5, 0.5)
-    model.eval()
+    return model.eval()
+
+
+class Evil:
+    """What a malicious checkpoint holds: unpickling it runs a shell command."""
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch /tmp/kiln-pickle-was-executed",))
+
+
+def torch_checkpoint_fixtures():
+    """torch.save files: the ResidualCNN's state dict (zip and legacy formats), tensors stored as
+    views of other storages in several dtypes with their values as .npz, and a malicious pickle."""
+    sd = residual_cnn().state_dict()
+    torch.save(sd, OUT / "torch_cnn.pth")
+    torch.save(sd, OUT / "torch_cnn_legacy.pth", _use_new_zipfile_serialization=False)
+    torch.manual_seed(1)
+    a, b = torch.randn(3, 5), torch.randn(4, 3)
+    views = {"transposed": a.t(), "offset": b[1:, 1:], "strided": a[:, ::2], "same_storage": a, "half": b.half(),
+             "bfloat16": a.bfloat16(), "double": b.double(), "int64": torch.arange(-3, 4), "scalar": torch.tensor(2.5),
+             "parameter": nn.Parameter(torch.ones(2)), "note": "not a tensor"}
+    torch.save({"state_dict": views, "epoch": 3}, OUT / "torch_views.pth")
+    torch.save({"state_dict": views, "epoch": 3}, OUT / "torch_views_legacy.pth", _use_new_zipfile_serialization=False)
+    np.savez(OUT / "torch_views.npz", **{k: np.ascontiguousarray(v.detach().float().numpy()) for k, v in views.items() if torch.is_tensor(v)})
+    torch.save({"weight": torch.ones(2), "payload": Evil()}, OUT / "torch_malicious.pth")
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    model = residual_cnn()
     x = torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         y = model(x)
@@ -173,6 +205,7 @@ def main():
     torch_sequence_fixtures()
     torch_generative_fixtures()
     torch_depthwise_fixtures()
+    torch_checkpoint_fixtures()
     keras_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 

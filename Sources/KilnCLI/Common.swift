@@ -162,7 +162,7 @@ enum CleanExit: Error, CustomStringConvertible {
 
 /// Loads a model file, with its metadata: a Kiln checkpoint (.safetensors, without its optimizer state),
 /// a Keras model (.h5, .keras), an ONNX model or a Keras model JSON, whose weights may come from
-/// `weights` (.h5, .npz, or a PyTorch .safetensors state dict).
+/// `weights` (.h5, .npz, or a PyTorch state dict: .pt, .pth, .bin or .safetensors).
 func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) throws -> (model: Model, metadata: [String: String]) {
     let url = URL(fileURLWithPath: path)
     guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("no such file: \(path)") }
@@ -181,8 +181,8 @@ func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) th
         switch file.pathExtension.lowercased() {
         case "h5", "hdf5": try KerasFile.loadWeights(file, into: loaded.model)
         case "npz": try WeightBundle.load(file, into: loaded.model)
-        case "safetensors": try PyTorchWeights.load(file, into: loaded.model)
-        default: throw ValidationError("--weights: '\(weights)' is not a .h5, .npz or .safetensors file")
+        case "safetensors", "pt", "pth", "bin": try PyTorchWeights.load(file, into: loaded.model)
+        default: throw ValidationError("--weights: '\(weights)' is not a .h5, .npz, .pt, .pth, .bin or .safetensors file")
         }
     }
     return loaded

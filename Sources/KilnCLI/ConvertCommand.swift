@@ -8,7 +8,7 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a model to Kiln's checkpoint, or export it to ONNX or its weights for PyTorch or NumPy.",
         discussion: """
             IN is a Keras model (.h5, .keras), an ONNX model, a Kiln checkpoint, or a Keras model JSON with --weights \
-            (.h5, .npz, or a PyTorch .safetensors state dict whose keys follow the Kiln layer names).
+            (.h5, .npz, or a PyTorch state dict, .pth or .safetensors, whose keys follow the Kiln layer names).
             """)
 
     @Argument(help: "The model to convert.")
@@ -17,7 +17,7 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "Where to write it.")
     var output: String
 
-    @Option(help: "Weights for a model JSON: .h5, .npz or PyTorch .safetensors.")
+    @Option(help: "Weights for a model JSON: .h5, .npz or a PyTorch state dict (.pt, .pth, .bin, .safetensors).")
     var weights: String?
 
     @Option(help: "kiln (checkpoint), pytorch (state dict .safetensors), npz (layer/weight arrays) or onnx.")
@@ -26,7 +26,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if input.lowercased().hasSuffix(".json"), weights == nil {
-                throw ValidationError("\(input) is a model architecture without weights; give them with --weights (.h5, .npz or .safetensors)")
+                throw ValidationError("\(input) is a model architecture without weights; give them with --weights (.h5, .npz, .pth or .safetensors)")
             }
             let model = try loadModel(input, device: CPUDevice.shared, weights: weights).model
             let url = URL(fileURLWithPath: output)

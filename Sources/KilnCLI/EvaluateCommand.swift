@@ -70,7 +70,7 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "A Kiln checkpoint (.safetensors), a Keras model (.h5, .keras), an ONNX model or a Keras model JSON.")
     var model: String
 
-    @Option(help: "Weights for a model JSON: .h5, .npz or PyTorch .safetensors.")
+    @Option(help: "Weights for a model JSON: .h5, .npz or a PyTorch state dict (.pt, .pth, .bin, .safetensors).")
     var weights: String?
 
     @Argument(help: "Image files or .npy arrays of shape (N, …sample shape).")

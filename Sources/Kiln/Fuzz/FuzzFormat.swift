@@ -3,7 +3,7 @@ import Foundation
 /// Each file format Kiln reads, for `kiln fuzz`: a valid file of it (written by Kiln itself, or one
 /// of the test fixtures made by Keras and PyTorch), and the full read a user's command does with it.
 public enum FuzzFormat: String, CaseIterable, Sendable {
-    case idx, idxGzip = "idx-gz", cifar, csv, npy, npz, safetensors, kerasJSON = "keras-json", keras, h5, onnx, png, jpeg
+    case idx, idxGzip = "idx-gz", cifar, csv, npy, npz, safetensors, pth, pthLegacy = "pth-legacy", kerasJSON = "keras-json", keras, h5, onnx, png, jpeg
 
     /// The file's extension, which picks the reader.
     public var fileExtension: String {
@@ -11,6 +11,7 @@ public enum FuzzFormat: String, CaseIterable, Sendable {
         case .idx: "idx"
         case .idxGzip: "gz"
         case .cifar: "bin"
+        case .pthLegacy: "pth"
         case .kerasJSON: "json"
         default: rawValue
         }
@@ -50,6 +51,8 @@ public enum FuzzFormat: String, CaseIterable, Sendable {
             defer { try? FileManager.default.removeItem(at: url) }
             try Checkpoint.save(model, metadata: ["note": "fuzz seed"], to: url)
             return try Data(contentsOf: url)
+        case .pth: return try fixture("torch_cnn.pth")
+        case .pthLegacy: return try fixture("torch_cnn_legacy.pth")
         case .kerasJSON:
             return try fixture("keras_cnn.json")
         case .keras: return try fixture("keras_cnn.keras")
@@ -90,6 +93,9 @@ public enum FuzzFormat: String, CaseIterable, Sendable {
         case .safetensors:
             let (model, metadata) = try Checkpoint.load(url, device: device)
             return try "\(metadata.sorted { $0.key < $1.key })\(model.epochsTrained)\(digest(model))"
+        case .pth, .pthLegacy:
+            let file = try TorchCheckpoint(contentsOf: url)
+            return try file.shapes.keys.sorted().map { "\($0)\(file.shapes[$0]!)\(try file.floats($0))" }.joined()
         case .kerasJSON:
             let model = try KerasConfig.model(fromJSON: try Data(contentsOf: url), file: url.path)
             try model.place(on: device)

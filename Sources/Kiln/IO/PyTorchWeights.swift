@@ -1,6 +1,6 @@
 import Foundation
 
-/// PyTorch state dicts (`.safetensors`) in and out of Kiln models, with torchvision-style names:
+/// PyTorch state dicts (`.pt`/`.pth` checkpoints or `.safetensors`) in and out of Kiln models, with torchvision-style names:
 /// a Kiln layer named `conv1` takes `conv1.weight` (Conv2d, OIHW → HWIO) and `conv1.bias`; a Dense
 /// layer a Linear's `weight` (out, in) transposed; BatchNormalization `weight`, `bias`,
 /// `running_mean`, `running_var` (build it with PyTorch's `momentum: 0.9, epsilon: 1e-5`); Embedding
@@ -14,17 +14,18 @@ public enum PyTorchWeights {
     /// (default: the same name; `/` in names becomes `.`). With `strict`, keys the model does not
     /// use are an error, as in `load_state_dict`.
     public static func load(_ url: URL, into model: Model, names: [String: String] = [:], strict: Bool = true) throws {
-        let file = try SafeTensors(contentsOf: url)
+        let file = try openTensorFile(url)
+        let shapes = file.shapes
         guard model.device != nil else { throw TrainingError.incompatible("place the model on a device before loading weights") }
         var used = Set<String>()
         for layer in model.leafLayers where !layer.weights.isEmpty {
             for (weight, keys, layout) in try mapping(layer, in: model, names: names) {
                 let tensors = try zip(keys, layout.torchShapes(weight.shape)).map { key, shape in
-                    guard let entry = file.entries[key] else {
-                        throw DataError(url.path, "no tensor '\(key)' for \(weight.path) (state dict has \(file.entries.keys.sorted().prefix(12).joined(separator: ", "))…)")
+                    guard let found = shapes[key] else {
+                        throw DataError(url.path, "no tensor '\(key)' for \(weight.path) (state dict has \(shapes.keys.sorted().prefix(12).joined(separator: ", "))…)")
                     }
-                    guard entry.shape == shape else {
-                        throw DataError(url.path, "tensor '\(key)' has shape \(entry.shape); \(weight.path) \(weight.shape) needs \(shape)")
+                    guard found == shape else {
+                        throw DataError(url.path, "tensor '\(key)' has shape \(found); \(weight.path) \(weight.shape) needs \(shape)")
                     }
                     used.insert(key)
                     return try file.floats(key)
@@ -32,7 +33,7 @@ public enum PyTorchWeights {
                 try weight.assign(layout.toKiln(tensors, kilnShape: weight.shape))
             }
         }
-        let unused = file.entries.keys.filter { !used.contains($0) && !$0.hasSuffix("num_batches_tracked") }.sorted()
+        let unused = shapes.keys.filter { !used.contains($0) && !$0.hasSuffix("num_batches_tracked") }.sorted()
         if strict, !unused.isEmpty { throw DataError(url.path, "tensors the model has no place for: \(unused.joined(separator: ", "))") }
     }
 

@@ -3,7 +3,7 @@ import Foundation
 /// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
 /// header length, a JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {…}}`,
 /// then the raw little-endian tensor data. Reading never executes anything from the file.
-public struct SafeTensors {
+public struct SafeTensors: TensorFile {
     public struct Entry: Sendable {
         public let dtype: String
         public let shape: [Int]
@@ -62,22 +62,31 @@ public struct SafeTensors {
         guard end == payload else { throw DataError(file, "\(payload - end) bytes after the last tensor belong to none") }
     }
 
-    static let elementSize = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I32": 4, "I64": 8, "U8": 1]
+    static let elementSize = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1]
 
-    /// A tensor's values as float32 (F32, F16, BF16 and F64 convert; integers too).
+    public var shapes: [String: [Int]] { entries.mapValues(\.shape) }
+
+    /// A tensor's values as float32 (F32, F16, BF16 and F64 convert; integers and booleans too).
     public func floats(_ name: String) throws -> [Float] {
         guard let entry = entries[name] else { throw DataError(file, "no tensor named '\(name)'") }
-        let bytes = data[(dataStart + entry.range.lowerBound)..<(dataStart + entry.range.upperBound)]
-        return bytes.withUnsafeBytes { raw -> [Float] in
-            let count = entry.shape.reduce(1, *)
-            switch entry.dtype {
-            case "F32": return (0..<count).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self).littleEndian) }
-            case "F16": return (0..<count).map { Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian)) }
-            case "BF16": return (0..<count).map { Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) << 16) }
-            case "F64": return (0..<count).map { Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self).littleEndian)) }
-            case "I32": return (0..<count).map { Float(Int32(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self).littleEndian)) }
-            case "I64": return (0..<count).map { Float(Int64(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self).littleEndian)) }
-            default: return (0..<count).map { Float(raw[$0]) }
+        return Self.decode(data[(dataStart + entry.range.lowerBound)..<(dataStart + entry.range.upperBound)], dtype: entry.dtype)
+    }
+
+    /// Little-endian elements of `dtype` (a key of `elementSize`) as float32.
+    static func decode(_ bytes: Data, dtype: String) -> [Float] {
+        bytes.withUnsafeBytes { raw -> [Float] in
+            let count = raw.count / elementSize[dtype]!
+            func load<T: FixedWidthInteger>(_ type: T.Type, _ i: Int) -> T { raw.loadUnaligned(fromByteOffset: MemoryLayout<T>.size * i, as: T.self).littleEndian }
+            switch dtype {
+            case "F32": return (0..<count).map { Float(bitPattern: load(UInt32.self, $0)) }
+            case "F16": return (0..<count).map { Float(Float16(bitPattern: load(UInt16.self, $0))) }
+            case "BF16": return (0..<count).map { Float(bitPattern: UInt32(load(UInt16.self, $0)) << 16) }
+            case "F64": return (0..<count).map { Float(Double(bitPattern: load(UInt64.self, $0))) }
+            case "I64": return (0..<count).map { Float(load(Int64.self, $0)) }
+            case "I32": return (0..<count).map { Float(load(Int32.self, $0)) }
+            case "I16": return (0..<count).map { Float(load(Int16.self, $0)) }
+            case "I8": return (0..<count).map { Float(Int8(bitPattern: raw[$0])) }
+            default: return (0..<count).map { Float(raw[$0]) }  // U8, BOOL
             }
         }
     }
