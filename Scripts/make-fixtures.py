@@ -207,6 +207,7 @@ def main():
     torch_depthwise_fixtures()
     torch_checkpoint_fixtures()
     keras_fixtures()
+    keras_weighted_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 
 
@@ -372,6 +373,43 @@ def keras_nested_fixtures():
     model.save(OUT / "keras_nested.h5")
     np.save(OUT / "keras_nested_x.npy", x)
     np.save(OUT / "keras_nested_y.npy", model.predict(x, verbose=0).astype(np.float32))
+
+
+def keras_weighted_fixtures():
+    """keras_weighted.keras: a softmax classifier before training; keras_weighted.npz: its data
+    (x, y, per-sample weights w) and what Keras 3 reports: evaluate with sample weights, and one
+    epoch of SGD (batches of 8, no shuffling) with class weights and with sample weights, each
+    from the saved weights: history rows and the weights after (`<run>_weight_<i>`)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(8)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 20).astype(np.int32)
+    w = rng.uniform(0.2, 3.0, 20).astype(np.float32)
+    class_weight = {0: 1.0, 1: 4.0, 2: 0.5}
+
+    def fresh():
+        model = keras.models.load_model(OUT / "keras_weighted.keras", compile=False)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], weighted_metrics=["accuracy"])
+        return model
+
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(6, activation="relu", name="hidden"),
+                              layers.Dense(3, activation="softmax", name="out")], name="keras_weighted")
+    model.save(OUT / "keras_weighted.keras")
+    results = {"x": x, "y": y, "w": w, "class_weight": np.array([class_weight[c] for c in range(3)], np.float32)}
+    for name, value in fresh().evaluate(x, y, sample_weight=w, batch_size=8, verbose=0, return_dict=True).items():
+        results[f"evaluate_{name}"] = np.float32(value)
+    for run, extra in (("class_weight", {"class_weight": class_weight}), ("sample_weight", {"sample_weight": w})):
+        model = fresh()
+        history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, **extra).history
+        for name, values in history.items():
+            results[f"{run}_{name}"] = np.float32(values[-1])
+        for i, weight in enumerate(model.get_weights()):
+            results[f"{run}_weight_{i}"] = weight.astype(np.float32)
+    np.savez(OUT / "keras_weighted.npz", **results)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ struct DataOptions: ParsableArguments {
 
     @Option(help: "Label column of a .csv file (default: the last).")
     var labelColumn: String?
+    @Option(help: "Column of a .csv file holding each sample's weight in the loss (an .npz gives them as w_train/w_test or w).")
+    var weightColumn: String?
+    @Option(help: "Columns of a .csv file to leave out, comma-separated (dates, ids).")
+    var ignoreColumns: String?
 
     @Option(help: "Time series (.csv, rows in time order): the column to forecast; needs --window.")
     var target: String?
@@ -109,14 +113,20 @@ struct DataOptions: ParsableArguments {
             return try holdOut(try ImageFolder.dataset(url, size: (size[0], size[1]), channels: channels), seed: 1)
         }
         switch url.pathExtension.lowercased() {
-        case "csv": return try holdOut(try CSVData.dataset(url, labelColumn: labelColumn), seed: 1)
+        case "csv": return try holdOut(try CSVData.dataset(url, labelColumn: labelColumn, weightColumn: weightColumn,
+                                                                 ignoring: ignoreColumns?.split(separator: ",").map(String.init) ?? []), seed: 1)
         case "npz":
             let arrays = try NumPy.readArchive(url)
             func pair(_ x: String, _ y: String) throws -> Dataset {
                 guard let xs = arrays[x], let ys = arrays[y] else {
                     throw DataError(url.path, "expected arrays \(x) and \(y) (found: \(arrays.keys.sorted().joined(separator: ", ")))")
                 }
-                return try NumPy.dataset(x: xs, y: ys, file: url.path)
+                var data = try NumPy.dataset(x: xs, y: ys, file: url.path)
+                if let w = arrays[x.replacingOccurrences(of: "x", with: "w")] {  // w_train beside x_train, w beside x
+                    guard w.shape == [data.count] else { throw DataError(url.path, "sample weights \(w.shape) do not match \(data.count) samples") }
+                    data.sampleWeights = w.values
+                }
+                return data
             }
             if arrays["x_test"] != nil { return (try pair("x_train", "y_train"), try pair("x_test", "y_test")) }
             return try holdOut(try pair(arrays["x_train"] != nil ? "x_train" : "x", arrays["y_train"] != nil ? "y_train" : "y"), seed: 1)

@@ -54,6 +54,9 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop when val_loss has not improved for this many epochs (and restore the best weights).")
     var earlyStopping: Int?
 
+    @Option(help: "Weight each class's samples in the training loss: balanced (samples / (classes · class samples)) or CLASS:WEIGHT pairs, e.g. 0:1.0,1:5.0 (others weigh 1).")
+    var classWeight: String?
+
     @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name (default: KILN_DEVICE or auto).")
     var device: String?
 
@@ -89,7 +92,8 @@ struct TrainCommand: ParsableCommand {
             let device = try Devices.select(self.device)
             var settings = RunSettings(model: base == nil ? model ?? ModelZoo.workshopCNN.rawValue : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
-                                       channels: data.channels, labelColumn: data.labelColumn, preprocess: preprocess,
+                                       channels: data.channels, labelColumn: data.labelColumn, weightColumn: data.weightColumn, ignoreColumns: data.ignoreColumns,
+                                       classWeight: classWeight, preprocess: preprocess,
                                        base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
                                        windowing: try data.windowing(), limit: data.limit)
             if let (zoo, saved) = try generativeModel() { return try generative(zoo, settings, saved: saved, device: device) }
@@ -116,6 +120,7 @@ struct TrainCommand: ParsableCommand {
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn, data.limit) = (settings.data, settings.imageSize, settings.channels,
                                                                                         settings.labelColumn, settings.limit)
+            (data.weightColumn, data.ignoreColumns) = (settings.weightColumn, settings.ignoreColumns)
             let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary)
             settings.vocabulary = vocabulary
             if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
@@ -146,7 +151,12 @@ struct TrainCommand: ParsableCommand {
             if let earlyStopping { callbacks.insert(EarlyStopping(monitor: "val_loss", patience: earlyStopping, restoreBestWeights: true), at: 0) }
             let (start, startEpoch) = (Date(), model.epochsTrained)
             let remaining = max(epochs - model.epochsTrained, 0)
-            let split = try training.split(validationFraction: settings.validationSplit)
+            var split = try training.split(validationFraction: settings.validationSplit)
+            if let spec = settings.classWeight {  // the training loss only, as Keras's class_weight
+                let classes = model.outputs[0].shape.last ?? 1
+                split.training.sampleWeights = try ClassWeight.sampleWeights(try ClassWeight.parse(spec, labels: split.training.labels ?? [], classes: classes),
+                                                                            for: split.training)
+            }
             if let transfer, settings.cacheFeatures {
                 try TransferLearning.fitHead(of: model, trunk: transfer.trunk, head: transfer.head, training: split.training,
                                              validation: split.validation, epochs: remaining, batchSize: settings.batchSize,
@@ -274,6 +284,8 @@ struct RunSettings: Codable {
     var augment: String?
     var validationSplit: Double
     var data: String?, imageSize: String, channels: Int, labelColumn: String?
+    /// Sample weights from a CSV column, or class weights (`balanced`, `0:1,1:5`).
+    var weightColumn: String?, ignoreColumns: String?, classWeight: String?
     var preprocess: String
     var base: String?, cut: String?, head: String?
     var freezeBase: Bool, cacheFeatures: Bool

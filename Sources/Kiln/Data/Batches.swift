@@ -26,11 +26,17 @@ public enum Preprocessing: Hashable, Sendable {
     }
 }
 
-/// One batch on the device: a batch per model input, and labels (int32) or targets (float) per output.
+/// One batch on the device: a batch per model input, labels (int32) or targets (float) per output,
+/// and each sample's weight in the loss when the data has them.
 public struct Batch {
     public let inputs: [Tensor]
     public let targets: [Tensor]
+    public var weights: Tensor?
     public var count: Int { inputs[0].shape[0] }
+
+    public init(inputs: [Tensor], targets: [Tensor], weights: Tensor? = nil) {
+        (self.inputs, self.targets, self.weights) = (inputs, targets, weights)
+    }
 }
 
 /// Sample order of an epoch: the identity, or a Fisher–Yates shuffle seeded by (seed, epoch).
@@ -76,8 +82,8 @@ public struct BatchLoader {
     /// Sample order of an epoch (`epochOrder`).
     public func order(epoch: Int) -> [Int] { epochOrder(count: dataset.count, shuffle: shuffle, seed: seed, epoch: epoch) }
 
-    /// Host arrays for batch `index` of an epoch: normalised (and augmented) inputs, and targets.
-    public func hostBatch(_ index: Int, order: [Int], epoch: Int) -> (inputs: [Float], labels: [Int32]?, targets: [Float]?) {
+    /// Host arrays for batch `index` of an epoch: normalised (and augmented) inputs, targets, and sample weights.
+    public func hostBatch(_ index: Int, order: [Int], epoch: Int) -> (inputs: [Float], labels: [Int32]?, targets: [Float]?, weights: [Float]?) {
         let members = order[index * batchSize ..< min((index + 1) * batchSize, order.count)]
         let size = dataset.sampleSize
         var inputs = [Float](repeating: 0, count: members.count * size)
@@ -104,7 +110,7 @@ public struct BatchLoader {
             let targetSize = dataset.targetShape.reduce(1, *)
             targets = members.flatMap { all[$0 * targetSize ..< ($0 + 1) * targetSize] }
         }
-        return (inputs, oneHotClasses == nil ? labels : nil, targets)
+        return (inputs, oneHotClasses == nil ? labels : nil, targets, dataset.sampleWeights.map { weights in members.map { weights[$0] } })
     }
 
     private func normalize(_ sample: Int, into target: UnsafeMutablePointer<Float>, channels: Int) {
@@ -148,12 +154,13 @@ public struct BatchLoader {
         }
     }
 
-    func upload(_ host: (inputs: [Float], labels: [Int32]?, targets: [Float]?), to device: any Device) throws -> Batch {
+    func upload(_ host: (inputs: [Float], labels: [Int32]?, targets: [Float]?, weights: [Float]?), to device: any Device) throws -> Batch {
         let n = host.inputs.count / dataset.sampleSize
         let inputs = try Tensor(host.inputs, shape: [n] + dataset.sampleShape, on: device)
-        if let labels = host.labels { return Batch(inputs: [inputs], targets: [try Tensor(labels: labels, on: device)]) }
+        let weights = try host.weights.map { try Tensor($0, shape: [n], on: device) }
+        if let labels = host.labels { return Batch(inputs: [inputs], targets: [try Tensor(labels: labels, on: device)], weights: weights) }
         let shape = oneHotClasses.map { [$0] } ?? dataset.targetShape
-        return Batch(inputs: [inputs], targets: [try Tensor(host.targets!, shape: [n] + shape, on: device)])
+        return Batch(inputs: [inputs], targets: [try Tensor(host.targets!, shape: [n] + shape, on: device)], weights: weights)
     }
 }
 

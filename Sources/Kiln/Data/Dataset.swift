@@ -17,6 +17,8 @@ public struct Dataset: Sendable {
     public var targetShape: [Int] = []
     /// Names of the classes, when known (`T-shirt/top`, …).
     public var classNames: [String]?
+    /// Each sample's weight in the loss (Keras's `sample_weight`): finite and non-negative.
+    public var sampleWeights: [Float]?
 
     public init(features: Features, sampleShape: [Int], labels: [Int32]? = nil, targets: [Float]? = nil,
                 targetShape: [Int] = [], classNames: [String]? = nil) {
@@ -47,6 +49,7 @@ public struct Dataset: Sendable {
         result.labels = labels.map { labels in indices.map { labels[$0] } }
         let targetSize = targetShape.reduce(1, *)
         result.targets = targets.map { targets in indices.flatMap { targets[$0 * targetSize ..< ($0 + 1) * targetSize] } }
+        result.sampleWeights = sampleWeights.map { weights in indices.map { weights[$0] } }
         return result
     }
 
@@ -70,6 +73,12 @@ public struct Dataset: Sendable {
         }
         guard sampleSize > 0, total % sampleSize == 0 else { throw DataError(name, "\(total) values do not divide into samples of shape \(sampleShape)") }
         if let labels, labels.count != count { throw DataError(name, "\(labels.count) labels for \(count) samples") }
+        if let sampleWeights {
+            guard sampleWeights.count == count else { throw DataError(name, "\(sampleWeights.count) sample weights for \(count) samples") }
+            if let bad = sampleWeights.firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
+                throw DataError(name, "sample \(bad) has weight \(sampleWeights[bad]); weights must be finite and non-negative")
+            }
+        }
         if let targets, targets.count != count * targetShape.reduce(1, *) {
             throw DataError(name, "\(targets.count) target values for \(count) samples of target shape \(targetShape)")
         }

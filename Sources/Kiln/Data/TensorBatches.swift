@@ -3,13 +3,15 @@
 public struct TensorBatches {
     public let inputs: [Tensor]
     public let targets: [Tensor]
+    /// Each sample's weight in the loss, `[count]`.
+    public let sampleWeights: Tensor?
     public var batchSize: Int
     public var shuffle: Bool
     public var seed: UInt64
 
     /// `targets` may be empty (prediction). Every tensor holds the same number of samples on its first
     /// axis, and all live on one device.
-    public init(inputs: [Tensor], targets: [Tensor], batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0) throws {
+    public init(inputs: [Tensor], targets: [Tensor], sampleWeights: Tensor? = nil, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0) throws {
         guard batchSize > 0 else { throw DataError("batch size", "must be positive, got \(batchSize)") }
         guard let first = inputs.first else { throw DataError("inputs", "no input tensors given") }
         let all = inputs + targets
@@ -17,7 +19,11 @@ public struct TensorBatches {
             throw DataError("tensors", "every input and target needs the same number of samples on its first axis; got shapes \(first.shape) and \(other.shape)")
         }
         guard all.allSatisfy({ $0.device === first.device }) else { throw DataError("tensors", "inputs and targets live on different devices; move them with to(_:)") }
-        (self.inputs, self.targets, self.batchSize, self.shuffle, self.seed) = (inputs, targets, batchSize, shuffle, seed)
+        if let sampleWeights, sampleWeights.shape != [first.shape[0]] || sampleWeights.device !== first.device || sampleWeights.dtype != .float32 {
+            throw DataError("sample weights", "need one float per sample, shape [\(first.shape[0])], on the inputs' device; got \(sampleWeights.shape)")
+        }
+        (self.inputs, self.targets, self.sampleWeights) = (inputs, targets, sampleWeights)
+        (self.batchSize, self.shuffle, self.seed) = (batchSize, shuffle, seed)
     }
 
     public var count: Int { inputs[0].shape[0] }
@@ -26,11 +32,12 @@ public struct TensorBatches {
     /// The batches of one epoch.
     public func batches(epoch: Int) -> AnySequence<Result<Batch, Error>> {
         let order = epochOrder(count: count, shuffle: shuffle, seed: seed, epoch: epoch).map(Int32.init)
-        let (inputs, targets, size, total) = (inputs, targets, batchSize, count)
+        let (inputs, targets, weights, size, total) = (inputs, targets, sampleWeights, batchSize, count)
         return AnySequence(stride(from: 0, to: total, by: size).lazy.map { start in
             Result {
                 let rows = try Tensor(labels: Array(order[start..<min(start + size, total)]), on: inputs[0].device)
-                return Batch(inputs: try inputs.map { try $0.gathered(rows) }, targets: try targets.map { try $0.gathered(rows) })
+                return Batch(inputs: try inputs.map { try $0.gathered(rows) }, targets: try targets.map { try $0.gathered(rows) },
+                             weights: try weights?.gathered(rows))
             }
         })
     }
@@ -42,7 +49,7 @@ public struct TensorBatches {
         guard cut > 0, cut < count else { throw DataError("validation split", "\(fraction) of \(count) samples leaves one side empty") }
         func part(_ range: Range<Int>) throws -> TensorBatches {
             try TensorBatches(inputs: inputs.map { try $0.sliceRows(range) }, targets: targets.map { try $0.sliceRows(range) },
-                              batchSize: batchSize, shuffle: shuffle, seed: seed)
+                              sampleWeights: sampleWeights?.sliceRows(range), batchSize: batchSize, shuffle: shuffle, seed: seed)
         }
         return (try part(0..<cut), try part(cut..<count))
     }

@@ -19,6 +19,7 @@ public enum Checkpoint {
         var lossWeights: [Float]?
         var outputMetrics: [[String]]?
         var metrics: [String]?
+        var weightedMetrics: [[String]]?
         var optimizer: OptimizerState?
         /// Dropout (any `StochasticLayer`) name → [seed, offset], as decimal strings (JSON numbers lose 64-bit precision).
         var dropout: [String: [String]]
@@ -49,6 +50,7 @@ public enum Checkpoint {
                 saved.outputMetrics = compiled.outputMetrics
             }
             saved.metrics = compiled.metricNames
+            if !compiled.weightedMetrics.isEmpty { saved.weightedMetrics = compiled.weightedMetrics }
             let o = compiled.optimizer
             saved.optimizer = OptimizerState(rule: o.rule, schedule: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm,
                                              globalClipNorm: o.globalClipNorm, clipValue: o.clipValue, iterations: o.iterations)
@@ -117,6 +119,7 @@ public enum Checkpoint {
             } else {
                 try model.compile(optimizer: optimizer, loss: try loss(named: lossName, fromLogits: saved.fromLogits ?? false), metrics: saved.metrics ?? [])
             }
+            model.compiled?.weightedMetrics = saved.weightedMetrics ?? []
         }
         return (model, file.metadata)
     }

@@ -59,20 +59,24 @@ public enum TransferLearning {
     }
 
     /// The base's outputs for every sample, computed once in inference mode, as a float dataset with
-    /// the same labels: the head then trains on them alone (the workshops' speed-up). With a cache
+    /// the same labels and sample weights: the head then trains on them alone (the workshops' speed-up). With a cache
     /// file they are stored as `.npy` and read back on the next run when the sample count matches.
     public static func features(of base: Model, for data: Dataset, batchSize: Int = 128, normalization: Preprocessing = .unitRange,
                                 cache: URL? = nil) throws -> Dataset {
         let shape = base.outputs[0].shape
+        var result = data
+        (result.features, result.sampleShape) = (.floats([]), shape)
         if let cache, FileManager.default.fileExists(atPath: cache.path) {
             let stored = try NumPy.read(cache)
             if stored.shape == [data.count] + shape {
-                return Dataset(features: .floats(stored.values), sampleShape: shape, labels: data.labels, classNames: data.classNames)
+                result.features = .floats(stored.values)
+                return result
             }
         }
         let values = try base.predict(data, batchSize: batchSize, normalization: normalization)
         if let cache { try NumPy.write(values, shape: [data.count] + shape, to: cache) }
-        return Dataset(features: .floats(values), sampleShape: shape, labels: data.labels, classNames: data.classNames)
+        result.features = .floats(values)
+        return result
     }
 }
 

@@ -14,18 +14,20 @@ public enum TrainingError: Error, CustomStringConvertible {
 }
 
 extension Model {
-    /// Sets the optimizer, loss and metrics for `fit` and `evaluate`.
-    public func compile(optimizer: Optimizer, loss: Loss, metrics: [String] = []) throws {
-        try compile(optimizer: optimizer, losses: [loss], metrics: [metrics])
+    /// Sets the optimizer, loss and metrics for `fit` and `evaluate`; `weightedMetrics` are weighted
+    /// by sample or class weights (Keras's `weighted_metrics`, reported as `weighted_<name>`).
+    public func compile(optimizer: Optimizer, loss: Loss, metrics: [String] = [], weightedMetrics: [String] = []) throws {
+        try compile(optimizer: optimizer, losses: [loss], metrics: [metrics], weightedMetrics: weightedMetrics.isEmpty ? [] : [weightedMetrics])
     }
 
     /// One loss per output, in `outputs` order, minimised as their sum weighted by `lossWeights`
     /// (1 each by default), and a list of metrics per output (or none), as Keras's
     /// `compile(loss=[…], loss_weights=[…], metrics=[[…], […]])`.
-    public func compile(optimizer: Optimizer, losses: [Loss], lossWeights: [Float]? = nil, metrics: [[String]] = []) throws {
+    public func compile(optimizer: Optimizer, losses: [Loss], lossWeights: [Float]? = nil, metrics: [[String]] = [],
+                        weightedMetrics: [[String]] = []) throws {
         let metrics = metrics.isEmpty ? [[String]](repeating: [], count: losses.count) : metrics
-        guard metrics.count == losses.count else {
-            throw TrainingError.incompatible("compile: \(losses.count) losses need a list of metrics each, got \(metrics.count) lists")
+        guard metrics.count == losses.count, weightedMetrics.isEmpty || weightedMetrics.count == losses.count else {
+            throw TrainingError.incompatible("compile: \(losses.count) losses need a list of metrics each, got \(metrics.count) and \(weightedMetrics.count) lists")
         }
         let weights = lossWeights ?? [Float](repeating: 1, count: losses.count)
         guard !losses.isEmpty, weights.count == losses.count, weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
@@ -34,22 +36,27 @@ extension Model {
         if !outputs.isEmpty, losses.count != outputs.count {
             throw TrainingError.incompatible("compile: model '\(name)' has \(outputs.count) outputs, got \(losses.count) losses")
         }
-        let compilation = Compilation(optimizer: optimizer, losses: losses, lossWeights: weights, outputMetrics: metrics)
+        var compilation = Compilation(optimizer: optimizer, losses: losses, lossWeights: weights, outputMetrics: metrics)
+        compilation.weightedMetrics = weightedMetrics
         _ = try compilation.makeMetrics(outputNames: losses.indices.map { "output_\($0)" })
         compiled = compilation
     }
 
     /// Trains for `epochs` more epochs (continuing from earlier calls) and returns the history of
-    /// this call. Validation uses `validationData`, or the last `validationSplit` of `data`.
+    /// this call. Validation uses `validationData`, or the last `validationSplit` of `data`. The
+    /// data's `sampleWeights`, or `classWeight` (class → weight, 1 for classes it omits; training
+    /// only, as Keras), weight each sample's loss.
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
                     validationData: Dataset? = nil, normalization: Preprocessing = .unitRange, augmentation: Augmentation? = nil,
-                    seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true, device: (any Device)? = nil) throws -> History {
+                    classWeight: [Int: Float]? = nil, seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true,
+                    device: (any Device)? = nil) throws -> History {
         guard let compiled else { throw TrainingError.notCompiled }
         try checkEpochs(epochs)
         try data.validate("training data")
         var (training, validation) = (data, validationData)
         if let validationSplit, validationData == nil { (training, validation) = try data.split(validationFraction: validationSplit) }
+        if let classWeight { training.sampleWeights = try ClassWeight.sampleWeights(classWeight, for: training) }
         try checkCompatible(training, "training data", device: device)
         if let validation {
             try validation.validate("validation data")
@@ -67,11 +74,11 @@ extension Model {
     /// float targets, or int32 labels for sparse cross-entropy. Validation uses `validationData`, or the
     /// last `validationSplit` of the samples. Batches are cut on the tensors' device.
     @discardableResult
-    public func fit(x: [Tensor], y: [Tensor], epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
-                    validationData: (x: [Tensor], y: [Tensor])? = nil, seed: UInt64 = 0, callbacks: [Callback] = [],
-                    progress: Bool = true) throws -> History {
+    public func fit(x: [Tensor], y: [Tensor], sampleWeight: Tensor? = nil, epochs: Int, batchSize: Int = 32, shuffle: Bool = true,
+                    validationSplit: Double? = nil, validationData: (x: [Tensor], y: [Tensor])? = nil, seed: UInt64 = 0,
+                    callbacks: [Callback] = [], progress: Bool = true) throws -> History {
         try checkEpochs(epochs)
-        var training = try TensorBatches(inputs: x, targets: y, batchSize: batchSize, shuffle: shuffle, seed: seed)
+        var training = try TensorBatches(inputs: x, targets: y, sampleWeights: sampleWeight, batchSize: batchSize, shuffle: shuffle, seed: seed)
         var validation = try validationData.map { try TensorBatches(inputs: $0.x, targets: $0.y, batchSize: batchSize) }
         if let validationSplit, validationData == nil { (training, validation) = try training.split(validationFraction: validationSplit) }
         try checkCompatible(training, "training data")
@@ -82,10 +89,10 @@ extension Model {
 
     /// `fit(x:y:)` for a single-input, single-output model.
     @discardableResult
-    public func fit(x: Tensor, y: Tensor, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
-                    validationData: (x: Tensor, y: Tensor)? = nil, seed: UInt64 = 0, callbacks: [Callback] = [],
-                    progress: Bool = true) throws -> History {
-        try fit(x: [x], y: [y], epochs: epochs, batchSize: batchSize, shuffle: shuffle, validationSplit: validationSplit,
+    public func fit(x: Tensor, y: Tensor, sampleWeight: Tensor? = nil, epochs: Int, batchSize: Int = 32, shuffle: Bool = true,
+                    validationSplit: Double? = nil, validationData: (x: Tensor, y: Tensor)? = nil, seed: UInt64 = 0,
+                    callbacks: [Callback] = [], progress: Bool = true) throws -> History {
+        try fit(x: [x], y: [y], sampleWeight: sampleWeight, epochs: epochs, batchSize: batchSize, shuffle: shuffle, validationSplit: validationSplit,
                 validationData: validationData.map { ([$0.x], [$0.y]) }, seed: seed, callbacks: callbacks, progress: progress)
     }
 
@@ -133,8 +140,8 @@ extension Model {
         var runningLoss = (sum: 0.0, samples: 0)
         return EpochSteps(step: { batch in
             let run = try self.run(batch.inputs, training: true)
-            let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
-            let losses = try compiled.loss(targets, predictions)
+            let (targets, predictions, weights) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks, weights: batch.weights)
+            let losses = try compiled.loss(targets, predictions, weights: weights)
             var loss = losses.total
             if let penalty = try self.regularizationLoss() { loss = try loss + penalty }
             for added in self.addedLosses { loss = try loss + added.reshaped(loss.shape) }
@@ -145,7 +152,7 @@ extension Model {
                 return value
             }
             try compiled.optimizer.apply(to: self.trainableWeights)
-            try meters.update(targets, predictions, loss: losses, includingTotal: false)
+            try meters.update(targets, predictions, weights: weights, loss: losses, includingTotal: false)
             runningLoss.sum += Double(value) * Double(batch.count)
             runningLoss.samples += batch.count
             return nil
@@ -208,9 +215,9 @@ extension Model {
     }
 
     /// Loss (in total and per output) and metrics over tensors, as `fit(x:y:)` takes them.
-    public func evaluate(x: [Tensor], y: [Tensor], batchSize: Int = 32) throws -> [String: Float] {
+    public func evaluate(x: [Tensor], y: [Tensor], sampleWeight: Tensor? = nil, batchSize: Int = 32) throws -> [String: Float] {
         guard compiled != nil else { throw TrainingError.notCompiled }
-        let data = try TensorBatches(inputs: x, targets: y, batchSize: batchSize)
+        let data = try TensorBatches(inputs: x, targets: y, sampleWeights: sampleWeight, batchSize: batchSize)
         try checkCompatible(data, "evaluation data")
         return try evaluate(data)
     }
@@ -234,10 +241,10 @@ extension Model {
             for result in batches {
                 let batch = try result.get()
                 let run = try self.run(batch.inputs, training: false)
-                let (targets, predictions) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks)
-                var losses = try compiled.loss(targets, predictions)
+                let (targets, predictions, weights) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks, weights: batch.weights)
+                var losses = try compiled.loss(targets, predictions, weights: weights)
                 for added in addedLosses { losses.total = try losses.total + added.reshaped(losses.total.shape) }
-                try meters.update(targets, predictions, loss: losses, includingTotal: true)
+                try meters.update(targets, predictions, weights: weights, loss: losses, includingTotal: true)
             }
         }
         return try meters.logs(includingTotal: true)
