@@ -22,6 +22,8 @@ keras_text.keras/.h5  Embedding(mask_zero) → Bidirectional(LSTM) → GRU → D
 keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backwards) → LayerNormalization →
                        TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
 keras_resnet50.json.gz keras.applications.ResNet50(weights=None).to_json(), gzipped (25,636,712 parameters)
+keras_weighted.keras/.npz  a classifier and what Keras reports with class and sample weights
+tensorboard_*.tfevents event files by the tensorboard package's and TF 2's writers; tensorboard_expected.json
 keras_nested.keras/.h5 a functional model calling two Sequential models (a GAN's generator and a
                        discriminator with batch norm) and a head; keras_nested_x/y.npy its input and outputs
 """
@@ -208,6 +210,7 @@ def main():
     torch_checkpoint_fixtures()
     keras_fixtures()
     keras_weighted_fixtures()
+    tensorboard_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 
 
@@ -410,6 +413,71 @@ def keras_weighted_fixtures():
         for i, weight in enumerate(model.get_weights()):
             results[f"{run}_weight_{i}"] = weight.astype(np.float32)
     np.savez(OUT / "keras_weighted.npz", **results)
+
+
+def tensorboard_fixtures():
+    """tensorboard_torch.tfevents: scalars, a histogram, an image and text written by the tensorboard
+    package's writer (through torch.utils.tensorboard); tensorboard_tf.tfevents: scalars as TF 2's
+    tf.summary writes them (tensors); tensorboard_expected.json: what TensorBoard's own reader
+    (EventAccumulator) finds in both. Then, when .build/debug/kiln exists, a Kiln run with
+    --tensorboard is read by that reader and must show every kind of summary Kiln writes."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    def accumulate(folder):
+        ea = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
+        ea.Reload()
+        return ea
+
+    expected = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch_dir, tf_dir = pathlib.Path(tmp, "torch"), pathlib.Path(tmp, "tf")
+        writer = SummaryWriter(str(torch_dir))
+        for step, value in enumerate([0.75, 0.5, 0.25]):
+            writer.add_scalar("loss", value, step)
+        writer.add_histogram("weights", np.array([-1.0, -0.5, 0.0, 0.25, 0.5, 2.0]), 1, bins=np.array([-1.0, 0.0, 1.0, 2.0]))
+        image = np.zeros((4, 6, 3), np.uint8)
+        image[1, 2] = [255, 128, 0]
+        writer.add_image("grid", image, 2, dataformats="HWC")
+        writer.add_text("note", "hello, *TensorBoard*", 3)
+        writer.close()
+        ea = accumulate(torch_dir)
+        h = ea.Histograms("weights")[0].histogram_value
+        expected["torch"] = {"loss": [[e.step, e.value] for e in ea.Scalars("loss")],
+                             "weights": {"step": 1, "limits": list(h.bucket_limit), "counts": list(h.bucket)},
+                             "grid": {"step": 2, "width": ea.Images("grid")[0].width, "height": ea.Images("grid")[0].height},
+                             "note": {"step": 3, "text": ea.Tensors("note/text_summary")[0].tensor_proto.string_val[0].decode()}}
+        shutil.copy(next(torch_dir.glob("events.out.tfevents.*")), OUT / "tensorboard_torch.tfevents")
+        import tensorflow as tf
+        with tf.summary.create_file_writer(str(tf_dir)).as_default():
+            for step, value in enumerate([1.5, 1.25]):
+                tf.summary.scalar("epoch_loss", value, step=step)
+        ea = accumulate(tf_dir)
+        expected["tf"] = {"epoch_loss": [[e.step, float(tf.make_ndarray(e.tensor_proto))] for e in ea.Tensors("epoch_loss")]}
+        shutil.copy(next(tf_dir.glob("events.out.tfevents.*")), OUT / "tensorboard_tf.tfevents")
+    (OUT / "tensorboard_expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+    kiln = OUT.parent.parent.parent / ".build" / "debug" / "kiln"
+    if not kiln.exists():
+        print("note: build kiln (swift build) to check its event files with TensorBoard's reader")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = pathlib.Path(tmp, "data.csv")
+        csv.write_text("a,b,label\n" + "".join(f"{i % 5},{i % 3},{i % 2}\n" for i in range(60)))
+        subprocess.run([str(kiln), "train", "--dataset", str(csv), "--model", "mlp", "--epochs", "2", "--tensorboard", "--update-freq", "2",
+                        "--out", str(pathlib.Path(tmp, "run"))], check=True, capture_output=True)
+        train, validation = accumulate(pathlib.Path(tmp, "run", "train")), accumulate(pathlib.Path(tmp, "run", "validation"))
+        tags = train.Tags()
+        assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "batch_loss"} <= set(tags["scalars"]), tags
+        assert [e.step for e in train.Scalars("epoch_loss")] == [1, 2], train.Scalars("epoch_loss")
+        assert "dense/kernel/histogram" in tags["histograms"] and "dense/kernel/gradient" in tags["histograms"], tags
+        assert tags["images"] == ["test/confusion_matrix"] and tags["tensors"] == ["model/summary"], tags
+        assert set(validation.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy"}, validation.Tags()
+        print("TensorBoard's reader reads Kiln's event files:", tags["scalars"], tags["histograms"][:2], tags["images"], tags["tensors"])
 
 
 if __name__ == "__main__":

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .venv-fixtures ] || python3 -m venv .venv-fixtures
-.venv-fixtures/bin/pip install -q "torch==2.13.0+cpu" safetensors numpy tensorflow-cpu onnx
+.venv-fixtures/bin/pip install -q "torch==2.13.0+cpu" safetensors numpy tensorflow-cpu onnx tensorboard
 .venv-fixtures/bin/python Scripts/make-fixtures.py

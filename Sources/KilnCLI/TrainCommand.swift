@@ -54,6 +54,21 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop when val_loss has not improved for this many epochs (and restore the best weights).")
     var earlyStopping: Int?
 
+    @Flag(help: "Write TensorBoard event files into the run folder (train/, validation/); view them with tensorboard --logdir runs/.")
+    var tensorboard = false
+
+    @Option(parsing: .unconditional, help: "With --tensorboard: weight and gradient histograms every N epochs (0: none).")
+    var histogramFreq = 1
+
+    @Option(parsing: .unconditional, help: "With --tensorboard: also log the running metrics every N steps (default: per epoch only).")
+    var updateFreq: Int?
+
+    @Option(parsing: .unconditional, help: "k-fold cross-validation: train a fresh model per fold (stratified by class) and report each fold's validation scores and their mean ± std (folds.csv, folds.svg, metrics.json).")
+    var kFold: Int?
+
+    @Flag(help: "With --k-fold: then train a final model on all the training data (for the folds' mean best epoch count) and test it.")
+    var refit = false
+
     @Option(help: "Weight each class's samples in the training loss: balanced (samples / (classes · class samples)) or CLASS:WEIGHT pairs, e.g. 0:1.0,1:5.0 (others weigh 1).")
     var classWeight: String?
 
@@ -125,18 +140,11 @@ struct TrainCommand: ParsableCommand {
             settings.vocabulary = vocabulary
             if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
             let normalization = try Preprocessing(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)
-            var transfer: (trunk: Model, head: [Layer])?
-            if loaded == nil {
-                let classes = try classCount(training)
-                if let base = settings.base {
-                    transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: classes, device: device)
-                    loaded = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
-                } else {
-                    loaded = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: classes, largestID: largestID(training))
-                }
-                try loaded!.place(on: device, seed: settings.seed)
-                try loaded!.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+            if let kFold {
+                return try crossValidate(kFold, settings, training: training, test: test, normalization: normalization, folder: folder, device: device)
             }
+            var transfer: (trunk: Model, head: [Layer])?
+            if loaded == nil { (loaded, transfer) = try freshModel(settings, training: training, device: device) }
             let model = loaded!
             print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
                   + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
@@ -149,14 +157,12 @@ struct TrainCommand: ParsableCommand {
             defer { signals.uninstall() }
             var callbacks: [Callback] = [signals, CSVLogger(folder.appendingPathComponent("history.csv"))]
             if let earlyStopping { callbacks.insert(EarlyStopping(monitor: "val_loss", patience: earlyStopping, restoreBestWeights: true), at: 0) }
+            let board = try tensorBoard(folder)
+            callbacks += [board].compactMap { $0 }
             let (start, startEpoch) = (Date(), model.epochsTrained)
             let remaining = max(epochs - model.epochsTrained, 0)
             var split = try training.split(validationFraction: settings.validationSplit)
-            if let spec = settings.classWeight {  // the training loss only, as Keras's class_weight
-                let classes = model.outputs[0].shape.last ?? 1
-                split.training.sampleWeights = try ClassWeight.sampleWeights(try ClassWeight.parse(spec, labels: split.training.labels ?? [], classes: classes),
-                                                                            for: split.training)
-            }
+            split.training = try weighted(split.training, settings, classes: model.outputs[0].shape.last ?? 1)
             if let transfer, settings.cacheFeatures {
                 try TransferLearning.fitHead(of: model, trunk: transfer.trunk, head: transfer.head, training: split.training,
                                              validation: split.validation, epochs: remaining, batchSize: settings.batchSize,
@@ -178,6 +184,7 @@ struct TrainCommand: ParsableCommand {
                 "samples_per_second": Double(split.training.count * (model.epochsTrained - startEpoch)) / max(seconds, 1e-9),
                 "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
             ])
+            try board?.addImage(report.confusionPNG(), tag: "test/confusion_matrix", step: model.epochsTrained)
             print(String(format: "Test loss %.4f - test accuracy %.4f", report.loss, report.accuracy))
             let written = ["history.csv", "metrics.json", "model.safetensors", "curves.svg", "confusion.svg"]
                 .filter { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }
@@ -185,6 +192,37 @@ struct TrainCommand: ParsableCommand {
             if let signal = signals.received { throw ExitCode(128 + signal) }
             if let reason = model.lastStopReason, reason.contains("TerminateOnNaN") { throw ExitCode.failure }
         }
+    }
+
+    /// A new model for `training`, placed and compiled: a built-in or JSON architecture, or a head on
+    /// a pretrained base (also returned, for --cache-features).
+    func freshModel(_ settings: RunSettings, training: Dataset, device: any Device) throws -> (Model, transfer: (trunk: Model, head: [Layer])?) {
+        let classes = try classCount(training)
+        let model: Model
+        var transfer: (trunk: Model, head: [Layer])?
+        if let base = settings.base {
+            transfer = try transferModel(base, settings, sampleShape: training.sampleShape, classes: classes, device: device)
+            model = try TransferLearning.attach(transfer!.head, to: transfer!.trunk, freezeBase: settings.freezeBase)
+        } else {
+            model = try loadArchitecture(settings, sampleShape: training.sampleShape, classes: classes, largestID: largestID(training))
+        }
+        try model.place(on: device, seed: settings.seed)
+        try model.compile(optimizer: try makeOptimizer(), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+        return (model, transfer)
+    }
+
+    /// `data` with the class weights of --class-weight as its sample weights (training data only, as Keras's class_weight).
+    func weighted(_ data: Dataset, _ settings: RunSettings, classes: Int) throws -> Dataset {
+        guard let spec = settings.classWeight else { return data }
+        var weighted = data
+        weighted.sampleWeights = try ClassWeight.sampleWeights(try ClassWeight.parse(spec, labels: data.labels ?? [], classes: classes), for: data)
+        return weighted
+    }
+
+    /// The TensorBoard callback `--tensorboard` asks for, writing into the run folder.
+    func tensorBoard(_ folder: URL, images: ((Int) throws -> [String: Data])? = nil) throws -> TensorBoard? {
+        guard tensorboard else { return nil }
+        return try TensorBoard(logDir: folder, histogramFrequency: histogramFreq, updateFrequency: updateFreq, images: images)
     }
 
     /// `--classes`, or the largest label + 1, with a note when the labels skip classes (a label of 200
@@ -267,6 +305,12 @@ struct TrainCommand: ParsableCommand {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be positive") }
         guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
         if let earlyStopping, earlyStopping <= 0 { throw ValidationError("--early-stopping must be positive") }
+        guard histogramFreq >= 0, (updateFreq ?? 1) > 0 else { throw ValidationError("--histogram-freq must be ≥ 0 and --update-freq positive") }
+        if !tensorboard, updateFreq != nil { throw ValidationError("--update-freq needs --tensorboard") }
+        if let kFold {
+            guard kFold >= 2 else { throw ValidationError("--k-fold needs at least 2 folds") }
+            if resume != nil || cacheFeatures { throw ValidationError("--k-fold trains fresh models: it cannot --resume or --cache-features") }
+        } else if refit { throw ValidationError("--refit needs --k-fold") }
         if let augment { _ = try Augmentation(spec: augment) }
         if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures {
             throw ValidationError("--cut, --head, --freeze-base and --cache-features need --base")

@@ -32,6 +32,7 @@ extension TrainCommand {
         defer { signals.uninstall() }
         var callbacks: [Callback] = [signals, CSVLogger(folder.appendingPathComponent("history.csv"))]
         if let earlyStopping { callbacks.insert(EarlyStopping(monitor: "val_loss", patience: earlyStopping, restoreBestWeights: true), at: 0) }
+        callbacks += [try tensorBoard(folder)].compactMap { $0 }
         let (start, startEpoch) = (Date(), model.epochsTrained)
         try model.fit(parts.training.dataset, epochs: max(epochs - model.epochsTrained, 0), batchSize: settings.batchSize,
                       validationData: parts.validation.dataset, normalization: .none, seed: settings.seed, callbacks: callbacks + [checkpoint])

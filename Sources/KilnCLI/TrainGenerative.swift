@@ -50,8 +50,9 @@ extension TrainCommand {
                   + "(\(images.shape[0]) images) on \(device.info.name)")
             let step = try AdversarialStep(generator: generator, discriminator: discriminator, generatorOptimizer: gOptimizer,
                                            discriminatorOptimizer: dOptimizer, seed: settings.seed)
+            let board = try tensorBoard(folder) { epoch in ["samples": try Data(contentsOf: folder.appendingPathComponent("samples-epoch-\(epoch).png"))] }
             try generator.fit(x: [images], epochs: epochs - generator.epochsTrained, batchSize: settings.batchSize, seed: settings.seed,
-                              callbacks: [signals, csv, snapshot], trainStep: step.callAsFunction)
+                              callbacks: [signals, csv, snapshot] + [board].compactMap { $0 }, trainStep: step.callAsFunction)
             signals.uninstall()
             try Checkpoint.save(models: models, optimizers: optimizers, metadata: ["training": settingsJSON], to: url)  // an interrupted epoch's state too
             (model, testLoss) = (generator, .nan)
@@ -76,8 +77,11 @@ extension TrainCommand {
                                     to: folder.appendingPathComponent("reconstructions-epoch-\(epoch).png"))
             }
             print("Training \(zoo.rawValue) (\(model.parameterCount) parameters) on \(settings.dataset) (\(images.shape[0]) images) on \(device.info.name)")
-            try model.fit(x: images, y: images, epochs: epochs - model.epochsTrained, batchSize: settings.batchSize,
-                          validationSplit: settings.validationSplit, seed: settings.seed, callbacks: [signals, csv, checkpoint, snapshot])
+            let board = try tensorBoard(folder) { epoch in
+                ["reconstructions": try Data(contentsOf: folder.appendingPathComponent("reconstructions-epoch-\(epoch).png"))]
+            }
+            try model.fit(x: images, y: images, epochs: epochs - model.epochsTrained, batchSize: settings.batchSize, validationSplit: settings.validationSplit,
+                          seed: settings.seed, callbacks: [signals, csv, checkpoint, snapshot] + [board].compactMap { $0 })
             signals.uninstall()
             try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url)  // an interrupted epoch's state too
             testLoss = try model.evaluate(x: [testImages], y: [testImages], batchSize: settings.batchSize)["loss"] ?? .nan

@@ -18,8 +18,24 @@ public enum Charts {
         return svg + "</svg>\n"
     }
 
+    private static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+    /// k-fold cross-validation: a line per fold of the validation loss and accuracy per epoch.
+    public static func folds(_ histories: [History]) -> String {
+        let panels = [("Validation loss", "val_loss"), ("Validation accuracy", "val_accuracy"), ("Validation MAE", "val_mae")]
+            .filter { key in histories.contains { $0[key.1] != nil } }
+        let epochs = histories.max { $0.epochs.count < $1.epochs.count }?.epochs ?? []
+        let (panelWidth, height) = (460.0, 340.0)
+        var svg = header(width: panelWidth * Double(max(panels.count, 1)) + 20, height: height)
+        for (index, (title, key)) in panels.enumerated() {
+            let series = histories.enumerated().map { ("fold \($0.offset + 1)", $0.element[key] ?? [], colors[$0.offset % colors.count], "") }
+            svg += panel(title: title, epochs: epochs, series: series, x: 20 + Double(index) * panelWidth, width: panelWidth - 20, height: height,
+                         legendSpacing: 70)
+        }
+        return svg + "</svg>\n"
+    }
+
     private static func customCurves(_ history: History) -> String {
-        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
         let names = history.names.filter { !$0.hasPrefix("val_") && $0 != "learning_rate" }
         let series = names.enumerated().map { ($0.element, history[$0.element] ?? [], colors[$0.offset % colors.count], "") }
         return header(width: 480, height: 340) + panel(title: "Training", epochs: history.epochs, series: series, x: 20, width: 440,
@@ -38,7 +54,7 @@ public enum Charts {
 
     private static func panel(title: String, epochs: [Int], series: [(String, [Float], String, String)],
                               x: Double, width: Double, height: Double, xLabel: String = "epoch", yLabel: String? = nil,
-                              markers: Bool = true) -> String {
+                              markers: Bool = true, legendSpacing: Double = 120) -> String {
         let (left, right, top, bottom) = (x + 60, x + width - 10, 40.0, height - 55)
         let values = series.flatMap(\.1).filter(\.isFinite)
         var (low, high) = (Double(values.min() ?? 0), Double(values.max() ?? 1))
@@ -68,7 +84,7 @@ public enum Charts {
                 let xy = point.split(separator: ",")
                 svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(color)\"/>"
             }
-            let ly = bottom + 50 - 0.0, lx = left + Double(i) * 120
+            let ly = bottom + 50 - 0.0, lx = left + Double(i) * legendSpacing
             svg += "\n<line x1=\"\(lx)\" x2=\"\(lx + 24)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\"/>"
             svg += "<text x=\"\(lx + 30)\" y=\"\(ly)\" font-size=\"12\">\(name)</text>\n"
         }

@@ -20,6 +20,23 @@ public struct ClassificationReport: Sendable {
     }
 
     public var total: Int { confusion.joined().reduce(0, +) }
+
+    /// The confusion matrix as a PNG heat map (for TensorBoard): a 12-pixel cell per actual class
+    /// (rows) and predicted class (columns), bluer for a larger share of the actual class.
+    public func confusionPNG() throws -> Data {
+        let (n, cell) = (max(classNames.count, 1), 12)
+        let side = n * cell
+        var pixels = [Float](repeating: 1, count: side * side * 3)
+        for a in confusion.indices {
+            let actual = Float(max(confusion[a].reduce(0, +), 1))
+            for p in confusion[a].indices {
+                let share = Float(confusion[a][p]) / actual
+                let color: [Float] = [1 - 0.9 * share, 1 - 0.6 * share, 1 - 0.2 * share]
+                for y in 0..<cell { for x in 0..<cell { for k in 0..<3 { pixels[((a * cell + y) * side + p * cell + x) * 3 + k] = color[k] } } }
+            }
+        }
+        return try ImageGrid.png(Tensor(pixels, shape: [1, side, side, 3], on: CPUDevice.shared), columns: 1)
+    }
     public var accuracy: Float { total == 0 ? 0 : Float(classNames.indices.reduce(0) { $0 + confusion[$1][$1] }) / Float(total) }
 
     public func precision(_ c: Int) -> Float {

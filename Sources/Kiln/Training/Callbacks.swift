@@ -35,10 +35,21 @@ public final class TrainingState {
     /// Set by `interrupt(because:)`: training ends after the current step.
     public private(set) var interrupted = false
     let readLogs: () throws -> [String: Float]
+    let tap: GradientTap
 
-    init(model: Model, finalEpoch: Int, stepsPerEpoch: Int, history: History, readLogs: @escaping () throws -> [String: Float]) {
+    init(model: Model, finalEpoch: Int, stepsPerEpoch: Int, history: History, tap: GradientTap = GradientTap(), readLogs: @escaping () throws -> [String: Float]) {
         (self.model, self.finalEpoch, self.stepsPerEpoch, self.history, self.readLogs) = (model, finalEpoch, stepsPerEpoch, history, readLogs)
+        self.tap = tap
     }
+
+    /// Whether each step keeps its gradients for `gradients` (references to tensors the step made anyway).
+    public var keepsGradients: Bool {
+        get { tap.enabled }
+        set { tap.enabled = newValue }
+    }
+
+    /// The last step's gradients by weight path, while `keepsGradients` (compiled `fit` steps only).
+    public var gradients: [String: Tensor] { tap.gradients }
 
     /// The running metrics of the current epoch.
     public func logs() throws -> [String: Float] { try readLogs() }
@@ -54,6 +65,12 @@ public final class TrainingState {
         stop(because: reason)
         interrupted = true
     }
+}
+
+/// Where a compiled step leaves its gradients when asked.
+final class GradientTap {
+    var enabled = false
+    var gradients: [String: Tensor] = [:]
 }
 
 /// Which way a monitored value improves: `auto` reads the name (accuracy-like metrics go up).

@@ -134,7 +134,7 @@ extension Model {
     }
 
     /// A step of the compiled loss (with the weight penalties and the layers' added losses) and optimizer.
-    private func compiledSteps() throws -> EpochSteps {
+    private func compiledSteps(tap: GradientTap) throws -> EpochSteps {
         let compiled = compiled!
         let meters = try PassMeters(compiled, outputNames: outputNames)
         var runningLoss = (sum: 0.0, samples: 0)
@@ -151,6 +151,7 @@ extension Model {
                 for weight in self.trainableWeights { weight.value.zeroGrad() }
                 return value
             }
+            if tap.enabled { tap.gradients = Dictionary(self.trainableWeights.compactMap { w in w.value.grad.map { (w.path, $0) } }) { a, _ in a } }
             try compiled.optimizer.apply(to: self.trainableWeights)
             try meters.update(targets, predictions, weights: weights, loss: losses, includingTotal: false)
             runningLoss.sum += Double(value) * Double(batch.count)
@@ -170,8 +171,9 @@ extension Model {
     /// The epoch loop shared by the `fit`s: a step per batch, callbacks, history, and validation after each epoch.
     private func train(epochs: Int, stepsPerEpoch: Int, batches: (Int) -> AnySequence<Result<Batch, Error>>, steps: EpochSteps? = nil,
                        validate: (() throws -> [String: Float])?, callbacks: [Callback], progress: Bool) throws -> History {
-        let steps = try steps ?? compiledSteps()
-        let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: stepsPerEpoch, history: History()) {
+        let tap = GradientTap()
+        let steps = try steps ?? compiledSteps(tap: tap)
+        let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: stepsPerEpoch, history: History(), tap: tap) {
             try steps.logs().filter { $0.key != "learning_rate" }
         }
         let allCallbacks = (progress ? [ProgressBar()] : []) + callbacks
