@@ -63,7 +63,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --tensorboard: also log the running metrics every N steps (default: per epoch only).")
     var updateFreq: Int?
 
-    @Option(parsing: .unconditional, help: "k-fold cross-validation: train a fresh model per fold (stratified by class) and report each fold's validation scores and their mean ± std (folds.csv, folds.svg, metrics.json).")
+    @Option(parsing: .unconditional, help: "k-fold cross-validation: train a fresh model per fold (stratified by class; time series: contiguous folds) and report each fold's validation scores and their mean ± std (folds.csv, folds.svg, metrics.json).")
     var kFold: Int?
 
     @Flag(help: "With --k-fold: then train a final model on all the training data (for the folds' mean best epoch count) and test it.")
@@ -310,6 +310,7 @@ struct TrainCommand: ParsableCommand {
         if let kFold {
             guard kFold >= 2 else { throw ValidationError("--k-fold needs at least 2 folds") }
             if resume != nil || cacheFeatures { throw ValidationError("--k-fold trains fresh models: it cannot --resume or --cache-features") }
+            if let model, GenerativeZoo(rawValue: model) != nil { throw ValidationError("--k-fold takes classifiers and forecasters, not --model \(model)") }
         } else if refit { throw ValidationError("--refit needs --k-fold") }
         if let augment { _ = try Augmentation(spec: augment) }
         if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures {

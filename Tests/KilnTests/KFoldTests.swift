@@ -57,8 +57,8 @@ import Testing
         #expect(result.csv().split(separator: "\n").count == 1 + 4 + 2)
     }
 
-    /// `kiln train --k-fold` on an image folder with augmentation and early stopping, then --refit:
-    /// the run folder's files, reproducible from the seed.
+    /// `kiln train --k-fold` on an image folder with augmentation and early stopping, then --refit (or
+    /// --tensorboard, logged per fold): the run folder's files, reproducible from the seed.
     @Test func commandLine() throws {
         let folder = try temporaryFolder()
         var random = Random("k-fold images")
@@ -78,7 +78,7 @@ import Testing
             #expect(status == 0 && output.contains("3-fold cross-validation: val_loss "), "\(output)")
             return out
         }
-        let first = try run("a", ["--refit"]), second = try run("b", [])
+        let first = try run("a", ["--refit"]), second = try run("b", ["--tensorboard"])
         let csv = try String(contentsOf: first.appendingPathComponent("folds.csv"), encoding: .utf8)
         #expect(csv.split(separator: "\n").map { $0.split(separator: ",").first ?? "" } == ["fold", "1", "2", "3", "mean", "std"])
         #expect(try String(contentsOf: second.appendingPathComponent("folds.csv"), encoding: .utf8) == csv, "the same seed gives the same folds and scores")
@@ -88,6 +88,24 @@ import Testing
         #expect((metrics["folds"] as? [Any])?.count == 3 && metrics["mean"] != nil && metrics["std"] != nil && metrics["test_accuracy"] != nil)
         #expect(FileManager.default.fileExists(atPath: first.appendingPathComponent("model.safetensors").path))
         #expect(!FileManager.default.fileExists(atPath: second.appendingPathComponent("model.safetensors").path), "no model without --refit")
+        for fold in 1...3 {
+            #expect(FileManager.default.fileExists(atPath: second.appendingPathComponent("fold-\(fold)/validation").path), "TensorBoard logs per fold")
+        }
         try ReliabilityTests.expectClearError(["train", "--refit"], "--refit needs --k-fold")
+    }
+
+    /// Time series take contiguous folds of their training windows (no shuffling across time), with MAE.
+    @Test func forecastingFolds() throws {
+        #expect(try KFold(k: 3, shuffle: false).folds(count: 10) == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]])
+        let folder = try temporaryFolder()
+        let rows = (0..<160).map { i in "\(i),\(sin(Double(i) * 0.3))" }
+        let csv = try ReliabilityTests.write("t,value\n" + rows.joined(separator: "\n") + "\n", "series.csv", in: folder)
+        let out = folder.appendingPathComponent("run")
+        let (status, output) = try ReliabilityTests.kiln(["train", "--dataset", csv, "--ignore-columns", "t", "--target", "value", "--window", "8",
+                                                          "--model", "mlp-forecast", "--k-fold", "3", "--epochs", "2", "--out", out.path])
+        #expect(status == 0 && output.contains("in order") && output.contains("val_mae"), "\(output)")
+        let header = try String(contentsOf: out.appendingPathComponent("folds.csv"), encoding: .utf8).split(separator: "\n").first
+        #expect(header == "fold,epochs,val_loss,val_mae")
+        try ReliabilityTests.expectClearError(["train", "--model", "dcgan", "--k-fold", "3"], "--k-fold takes classifiers and forecasters")
     }
 }
