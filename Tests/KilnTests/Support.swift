@@ -47,15 +47,9 @@ struct Random {
     mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
 
-/// Relative error of `actual` against a float64 reference: each difference is divided by the larger
-/// of the element's magnitude and the reference's RMS, so values near zero don't inflate it.
-func relativeError(_ actual: [Float], _ reference: [Double]) -> Double {
-    precondition(actual.count == reference.count, "\(actual.count) values vs \(reference.count) reference values")
-    let rms = (reference.reduce(0) { $0 + $1 * $1 } / Double(max(reference.count, 1))).squareRoot()
-    return zip(actual, reference).reduce(0) { worst, pair in
-        max(worst, abs(Double(pair.0) - pair.1) / max(abs(pair.1), rms, 1e-30))
-    }
-}
+/// Relative error of `actual` against a float64 reference (`Conformance.relativeError`: RMS-relative,
+/// NaN or a count mismatch infinite).
+func relativeError(_ actual: [Float], _ reference: [Double]) -> Double { Conformance.relativeError(actual, reference) }
 
 /// Float32 kernels against float64 references: far under this in practice.
 let tolerance = 1e-4

@@ -1,0 +1,392 @@
+import Foundation
+
+/// The rows of `Conformance`: every `Device` requirement that computes, on sizes chosen to miss
+/// vector widths and tile sizes.
+extension Conformance {
+    static let rows: [Row] = dataMovement + linearAlgebra + convolution + elementwise + normalization + recurrent + training
+
+    private static func random(_ count: Int, _ r: inout RandomGenerator, _ range: ClosedRange<Double> = -1...1) -> [Float] {
+        (0..<count).map { _ in Float(range.lowerBound + (range.upperBound - range.lowerBound) * r.uniform()) }
+    }
+
+    private static func labels(_ count: Int, below bound: Int, _ r: inout RandomGenerator) -> [Float] {
+        (0..<count).map { _ in Float(r.next() % UInt64(bound)) }
+    }
+
+    private static func ints(_ values: [Float]) -> [Int32] { values.map { Int32($0) } }
+
+    // MARK: Data movement
+
+    static let dataMovement: [Row] = [
+        Row("fill", inputs: { _ in [] }, run: { d, _ in
+            let b = try d.makeBuffer(count: 37)
+            try d.fill(b, with: 2.5, offset: 0, count: 37)
+            try d.fill(b, with: -1, offset: 5, count: 11)
+            return [try d.read(b, count: 37)]
+        }, reference: { _ in [(0..<37).map { (5..<16).contains($0) ? -1 : 2.5 }] }),
+        Row("copy2D", inputs: { r in [random(7 * 13, &r)] }, run: { d, x in
+            let out = try d.buffer(repeating: 0, count: 5 * 11)
+            try d.copy2D(rows: 5, columns: 9, from: d.buffer(x[0]), offset: 3, stride: 13, to: out, offset: 1, stride: 11)
+            return [try d.read(out, count: 55)]
+        }, reference: { x in
+            [(0..<55).map { i in
+                let (row, column) = i.quotientAndRemainder(dividingBy: 11)
+                return row < 5 && (1..<10).contains(column) ? Double(x[0][3 + row * 13 + column - 1]) : 0
+            }]
+        }),
+        Row("permute", inputs: { r in [random(3 * 5 * 7, &r)] }, run: { d, x in
+            let out = try d.makeBuffer(count: 105)
+            try d.permute(d.buffer(x[0]), shape: [3, 5, 7], permutation: [2, 0, 1], into: out)
+            return [try d.read(out, count: 105)]
+        }, reference: { x in [(0..<105).map { i in  // out[c][a][b] = in[a][b][c]
+            let (c, rest) = i.quotientAndRemainder(dividingBy: 15), (a, b) = rest.quotientAndRemainder(dividingBy: 5)
+            return Double(x[0][(a * 5 + b) * 7 + c])
+        }] }),
+        Row("gatherRows", inputs: { r in [random(9 * 5, &r), labels(13, below: 11, &r)] }, run: { d, x in  // ids 9, 10: outside → zeros
+            let out = try d.makeBuffer(count: 13 * 5)
+            try d.gatherRows(RowGather(tableRows: 9, columns: 5, count: 13), table: d.buffer(x[0]), indices: d.buffer(ints: ints(x[1])), into: out)
+            return [try d.read(out, count: 65)]
+        }, reference: { x in [(0..<65).map { i in
+            let (row, column) = i.quotientAndRemainder(dividingBy: 5), id = Int(x[1][row])
+            return id < 9 ? Double(x[0][id * 5 + column]) : 0
+        }] }),
+        Row("scatterAddRows", inputs: { r in [random(13 * 5, &r), labels(13, below: 11, &r), random(9 * 5, &r)] }, run: { d, x in
+            let table = try d.buffer(x[2])
+            try d.scatterAddRows(RowGather(tableRows: 9, columns: 5, count: 13), rows: d.buffer(x[0]), indices: d.buffer(ints: ints(x[1])), into: table)
+            return [try d.read(table, count: 45)]
+        }, reference: { x in
+            var table = x[2].map(Double.init)
+            for (row, id) in x[1].enumerated() where Int(id) < 9 { for c in 0..<5 { table[Int(id) * 5 + c] += Double(x[0][row * 5 + c]) } }
+            return [table]
+        }),
+    ]
+
+    // MARK: Linear algebra
+
+    static let linearAlgebra: [Row] = [(false, false), (true, false), (false, true)].map { ta, tb in
+        let (m, n, k) = (37, 29, 53)
+        return Row("gemm \(ta ? "Aᵀ" : "A")·\(tb ? "Bᵀ" : "B") + 0.5C", inputs: { r in [random(m * k, &r), random(k * n, &r), random(m * n, &r)] }, run: { d, x in
+            let c = try d.buffer(x[2])
+            try d.gemm(Gemm(m: m, n: n, k: k, transposeA: ta, transposeB: tb, alpha: 1.5, beta: 0.5), a: d.buffer(x[0]), b: d.buffer(x[1]), c: c)
+            return [try d.read(c, count: m * n)]
+        }, reference: { x in [(0..<m * n).map { i in
+            let (row, column) = i.quotientAndRemainder(dividingBy: n)
+            let dot = (0..<k).reduce(0.0) { $0 + Double(x[0][ta ? $1 * m + row : row * k + $1]) * Double(x[1][tb ? column * k + $1 : $1 * n + column]) }
+            return 1.5 * dot + 0.5 * Double(x[2][i])
+        }] })
+    }
+
+    // MARK: Convolution and pooling
+
+    /// NHWC input 3×11×9×5, 7 filters of 3×4, stride (2, 1), same padding: odd everywhere.
+    private static let conv = try! ConvShape(batch: 3, inChannels: 5, outChannels: 7,
+                                             window: Window2D(input: (11, 9), kernel: (3, 4), stride: (2, 1), padding: .same))
+    private static let pool = try! PoolShape(batch: 3, channels: 7, window: Window2D(input: (11, 9), kernel: (3, 2), stride: (2, 2), padding: .valid))
+
+    /// Σ input·weight per output element (float64), the convolution's definition.
+    private static func convolve(_ s: ConvShape, _ x: [Float], _ w: [Float]) -> [Double] {
+        let v = s.window
+        var y = [Double](repeating: 0, count: s.outputCount)
+        for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for ky in 0..<v.kernelHeight { for kx in 0..<v.kernelWidth {
+            let (iy, ix) = (oy * v.strideHeight + ky - v.padTop, ox * v.strideWidth + kx - v.padLeft)
+            guard (0..<v.inputHeight).contains(iy), (0..<v.inputWidth).contains(ix) else { continue }
+            for c in 0..<s.inChannels {
+                let input = Double(x[((n * v.inputHeight + iy) * v.inputWidth + ix) * s.inChannels + c])
+                for f in 0..<s.outChannels {
+                    y[((n * v.outputHeight + oy) * v.outputWidth + ox) * s.outChannels + f] += input * Double(w[((ky * v.kernelWidth + kx) * s.inChannels + c) * s.outChannels + f])
+                }
+            }
+        }}}}}
+        return y
+    }
+
+    /// The input and weight gradients of `convolve` for output gradient `g` (its adjoints).
+    private static func convolveBackward(_ s: ConvShape, _ x: [Float], _ w: [Float], _ g: [Float]) -> (input: [Double], weight: [Double]) {
+        let v = s.window
+        var (dx, dw) = ([Double](repeating: 0, count: s.inputCount), [Double](repeating: 0, count: s.weightCount))
+        for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for ky in 0..<v.kernelHeight { for kx in 0..<v.kernelWidth {
+            let (iy, ix) = (oy * v.strideHeight + ky - v.padTop, ox * v.strideWidth + kx - v.padLeft)
+            guard (0..<v.inputHeight).contains(iy), (0..<v.inputWidth).contains(ix) else { continue }
+            for c in 0..<s.inChannels { for f in 0..<s.outChannels {
+                let (xi, wi) = (((n * v.inputHeight + iy) * v.inputWidth + ix) * s.inChannels + c, ((ky * v.kernelWidth + kx) * s.inChannels + c) * s.outChannels + f)
+                let gradient = Double(g[((n * v.outputHeight + oy) * v.outputWidth + ox) * s.outChannels + f])
+                dx[xi] += gradient * Double(w[wi])
+                dw[wi] += gradient * Double(x[xi])
+            }}
+        }}}}}
+        return (dx, dw)
+    }
+
+    /// Max (value and argmax) or average pooling of NHWC images, float64.
+    private static func pooled(_ s: PoolShape, _ x: [Double], mode: PoolMode) -> (values: [Double], argmax: [Double]) {
+        let v = s.window
+        var (values, argmax) = ([Double](repeating: 0, count: s.outputCount), [Double](repeating: 0, count: s.outputCount))
+        for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for c in 0..<s.channels {
+            var (best, at, sum) = (-Double.infinity, 0, 0.0)
+            for ky in 0..<v.kernelHeight { for kx in 0..<v.kernelWidth {
+                let (iy, ix) = (oy * v.strideHeight + ky - v.padTop, ox * v.strideWidth + kx - v.padLeft)
+                let value = x[((n * v.inputHeight + iy) * v.inputWidth + ix) * s.channels + c]
+                sum += value
+                if value > best { (best, at) = (value, iy * v.inputWidth + ix) }
+            }}
+            let o = ((n * v.outputHeight + oy) * v.outputWidth + ox) * s.channels + c
+            (values[o], argmax[o]) = (mode == .max ? best : sum / Double(v.kernelPixels), Double(at))
+        }}}}
+        return (values, argmax)
+    }
+
+    static let convolution: [Row] = {
+        let s = conv
+        let convInputs: @Sendable (inout RandomGenerator) -> [[Float]] = { r in [random(s.inputCount, &r), random(s.weightCount, &r, -0.5...0.5),
+                                                                                   random(s.outChannels, &r), random(s.outputCount, &r)] }
+        return [
+            Row("conv2d + bias + relu", inputs: convInputs, run: { d, x in
+                let y = try d.makeBuffer(count: s.outputCount)
+                try d.conv2d(s, input: d.buffer(x[0]), weight: d.buffer(x[1]), bias: d.buffer(x[2]), relu: true, output: y)
+                return [try d.read(y, count: s.outputCount)]
+            }, reference: { x in [convolve(s, x[0], x[1]).enumerated().map { max($0.element + Double(x[2][$0.offset % s.outChannels]), 0) }] }),
+            Row("conv2d backward data", inputs: convInputs, run: { d, x in
+                let dx = try d.makeBuffer(count: s.inputCount)
+                try d.conv2dBackwardData(s, gradOutput: d.buffer(x[3]), reluOutput: nil, weight: d.buffer(x[1]), gradInput: dx)
+                return [try d.read(dx, count: s.inputCount)]
+            }, reference: { x in [convolveBackward(s, x[0], x[1], x[3]).input] }),
+            Row("conv2d backward weights and bias", inputs: convInputs, run: { d, x in
+                let (dw, db) = (try d.makeBuffer(count: s.weightCount), try d.makeBuffer(count: s.outChannels))
+                try d.conv2dBackwardWeights(s, input: d.buffer(x[0]), gradOutput: d.buffer(x[3]), reluOutput: nil, gradWeight: dw, gradBias: db)
+                return [try d.read(dw, count: s.weightCount), try d.read(db, count: s.outChannels)]
+            }, reference: { x in
+                [convolveBackward(s, x[0], x[1], x[3]).weight,
+                 (0..<s.outChannels).map { f in stride(from: f, to: s.outputCount, by: s.outChannels).reduce(0.0) { $0 + Double(x[3][$1]) } }]
+            }),
+            Row("conv2dTranspose", inputs: convInputs, run: { d, x in  // the adjoint of `conv`: output gradient → input-shaped images
+                let t = try TransposedConvShape(batch: s.batch, input: (s.window.outputHeight, s.window.outputWidth), inChannels: s.outChannels,
+                                                filters: s.inChannels, kernel: (3, 4), stride: (2, 1), pads: (1, 1, 1, 2))  // `conv`'s padding
+                let y = try d.makeBuffer(count: s.inputCount)
+                let weight = try d.makeBuffer(count: s.weightCount)  // (kh, kw, filters = conv's in, in = conv's out): the conv's HWIO kernel
+                try d.write(UnsafeRawBufferPointer(start: x[1], count: 4 * x[1].count), to: weight, offset: 0)
+                try d.conv2dTranspose(t, input: d.buffer(x[3]), weight: weight, bias: nil, relu: false, output: y)
+                return [try d.read(y, count: s.inputCount)]
+            }, reference: { x in [convolveBackward(s, x[0], x[1], x[3]).input] }),
+            Row("conv2dMaxPool (conv2d, then max pooling)", inputs: convInputs, run: { d, x in
+                let p = try PoolShape(batch: s.batch, channels: s.outChannels,
+                                      window: Window2D(input: (s.window.outputHeight, s.window.outputWidth), kernel: (2, 2), stride: (2, 2), padding: .valid))
+                let (y, argmax) = (try d.makeBuffer(count: p.outputCount), try d.makeBuffer(count: p.outputCount))
+                try d.conv2dMaxPool(s, pool: p, input: d.buffer(x[0]), weight: d.buffer(x[1]), bias: d.buffer(x[2]), relu: true, output: y, argmax: argmax)
+                return [try d.read(y, count: p.outputCount), try d.readInts(argmax, count: p.outputCount).map(Float.init)]
+            }, reference: { x in
+                let p = try! PoolShape(batch: s.batch, channels: s.outChannels,
+                                       window: Window2D(input: (s.window.outputHeight, s.window.outputWidth), kernel: (2, 2), stride: (2, 2), padding: .valid))
+                let y = convolve(s, x[0], x[1]).enumerated().map { max($0.element + Double(x[2][$0.offset % s.outChannels]), 0) }
+                let (values, argmax) = pooled(p, y, mode: .max)
+                return [values, argmax]
+            }),
+        ] + [PoolMode.max, .average].flatMap { mode in [
+            Row("pool2d \(mode)", inputs: { r in [random(pool.inputCount, &r)] }, run: { d, x in
+                let (y, argmax) = (try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.outputCount))
+                try d.pool2d(pool, mode: mode, input: d.buffer(x[0]), output: y, argmax: mode == .max ? argmax : nil)
+                return [try d.read(y, count: pool.outputCount)] + (mode == .max ? [try d.readInts(argmax, count: pool.outputCount).map(Float.init)] : [])
+            }, reference: { x in
+                let (values, argmax) = pooled(pool, x[0].map(Double.init), mode: mode)
+                return [values] + (mode == .max ? [argmax] : [])
+            }),
+            Row("pool2d \(mode) backward", inputs: { r in [random(pool.inputCount, &r), random(pool.outputCount, &r)] }, run: { d, x in
+                let (y, argmax, dx) = (try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.inputCount))
+                try d.pool2d(pool, mode: mode, input: d.buffer(x[0]), output: y, argmax: mode == .max ? argmax : nil)
+                try d.pool2dBackward(pool, mode: mode, gradOutput: d.buffer(x[1]), argmax: mode == .max ? argmax : nil, gradInput: dx)
+                return [try d.read(dx, count: pool.inputCount)]
+            }),
+        ] }
+    }()
+
+    // MARK: Elementwise, reductions, softmax
+
+    private static let unaryOps: [(UnaryOp, (Double) -> Double)] = [
+        (.relu, { max($0, 0) }), (.leakyRelu(slope: 0.2), { $0 > 0 ? $0 : 0.2 * $0 }), (.sigmoid, { 1 / (1 + exp(-$0)) }), (.tanh, { tanh($0) }),
+        (.exp, { exp($0) }), (.log, { log(abs($0) + 0.1) }), (.sqrt, { (abs($0) + 0.1).squareRoot() }), (.square, { $0 * $0 }), (.abs, { abs($0) }),
+        (.negate, { -$0 }), (.softplus, { log1p(exp($0)) }), (.step, { $0 > 0 ? 1 : 0 }),
+    ]
+
+    static let elementwise: [Row] = unaryOps.flatMap { op, f -> [Row] in
+        let positive: (Float) -> Float = { [.log, .sqrt].contains(op) ? abs($0) + 0.1 : $0 }  // inside the domain
+        return [
+            Row("unary \(op)", inputs: { r in [random(301, &r, -3...3).map(positive)] }, run: { d, x in
+                let y = try d.makeBuffer(count: 301)
+                try d.unary(op, d.buffer(x[0]), into: y, count: 301)
+                return [try d.read(y, count: 301)]
+            }, reference: { x in [x[0].map { f(Double([.log, .sqrt].contains(op) ? $0 - 0.1 : $0)) }] }),
+            Row("unary \(op) backward", inputs: { r in [random(301, &r, -3...3).map(positive), random(301, &r)] }, run: { d, x in
+                let (y, dx) = (try d.makeBuffer(count: 301), try d.makeBuffer(count: 301))
+                let input = try d.buffer(x[0])
+                try d.unary(op, input, into: y, count: 301)
+                try d.unaryBackward(op, input: input, output: y, gradOutput: d.buffer(x[1]), gradInput: dx, count: 301)
+                return [try d.read(dx, count: 301)]
+            }),
+        ]
+    } + BinaryOp.allCases.map { op in
+        Row("binary \(op) (broadcast)", inputs: { r in [random(5 * 7 * 3, &r), random(7 * 1, &r, 0.5...2)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 105)
+            try d.binary(op, d.buffer(x[0]), shape: [5, 7, 3], d.buffer(x[1]), shape: [7, 1], into: y, shape: [5, 7, 3])
+            return [try d.read(y, count: 105)]
+        }, reference: { x in [(0..<105).map { i in
+            let (a, b) = (Double(x[0][i]), Double(x[1][(i / 3) % 7]))
+            switch op {
+            case .add: return a + b
+            case .subtract: return a - b
+            case .multiply: return a * b
+            case .divide: return a / b
+            case .maximum: return max(a, b)
+            case .minimum: return min(a, b)
+            }
+        }] })
+    } + [
+        Row("affine", inputs: { r in [random(99, &r)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 99)
+            try d.affine(d.buffer(x[0]), scale: -1.5, shift: 0.25, into: y, count: 99)
+            return [try d.read(y, count: 99)]
+        }, reference: { x in [x[0].map { -1.5 * Double($0) + 0.25 }] }),
+        Row("addBias", inputs: { r in [random(3 * 7 * 5, &r), random(7, &r)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 105)
+            try d.addBias(d.buffer(x[0]), d.buffer(x[1]), view: AxisView(outer: 3, axis: 7, inner: 5), into: y)
+            return [try d.read(y, count: 105)]
+        }, reference: { x in [(0..<105).map { Double(x[0][$0]) + Double(x[1][($0 / 5) % 7]) }] }),
+        Row("argmax", inputs: { r in [random(3 * 17 * 5, &r)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 15)
+            try d.argmax(d.buffer(x[0]), view: AxisView(outer: 3, axis: 17, inner: 5), into: y)
+            return [try d.readInts(y, count: 15).map(Float.init)]
+        }, reference: { x in [(0..<15).map { i in
+            let (o, inner) = i.quotientAndRemainder(dividingBy: 5)
+            return Double((0..<17).max { x[0][(o * 17 + $0) * 5 + inner] < x[0][(o * 17 + $1) * 5 + inner] }!)
+        }] }),
+    ] + ReduceOp.allCases.map { op in
+        Row("reduce \(op)", inputs: { r in [random(3 * 301 * 5, &r)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 15)
+            try d.reduce(op, d.buffer(x[0]), view: AxisView(outer: 3, axis: 301, inner: 5), into: y)
+            return [try d.read(y, count: 15)]
+        }, reference: { x in [(0..<15).map { i in
+            let (o, inner) = i.quotientAndRemainder(dividingBy: 5)
+            let values = (0..<301).map { Double(x[0][(o * 301 + $0) * 5 + inner]) }
+            switch op {
+            case .sum: return values.reduce(0, +)
+            case .mean: return values.reduce(0, +) / 301
+            case .max: return values.max()!
+            }
+        }] })
+    } + [false, true].flatMap { log in [
+        Row(log ? "logSoftmax" : "softmax", inputs: { r in [random(7 * 13, &r, -4...4)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 91)
+            try d.softmax(d.buffer(x[0]), rows: 7, columns: 13, log: log, into: y)
+            return [try d.read(y, count: 91)]
+        }, reference: { x in [(0..<91).map { i in
+            let row = x[0][(i / 13 * 13)..<(i / 13 * 13 + 13)].map(Double.init), m = row.max()!
+            let logSum = m + Foundation.log(row.reduce(0) { $0 + exp($1 - m) })
+            return log ? Double(x[0][i]) - logSum : exp(Double(x[0][i]) - logSum)
+        }] }),
+        Row((log ? "logSoftmax" : "softmax") + " backward", inputs: { r in [random(7 * 13, &r, -4...4), random(91, &r)] }, run: { d, x in
+            let (y, dx) = (try d.makeBuffer(count: 91), try d.makeBuffer(count: 91))
+            try d.softmax(d.buffer(x[0]), rows: 7, columns: 13, log: log, into: y)
+            try d.softmaxBackward(output: y, gradOutput: d.buffer(x[1]), rows: 7, columns: 13, log: log, gradInput: dx)
+            return [try d.read(dx, count: 91)]
+        }),
+    ] } + [
+        Row("softmaxCrossEntropy (labels)", inputs: { r in [random(7 * 13, &r, -4...4), labels(7, below: 13, &r)] }, run: { d, x in
+            let (loss, gradient) = (try d.makeBuffer(count: 1), try d.makeBuffer(count: 91))
+            try d.softmaxCrossEntropy(logits: d.buffer(x[0]), targets: .sparse(d.buffer(ints: ints(x[1]))), rows: 7, columns: 13, loss: loss, gradLogits: gradient)
+            return [try d.read(loss, count: 1), try d.read(gradient, count: 91)]
+        }, reference: { x in
+            var (loss, gradient) = (0.0, [Double](repeating: 0, count: 91))
+            for row in 0..<7 {
+                let z = x[0][(row * 13)..<(row * 13 + 13)].map(Double.init), m = z.max()!, sum = z.reduce(0) { $0 + exp($1 - m) }
+                loss -= z[Int(x[1][row])] - m - log(sum)
+                for c in 0..<13 { gradient[row * 13 + c] = (exp(z[c] - m) / sum - (c == Int(x[1][row]) ? 1 : 0)) / 7 }
+            }
+            return [[loss / 7], gradient]
+        }),
+        Row("topKHits (k = 3)", inputs: { r in [random(9 * 11, &r), labels(9, below: 11, &r)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 9)
+            try d.topKHits(scores: d.buffer(x[0]), targets: .sparse(d.buffer(ints: ints(x[1]))), rows: 9, columns: 11, k: 3, into: y)
+            return [try d.read(y, count: 9)]
+        }, reference: { x in [(0..<9).map { row in
+            let scores = x[0][(row * 11)..<(row * 11 + 11)], target = scores[row * 11 + Int(x[1][row])]
+            return scores.filter { $0 > target }.count < 3 ? 1 : 0
+        }] }),
+        Row("dropout (rate 0.3)", inputs: { r in [random(1001, &r, 0.5...1.5)] }, run: { d, x in
+            let y = try d.makeBuffer(count: 1001)
+            try d.dropout(d.buffer(x[0]), rate: 0.3, seed: 11, offset: 7, into: y, count: 1001)
+            return [try d.read(y, count: 1001)]
+        }),
+        Row("fillRandom normal", inputs: { _ in [] }, run: { d, _ in
+            let y = try d.makeBuffer(count: 1001)
+            try d.fillRandom(y, distribution: .normal(mean: 1, standardDeviation: 2), seed: 5, offset: 3, count: 1001)
+            return [try d.read(y, count: 1001)]
+        }),
+    ]
+
+    // MARK: Batch normalisation
+
+    static let normalization: [Row] = {
+        let view = AxisView(outer: 29, axis: 7)
+        let inputs: @Sendable (inout RandomGenerator) -> [[Float]] = { r in
+            [random(203, &r, -2...3), random(7, &r, 0.5...1.5), random(7, &r), random(7, &r), random(7, &r, 0.5...2), random(203, &r)]
+        }
+        return [
+            Row("batchNormInference", inputs: inputs, run: { d, x in
+                let y = try d.makeBuffer(count: 203)
+                try d.batchNormInference(d.buffer(x[0]), view: view, gamma: d.buffer(x[1]), beta: d.buffer(x[2]), runningMean: d.buffer(x[3]),
+                                         runningVariance: d.buffer(x[4]), epsilon: 1e-3, output: y)
+                return [try d.read(y, count: 203)]
+            }, reference: { x in [(0..<203).map { i in
+                let c = i % 7
+                return (Double(x[0][i]) - Double(x[3][c])) / (Double(x[4][c]) + 1e-3).squareRoot() * Double(x[1][c]) + Double(x[2][c])
+            }] }),
+            Row("batchNormTraining and backward", tolerance: 2e-4, inputs: inputs, run: { d, x in
+                let (y, mean, invStd) = (try d.makeBuffer(count: 203), try d.makeBuffer(count: 7), try d.makeBuffer(count: 7))
+                let (input, gamma, runningMean, runningVariance) = (try d.buffer(x[0]), try d.buffer(x[1]), try d.buffer(x[3]), try d.buffer(x[4]))
+                try d.batchNormTraining(input, view: view, gamma: gamma, beta: d.buffer(x[2]), runningMean: runningMean, runningVariance: runningVariance,
+                                        momentum: 0.9, epsilon: 1e-3, savedMean: mean, savedInvStd: invStd, output: y)
+                let (dx, dGamma, dBeta) = (try d.makeBuffer(count: 203), try d.makeBuffer(count: 7), try d.makeBuffer(count: 7))
+                try d.batchNormBackward(input, gradOutput: d.buffer(x[5]), view: view, gamma: gamma, savedMean: mean, savedInvStd: invStd,
+                                        gradInput: dx, gradGamma: dGamma, gradBeta: dBeta)
+                return try [y, runningMean, runningVariance, dx, dGamma, dBeta].map { try d.read($0, count: $0 === y || $0 === dx ? 203 : 7) }
+            }),
+        ]
+    }()
+
+    // MARK: Recurrent cells
+
+    static let recurrent: [Row] = [RecurrentStep.Cell.simpleRNN, .lstm, .gru].map { cell in
+        Row("recurrentStep \(cell) forward and backward", inputs: { r in
+            let step = RecurrentStep(cell: cell, batch: 3, units: 5, time: 0, length: 2)
+            return [random(2 * 3 * step.width, &r), random(2 * 3 * step.width, &r), random(step.width, &r), random(3 * 3 * 5, &r),
+                    random(3 * 3 * 5, &r), [1, 0, 1, 1, 1, 1], random(3 * 5, &r), random(3 * 5, &r)]
+        }, run: { d, x in
+            let (gates, hidden) = (try d.buffer(x[0]), try d.buffer(x[3]))
+            let recurrent = cell == .gru ? try d.buffer(x[1]) : nil, cellStates = cell == .lstm ? try d.buffer(x[4]) : nil
+            let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: cell == .gru ? try d.buffer(x[2]) : nil,
+                                             hidden: hidden, cell: cellStates, mask: try d.buffer(x[5]))
+            for t in 0..<2 { try d.recurrentStep(RecurrentStep(cell: cell, batch: 3, units: 5, time: t, length: 2), sequence) }
+            let width = RecurrentStep(cell: cell, batch: 3, units: 5, time: 0, length: 2).width
+            let gradients = RecurrentGradients(hidden: try d.buffer(x[6]), cell: cell == .lstm ? try d.buffer(x[7]) : nil,
+                                               gates: try d.makeBuffer(count: 2 * 3 * width), recurrent: cell == .gru ? try d.makeBuffer(count: 2 * 3 * width) : nil)
+            try d.recurrentStepBackward(RecurrentStep(cell: cell, batch: 3, units: 5, time: 1, length: 2), sequence, gradients: gradients)
+            let tail = 3 * width ..< 6 * width
+            return [try d.read(hidden, count: 45), try Array(d.read(gradients.gates, count: 6 * width)[tail]), try d.read(gradients.hidden, count: 15)]
+                + (cell == .lstm ? [try d.read(cellStates!, count: 45), try d.read(gradients.cell!, count: 15)] : [])
+                + (cell == .gru ? [try Array(d.read(gradients.recurrent!, count: 6 * width)[tail])] : [])
+        })
+    }
+
+    // MARK: Optimizer updates
+
+    static let training: [Row] = [UpdateRule.sgd(momentum: 0.9, nesterov: true), .rmsprop(rho: 0.9, momentum: 0.5, epsilon: 1e-7),
+                                  .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)].map { rule in
+        Row("applyUpdate \(rule)", inputs: { r in [random(77, &r), random(77, &r), random(77, &r, 0...1), random(77, &r, 0...1)] }, run: { d, x in
+            let (parameter, gradient) = (try d.buffer(x[0]), try d.buffer(x[1]))
+            let slots = try (0..<rule.slotCount).map { try d.buffer(x[2 + $0]) }
+            for step in 1...2 {
+                try d.applyUpdate(Update(rule: rule, learningRate: 0.01, weightDecay: 0.001, step: step), parameter: parameter, gradient: gradient,
+                                  slots: slots, count: 77)
+            }
+            return try [d.read(parameter, count: 77)] + slots.map { try d.read($0, count: 77) }
+        })
+    }
+}
