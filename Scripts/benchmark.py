@@ -10,7 +10,7 @@ import argparse, datetime, gzip, json, os, platform, resource, statistics, subpr
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path("/usr/share/datasets/fashion-mnist")
+DATA = Path(os.environ.get("KILN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 
 
 def fashion_mnist():
@@ -78,15 +78,17 @@ def torch_worker(args):
     import numpy as np, torch
     import torch.nn as nn
     torch.set_num_threads(os.cpu_count())
+    device = torch.device(args.torch_device)  # cuda: fp32 (AMP off), channels-last, as on the CPU
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x_train, y_train, x_test, y_test = fashion_mnist()
     def model():
         torch.manual_seed(args.seed)
         m = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(32, 32, 3), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(288, 32), nn.ReLU(), nn.Linear(32, 10))
-        return m.to(memory_format=torch.channels_last)  # PyTorch's faster CPU layout here
+        return m.to(device, memory_format=torch.channels_last)  # PyTorch's faster CPU layout here
     def tensors(x):
-        return torch.from_numpy(x.astype("float32") / 255).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    x, y, xt = tensors(x_train), torch.from_numpy(y_train), tensors(x_test)
+        return torch.from_numpy(x.astype("float32") / 255).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).to(device)
+    x, y, xt = tensors(x_train), torch.from_numpy(y_train).to(device), tensors(x_test)
     m = model()
     optimizer, loss = torch.optim.Adam(m.parameters(), 1e-3, eps=1e-7), nn.CrossEntropyLoss()
     def train(net, opt, first, steps, batch):
@@ -96,18 +98,19 @@ def torch_worker(args):
             opt.zero_grad()
             loss(net(x[s:s + batch]), y[s:s + batch]).backward()
             opt.step()
+        sync()
     n = args.steps * args.batch_size
     result = {"train_samples_per_second": windows(lambda w, steps: train(m, optimizer, w * n, steps, args.batch_size),
                                                   args.batch_size, args.steps, args.windows)}
     m.eval()
     with torch.no_grad():
         m(xt[:256])
-        result["inference_images_per_second"] = inference(lambda: [m(xt[s:s + 256]) for s in range(0, len(xt), 256)], len(xt))
+        result["inference_images_per_second"] = inference(lambda: ([m(xt[s:s + 256]) for s in range(0, len(xt), 256)], sync()), len(xt))
     if args.epochs:
         fresh = model()
         opt, accuracies = torch.optim.Adam(fresh.parameters(), 1e-3, eps=1e-7), []
         for epoch in range(args.epochs):
-            order = torch.randperm(len(x))
+            order = torch.randperm(len(x)).to(device)
             fresh.train()
             for s in range(0, len(x), args.batch_size):
                 idx = order[s:s + args.batch_size]
@@ -116,7 +119,7 @@ def torch_worker(args):
                 opt.step()
             fresh.eval()
             with torch.no_grad():
-                correct = sum(int((fresh(xt[s:s + 256]).argmax(1) == torch.from_numpy(y_test[s:s + 256])).sum()) for s in range(0, len(xt), 256))
+                correct = sum(int((fresh(xt[s:s + 256]).argmax(1).cpu() == torch.from_numpy(y_test[s:s + 256])).sum()) for s in range(0, len(xt), 256))
             accuracies.append(correct / len(xt))
         result["test_accuracy_per_epoch"] = accuracies
     return result
@@ -129,7 +132,7 @@ def run(engine, args, size, epochs, seed=1):
     if engine == "kiln":
         command = [str(ROOT / ".build/release/kiln"), "benchmark", "train", "--device", args.kiln_device] + common
     else:
-        command = [sys.executable, __file__, "--worker", engine] + common
+        command = [sys.executable, __file__, "--worker", engine, "--torch-device", args.torch_device] + common
     return measured(command, engine)
 
 
@@ -204,6 +207,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=0, help="also train this many epochs for test accuracy")
     parser.add_argument("--seeds", type=int, default=1, help="accuracy runs with seeds 1…N; the table shows their mean")
     parser.add_argument("--kiln-device", default="cpu")
+    parser.add_argument("--torch-device", default="cpu", help="cpu, or cuda on a GPU machine (Scripts/gpu-check.sh)")
     parser.add_argument("--record", action="store_true", help="add the table to docs/benchmarks.md")
     parser.add_argument("--worker")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -122,11 +122,15 @@ struct TrainBenchmarkCommand: ParsableCommand {
     @Flag(help: "Skip the inference measurement (e.g. when profiling training alone).")
     var noInference = false
 
+    @Option(help: "Folder with the Fashion-MNIST files (default: /usr/share/datasets/fashion-mnist).")
+    var data: String?
+
     func run() throws {
         try reportingErrors {
             let start = Date()
             let device = try Devices.select(self.device)
-            let (train, test) = (try NamedDataset.fashionMNIST.load(.train), try NamedDataset.fashionMNIST.load(.test))
+            let folder = data.map { URL(fileURLWithPath: $0) }
+            let (train, test) = (try NamedDataset.fashionMNIST.load(.train, from: folder), try NamedDataset.fashionMNIST.load(.test, from: folder))
             let model = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
             try model.place(on: device, seed: seed)
             try model.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])

@@ -162,9 +162,8 @@ extension Conformance {
                 let t = try TransposedConvShape(batch: s.batch, input: (s.window.outputHeight, s.window.outputWidth), inChannels: s.outChannels,
                                                 filters: s.inChannels, kernel: (3, 4), stride: (2, 1), pads: (1, 1, 1, 2))  // `conv`'s padding
                 let y = try d.makeBuffer(count: s.inputCount)
-                let weight = try d.makeBuffer(count: s.weightCount)  // (kh, kw, filters = conv's in, in = conv's out): the conv's HWIO kernel
-                try d.write(UnsafeRawBufferPointer(start: x[1], count: 4 * x[1].count), to: weight, offset: 0)
-                try d.conv2dTranspose(t, input: d.buffer(x[3]), weight: weight, bias: nil, relu: false, output: y)
+                // Its weight (kh, kw, filters = conv's in, in = conv's out) is the convolution's HWIO kernel.
+                try d.conv2dTranspose(t, input: d.buffer(x[3]), weight: d.buffer(x[1]), bias: nil, relu: false, output: y)
                 return [try d.read(y, count: s.inputCount)]
             }, reference: { x in [convolveBackward(s, x[0], x[1], x[3]).input] }),
             Row("conv2dMaxPool (conv2d, then max pooling)", inputs: convInputs, run: { d, x in

@@ -12,7 +12,7 @@ public protocol TensorFile {
 /// Opens a state dict by its contents: a PyTorch checkpoint (`.pt`, `.pth`, `.bin`: zip or legacy
 /// pickle) or a safetensors file.
 public func openTensorFile(_ url: URL) throws -> any TensorFile {
-    let head = (try? FileHandle(forReadingFrom: url).read(upToCount: 2)).map { [UInt8]($0 ?? Data()) } ?? []
+    let head = [UInt8]((try? FileHandle(forReadingFrom: url).read(upToCount: 2)) ?? Data())
     return head == [0x50, 0x4B] || head.first == 0x80 ? try TorchCheckpoint(contentsOf: url) : try SafeTensors(contentsOf: url)
 }
 
