@@ -160,8 +160,9 @@ import Testing
         try model.compile(optimizer: SGD(learningRate: 1e12), loss: MeanSquaredError())
         let data = Dataset(features: .floats((0..<64).map { Float($0) }), sampleShape: [2], targets: (0..<32).map { Float($0) * 100 }, targetShape: [1])
         let history = try model.fit(data, epochs: 3, batchSize: 4, normalization: .none, progress: false)
-        #expect(model.lastStopReason?.contains("epoch 1, step") == true, "\(model.lastStopReason ?? "no stop")")
+        #expect(model.lastStopReason?.contains("epoch 1 within steps 1–8") == true, "\(model.lastStopReason ?? "no stop")")
         #expect(history.epochs.isEmpty)
+        #expect(try model.weights.allSatisfy { try $0.value.toArray().allSatisfy(\.isFinite) }, "the weights before the first step are put back")
     }
 
     @Test func fitChecksShapesAndLabels() throws {

@@ -125,7 +125,8 @@ import Testing
         try Self.expectClearError(["train", "--dataset", csv, "--model", "mlp", "--out", blocker + "/run"], "is a file, not a folder")
     }
 
-    /// A diverging run stops at the first non-finite loss and still writes a readable run folder.
+    /// A diverging run stops at the first check of a non-finite loss, puts back the last finite weights
+    /// and still writes a readable run folder and a checkpoint of those weights.
     @Test func nonFiniteLossWritesTheRunFolder() throws {
         let folder = try temporaryFolder()
         let rows = (0..<40).map { i in "\(i % 2 == 0 ? 3e38 : -3e38),\(i % 2)" }
@@ -137,7 +138,9 @@ import Testing
         let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("metrics.json"))) as? [String: Any]
         #expect((metrics?["stopped"] as? String)?.contains("TerminateOnNaN") == true, "\(String(describing: metrics))")
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("history.csv").path))
-        #expect(output.contains("not written") && output.contains("holds NaN or infinity"), "no checkpoint of diverged weights: \(output)")
+        #expect(output.contains("put back") && !output.contains("not written"), "\(output)")
+        let (model, _) = try Checkpoint.load(run.appendingPathComponent("model.safetensors"), device: CPUDevice.shared)
+        #expect(try model.weights.allSatisfy { try $0.value.toArray().allSatisfy(\.isFinite) }, "the checkpoint holds the last finite weights")
     }
 
     @Test func stricterReaders() throws {
@@ -236,5 +239,35 @@ import Testing
                                                    "--epochs", String(saved.epochsTrained + 1), "--out", run.path])
             #expect(status == 0 && resumed.contains("Epoch \(saved.epochsTrained + 1)/\(saved.epochsTrained + 1)"), "\(resumed)")
         }
+    }
+}
+
+/// The loss is read from the device every `lossCheckInterval` steps, not every step.
+@Suite("Deferred loss checks") struct DeferredLossCheckTests {
+    /// A sample that overflows the loss at step 50 is caught at the check after step 64; the weights
+    /// and optimizer go back to those after step 32, exactly those of a run that stopped there.
+    @Test func divergenceRestoresTheLastCheckedWeights() throws {
+        let interval = Model.lossCheckInterval
+        var random = Random("deferred loss")
+        let values = random.floats(100 * 2)
+        var targets = random.floats(100)
+        targets[49] = 3e38  // its squared error overflows
+        func model() throws -> Model {
+            let m = try Sequential([Input(shape: [2]), Dense(1)])
+            try m.place(on: CPUDevice.shared, seed: 4)
+            try m.compile(optimizer: Adam(), loss: MeanSquaredError())
+            return m
+        }
+        func data(_ count: Int) -> Dataset {
+            Dataset(features: .floats(Array(values[..<(2 * count)])), sampleShape: [2], targets: Array(targets[..<count]), targetShape: [1])
+        }
+        let diverging = try model()
+        try diverging.fit(data(100), epochs: 1, batchSize: 1, shuffle: false, progress: false)
+        let reason = try #require(diverging.lastStopReason)
+        #expect(reason.contains("within steps \(interval + 1)–\(2 * interval)") && reason.contains("after step \(interval)"), "\(reason)")
+        let reference = try model()
+        try reference.fit(data(interval), epochs: 1, batchSize: 1, shuffle: false, progress: false)
+        for (a, b) in zip(diverging.weights, reference.weights) { #expect(try a.value.toArray() == b.value.toArray(), "\(a.path)") }
+        #expect(diverging.compiled!.optimizer.iterations == interval)
     }
 }

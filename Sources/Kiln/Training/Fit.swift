@@ -119,25 +119,38 @@ extension Model {
                 meters[name] = meter
                 try meter.update(batch.inputs[0], value)
             }
-            return nil
-        }, logs: { try meters.mapValues { try $0.result() } }, reset: { meters.removeAll() })
+        }, check: { nil }, logs: { try meters.mapValues { try $0.result() } }, reset: { meters.removeAll() })
         return try train(epochs: epochs, stepsPerEpoch: data.batchCount, batches: data.batches(epoch:), steps: steps, validate: nil,
                          callbacks: callbacks, progress: progress)
     }
 
-    /// What the epoch loop does with each batch (`step` returns the loss when it is not finite, having
-    /// left the weights as they were) and what it reports.
+    /// What the epoch loop does with each batch, how it learns of a non-finite loss, and what it reports.
     private struct EpochSteps {
-        let step: (Batch) throws -> Float?
+        let step: (Batch) throws -> Void
+        /// Reads the loss of the steps since the last check (one device read): nil when finite, else the
+        /// value, the weights and optimizer state having been put back to those of the last finite check.
+        let check: () throws -> Float?
         let logs: () throws -> [String: Float]
         let reset: () -> Void
     }
 
+    /// Steps between reads of the loss from the device (and at the end of each epoch): a step itself
+    /// never waits for the device.
+    static let lossCheckInterval = 32
+
     /// A step of the compiled loss (with the weight penalties and the layers' added losses) and optimizer.
+    /// The loss stays on the device: summed for the epoch's mean and for the window `check` reads.
     private func compiledSteps(tap: GradientTap) throws -> EpochSteps {
         let compiled = compiled!
         let meters = try PassMeters(compiled, outputNames: outputNames)
-        var runningLoss = (sum: 0.0, samples: 0)
+        let lossMeter = MeanMetric(name: "loss")
+        var window: Tensor?
+        var lastFinite: (weights: [Tensor], optimizer: [String: Tensor], iterations: Int)?
+        func keepLastFinite() throws {
+            lastFinite = (try weights.map { try $0.value.copy() }, try compiled.optimizer.stateTensors().mapValues { try $0.copy() },
+                          compiled.optimizer.iterations)
+        }
+        try keepLastFinite()
         return EpochSteps(step: { batch in
             let run = try self.run(batch.inputs, training: true)
             let (targets, predictions, weights) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks, weights: batch.weights)
@@ -146,25 +159,33 @@ extension Model {
             if let penalty = try self.regularizationLoss() { loss = try loss + penalty }
             for added in self.addedLosses { loss = try loss + added.reshaped(loss.shape) }
             try loss.backward()
-            let value = try loss.item()
-            guard value.isFinite else {  // before the update, so the weights stay the last finite ones
-                for weight in self.trainableWeights { weight.value.zeroGrad() }
-                return value
-            }
             if tap.enabled { tap.gradients = Dictionary(self.trainableWeights.compactMap { w in w.value.grad.map { (w.path, $0) } }) { a, _ in a } }
             try compiled.optimizer.apply(to: self.trainableWeights)
             try meters.update(targets, predictions, weights: weights, loss: losses, includingTotal: false)
-            runningLoss.sum += Double(value) * Double(batch.count)
-            runningLoss.samples += batch.count
-            return nil
+            try lossMeter.update(batch.inputs[0], loss)
+            let value = loss.detached()
+            window = try window.map { try $0 + value } ?? value
+        }, check: {
+            guard let pending = window else { return nil }
+            window = nil
+            let value = try pending.item()
+            if value.isFinite {
+                try keepLastFinite()
+                return nil
+            }
+            if let saved = lastFinite {
+                for (weight, copy) in zip(self.weights, saved.weights) { try weight.value.device.copy(copy.buffer, to: weight.value.buffer, count: weight.count) }
+                try compiled.optimizer.restore(state: saved.optimizer, iterations: saved.iterations, for: self.weights)
+            }
+            return value
         }, logs: {
             var logs = try meters.logs(includingTotal: false)
-            logs["loss"] = Float(runningLoss.sum / Double(max(runningLoss.samples, 1)))
+            logs["loss"] = try lossMeter.result()
             logs["learning_rate"] = compiled.optimizer.learningRate
             return logs
         }, reset: {
             meters.reset()
-            runningLoss = (0, 0)
+            lossMeter.reset()
         })
     }
 
@@ -182,16 +203,24 @@ extension Model {
             state.epoch = epoch
             for callback in allCallbacks { try callback.epochWillBegin(epoch, state) }
             steps.reset()
+            var (checked, done) = (0, 0)
+            func diverged() throws -> Bool {
+                defer { checked = done }
+                guard done > checked, let value = try steps.check() else { return false }
+                state.stop(because: "loss became \(value) at epoch \(epoch) within steps \(checked + 1)–\(done); the weights are put back to "
+                           + "those after step \(checked); training stopped (TerminateOnNaN)")
+                return true
+            }
             for (step, result) in batches(epoch).enumerated() {
                 let batch = try result.get()
-                if let value = try steps.step(batch) {
-                    state.stop(because: "loss became \(value) at epoch \(epoch), step \(step + 1); training stopped (TerminateOnNaN)")
-                    break epochs
-                }
+                try steps.step(batch)
+                done = step + 1
+                if done % Self.lossCheckInterval == 0, try diverged() { break epochs }
                 state.samplesSeen += batch.count
-                for callback in allCallbacks { try callback.batchDidEnd(step + 1, state) }
+                for callback in allCallbacks { try callback.batchDidEnd(done, state) }
                 if state.interrupted { break epochs }
             }
+            if try diverged() { break epochs }
             var logs = try steps.logs()
             if let validate {
                 for (name, value) in try validate() { logs["val_" + name] = value }
