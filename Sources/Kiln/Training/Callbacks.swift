@@ -125,7 +125,7 @@ public final class EarlyStopping: Callback {
             return
         }
         wait += 1
-        if wait > patience {
+        if wait >= patience {  // as Keras: `patience` epochs without improvement stop training
             state.stop(because: "early stopping: \(monitor.name) did not improve for \(wait) epochs (best \(monitor.best) at epoch \(bestEpoch ?? 0))")
         }
     }
