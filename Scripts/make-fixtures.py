@@ -211,6 +211,7 @@ def main():
     keras_fixtures()
     keras_weighted_fixtures()
     tensorboard_fixtures()
+    torchvision_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 
 
@@ -478,6 +479,88 @@ def tensorboard_fixtures():
         assert tags["images"] == ["test/confusion_matrix"] and tags["tensors"] == ["model/summary"], tags
         assert set(validation.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy"}, validation.Tags()
         print("TensorBoard's reader reads Kiln's event files:", tags["scalars"], tags["histograms"][:2], tags["images"], tags["tensors"])
+
+
+def torchvision_fixtures():
+    """Tests/KilnTests/Fixtures/large/ (not committed: tens of MB; the tests skip with a note without
+    them): torchvision's resnet18 and resnet50 (built here module for module, with torchvision's names,
+    since torchvision needs a CUDA torch) and vgg11_bn's features, random weights with randomised
+    batch-norm statistics, saved by torch.save(state_dict) beside an input batch and the outputs."""
+    large = OUT / "large"
+    large.mkdir(exist_ok=True)
+
+    class Block(nn.Module):
+        def __init__(self, inplanes, planes, stride, bottleneck):
+            super().__init__()
+            out, self.bottleneck = planes * (4 if bottleneck else 1), bottleneck
+            if bottleneck:
+                self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+                self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+                self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
+            else:
+                self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+                self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes)
+            self.downsample = (nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+                               if stride != 1 or inplanes != out else None)
+
+        def forward(self, x):
+            y = F.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            if self.bottleneck:
+                y = self.bn3(self.conv3(F.relu(y)))
+            return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+    class ResNet(nn.Module):
+        def __init__(self, blocks, bottleneck):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+            self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+            inplanes = 64
+            for stage, count in enumerate(blocks):
+                planes, layers = 64 << stage, []
+                for index in range(count):
+                    layers.append(Block(inplanes, planes, 2 if index == 0 and stage > 0 else 1, bottleneck))
+                    inplanes = planes * (4 if bottleneck else 1)
+                setattr(self, f"layer{stage + 1}", nn.Sequential(*layers))
+            self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(inplanes, 1000)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    class VGGFeatures(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, channels = [], 3
+            for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]:
+                if v == "M":
+                    layers.append(nn.MaxPool2d(2, 2))
+                else:
+                    layers += [nn.Conv2d(channels, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                    channels = v
+            self.features = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.features(x)
+
+    torch.manual_seed(2)
+    for name, model, size in [("resnet18", ResNet([2, 2, 2, 2], False), 64), ("resnet50", ResNet([3, 4, 6, 3], True), 64),
+                              ("vgg11_bn_features", VGGFeatures(), 32)]:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+        model.eval()
+        x = torch.rand(2, 3, size, size)
+        with torch.no_grad():
+            y = model(x)
+        torch.save(model.state_dict(), large / f"torchvision_{name}.pth")
+        np.save(large / f"torchvision_{name}_x.npy", x.numpy())
+        np.save(large / f"torchvision_{name}_y.npy", y.numpy())  # NCHW for the VGG features
 
 
 if __name__ == "__main__":

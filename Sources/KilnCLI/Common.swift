@@ -186,14 +186,18 @@ func loadModel(_ path: String, device: (any Device)?, weights: String? = nil) th
     case "onnx": loaded = (try ONNXImport.load(url, device: device), [:])
     default: loaded = try Checkpoint.load(url, device: device, optimizerState: false)
     }
-    if let weights {
-        let file = URL(fileURLWithPath: weights)
-        switch file.pathExtension.lowercased() {
-        case "h5", "hdf5": try KerasFile.loadWeights(file, into: loaded.model)
-        case "npz": try WeightBundle.load(file, into: loaded.model)
-        case "safetensors", "pt", "pth", "bin": try PyTorchWeights.load(file, into: loaded.model)
-        default: throw ValidationError("--weights: '\(weights)' is not a .h5, .npz, .pt, .pth, .bin or .safetensors file")
-        }
-    }
+    if let weights { try loadWeights(weights, into: loaded.model) }
     return loaded
+}
+
+/// Loads weights into a placed model by the file's kind: Keras .h5, NumPy .npz, or a PyTorch state
+/// dict (.pt, .pth, .bin, .safetensors).
+func loadWeights(_ path: String, into model: Model) throws {
+    let file = URL(fileURLWithPath: path)
+    switch file.pathExtension.lowercased() {
+    case "h5", "hdf5": try KerasFile.loadWeights(file, into: model)
+    case "npz": try WeightBundle.load(file, into: model)
+    case "safetensors", "pt", "pth", "bin": try PyTorchWeights.load(file, into: model)
+    default: throw ValidationError("--weights: '\(path)' is not a .h5, .npz, .pt, .pth, .bin or .safetensors file")
+    }
 }

@@ -176,11 +176,11 @@ struct PredictCommand: ParsableCommand {
 struct SummaryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "summary", abstract: "Print a model's Keras-style summary.")
 
-    @Argument(help: "A built-in model name, a Kiln checkpoint (.safetensors), a Keras model (.h5, .keras) or a Keras model JSON.")
+    @Argument(help: "A built-in model name (also torchvision's: resnet18, vgg16_bn, …), a Kiln checkpoint (.safetensors), a Keras model (.h5, .keras) or a Keras model JSON.")
     var model: String
 
-    @Option(help: "Input shape H,W,C for built-in models (default 28,28,1).")
-    var inputShape = "28,28,1"
+    @Option(help: "Input shape H,W,C for built-in models (default 28,28,1; torchvision's 224,224,3).")
+    var inputShape: String?
 
     @Option(parsing: .unconditional, help: "Output classes for built-in models.")
     var classes = 10
@@ -191,10 +191,13 @@ struct SummaryCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let torchvision = TorchvisionZoo(rawValue: model)
+            let shape = (inputShape ?? (torchvision == nil ? "28,28,1" : "224,224,3")).split(separator: ",").compactMap { Int($0) }
+            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
             if let zoo = ModelZoo(rawValue: model) {
-                let shape = inputShape.split(separator: ",").compactMap { Int($0) }
-                guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
                 print(try zoo.make(inputShape: shape, classes: classes).summary())
+            } else if let torchvision {
+                print(try torchvision.make(inputShape: shape, classes: classes).summary())
             } else if model.hasSuffix(".json") {
                 print(try KerasConfig.model(fromJSON: try Data(contentsOf: URL(fileURLWithPath: model)), file: model).summary())
             } else {  // a checkpoint or a Keras file

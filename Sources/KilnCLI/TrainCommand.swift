@@ -84,8 +84,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue training from this checkpoint (its settings are reused).")
     var resume: String?
 
-    @Option(help: "Pretrained model to transfer from: a Kiln checkpoint, Keras .h5/.keras or ONNX file.")
+    @Option(help: "Pretrained model to transfer from: a Kiln checkpoint, Keras .h5/.keras or ONNX file, or a torchvision architecture (\(TorchvisionZoo.allCases.map(\.rawValue).joined(separator: ", "))) with --weights.")
     var base: String?
+
+    @Option(help: "With --base: weights to load into it (a PyTorch state dict .pth/.pt/.safetensors with torchvision's names, .h5 or .npz).")
+    var weights: String?
 
     @Option(help: "Keep the base up to and including this layer (for ONNX: up to this value).")
     var cut: String?
@@ -109,7 +112,7 @@ struct TrainCommand: ParsableCommand {
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
                                        channels: data.channels, labelColumn: data.labelColumn, weightColumn: data.weightColumn, ignoreColumns: data.ignoreColumns,
                                        classWeight: classWeight, preprocess: preprocess,
-                                       base: base, cut: cut, head: head, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
+                                       base: base, cut: cut, head: head, baseWeights: weights, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
                                        windowing: try data.windowing(), limit: data.limit)
             if let (zoo, saved) = try generativeModel() { return try generative(zoo, settings, saved: saved, device: device) }
             var loaded: Model?
@@ -243,10 +246,15 @@ struct TrainCommand: ParsableCommand {
     private func transferModel(_ path: String, _ settings: RunSettings, sampleShape: [Int], classes: Int,
                                device: any Device) throws -> (trunk: Model, head: [Layer]) {
         let trunk: Model
-        if path.lowercased().hasSuffix(".onnx") {  // an ONNX graph is cut at one of its values; NCHW nets take NHWC images
+        if let zoo = TorchvisionZoo(rawValue: path) {
+            let base = try zoo.make(inputShape: sampleShape)
+            try base.place(on: device, seed: settings.seed)
+            if let weights = settings.baseWeights { try loadWeights(weights, into: base) }
+            trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base
+        } else if path.lowercased().hasSuffix(".onnx") {  // an ONNX graph is cut at one of its values; NCHW nets take NHWC images
             trunk = try ONNXImport.load(URL(fileURLWithPath: path), device: device, output: settings.cut, channelsLast: sampleShape)
         } else {
-            let base = try loadModel(path, device: device).model
+            let base = try loadModel(path, device: device, weights: settings.baseWeights).model
             trunk = try settings.cut.map { try base.truncated(at: $0) } ?? base
         }
         let spec = settings.head ?? (trunk.outputs[0].shape.count == 3 ? "gap,dense:N" : "dense:N")
@@ -313,8 +321,8 @@ struct TrainCommand: ParsableCommand {
             if let model, GenerativeZoo(rawValue: model) != nil { throw ValidationError("--k-fold takes classifiers and forecasters, not --model \(model)") }
         } else if refit { throw ValidationError("--refit needs --k-fold") }
         if let augment { _ = try Augmentation(spec: augment) }
-        if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures {
-            throw ValidationError("--cut, --head, --freeze-base and --cache-features need --base")
+        if base == nil, cut != nil || head != nil || freezeBase || cacheFeatures || weights != nil {
+            throw ValidationError("--cut, --head, --weights, --freeze-base and --cache-features need --base")
         }
         if cacheFeatures, !freezeBase { throw ValidationError("--cache-features needs --freeze-base (the base must not change)") }
         if unfreeze != nil, resume == nil { throw ValidationError("--unfreeze needs --resume") }
@@ -333,6 +341,8 @@ struct RunSettings: Codable {
     var weightColumn: String?, ignoreColumns: String?, classWeight: String?
     var preprocess: String
     var base: String?, cut: String?, head: String?
+    /// `--weights` for the base.
+    var baseWeights: String?
     var freezeBase: Bool, cacheFeatures: Bool
     /// Time series: how windows are cut and scaled (the standardisation once fitted).
     var windowing: TimeSeries.Windowing?

@@ -118,6 +118,8 @@ public struct TorchCheckpoint: TensorFile {
         let last = zip(view.shape, view.strides).reduce(view.offset) { $0 + ($1.0 - 1) * $1.1 }  // checked by Pickle
         let size = SafeTensors.elementSize[dtype]!
         let span = SafeTensors.decode(data[(data.startIndex + view.offset * size)..<(data.startIndex + (last + 1) * size)], dtype: dtype)
+        let rowMajor = view.shape.indices.map { view.shape[($0 + 1)...].reduce(1, *) }
+        if span.count == count, zip(zip(view.shape, view.strides), rowMajor).allSatisfy({ $0.0 == 1 || $0.1 == $1 }) { return span }  // contiguous
         var values = [Float](), index = [Int](repeating: 0, count: view.shape.count)
         values.reserveCapacity(count)
         for _ in 0..<count {  // walk the view's row-major order through its strides

@@ -1,0 +1,84 @@
+/// torchvision's architectures with torchvision's module names (`conv1`, `layer1.0.bn2`,
+/// `features.0`, `fc`), so `PyTorchWeights.load` reads a `torch.save(model.state_dict())` of them
+/// as it is: `kiln train --base resnet18 --weights resnet18.pth --cut avgpool --freeze-base --head …`.
+/// Channels-last images in, logits out; PyTorch's symmetric padding is a `ZeroPadding2D` before a
+/// valid convolution (TensorFlow's `same` would pad a stride-2 layer differently), and batch norm
+/// uses PyTorch's ε = 1e-5 and momentum 0.1 (Kiln's 0.9).
+public enum TorchvisionZoo: String, CaseIterable, Sendable {
+    case resnet18, resnet34, resnet50
+    case vgg11, vgg11BN = "vgg11_bn", vgg16, vgg16BN = "vgg16_bn"
+
+    /// The network for `inputShape` images (torchvision's pretrained weights fit 224×224×3) and `classes` outputs.
+    public func make(inputShape: [Int] = [224, 224, 3], classes: Int = 1000) throws -> Model {
+        guard inputShape.count == 3 else { throw TensorError.shape("\(rawValue) takes images (height, width, channels), got \(inputShape)") }
+        let input = Input(shape: inputShape)
+        switch self {
+        case .resnet18: return try Self.resnet(input, blocks: [2, 2, 2, 2], bottleneck: false, classes: classes, name: rawValue)
+        case .resnet34: return try Self.resnet(input, blocks: [3, 4, 6, 3], bottleneck: false, classes: classes, name: rawValue)
+        case .resnet50: return try Self.resnet(input, blocks: [3, 4, 6, 3], bottleneck: true, classes: classes, name: rawValue)
+        case .vgg11, .vgg11BN: return try Self.vgg(input, [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0], batchNorm: self == .vgg11BN, classes: classes, name: rawValue)
+        case .vgg16, .vgg16BN:
+            return try Self.vgg(input, [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0], batchNorm: self == .vgg16BN,
+                                classes: classes, name: rawValue)
+        }
+    }
+
+    /// `nn.Conv2d(…, padding: padding, bias: bias)`.
+    private static func conv(_ x: SymbolicTensor, _ filters: Int, _ kernel: Int, stride: Int = 1, padding: Int, bias: Bool = false, name: String) throws -> SymbolicTensor {
+        let padded = padding == 0 ? x : try ZeroPadding2D(padding: (padding, padding, padding, padding), name: name + ".pad")(x)
+        return try Conv2D(filters, kernelSize: kernel, strides: stride, useBias: bias, name: name)(padded)
+    }
+
+    private static func batchNorm(_ x: SymbolicTensor, name: String) throws -> SymbolicTensor {
+        try BatchNormalization(momentum: 0.9, epsilon: 1e-5, name: name)(x)
+    }
+
+    /// torchvision's ResNet (v1.5: a bottleneck's stride is on its 3×3 convolution).
+    private static func resnet(_ input: Input, blocks: [Int], bottleneck: Bool, classes: Int, name: String) throws -> Model {
+        var x = try ReLU(name: "relu")(batchNorm(conv(input.output, 64, 7, stride: 2, padding: 3, name: "conv1"), name: "bn1"))
+        x = try MaxPooling2D(3, strides: 2, name: "maxpool")(ZeroPadding2D(padding: (1, 1, 1, 1), name: "maxpool.pad")(x))  // zeros are below every ReLU output
+        var channels = 64
+        for (stage, count) in blocks.enumerated() {
+            let planes = 64 << stage, out = bottleneck ? planes * 4 : planes
+            for index in 0..<count {
+                let prefix = "layer\(stage + 1).\(index)", stride = index == 0 && stage > 0 ? 2 : 1
+                var y: SymbolicTensor
+                if bottleneck {
+                    y = try ReLU(name: prefix + ".relu1")(batchNorm(conv(x, planes, 1, padding: 0, name: prefix + ".conv1"), name: prefix + ".bn1"))
+                    y = try ReLU(name: prefix + ".relu2")(batchNorm(conv(y, planes, 3, stride: stride, padding: 1, name: prefix + ".conv2"), name: prefix + ".bn2"))
+                    y = try batchNorm(conv(y, out, 1, padding: 0, name: prefix + ".conv3"), name: prefix + ".bn3")
+                } else {
+                    y = try ReLU(name: prefix + ".relu1")(batchNorm(conv(x, planes, 3, stride: stride, padding: 1, name: prefix + ".conv1"), name: prefix + ".bn1"))
+                    y = try batchNorm(conv(y, planes, 3, padding: 1, name: prefix + ".conv2"), name: prefix + ".bn2")
+                }
+                let shortcut = stride != 1 || channels != out
+                    ? try batchNorm(conv(x, out, 1, stride: stride, padding: 0, name: prefix + ".downsample.0"), name: prefix + ".downsample.1") : x
+                x = try ReLU(name: prefix + ".relu")(Add(name: prefix + ".add")([y, shortcut]))
+                channels = out
+            }
+        }
+        let pooled = try GlobalAveragePooling2D(name: "avgpool")(x)
+        return try Model(inputs: input, outputs: Dense(classes, name: "fc")(pooled), name: name)
+    }
+
+    /// torchvision's VGG: `features.N` numbered as the `nn.Sequential` numbers them (0 for a max
+    /// pool in `plan`), then the classifier on the flattened 7×7×512 maps (224×224 images).
+    private static func vgg(_ input: Input, _ plan: [Int], batchNorm: Bool, classes: Int, name: String) throws -> Model {
+        var (x, index): (SymbolicTensor, Int) = (input.output, 0)
+        for filters in plan {
+            if filters == 0 {
+                x = try MaxPooling2D(2, name: "features.\(index)")(x)
+                index += 1
+                continue
+            }
+            x = try conv(x, filters, 3, padding: 1, bias: true, name: "features.\(index)")
+            if batchNorm { x = try self.batchNorm(x, name: "features.\(index + 1)") }
+            x = try ReLU(name: "features.\(index + (batchNorm ? 2 : 1))")(x)
+            index += batchNorm ? 3 : 2
+        }
+        x = try Flatten(name: "flatten")(x)
+        x = try Dropout(0.5, name: "classifier.2")(ReLU(name: "classifier.1")(Dense(4096, name: "classifier.0")(x)))
+        x = try Dropout(0.5, name: "classifier.5")(ReLU(name: "classifier.4")(Dense(4096, name: "classifier.3")(x)))
+        return try Model(inputs: input, outputs: Dense(classes, name: "classifier.6")(x), name: name)
+    }
+}
