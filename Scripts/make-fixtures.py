@@ -483,8 +483,8 @@ def tensorboard_fixtures():
 
 def torchvision_fixtures():
     """Tests/KilnTests/Fixtures/large/ (not committed: tens of MB; the tests skip with a note without
-    them): torchvision's resnet18 and resnet50 (built here module for module, with torchvision's names,
-    since torchvision needs a CUDA torch) and vgg11_bn's features, random weights with randomised
+    them): torchvision's resnet18, resnet50 and mobilenet_v2 (built here module for module, with
+    torchvision's names, since torchvision needs a CUDA torch) and vgg11_bn's features, random weights with randomised
     batch-norm statistics, saved by torch.save(state_dict) beside an input batch and the outputs."""
     large = OUT / "large"
     large.mkdir(exist_ok=True)
@@ -544,9 +544,38 @@ def torchvision_fixtures():
         def forward(self, x):
             return self.features(x)
 
+    def conv_bn(inp, out, kernel, stride=1, groups=1, relu6=True):  # torchvision's Conv2dNormActivation
+        layers = [nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
+        return nn.Sequential(*(layers + [nn.ReLU6(inplace=True)] if relu6 else layers))
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, inp, out, stride, expansion):
+            super().__init__()
+            hidden, self.residual = inp * expansion, stride == 1 and inp == out
+            layers = [conv_bn(inp, hidden, 1)] if expansion != 1 else []
+            layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+            self.conv = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return x + self.conv(x) if self.residual else self.conv(x)
+
+    class MobileNetV2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, inp = [conv_bn(3, 32, 3, 2)], 32
+            for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+                for i in range(n):
+                    layers.append(InvertedResidual(inp, c, s if i == 0 else 1, t))
+                    inp = c
+            self.features = nn.Sequential(*layers, conv_bn(inp, 1280, 1))
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
     torch.manual_seed(2)
     for name, model, size in [("resnet18", ResNet([2, 2, 2, 2], False), 64), ("resnet50", ResNet([3, 4, 6, 3], True), 64),
-                              ("vgg11_bn_features", VGGFeatures(), 32)]:
+                              ("vgg11_bn_features", VGGFeatures(), 32), ("mobilenet_v2", MobileNetV2(), 64)]:
         with torch.no_grad():
             for m in model.modules():
                 if isinstance(m, nn.BatchNorm2d):

@@ -7,6 +7,7 @@
 public enum TorchvisionZoo: String, CaseIterable, Sendable {
     case resnet18, resnet34, resnet50
     case vgg11, vgg11BN = "vgg11_bn", vgg16, vgg16BN = "vgg16_bn"
+    case mobilenetV2 = "mobilenet_v2"
 
     /// The network for `inputShape` images (torchvision's pretrained weights fit 224×224×3) and `classes` outputs.
     public func make(inputShape: [Int] = [224, 224, 3], classes: Int = 1000) throws -> Model {
@@ -17,6 +18,7 @@ public enum TorchvisionZoo: String, CaseIterable, Sendable {
         case .resnet34: return try Self.resnet(input, blocks: [3, 4, 6, 3], bottleneck: false, classes: classes, name: rawValue)
         case .resnet50: return try Self.resnet(input, blocks: [3, 4, 6, 3], bottleneck: true, classes: classes, name: rawValue)
         case .vgg11, .vgg11BN: return try Self.vgg(input, [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0], batchNorm: self == .vgg11BN, classes: classes, name: rawValue)
+        case .mobilenetV2: return try Self.mobilenetV2(input, classes: classes, name: rawValue)
         case .vgg16, .vgg16BN:
             return try Self.vgg(input, [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0], batchNorm: self == .vgg16BN,
                                 classes: classes, name: rawValue)
@@ -59,6 +61,44 @@ public enum TorchvisionZoo: String, CaseIterable, Sendable {
         }
         let pooled = try GlobalAveragePooling2D(name: "avgpool")(x)
         return try Model(inputs: input, outputs: Dense(classes, name: "fc")(pooled), name: name)
+    }
+
+    /// Conv2d + BatchNorm2d (+ ReLU6) as torchvision's `Conv2dNormActivation`, `name.0` and `name.1`;
+    /// `depthwise` for a grouped convolution with one group per channel.
+    private static func convBN(_ x: SymbolicTensor, _ filters: Int, _ kernel: Int, stride: Int = 1, depthwise: Bool = false, relu6: Bool = true,
+                               name: String) throws -> SymbolicTensor {
+        let pad = (kernel - 1) / 2
+        let padded = pad == 0 ? x : try ZeroPadding2D(padding: (pad, pad, pad, pad), name: name + ".pad")(x)
+        let convolved = depthwise ? try DepthwiseConv2D(kernel, strides: stride, useBias: false, name: name + ".0")(padded)
+                                  : try Conv2D(filters, kernelSize: kernel, strides: stride, useBias: false, name: name + ".0")(padded)
+        let normalized = try batchNorm(convolved, name: name + ".1")
+        return relu6 ? try ReLU(maxValue: 6, name: name + ".2")(normalized) : normalized
+    }
+
+    /// torchvision's MobileNetV2 (width 1.0): inverted residual blocks `features.1…17`, each a `conv`
+    /// sequence of an expanding 1×1 (when the expansion is not 1), a depthwise 3×3 and a linear 1×1
+    /// projection, with a residual connection when the shape is kept.
+    private static func mobilenetV2(_ input: Input, classes: Int, name: String) throws -> Model {
+        var x = try convBN(input.output, 32, 3, stride: 2, name: "features.0")
+        var (channels, index) = (32, 1)
+        for (expansion, out, count, firstStride) in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)] {
+            for repeat_ in 0..<count {
+                let prefix = "features.\(index).conv", stride = repeat_ == 0 ? firstStride : 1
+                var (y, part) = (x, 0)
+                if expansion != 1 {
+                    y = try convBN(y, channels * expansion, 1, name: "\(prefix).0")
+                    part = 1
+                }
+                y = try convBN(y, channels * expansion, 3, stride: stride, depthwise: true, name: "\(prefix).\(part)")
+                y = try Conv2D(out, kernelSize: 1, useBias: false, name: "\(prefix).\(part + 1)")(y)
+                y = try batchNorm(y, name: "\(prefix).\(part + 2)")
+                x = stride == 1 && channels == out ? try Add(name: "features.\(index).add")([x, y]) : y
+                (channels, index) = (out, index + 1)
+            }
+        }
+        x = try convBN(x, 1280, 1, name: "features.18")
+        let pooled = try Dropout(0.2, name: "classifier.0")(GlobalAveragePooling2D(name: "avgpool")(x))
+        return try Model(inputs: input, outputs: Dense(classes, name: "classifier.1")(pooled), name: name)
     }
 
     /// torchvision's VGG: `features.N` numbered as the `nn.Sequential` numbers them (0 for a max
