@@ -483,7 +483,7 @@ def tensorboard_fixtures():
 
 def torchvision_fixtures():
     """Tests/KilnTests/Fixtures/large/ (not committed: tens of MB; the tests skip with a note without
-    them): torchvision's resnet18, resnet50 and mobilenet_v2 (built here module for module, with
+    them): torchvision's resnet18, resnet50, mobilenet_v2 and efficientnet_b0 (built here module for module, with
     torchvision's names, since torchvision needs a CUDA torch) and vgg11_bn's features, random weights with randomised
     batch-norm statistics, saved by torch.save(state_dict) beside an input batch and the outputs."""
     large = OUT / "large"
@@ -573,9 +573,50 @@ def torchvision_fixtures():
         def forward(self, x):
             return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
+    def conv_bn_silu(inp, out, kernel, stride=1, groups=1, silu=True):
+        layers = [nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
+        return nn.Sequential(*(layers + [nn.SiLU(inplace=True)] if silu else layers))
+
+    class SqueezeExcitation(nn.Module):  # torchvision.ops.SqueezeExcitation with SiLU
+        def __init__(self, channels, squeeze):
+            super().__init__()
+            self.avgpool, self.fc1, self.fc2 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+        def forward(self, x):
+            return x * torch.sigmoid(self.fc2(F.silu(self.fc1(self.avgpool(x)))))
+
+    class MBConv(nn.Module):
+        def __init__(self, inp, out, kernel, stride, expansion):
+            super().__init__()
+            hidden, self.residual = inp * expansion, stride == 1 and inp == out
+            layers = [conv_bn_silu(inp, hidden, 1)] if expansion != 1 else []
+            layers += [conv_bn_silu(hidden, hidden, kernel, stride, groups=hidden), SqueezeExcitation(hidden, max(1, inp // 4)),
+                       conv_bn_silu(hidden, out, 1, silu=False)]
+            self.block = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return x + self.block(x) if self.residual else self.block(x)
+
+    class EfficientNetB0(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, inp = [conv_bn_silu(3, 32, 3, 2)], 32
+            for t, k, s, c, n in [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]:
+                stage = []
+                for i in range(n):
+                    stage.append(MBConv(inp, c, k, s if i == 0 else 1, t))
+                    inp = c
+                layers.append(nn.Sequential(*stage))
+            self.features = nn.Sequential(*layers, conv_bn_silu(inp, 1280, 1))
+            self.avgpool, self.classifier = nn.AdaptiveAvgPool2d(1), nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
     torch.manual_seed(2)
     for name, model, size in [("resnet18", ResNet([2, 2, 2, 2], False), 64), ("resnet50", ResNet([3, 4, 6, 3], True), 64),
-                              ("vgg11_bn_features", VGGFeatures(), 32), ("mobilenet_v2", MobileNetV2(), 64)]:
+                              ("vgg11_bn_features", VGGFeatures(), 32), ("mobilenet_v2", MobileNetV2(), 64),
+                              ("efficientnet_b0", EfficientNetB0(), 64)]:
         with torch.no_grad():
             for m in model.modules():
                 if isinstance(m, nn.BatchNorm2d):

@@ -8,13 +8,15 @@ import Testing
     /// batch norm's running statistics, Kiln's non-trainable weights).
     @Test func parameterCountsAreTorchvisions() throws {
         let counts: [TorchvisionZoo: Int] = [.resnet18: 11_689_512, .resnet34: 21_797_672, .resnet50: 25_557_032, .vgg11: 132_863_336,
-                                             .vgg11BN: 132_868_840, .vgg16: 138_357_544, .vgg16BN: 138_365_992, .mobilenetV2: 3_504_872]
+                                             .vgg11BN: 132_868_840, .vgg16: 138_357_544, .vgg16BN: 138_365_992, .mobilenetV2: 3_504_872,
+                                             .efficientnetB0: 5_288_548]
         for zoo in TorchvisionZoo.allCases { #expect(try zoo.make().trainableParameterCount == counts[zoo], "\(zoo.rawValue)") }
     }
 
     /// Outputs equal PyTorch's for state dicts saved by torch.save (Scripts/make-fixtures.sh writes them
     /// to Fixtures/large/, which is not committed: without it the test says so and checks nothing).
-    @Test(arguments: [("resnet18", TorchvisionZoo.resnet18), ("resnet50", .resnet50), ("vgg11_bn_features", .vgg11BN), ("mobilenet_v2", .mobilenetV2)])
+    @Test(arguments: [("resnet18", TorchvisionZoo.resnet18), ("resnet50", .resnet50), ("vgg11_bn_features", .vgg11BN), ("mobilenet_v2", .mobilenetV2),
+                      ("efficientnet_b0", .efficientnetB0)])
     func outputsMatchPyTorch(_ name: String, _ zoo: TorchvisionZoo) throws {
         let large = fixtures.appendingPathComponent("large/torchvision_\(name)")
         guard FileManager.default.fileExists(atPath: large.path + ".pth") else {

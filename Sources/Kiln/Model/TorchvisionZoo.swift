@@ -7,7 +7,7 @@
 public enum TorchvisionZoo: String, CaseIterable, Sendable {
     case resnet18, resnet34, resnet50
     case vgg11, vgg11BN = "vgg11_bn", vgg16, vgg16BN = "vgg16_bn"
-    case mobilenetV2 = "mobilenet_v2"
+    case mobilenetV2 = "mobilenet_v2", efficientnetB0 = "efficientnet_b0"
 
     /// The network for `inputShape` images (torchvision's pretrained weights fit 224×224×3) and `classes` outputs.
     public func make(inputShape: [Int] = [224, 224, 3], classes: Int = 1000) throws -> Model {
@@ -19,6 +19,7 @@ public enum TorchvisionZoo: String, CaseIterable, Sendable {
         case .resnet50: return try Self.resnet(input, blocks: [3, 4, 6, 3], bottleneck: true, classes: classes, name: rawValue)
         case .vgg11, .vgg11BN: return try Self.vgg(input, [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0], batchNorm: self == .vgg11BN, classes: classes, name: rawValue)
         case .mobilenetV2: return try Self.mobilenetV2(input, classes: classes, name: rawValue)
+        case .efficientnetB0: return try Self.efficientnetB0(input, classes: classes, name: rawValue)
         case .vgg16, .vgg16BN:
             return try Self.vgg(input, [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0], batchNorm: self == .vgg16BN,
                                 classes: classes, name: rawValue)
@@ -63,16 +64,23 @@ public enum TorchvisionZoo: String, CaseIterable, Sendable {
         return try Model(inputs: input, outputs: Dense(classes, name: "fc")(pooled), name: name)
     }
 
-    /// Conv2d + BatchNorm2d (+ ReLU6) as torchvision's `Conv2dNormActivation`, `name.0` and `name.1`;
+    /// The activation after a `Conv2dNormActivation`.
+    private enum After { case relu6, silu, none }
+
+    /// Conv2d + BatchNorm2d + activation as torchvision's `Conv2dNormActivation`, `name.0` and `name.1`;
     /// `depthwise` for a grouped convolution with one group per channel.
-    private static func convBN(_ x: SymbolicTensor, _ filters: Int, _ kernel: Int, stride: Int = 1, depthwise: Bool = false, relu6: Bool = true,
+    private static func convBN(_ x: SymbolicTensor, _ filters: Int, _ kernel: Int, stride: Int = 1, depthwise: Bool = false, after: After = .relu6,
                                name: String) throws -> SymbolicTensor {
         let pad = (kernel - 1) / 2
         let padded = pad == 0 ? x : try ZeroPadding2D(padding: (pad, pad, pad, pad), name: name + ".pad")(x)
         let convolved = depthwise ? try DepthwiseConv2D(kernel, strides: stride, useBias: false, name: name + ".0")(padded)
                                   : try Conv2D(filters, kernelSize: kernel, strides: stride, useBias: false, name: name + ".0")(padded)
         let normalized = try batchNorm(convolved, name: name + ".1")
-        return relu6 ? try ReLU(maxValue: 6, name: name + ".2")(normalized) : normalized
+        switch after {
+        case .relu6: return try ReLU(maxValue: 6, name: name + ".2")(normalized)
+        case .silu: return try Activation(.swish, name: name + ".2")(normalized)
+        case .none: return normalized
+        }
     }
 
     /// torchvision's MobileNetV2 (width 1.0): inverted residual blocks `features.1…17`, each a `conv`
@@ -97,6 +105,39 @@ public enum TorchvisionZoo: String, CaseIterable, Sendable {
             }
         }
         x = try convBN(x, 1280, 1, name: "features.18")
+        let pooled = try Dropout(0.2, name: "classifier.0")(GlobalAveragePooling2D(name: "avgpool")(x))
+        return try Model(inputs: input, outputs: Dense(classes, name: "classifier.1")(pooled), name: name)
+    }
+
+    /// torchvision's EfficientNet-B0: MBConv blocks `features.S.J.block` (expanding 1×1, depthwise k×k,
+    /// squeeze-and-excitation `fc1`/`fc2` on a quarter of the block's input channels, linear 1×1
+    /// projection; SiLU throughout), a residual where the shape is kept (stochastic depth is the
+    /// identity at inference), then a 1×1 to 1280 channels and the classifier.
+    private static func efficientnetB0(_ input: Input, classes: Int, name: String) throws -> Model {
+        var x = try convBN(input.output, 32, 3, stride: 2, after: .silu, name: "features.0")
+        var channels = 32
+        for (stage, (expansion, kernel, firstStride, out, count)) in [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                                                                       (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)].enumerated() {
+            for index in 0..<count {
+                let prefix = "features.\(stage + 1).\(index).block", stride = index == 0 ? firstStride : 1
+                let expanded = channels * expansion
+                var (y, part) = (x, 0)
+                if expansion != 1 {
+                    y = try convBN(y, expanded, 1, after: .silu, name: "\(prefix).0")
+                    part = 1
+                }
+                y = try convBN(y, expanded, kernel, stride: stride, depthwise: true, after: .silu, name: "\(prefix).\(part)")
+                let squeeze = "\(prefix).\(part + 1)"
+                var scale = try GlobalAveragePooling2D(keepDims: true, name: squeeze + ".avgpool")(y)
+                scale = try Conv2D(max(1, channels / 4), kernelSize: 1, activation: .swish, name: squeeze + ".fc1")(scale)
+                scale = try Conv2D(expanded, kernelSize: 1, activation: .sigmoid, name: squeeze + ".fc2")(scale)
+                y = try Multiply(name: squeeze + ".scale")([y, scale])
+                y = try convBN(y, out, 1, after: .none, name: "\(prefix).\(part + 2)")
+                x = stride == 1 && channels == out ? try Add(name: "features.\(stage + 1).\(index).add")([x, y]) : y
+                channels = out
+            }
+        }
+        x = try convBN(x, 1280, 1, after: .silu, name: "features.8")
         let pooled = try Dropout(0.2, name: "classifier.0")(GlobalAveragePooling2D(name: "avgpool")(x))
         return try Model(inputs: input, outputs: Dense(classes, name: "classifier.1")(pooled), name: name)
     }
