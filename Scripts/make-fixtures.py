@@ -212,6 +212,7 @@ def main():
     keras_weighted_fixtures()
     tensorboard_fixtures()
     torchvision_fixtures()
+    keras_applications_fixtures()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 
 
@@ -631,6 +632,43 @@ def torchvision_fixtures():
         torch.save(model.state_dict(), large / f"torchvision_{name}.pth")
         np.save(large / f"torchvision_{name}_x.npy", x.numpy())
         np.save(large / f"torchvision_{name}_y.npy", y.numpy())  # NCHW for the VGG features
+
+
+KERAS_APPLICATIONS = {  # name: (constructor, input size): the smallest size each accepts, to keep the files small
+    "VGG16": ("VGG16", 32), "VGG19": ("VGG19", 32), "ResNet50": ("ResNet50", 32), "ResNet101": ("ResNet101", 32),
+    "ResNet152": ("ResNet152", 32), "ResNet50V2": ("ResNet50V2", 32), "ResNet101V2": ("ResNet101V2", 32), "ResNet152V2": ("ResNet152V2", 32),
+    "MobileNet": ("MobileNet", 32), "MobileNetV2": ("MobileNetV2", 32), "MobileNetV3Small": ("MobileNetV3Small", 32),
+    "MobileNetV3Large": ("MobileNetV3Large", 32), "DenseNet121": ("DenseNet121", 32), "DenseNet169": ("DenseNet169", 32),
+    "DenseNet201": ("DenseNet201", 32), "EfficientNetB0": ("EfficientNetB0", 32), "EfficientNetB3": ("EfficientNetB3", 32),
+    "EfficientNetB7": ("EfficientNetB7", 32), "EfficientNetV2B0": ("EfficientNetV2B0", 32), "EfficientNetV2S": ("EfficientNetV2S", 32),
+    "InceptionV3": ("InceptionV3", 75), "InceptionResNetV2": ("InceptionResNetV2", 75), "Xception": ("Xception", 71),
+    "NASNetMobile": ("NASNetMobile", 32), "ConvNeXtTiny": ("ConvNeXtTiny", 32),
+}
+
+
+def keras_applications_fixtures(names=None):
+    """Tests/KilnTests/Fixtures/large/keras_app_<Name>.keras/.h5 (not committed; the tests skip with a note
+    without them): each keras.applications model with random weights (weights=None), randomised batch-norm
+    statistics, at the smallest input it accepts, with a batch and Keras's outputs."""
+    import keras
+
+    large = OUT / "large"
+    large.mkdir(exist_ok=True)
+    rng = np.random.default_rng(3)
+    for name in names or KERAS_APPLICATIONS:
+        constructor, size = KERAS_APPLICATIONS[name]
+        keras.utils.set_random_seed(3)
+        model = getattr(keras.applications, constructor)(weights=None, input_shape=(size, size, 3), classes=10)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):  # gamma and beta only where scale/center
+                ranges = {"gamma": (0.5, 1.5), "beta": (-0.2, 0.2), "moving_mean": (-0.2, 0.2), "moving_variance": (0.5, 1.5)}
+                layer.set_weights([rng.uniform(*ranges[w.name], w.shape) for w in layer.weights])
+        x = rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+        model.save(large / f"keras_app_{name}.keras")
+        model.save(large / f"keras_app_{name}.h5")
+        np.save(large / f"keras_app_{name}_x.npy", x)
+        np.save(large / f"keras_app_{name}_y.npy", model.predict(x, verbose=0).astype(np.float32))
+        print("wrote", name)
 
 
 if __name__ == "__main__":

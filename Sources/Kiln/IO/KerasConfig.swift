@@ -80,7 +80,7 @@ public enum KerasConfig {
                 guard let t = tensors[source] else { throw DataError(file, "layer '\(layerName)' reads '\(source)', which comes later or does not exist") }
                 return t
             }
-            let layer = try self.layer(entry, file: file)
+            let layer = isOperation(entry) ? try operation(entry, name: layerName, tensors: arguments.count, file: file) : try self.layer(entry, file: file)
             do { tensors[layerName] = try layer(arguments) } catch { throw DataError(file, "\(error)") }
         }
         func endpoints(_ key: String) throws -> [String] {
@@ -99,6 +99,44 @@ public enum KerasConfig {
             guard let t = tensors[n] else { throw DataError(file, "output layer '\(n)' does not exist") }
             return t
         }, name: name)
+    }
+
+    /// Whether an entry is a Keras 3 operation rather than a layer: its module says so (`.keras`), or
+    /// (`.h5`, which omits the module) its call has two positional operands where a merge layer has
+    /// one list.
+    private static func isOperation(_ entry: [String: Any]) -> Bool {
+        if let module = entry["module"] as? String { return module.hasPrefix("keras.src.ops") }
+        let args = ((entry["inbound_nodes"] as? [Any])?.first as? [String: Any])?["args"] as? [Any] ?? []
+        return ["Add", "Subtract", "Multiply", "Divide", "TrueDivide"].contains(entry["class_name"] as? String ?? "")
+            && args.count == 2 && args.allSatisfy { $0 is NSNumber || $0 is [String: Any] }
+    }
+
+    /// A Keras 3 operation recorded in a functional model (`x + 3.0`, `x * (1 / 6)`, `a * b`, as
+    /// MobileNetV3's hard sigmoid writes them): with a constant operand an affine `Rescaling`, between
+    /// two tensors the broadcasting merge layer.
+    private static func operation(_ entry: [String: Any], name: String, tensors: Int, file: String) throws -> Layer {
+        let kind = entry["class_name"] as? String ?? "?"
+        let args = ((entry["inbound_nodes"] as? [Any])?.first as? [String: Any])?["args"] as? [Any] ?? []
+        if tensors == 2, args.count == 2 {
+            switch kind {
+            case "Add": return Add(name: name)
+            case "Subtract": return Subtract(name: name)
+            case "Multiply": return Multiply(name: name)
+            default: break
+            }
+        }
+        guard tensors == 1, args.count == 2, let constantIndex = args.firstIndex(where: { $0 is NSNumber }),
+              let c = (args[constantIndex] as? NSNumber)?.floatValue else {
+            throw DataError(file, "operation '\(name)' (\(kind)) is not supported (Kiln reads add, subtract, multiply and divide by constants or between two tensors)")
+        }
+        let constantFirst = constantIndex == 0
+        switch kind {
+        case "Add": return Rescaling(scale: 1, offset: c, name: name)
+        case "Subtract": return Rescaling(scale: constantFirst ? -1 : 1, offset: constantFirst ? c : -c, name: name)
+        case "Multiply": return Rescaling(scale: c, name: name)
+        case "Divide", "TrueDivide" where !constantFirst && c != 0: return Rescaling(scale: 1 / c, name: name)
+        default: throw DataError(file, "operation '\(name)' (\(kind) with a constant) is not supported")
+        }
     }
 
     /// Names of the layers feeding a layer's first call: Keras 3 `{"args": [...]}` or Keras 2 `[[[name, 0, 0, {}], …]]`.
@@ -183,6 +221,7 @@ public enum KerasConfig {
             case .randomUniform(let low, let high):
                 return .randomUniform(min: (settings["minval"] as? NSNumber)?.floatValue ?? low, max: (settings["maxval"] as? NSNumber)?.floatValue ?? high)
             case .orthogonal: return .orthogonal(gain: (settings["gain"] as? NSNumber)?.floatValue ?? 1)
+            case .constant: return .constant((settings["value"] as? NSNumber)?.floatValue ?? 0)
             case .varianceScaling:
                 let drawn = settings["distribution"] as? String ?? "truncated_normal"  // Keras 2's "normal" is the truncated one
                 guard let fan = Initializer.Fan(rawValue: settings["mode"] as? String ?? "fan_in"),
@@ -421,6 +460,7 @@ public enum KerasConfig {
             case .randomUniform(let low, let high): ["class_name": "RandomUniform", "config": ["minval": low, "maxval": high]]
             case .varianceScaling(let scale, let fan, let distribution):
                 ["class_name": "VarianceScaling", "config": ["scale": scale, "mode": fan.rawValue, "distribution": distribution.rawValue]]
+            case .constant(let value): ["class_name": "Constant", "config": ["value": value]]
             default: ["class_name": "GlorotUniform", "config": [String: Any]()]
             }
         }

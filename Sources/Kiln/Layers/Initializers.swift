@@ -76,6 +76,7 @@ public enum Initializer: Hashable, Sendable {
         case "orthogonal", "Orthogonal": self = .orthogonal()
         case "uniform", "random_uniform", "RandomUniform": self = .randomUniform(min: -0.05, max: 0.05)
         case "variance_scaling", "VarianceScaling": self = .varianceScaling(scale: 1, fan: .fanIn, distribution: .truncatedNormal)
+        case "constant", "Constant": self = .constant(0)
         default: return nil
         }
     }
