@@ -42,14 +42,7 @@ import Testing
     @Test func trainEvaluatePredictOnAnImageFolder() throws {
         let folder = try temporaryFolder()
         var random = Random("cli")
-        for (label, name) in ["dark", "light"].enumerated() {
-            let directory = folder.appendingPathComponent("data/\(name)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for i in 0..<20 {
-                let pixels = (0..<64).map { _ in UInt8(label * 150 + random.int(100)) }
-                try Data(png(width: 8, height: 8, channels: 1, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
-            }
-        }
+        try writeImageFolder(folder.appendingPathComponent("data"), classes: ["dark", "light"], count: 20, side: 8) { UInt8($0 * 150 + random.int(100)) }
         let run = folder.appendingPathComponent("run").path
         let (status, output) = try Self.kiln("train", "--dataset", folder.appendingPathComponent("data").path, "--image-size", "8,8",
                                              "--channels", "1", "--model", "mlp", "--epochs", "3", "--batch-size", "8", "--out", run)

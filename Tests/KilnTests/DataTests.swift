@@ -49,6 +49,19 @@ func zip(_ entries: [(String, [UInt8])], deflated: Bool) -> [UInt8] {
 }
 
 /// A gray or RGB 8-bit PNG.
+/// An image folder for the command line: `count` PNGs of `side`×`side`×`channels` per class in
+/// `folder/<class>/`, each pixel drawn by `pixel(classIndex)`.
+func writeImageFolder(_ folder: URL, classes: [String], count: Int, side: Int, channels: Int = 1, pixel: (Int) -> UInt8) throws {
+    for (label, name) in classes.enumerated() {
+        let directory = folder.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for i in 0..<count {
+            let pixels = (0..<side * side * channels).map { _ in pixel(label) }
+            try Data(png(width: side, height: side, channels: channels, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
+        }
+    }
+}
+
 func png(width: Int, height: Int, channels: Int, pixels: [UInt8]) -> [UInt8] {
     func u32(_ v: Int) -> [UInt8] { (0..<4).reversed().map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
     func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {

@@ -62,14 +62,7 @@ import Testing
     @Test func commandLine() throws {
         let folder = try temporaryFolder()
         var random = Random("k-fold images")
-        for (c, name) in ["dark", "light"].enumerated() {
-            let directory = folder.appendingPathComponent("images/\(name)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for i in 0..<15 {
-                let pixels = (0..<64).map { _ in UInt8(c * 150 + random.int(100)) }
-                try Data(png(width: 8, height: 8, channels: 1, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
-            }
-        }
+        try writeImageFolder(folder.appendingPathComponent("images"), classes: ["dark", "light"], count: 15, side: 8) { UInt8($0 * 150 + random.int(100)) }
         func run(_ name: String, _ extra: [String]) throws -> URL {
             let out = folder.appendingPathComponent(name)
             let (status, output) = try ReliabilityTests.kiln(["train", "--dataset", folder.appendingPathComponent("images").path, "--image-size", "8,8",

@@ -80,11 +80,7 @@ import Testing
     @Test func generativeRunsLogTheirGrids() throws {
         let folder = try temporaryFolder()
         var random = Random("tensorboard grids")
-        let directory = folder.appendingPathComponent("images/any")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for i in 0..<20 {
-            try Data(png(width: 8, height: 8, channels: 1, pixels: (0..<64).map { _ in UInt8(random.int(256)) })).write(to: directory.appendingPathComponent("\(i).png"))
-        }
+        try writeImageFolder(folder.appendingPathComponent("images"), classes: ["any"], count: 20, side: 8) { _ in UInt8(random.int(256)) }
         let out = folder.appendingPathComponent("run")
         let (status, output) = try ReliabilityTests.kiln(["train", "--model", "conv-autoencoder", "--dataset", folder.appendingPathComponent("images").path,
                                                           "--image-size", "8,8", "--channels", "1", "--epochs", "2", "--tensorboard", "--out", out.path])

@@ -44,14 +44,7 @@ import Testing
         let weights = folder.appendingPathComponent("resnet18.safetensors")
         try PyTorchWeights.save(base, to: weights)
         var random = Random("torchvision transfer")
-        for (c, name) in ["a", "b"].enumerated() {
-            let directory = folder.appendingPathComponent("images/\(name)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for i in 0..<10 {
-                let pixels = (0..<32 * 32 * 3).map { _ in UInt8(c * 120 + random.int(130)) }
-                try Data(png(width: 32, height: 32, channels: 3, pixels: pixels)).write(to: directory.appendingPathComponent("\(i).png"))
-            }
-        }
+        try writeImageFolder(folder.appendingPathComponent("images"), classes: ["a", "b"], count: 10, side: 32, channels: 3) { UInt8($0 * 120 + random.int(130)) }
         let run = folder.appendingPathComponent("run")
         let (status, output) = try ReliabilityTests.kiln(["train", "--dataset", folder.appendingPathComponent("images").path, "--image-size", "32,32",
                                                           "--base", "resnet18", "--weights", weights.path, "--cut", "avgpool", "--freeze-base",
