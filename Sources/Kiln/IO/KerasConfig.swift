@@ -56,7 +56,7 @@ public enum KerasConfig {
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
-        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling",
+        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling", "CustomScaleLayer",
         "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout", "Sampling",
         "DepthwiseConv2D", "SeparableConv2D", "Normalization",
         "Sequential", "Functional", "Model",  // a model nested in another
@@ -323,6 +323,9 @@ public enum KerasConfig {
             if let axis = c["axis"] as? Int, axis != -1 { throw DataError(file, "Softmax '\(name ?? "?")': axis \(axis) (only -1)") }
             return Softmax(name: name)
         case "Add": return Add(name: name)
+        case "CustomScaleLayer":
+            guard let scale = (c["scale"] as? NSNumber)?.floatValue else { throw DataError(file, "CustomScaleLayer '\(name ?? "?")': 'scale' must be a number") }
+            return CustomScaleLayer(scale: scale, name: name)
         case "Concatenate": return Concatenate(axis: c["axis"] as? Int ?? -1, name: name)
         case "ONNXGraph":
             guard let encoded = c["graph"] as? String, let bytes = Data(base64Encoded: encoded), let opset = c["opset"] as? Int,
@@ -512,6 +515,7 @@ public enum KerasConfig {
         case let l as LeakyReLU: c["negative_slope"] = l.negativeSlope
         case let l as ReLU: c.merge(["max_value": l.maxValue.map { $0 as Any } ?? NSNull(), "negative_slope": l.negativeSlope, "threshold": l.threshold]) { $1 }
         case let l as Rescaling: c.merge(["scale": l.scale, "offset": l.offset]) { $1 }
+        case let l as CustomScaleLayer: c["scale"] = l.scale
         case is Softmax: c["axis"] = -1
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape

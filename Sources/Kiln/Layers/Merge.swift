@@ -70,6 +70,15 @@ public final class Multiply: ElementwiseMerge {
     public init(name: String? = nil) { super.init(name: name, kind: "multiply") { try $0.dropFirst().reduce($0[0]) { try $0 * $1 } } }
 }
 
+/// `inputs[0] + inputs[1] · scale` (Keras's `CustomScaleLayer` of InceptionResNetV2's residual blocks).
+public final class CustomScaleLayer: ElementwiseMerge {
+    public let scale: Float
+    public init(scale: Float, name: String? = nil) {
+        self.scale = scale
+        super.init(name: name, kind: "custom_scale_layer", inputs: 2...2) { try $0[0] + $0[1] * scale }
+    }
+}
+
 /// The first input minus the second.
 public final class Subtract: ElementwiseMerge {
     public init(name: String? = nil) { super.init(name: name, kind: "subtract", inputs: 2...2) { try $0[0] - $0[1] } }
