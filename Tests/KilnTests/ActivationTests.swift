@@ -44,6 +44,7 @@ import Testing
         let features = Input(shape: [3, 4, 5]), gate = Input(shape: [1, 1, 5])
         let cases: [(Layer, (Double, Double) -> Double)] = [
             (Multiply(), { $0 * $1 }), (Subtract(), { $0 - $1 }), (Average(), { ($0 + $1) / 2 }), (Maximum(), { max($0, $1) }), (Minimum(), { min($0, $1) }),
+            (CustomScaleLayer(scale: 0.17), { $0 + 0.17 * $1 }),
         ]
         let x = try Tensor(a, shape: [2, 3, 4, 5], on: d), g = try Tensor(b, shape: [2, 1, 1, 5], on: d)
         for (layer, reference) in cases {
