@@ -232,3 +232,33 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         }
     }
 }
+
+/// Keras 3 operations in functional configs (`x + 3`, `1 - x`, `x / 4`, `a * b`), as `.keras` files
+/// record them with their module and `.h5` files without.
+@Suite("Keras operations") struct KerasOperationTests {
+    static func config(module: Bool) -> [String: Any] {
+        func tensor(_ name: String) -> [String: Any] {
+            ["class_name": "__keras_tensor__", "config": ["shape": [NSNull(), 3], "dtype": "float32", "keras_history": [name, 0, 0]]]
+        }
+        func op(_ kind: String, _ name: String, _ args: [Any]) -> [String: Any] {
+            var entry: [String: Any] = ["class_name": kind, "config": ["name": name], "name": name, "inbound_nodes": [["args": args, "kwargs": [String: Any]()]]]
+            if module { entry["module"] = "keras.src.ops.numpy" }
+            return entry
+        }
+        let layers: [[String: Any]] = [
+            ["class_name": "InputLayer", "name": "x", "config": ["name": "x", "batch_shape": [NSNull(), 3]], "inbound_nodes": [Any]()],
+            op("Add", "plus", [tensor("x"), 3.0]), op("Subtract", "minus", [1.0, tensor("plus")]), op("Divide", "quarter", [tensor("minus"), 4.0]),
+            op("Multiply", "product", [tensor("quarter"), tensor("x")]),
+        ]
+        return ["class_name": "Functional", "config": ["name": "ops", "layers": layers, "input_layers": [["x", 0, 0]], "output_layers": [["product", 0, 0]]]]
+    }
+
+    @Test(arguments: [true, false])
+    func operationsReadAsKerasComputesThem(_ module: Bool) throws {
+        let model = try KerasConfig.model(fromJSON: JSONSerialization.data(withJSONObject: Self.config(module: module)), file: "ops.json")
+        try model.place(on: CPUDevice.shared)
+        let x: [Float] = [-2, 0.5, 3]
+        let y = try model(Tensor(x, shape: [1, 3], on: CPUDevice.shared)).toArray()
+        expectClose(y, x.map { Double((1 - ($0 + 3)) / 4 * $0) }, "operations", tolerance: 1e-6)
+    }
+}

@@ -19,7 +19,8 @@ public enum KerasConfig {
         }
         let name = config["name"] as? String ?? "model"
         guard let layerList = config["layers"] as? [[String: Any]] else { throw DataError(file, "config has no 'layers' list") }
-        let unsupported = layerList.compactMap { $0["class_name"] as? String }.filter { !supported.contains($0) && CustomLayers.type(named: $0) == nil }
+        let unsupported = layerList.filter { !isOperation($0) }.compactMap { $0["class_name"] as? String }
+            .filter { !supported.contains($0) && CustomLayers.type(named: $0) == nil }
         guard unsupported.isEmpty else {
             throw DataError(file, "unsupported layers: \(Set(unsupported).sorted().joined(separator: ", ")) (Kiln supports \(supported.sorted().joined(separator: ", ")); "
                             + "register your own layer types with CustomLayers.register)")
@@ -134,7 +135,7 @@ public enum KerasConfig {
         case "Add": return Rescaling(scale: 1, offset: c, name: name)
         case "Subtract": return Rescaling(scale: constantFirst ? -1 : 1, offset: constantFirst ? c : -c, name: name)
         case "Multiply": return Rescaling(scale: c, name: name)
-        case "Divide", "TrueDivide" where !constantFirst && c != 0: return Rescaling(scale: 1 / c, name: name)
+        case "Divide" where !constantFirst && c != 0, "TrueDivide" where !constantFirst && c != 0: return Rescaling(scale: 1 / c, name: name)
         default: throw DataError(file, "operation '\(name)' (\(kind) with a constant) is not supported")
         }
     }

@@ -33,7 +33,7 @@ public final class TensorBoard: Callback {
 
     public func trainingWillBegin(_ state: TrainingState) throws {
         step = state.model.epochsTrained * state.stepsPerEpoch
-        let summary = try state.model.summary().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")  // Markdown code block
+        let summary = state.model.summary().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")  // Markdown code block
         try writers().train.write([Self.text(summary, tag: "model/summary")], step: state.model.epochsTrained)
         try train!.flush()
     }
