@@ -545,9 +545,9 @@ def torchvision_fixtures():
         def forward(self, x):
             return self.features(x)
 
-    def conv_bn(inp, out, kernel, stride=1, groups=1, relu6=True):  # torchvision's Conv2dNormActivation
+    def conv_bn(inp, out, kernel, stride=1, groups=1, activation=nn.ReLU6):  # torchvision's Conv2dNormActivation
         layers = [nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
-        return nn.Sequential(*(layers + [nn.ReLU6(inplace=True)] if relu6 else layers))
+        return nn.Sequential(*(layers + [activation(inplace=True)] if activation else layers))
 
     class InvertedResidual(nn.Module):
         def __init__(self, inp, out, stride, expansion):
@@ -574,10 +574,6 @@ def torchvision_fixtures():
         def forward(self, x):
             return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
-    def conv_bn_silu(inp, out, kernel, stride=1, groups=1, silu=True):
-        layers = [nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(out)]
-        return nn.Sequential(*(layers + [nn.SiLU(inplace=True)] if silu else layers))
-
     class SqueezeExcitation(nn.Module):  # torchvision.ops.SqueezeExcitation with SiLU
         def __init__(self, channels, squeeze):
             super().__init__()
@@ -590,9 +586,9 @@ def torchvision_fixtures():
         def __init__(self, inp, out, kernel, stride, expansion):
             super().__init__()
             hidden, self.residual = inp * expansion, stride == 1 and inp == out
-            layers = [conv_bn_silu(inp, hidden, 1)] if expansion != 1 else []
-            layers += [conv_bn_silu(hidden, hidden, kernel, stride, groups=hidden), SqueezeExcitation(hidden, max(1, inp // 4)),
-                       conv_bn_silu(hidden, out, 1, silu=False)]
+            layers = [conv_bn(inp, hidden, 1, activation=nn.SiLU)] if expansion != 1 else []
+            layers += [conv_bn(hidden, hidden, kernel, stride, groups=hidden, activation=nn.SiLU), SqueezeExcitation(hidden, max(1, inp // 4)),
+                       conv_bn(hidden, out, 1, activation=None)]
             self.block = nn.Sequential(*layers)
 
         def forward(self, x):
@@ -601,14 +597,14 @@ def torchvision_fixtures():
     class EfficientNetB0(nn.Module):
         def __init__(self):
             super().__init__()
-            layers, inp = [conv_bn_silu(3, 32, 3, 2)], 32
+            layers, inp = [conv_bn(3, 32, 3, 2, activation=nn.SiLU)], 32
             for t, k, s, c, n in [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]:
                 stage = []
                 for i in range(n):
                     stage.append(MBConv(inp, c, k, s if i == 0 else 1, t))
                     inp = c
                 layers.append(nn.Sequential(*stage))
-            self.features = nn.Sequential(*layers, conv_bn_silu(inp, 1280, 1))
+            self.features = nn.Sequential(*layers, conv_bn(inp, 1280, 1, activation=nn.SiLU))
             self.avgpool, self.classifier = nn.AdaptiveAvgPool2d(1), nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
 
         def forward(self, x):
