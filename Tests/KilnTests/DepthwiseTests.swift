@@ -6,14 +6,15 @@ import Testing
 /// PyTorch fixture (the Keras ones run with the other Keras files), and keras.applications' architectures.
 @Suite("Depthwise convolution") struct DepthwiseTests {
     /// Output channel c·m + j of input channel c and filter j, Keras's `same` padding as the window gives it.
-    static func reference(_ x: [Float], _ shape: [Int], _ k: [Float], _ kernel: [Int], _ bias: [Float], _ stride: (Int, Int), _ padding: Padding) throws -> [Double] {
+    static func reference(_ x: [Float], _ shape: [Int], _ k: [Float], _ kernel: [Int], _ bias: [Float], _ stride: (Int, Int), _ padding: Padding,
+                          dilation: (Int, Int)) throws -> [Double] {
         let (n, h, w, c, kh, kw, m) = (shape[0], shape[1], shape[2], shape[3], kernel[0], kernel[1], kernel[3])
-        let window = try Window2D(input: (h, w), kernel: (kh, kw), stride: stride, padding: padding)
+        let window = try Window2D(input: (h, w), kernel: (kh, kw), stride: stride, padding: padding, dilation: dilation)
         var y: [Double] = []
         for b in 0..<n { for oy in 0..<window.outputHeight { for ox in 0..<window.outputWidth { for ch in 0..<c { for j in 0..<m {
             var sum = Double(bias[ch * m + j])
             for i in 0..<kh { for q in 0..<kw {
-                let (iy, ix) = (oy * stride.0 - window.padTop + i, ox * stride.1 - window.padLeft + q)
+                let (iy, ix) = (oy * stride.0 - window.padTop + i * dilation.0, ox * stride.1 - window.padLeft + q * dilation.1)
                 guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
                 sum += Double(x[((b * h + iy) * w + ix) * c + ch]) * Double(k[((i * kw + q) * c + ch) * m + j])
             }}
@@ -22,23 +23,25 @@ import Testing
         return y
     }
 
-    @Test(arguments: Backend.all, [((3, 3), (1, 1), Padding.same, 1), ((3, 2), (2, 2), .valid, 2), ((2, 3), (2, 1), .same, 3)])
-    func matchesTheReference(_ backend: Backend, _ settings: ((Int, Int), (Int, Int), Padding, Int)) throws {
-        let (d, (size, stride, padding, m)) = (backend.device, settings)
-        let shape = [2, 7, 6, 3], kernel = [size.0, size.1, 3, m]
+    /// Kernel, strides, padding, multiplier, dilation and channels (18: a full vector and a tail on the CPU).
+    @Test(arguments: Backend.all, [((3, 3), (1, 1), Padding.same, 1, (1, 1), 3), ((3, 2), (2, 2), .valid, 2, (1, 1), 3),
+                                   ((2, 3), (2, 1), .same, 3, (1, 1), 3), ((3, 2), (1, 1), .same, 1, (2, 3), 18), ((2, 2), (1, 1), .valid, 2, (3, 2), 3)])
+    func matchesTheReference(_ backend: Backend, _ settings: ((Int, Int), (Int, Int), Padding, Int, (Int, Int), Int)) throws {
+        let (d, (size, stride, padding, m, dilation, c)) = (backend.device, settings)
+        let shape = [2, 7, 6, c], kernel = [size.0, size.1, c, m]
         var random = Random("depthwise\(settings)")
-        let (x, k, b) = (random.floats(shape.reduce(1, *)), random.floats(kernel.reduce(1, *)), random.floats(3 * m))
+        let (x, k, b) = (random.floats(shape.reduce(1, *)), random.floats(kernel.reduce(1, *)), random.floats(c * m))
         func run(_ x: [Float], _ k: [Float], _ b: [Float]) throws -> Tensor {
-            try Tensor(x, shape: shape, on: d).depthwiseConv2d(Tensor(k, shape: kernel, on: d), bias: Tensor(b, shape: [3 * m], on: d),
-                                                                strides: stride, padding: padding)
+            try Tensor(x, shape: shape, on: d).depthwiseConv2d(Tensor(k, shape: kernel, on: d), bias: Tensor(b, shape: [c * m], on: d),
+                                                                strides: stride, padding: padding, dilation: dilation)
         }
-        let expected = try Self.reference(x, shape, k, kernel, b, stride, padding)
+        let expected = try Self.reference(x, shape, k, kernel, b, stride, padding, dilation: dilation)
         let what = "depthwise \(settings) on \(backend)"
         expectClose(try run(x, k, b).toArray(), expected, what)
         let weights = random.floats(expected.count)
-        let (xt, kt, bt) = (try Tensor(x, shape: shape, on: d), try Tensor(k, shape: kernel, on: d), try Tensor(b, shape: [3 * m], on: d))
+        let (xt, kt, bt) = (try Tensor(x, shape: shape, on: d), try Tensor(k, shape: kernel, on: d), try Tensor(b, shape: [c * m], on: d))
         for t in [xt, kt, bt] { t.requiresGrad = true }
-        let y = try xt.depthwiseConv2d(kt, bias: bt, strides: stride, padding: padding)
+        let y = try xt.depthwiseConv2d(kt, bias: bt, strides: stride, padding: padding, dilation: dilation)
         try (y * Tensor(weights, shape: y.shape, on: d)).sum().backward()
         func loss(_ x: [Float], _ k: [Float], _ b: [Float]) throws -> Double { dot(try run(x, k, b).toArray(), weights) }
         try expectGradient(at: x, gradient: try xt.grad!.toArray(), "\(what) dx") { try loss($0, k, b) }

@@ -25,6 +25,23 @@ void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, 
 // (the kernel of the input gradient as a convolution of the output gradient).
 void kiln_flip_kernel(const float *w, float *out, long k_h, long k_w, long in_c, long out_c);
 
+// A depthwise convolution (groups = channels, `multiplier` outputs per channel) of an NHWC batch,
+// padded and dilated as its window says; weights (k_h, k_w, channels · multiplier).
+typedef struct {
+    long batch, in_h, in_w, channels, multiplier, out_h, out_w, k_h, k_w, stride_h, stride_w,
+        dilation_h, dilation_w, pad_top, pad_left;
+} kiln_depthwise;
+
+// y = bias + x ⊛ w over output rows [row_begin, row_end) (row = image · out_h + oh), then max(y, 0)
+// when `relu` is set. `bias` may be NULL.
+void kiln_depthwise_forward(const kiln_depthwise *g, const float *x, const float *w, const float *bias, int relu,
+                            float *y, long row_begin, long row_end);
+// dx over input rows [row_begin, row_end) (row = image · in_h + ih), overwritten.
+void kiln_depthwise_input_grad(const kiln_depthwise *g, const float *dy, const float *w, float *dx, long row_begin, long row_end);
+// dw and db (may be NULL) from images [image_begin, image_end), overwritten.
+void kiln_depthwise_weight_grad(const kiln_depthwise *g, const float *x, const float *dy, float *dw, float *db,
+                                long image_begin, long image_end);
+
 // A 2-D pooling window over an NHWC batch; windows are clipped to the image (padding excluded).
 typedef struct {
     long batch, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left;

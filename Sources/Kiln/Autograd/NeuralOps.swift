@@ -53,11 +53,15 @@ extension Tensor {
 
     /// 2-D convolution over an explicit window (padding given as offsets and output size).
     public func conv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D, relu: Bool = false) throws -> Tensor {
-        let s = try convShape(kernel, window)
+        try convolve(convShape(kernel, window), kernel, bias, relu: relu)
+    }
+
+    /// The convolution `s` of this batch, recorded with its gradients.
+    private func convolve(_ s: ConvShape, _ kernel: Tensor, _ bias: Tensor?, relu: Bool) throws -> Tensor {
         let output = try device.makeBuffer(count: s.outputCount)
         try device.conv2d(s, input: buffer, weight: kernel.buffer, bias: bias?.buffer, relu: relu, output: output)
         let x = self
-        return Tensor.record([s.batch, window.outputHeight, window.outputWidth, s.outChannels], buffer: output,
+        return Tensor.record([s.batch, s.window.outputHeight, s.window.outputWidth, s.outChannels], buffer: output,
                              from: [self, kernel] + (bias.map { [$0] } ?? [])) { g in
             try x.convolutionGradients(s, kernel, bias, gradOutput: g, reluOutput: relu ? output : nil)
         }
@@ -310,48 +314,27 @@ extension Tensor {
 extension Tensor {
     /// Depthwise 2-D convolution of an NHWC batch (Keras `DepthwiseConv2D`): each input channel c is
     /// convolved with its own `multiplier` filters, kernel `(kh, kw, channels, multiplier)`, giving
-    /// channel c·multiplier + j. Composed from strided slices, one per tap, scaled and summed (the
-    /// gradient follows from those ops); Keras's `same` padding as for `conv2d`.
-    public func depthwiseConv2d(_ kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1), padding: Padding = .valid) throws -> Tensor {
+    /// channel c·multiplier + j; taps `dilation` apart. Keras's `same` padding as for `conv2d`.
+    public func depthwiseConv2d(_ kernel: Tensor, bias: Tensor? = nil, strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                                dilation: (Int, Int) = (1, 1), relu: Bool = false) throws -> Tensor {
         try requireFloat("depthwiseConv2d")
         guard rank == 4, kernel.rank == 4 else { throw TensorError.shape("depthwiseConv2d: input \(shape) (NHWC) and kernel \(kernel.shape) must be rank 4") }
         do {
-            return try depthwiseConv2d(kernel, bias: bias, window: Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]),
-                                                                            stride: strides, padding: padding))
+            let window = try Window2D(input: (shape[1], shape[2]), kernel: (kernel.shape[0], kernel.shape[1]), stride: strides,
+                                      padding: padding, dilation: dilation)
+            return try depthwiseConv2d(kernel, bias: bias, window: window, relu: relu)
         } catch let error as DeviceError { throw TensorError.shape("depthwiseConv2d: \(error) for input \(shape)") }
     }
 
-    /// Depthwise convolution over an explicit window (padding given as offsets and output size).
-    public func depthwiseConv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D) throws -> Tensor {
-        guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], window.inputHeight == shape[1], window.inputWidth == shape[2],
-              window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {
+    /// Depthwise convolution over an explicit window (padding given as offsets and output size, dilation included).
+    public func depthwiseConv2d(_ kernel: Tensor, bias: Tensor? = nil, window: Window2D, relu: Bool = false) throws -> Tensor {
+        try requireFloat("depthwiseConv2d")
+        guard rank == 4, kernel.rank == 4, kernel.shape[2] == shape[3], kernel.shape[3] > 0, window.inputHeight == shape[1],
+              window.inputWidth == shape[2], window.kernelHeight == kernel.shape[0], window.kernelWidth == kernel.shape[1] else {
             throw TensorError.shape("depthwiseConv2d: input \(shape) (NHWC), kernel \(kernel.shape) (kh, kw, channels, multiplier) and window \(window) do not fit")
         }
-        let (n, c, m) = (shape[0], shape[3], kernel.shape[3]), strides = (window.strideHeight, window.strideWidth)
+        let (c, m) = (shape[3], kernel.shape[3])
         if let bias, bias.shape != [c * m] { throw TensorError.shape("depthwiseConv2d: bias \(bias.shape) for \(c * m) output channels") }
-        let (oh, ow) = (window.outputHeight, window.outputWidth)
-        // Zero padding to the window's extent: rows and columns the taps read, then one strided slice per tap.
-        let bottom = max((oh - 1) * strides.0 + kernel.shape[0] - shape[1] - window.padTop, 0)
-        let right = max((ow - 1) * strides.1 + kernel.shape[1] - shape[2] - window.padLeft, 0)
-        var padded = self
-        for (axis, before, after) in [(1, window.padTop, bottom), (2, window.padLeft, right)] where before + after > 0 {
-            func zeros(_ size: Int) throws -> Tensor {
-                var s = padded.shape
-                s[axis] = size
-                return try Tensor.zeros(s, on: device)
-            }
-            padded = try Tensor.concatenate((before > 0 ? [try zeros(before)] : []) + [padded] + (after > 0 ? [try zeros(after)] : []), axis: axis)
-        }
-        let taps = try kernel.reshaped([kernel.shape[0] * kernel.shape[1], 1, c, m])
-        var sum: Tensor?
-        for i in 0..<kernel.shape[0] {
-            let rows = try padded.sliced(i..<i + (oh - 1) * strides.0 + 1, step: strides.0, axis: 1)
-            for j in 0..<kernel.shape[1] {
-                let patch = try rows.sliced(j..<j + (ow - 1) * strides.1 + 1, step: strides.1, axis: 2).reshaped([n * oh * ow, 1, c, 1])
-                let term = try (patch * taps.selected(i * kernel.shape[1] + j)).reshaped([n, oh, ow, c * m])
-                sum = try sum.map { try $0 + term } ?? term
-            }
-        }
-        return try bias.map { try sum!.addingBias($0) } ?? sum!
+        return try convolve(ConvShape(batch: shape[0], inChannels: c, outChannels: c * m, window: window, groups: c), kernel, bias, relu: relu)
     }
 }

@@ -7,6 +7,7 @@ import CKernels
 extension CPUDevice {
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
+        if s.isDepthwise { return depthwiseConv2d(s, input: input, weight: weight, bias: bias, relu: relu, output: output) }
         if s.outChannels % 16 == 0 {
             let (x, padding, g) = try padded(s, input)
             return withExtendedLifetime(padding) {
@@ -32,7 +33,7 @@ extension CPUDevice {
     public func conv2dMaxPool(_ s: ConvShape, pool p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
         let (w, pw) = (s.window, p.window)
-        guard s.outChannels % 16 == 0, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0,
+        guard !s.isDepthwise, s.outChannels % 16 == 0, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0,
               pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth,
               pw.strideHeight >= pw.kernelHeight, pw.strideWidth >= pw.kernelWidth else {
             return try conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
@@ -61,6 +62,10 @@ extension CPUDevice {
 
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
         try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
+        if s.isDepthwise {
+            let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
+            return depthwiseBackwardData(s, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
+        }
         if try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }
         let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rowsPerImage = s.window.outputPixels
@@ -81,6 +86,10 @@ extension CPUDevice {
     public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
                                       gradWeight: Buffer, gradBias: Buffer?) throws {
         try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias, reluOutput: reluOutput)
+        if s.isDepthwise {
+            let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
+            return try depthwiseBackwardWeights(s, input: input, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias)
+        }
         if s.outChannels % 16 == 0 {
             let (x, padding, g) = try padded(s, input)
             return try withExtendedLifetime(padding) {

@@ -83,38 +83,76 @@ extension Conformance {
                                              window: Window2D(input: (11, 9), kernel: (3, 4), stride: (2, 1), padding: .same))
     private static let pool = try! PoolShape(batch: 3, channels: 7, window: Window2D(input: (11, 9), kernel: (3, 2), stride: (2, 2), padding: .valid))
 
-    /// Σ input·weight per output element (float64), the convolution's definition.
-    private static func convolve(_ s: ConvShape, _ x: [Float], _ w: [Float]) -> [Double] {
-        let v = s.window
-        var y = [Double](repeating: 0, count: s.outputCount)
+    /// Depthwise: 19 channels (a vector and a tail) with stride 2; 5 channels × 2 with dilation (2, 3).
+    private static let depthwise = try! ConvShape(batch: 2, inChannels: 19, outChannels: 19,
+                                                  window: Window2D(input: (9, 11), kernel: (3, 3), stride: (2, 2), padding: .same), groups: 19)
+    private static let dilatedDepthwise = try! ConvShape(batch: 3, inChannels: 5, outChannels: 10,
+                                                         window: Window2D(input: (10, 9), kernel: (3, 2), stride: (1, 1), padding: .same,
+                                                                          dilation: (2, 3)), groups: 5)
+
+    /// Each (input channel, output channel, weight offset within a tap) that the convolution connects.
+    private static func connections(_ s: ConvShape) -> [(c: Int, f: Int, w: Int)] {
+        s.isDepthwise ? (0..<s.outChannels).map { ($0 / s.multiplier, $0, $0) }
+            : (0..<s.inChannels).flatMap { c in (0..<s.outChannels).map { (c, $0, c * s.outChannels + $0) } }
+    }
+
+    /// Calls `body(input index, weight index, output index)` for every product the convolution sums.
+    private static func forEachProduct(_ s: ConvShape, _ body: (Int, Int, Int) -> Void) {
+        let v = s.window, links = connections(s), tapSize = s.weightCount / v.kernelPixels
         for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for ky in 0..<v.kernelHeight { for kx in 0..<v.kernelWidth {
-            let (iy, ix) = (oy * v.strideHeight + ky - v.padTop, ox * v.strideWidth + kx - v.padLeft)
+            let (iy, ix) = (oy * v.strideHeight + ky * v.dilationHeight - v.padTop, ox * v.strideWidth + kx * v.dilationWidth - v.padLeft)
             guard (0..<v.inputHeight).contains(iy), (0..<v.inputWidth).contains(ix) else { continue }
-            for c in 0..<s.inChannels {
-                let input = Double(x[((n * v.inputHeight + iy) * v.inputWidth + ix) * s.inChannels + c])
-                for f in 0..<s.outChannels {
-                    y[((n * v.outputHeight + oy) * v.outputWidth + ox) * s.outChannels + f] += input * Double(w[((ky * v.kernelWidth + kx) * s.inChannels + c) * s.outChannels + f])
-                }
+            for (c, f, w) in links {
+                body(((n * v.inputHeight + iy) * v.inputWidth + ix) * s.inChannels + c, (ky * v.kernelWidth + kx) * tapSize + w,
+                     ((n * v.outputHeight + oy) * v.outputWidth + ox) * s.outChannels + f)
             }
         }}}}}
+    }
+
+    /// Σ input·weight per output element (float64), the convolution's definition.
+    private static func convolve(_ s: ConvShape, _ x: [Float], _ w: [Float]) -> [Double] {
+        var y = [Double](repeating: 0, count: s.outputCount)
+        forEachProduct(s) { xi, wi, yi in y[yi] += Double(x[xi]) * Double(w[wi]) }
         return y
     }
 
     /// The input and weight gradients of `convolve` for output gradient `g` (its adjoints).
     private static func convolveBackward(_ s: ConvShape, _ x: [Float], _ w: [Float], _ g: [Float]) -> (input: [Double], weight: [Double]) {
-        let v = s.window
         var (dx, dw) = ([Double](repeating: 0, count: s.inputCount), [Double](repeating: 0, count: s.weightCount))
-        for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for ky in 0..<v.kernelHeight { for kx in 0..<v.kernelWidth {
-            let (iy, ix) = (oy * v.strideHeight + ky - v.padTop, ox * v.strideWidth + kx - v.padLeft)
-            guard (0..<v.inputHeight).contains(iy), (0..<v.inputWidth).contains(ix) else { continue }
-            for c in 0..<s.inChannels { for f in 0..<s.outChannels {
-                let (xi, wi) = (((n * v.inputHeight + iy) * v.inputWidth + ix) * s.inChannels + c, ((ky * v.kernelWidth + kx) * s.inChannels + c) * s.outChannels + f)
-                let gradient = Double(g[((n * v.outputHeight + oy) * v.outputWidth + ox) * s.outChannels + f])
-                dx[xi] += gradient * Double(w[wi])
-                dw[wi] += gradient * Double(x[xi])
-            }}
-        }}}}}
+        forEachProduct(s) { xi, wi, yi in
+            dx[xi] += Double(g[yi]) * Double(w[wi])
+            dw[wi] += Double(g[yi]) * Double(x[xi])
+        }
         return (dx, dw)
+    }
+
+    private static func convolutionInputs(_ s: ConvShape) -> @Sendable (inout RandomGenerator) -> [[Float]] {
+        { r in [random(s.inputCount, &r), random(s.weightCount, &r, -0.5...0.5), random(s.outChannels, &r), random(s.outputCount, &r)] }
+    }
+
+    /// Forward (with bias and ReLU), input gradient, and weight and bias gradients of `s`.
+    private static func convolutionRows(_ label: String, _ s: ConvShape) -> [Row] {
+        let inputs = convolutionInputs(s)
+        return [
+            Row("\(label) + bias + relu", inputs: inputs, run: { d, x in
+                let y = try d.makeBuffer(count: s.outputCount)
+                try d.conv2d(s, input: d.buffer(x[0]), weight: d.buffer(x[1]), bias: d.buffer(x[2]), relu: true, output: y)
+                return [try d.read(y, count: s.outputCount)]
+            }, reference: { x in [convolve(s, x[0], x[1]).enumerated().map { max($0.element + Double(x[2][$0.offset % s.outChannels]), 0) }] }),
+            Row("\(label) backward data", inputs: inputs, run: { d, x in
+                let dx = try d.makeBuffer(count: s.inputCount)
+                try d.conv2dBackwardData(s, gradOutput: d.buffer(x[3]), reluOutput: nil, weight: d.buffer(x[1]), gradInput: dx)
+                return [try d.read(dx, count: s.inputCount)]
+            }, reference: { x in [convolveBackward(s, x[0], x[1], x[3]).input] }),
+            Row("\(label) backward weights and bias", inputs: inputs, run: { d, x in
+                let (dw, db) = (try d.makeBuffer(count: s.weightCount), try d.makeBuffer(count: s.outChannels))
+                try d.conv2dBackwardWeights(s, input: d.buffer(x[0]), gradOutput: d.buffer(x[3]), reluOutput: nil, gradWeight: dw, gradBias: db)
+                return [try d.read(dw, count: s.weightCount), try d.read(db, count: s.outChannels)]
+            }, reference: { x in
+                [convolveBackward(s, x[0], x[1], x[3]).weight,
+                 (0..<s.outChannels).map { f in stride(from: f, to: s.outputCount, by: s.outChannels).reduce(0.0) { $0 + Double(x[3][$1]) } }]
+            }),
+        ]
     }
 
     /// Max (value and argmax) or average pooling of NHWC images, float64.
@@ -137,27 +175,9 @@ extension Conformance {
 
     static let convolution: [Row] = {
         let s = conv
-        let convInputs: @Sendable (inout RandomGenerator) -> [[Float]] = { r in [random(s.inputCount, &r), random(s.weightCount, &r, -0.5...0.5),
-                                                                                   random(s.outChannels, &r), random(s.outputCount, &r)] }
-        return [
-            Row("conv2d + bias + relu", inputs: convInputs, run: { d, x in
-                let y = try d.makeBuffer(count: s.outputCount)
-                try d.conv2d(s, input: d.buffer(x[0]), weight: d.buffer(x[1]), bias: d.buffer(x[2]), relu: true, output: y)
-                return [try d.read(y, count: s.outputCount)]
-            }, reference: { x in [convolve(s, x[0], x[1]).enumerated().map { max($0.element + Double(x[2][$0.offset % s.outChannels]), 0) }] }),
-            Row("conv2d backward data", inputs: convInputs, run: { d, x in
-                let dx = try d.makeBuffer(count: s.inputCount)
-                try d.conv2dBackwardData(s, gradOutput: d.buffer(x[3]), reluOutput: nil, weight: d.buffer(x[1]), gradInput: dx)
-                return [try d.read(dx, count: s.inputCount)]
-            }, reference: { x in [convolveBackward(s, x[0], x[1], x[3]).input] }),
-            Row("conv2d backward weights and bias", inputs: convInputs, run: { d, x in
-                let (dw, db) = (try d.makeBuffer(count: s.weightCount), try d.makeBuffer(count: s.outChannels))
-                try d.conv2dBackwardWeights(s, input: d.buffer(x[0]), gradOutput: d.buffer(x[3]), reluOutput: nil, gradWeight: dw, gradBias: db)
-                return [try d.read(dw, count: s.weightCount), try d.read(db, count: s.outChannels)]
-            }, reference: { x in
-                [convolveBackward(s, x[0], x[1], x[3]).weight,
-                 (0..<s.outChannels).map { f in stride(from: f, to: s.outputCount, by: s.outChannels).reduce(0.0) { $0 + Double(x[3][$1]) } }]
-            }),
+        let convInputs = convolutionInputs(s)
+        return convolutionRows("conv2d", s) + convolutionRows("depthwise conv2d", depthwise)
+            + convolutionRows("depthwise conv2d, multiplier 2, dilated", dilatedDepthwise) + [
             Row("conv2dTranspose", inputs: convInputs, run: { d, x in  // the adjoint of `conv`: output gradient → input-shaped images
                 let t = try TransposedConvShape(batch: s.batch, input: (s.window.outputHeight, s.window.outputWidth), inChannels: s.outChannels,
                                                 filters: s.inChannels, kernel: (3, 4), stride: (2, 1), pads: (1, 1, 1, 2))  // `conv`'s padding

@@ -37,21 +37,24 @@ public enum Padding: String, Hashable, Sendable, CaseIterable {
     case valid, same
 }
 
-/// A sliding window over the spatial dimensions of an NHWC image batch.
+/// A sliding window over the spatial dimensions of an NHWC image batch. With a dilation above 1
+/// the kernel's taps lie that far apart (atrous convolution); only depthwise convolutions take one.
 public struct Window2D: Hashable, Sendable {
     public let inputHeight: Int, inputWidth: Int
     public let kernelHeight: Int, kernelWidth: Int
     public let strideHeight: Int, strideWidth: Int
     public let padTop: Int, padLeft: Int
     public let outputHeight: Int, outputWidth: Int
+    public let dilationHeight: Int, dilationWidth: Int
 
     public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int),
-                stride: (height: Int, width: Int), padding: Padding) throws {
-        let sizes = [input.height, input.width, kernel.height, kernel.width, stride.height, stride.width]
+                stride: (height: Int, width: Int), padding: Padding, dilation: (height: Int, width: Int) = (1, 1)) throws {
+        let sizes = [input.height, input.width, kernel.height, kernel.width, stride.height, stride.width, dilation.height, dilation.width]
         guard sizes.allSatisfy({ $0 > 0 && $0 <= 1 << 31 }) else {
-            throw DeviceError.invalidArgument("window: sizes must be positive (input \(input), kernel \(kernel), stride \(stride))")
+            throw DeviceError.invalidArgument("window: sizes must be positive (input \(input), kernel \(kernel), stride \(stride), dilation \(dilation))")
         }
-        func axis(_ size: Int, _ k: Int, _ s: Int) throws -> (pad: Int, out: Int) {
+        func axis(_ size: Int, _ taps: Int, _ s: Int, _ d: Int) throws -> (pad: Int, out: Int) {
+            let k = (taps - 1) * d + 1
             switch padding {
             case .valid:
                 guard k <= size else {
@@ -63,18 +66,22 @@ public struct Window2D: Hashable, Sendable {
                 return (max((out - 1) * s + k - size, 0) / 2, out)
             }
         }
-        let (padTop, outH) = try axis(input.height, kernel.height, stride.height)
-        let (padLeft, outW) = try axis(input.width, kernel.width, stride.width)
+        let (padTop, outH) = try axis(input.height, kernel.height, stride.height, dilation.height)
+        let (padLeft, outW) = try axis(input.width, kernel.width, stride.width, dilation.width)
         (inputHeight, inputWidth, kernelHeight, kernelWidth) = (input.height, input.width, kernel.height, kernel.width)
         (strideHeight, strideWidth, self.padTop, self.padLeft) = (stride.height, stride.width, padTop, padLeft)
-        (outputHeight, outputWidth) = (outH, outW)
+        (outputHeight, outputWidth, dilationHeight, dilationWidth) = (outH, outW, dilation.height, dilation.width)
     }
 
     /// Explicit padding (ONNX `pads`): `out = (in + before + after − kernel) / stride + 1`, rounded
     /// down, or up with `ceilMode`.
     public init(input: (height: Int, width: Int), kernel: (height: Int, width: Int), stride: (height: Int, width: Int),
-                pads: (top: Int, left: Int, bottom: Int, right: Int), ceilMode: Bool = false) throws {
-        func out(_ size: Int, _ before: Int, _ after: Int, _ k: Int, _ s: Int) throws -> Int {
+                pads: (top: Int, left: Int, bottom: Int, right: Int), ceilMode: Bool = false, dilation: (height: Int, width: Int) = (1, 1)) throws {
+        guard dilation.height > 0, dilation.width > 0, dilation.height <= 1 << 31, dilation.width <= 1 << 31 else {
+            throw DeviceError.invalidArgument("window: dilation \(dilation) must be positive")
+        }
+        func out(_ size: Int, _ before: Int, _ after: Int, _ taps: Int, _ s: Int, _ d: Int) throws -> Int {
+            let k = taps < 1 ? taps : (taps - 1) * d + 1
             guard [size, before, after, k, s].allSatisfy({ $0 <= 1 << 31 }) else {
                 throw DeviceError.invalidArgument("window: sizes above 2^31 (input \(input), kernel \(kernel), stride \(stride), pads \(pads))")
             }
@@ -86,27 +93,38 @@ public struct Window2D: Hashable, Sendable {
         }
         (inputHeight, inputWidth, kernelHeight, kernelWidth) = (input.height, input.width, kernel.height, kernel.width)
         (strideHeight, strideWidth, padTop, padLeft) = (stride.height, stride.width, pads.top, pads.left)
-        outputHeight = try out(input.height, pads.top, pads.bottom, kernel.height, stride.height)
-        outputWidth = try out(input.width, pads.left, pads.right, kernel.width, stride.width)
+        outputHeight = try out(input.height, pads.top, pads.bottom, kernel.height, stride.height, dilation.height)
+        outputWidth = try out(input.width, pads.left, pads.right, kernel.width, stride.width, dilation.width)
+        (dilationHeight, dilationWidth) = (dilation.height, dilation.width)
     }
 
     var inputPixels: Int { inputHeight * inputWidth }
     var outputPixels: Int { outputHeight * outputWidth }
     var kernelPixels: Int { kernelHeight * kernelWidth }
+    var isDilated: Bool { dilationHeight > 1 || dilationWidth > 1 }
+    /// The rows and columns one window covers, its taps' dilation included.
+    var extent: (height: Int, width: Int) { ((kernelHeight - 1) * dilationHeight + 1, (kernelWidth - 1) * dilationWidth + 1) }
 }
 
-/// A 2-D convolution: NHWC input, HWIO weights, NHWC output.
+/// A 2-D convolution: NHWC input, HWIO weights, NHWC output. With `groups` equal to `inChannels`
+/// it is depthwise (Keras `DepthwiseConv2D`): output channel c·m + j filters input channel c alone,
+/// weights (kh, kw, 1, inChannels·m) — the same floats as Keras's (kh, kw, inChannels, m) — and
+/// only then may the window be dilated.
 public struct ConvShape: Hashable, Sendable {
     public let batch: Int, inChannels: Int, outChannels: Int
     public let window: Window2D
+    public let groups: Int
 
-    public init(batch: Int, inChannels: Int, outChannels: Int, window: Window2D) {
-        (self.batch, self.inChannels, self.outChannels, self.window) = (batch, inChannels, outChannels, window)
+    public init(batch: Int, inChannels: Int, outChannels: Int, window: Window2D, groups: Int = 1) {
+        (self.batch, self.inChannels, self.outChannels, self.window, self.groups) = (batch, inChannels, outChannels, window, groups)
     }
 
     public var inputCount: Int { batch * window.inputPixels * inChannels }
     public var outputCount: Int { batch * window.outputPixels * outChannels }
-    public var weightCount: Int { window.kernelPixels * inChannels * outChannels }
+    public var weightCount: Int { window.kernelPixels * inChannels / max(groups, 1) * outChannels }
+    var isDepthwise: Bool { groups > 1 }
+    /// Output channels per input channel of a depthwise convolution.
+    var multiplier: Int { outChannels / inChannels }
     /// Columns of the im2col matrix: one per (kernel row, kernel column, input channel).
     var patchSize: Int { window.kernelPixels * inChannels }
     /// A 1×1 stride-1 convolution is a plain matrix product: no im2col needed.
@@ -115,6 +133,12 @@ public struct ConvShape: Hashable, Sendable {
     var imagesPerChunk: Int { max(1, min(batch, (8 << 20) / max(1, window.outputPixels * patchSize))) }
 
     func validate(input: Buffer, weight: Buffer, output: Buffer, bias: Buffer? = nil, reluOutput: Buffer? = nil) throws {
+        guard groups == 1 || (groups == inChannels && outChannels % inChannels == 0) else {
+            throw DeviceError.invalidArgument("conv2d: \(groups) groups for \(inChannels) → \(outChannels) channels; only 1 or depthwise (groups = input channels) runs as one op")
+        }
+        guard isDepthwise || !window.isDilated else {
+            throw DeviceError.invalidArgument("conv2d: a dilated window \(window) runs only depthwise; dense convolutions take a dilated kernel")
+        }
         try require(input, inputCount, "conv2d input")
         try require(weight, weightCount, "conv2d weight")
         try require(output, outputCount, "conv2d output")
@@ -185,6 +209,7 @@ public struct PoolShape: Hashable, Sendable {
 
     /// Checks the image buffers, and that max pooling has its argmax buffer.
     func validate(mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?, _ op: String) throws {
+        guard !window.isDilated else { throw DeviceError.invalidArgument("\(op): pooling windows are not dilated, got \(window)") }
         try require(input, inputCount, "\(op) input")
         try require(output, outputCount, "\(op) output")
         guard mode == .max else { return }

@@ -268,15 +268,14 @@ public enum KerasConfig {
                                    kernelInitializer: try initializer("kernel_initializer", .glorotUniform),
                                    biasInitializer: try initializer("bias_initializer", .zeros), kernelRegularizer: try regularizer(), name: name)
         case "DepthwiseConv2D", "SeparableConv2D":
-            if c["dilation_rate"] != nil, try pair("dilation_rate", (1, 1)) != (1, 1) {
-                throw DataError(file, "\(kind) '\(name ?? "?")': dilation_rate \(c["dilation_rate"] ?? "") is not supported")
-            }
             let (size, strides, multiplier) = (try pair("kernel_size"), try pair("strides", (1, 1)), c["depth_multiplier"] as? Int ?? 1)
+            let dilation = try pair("dilation_rate", (1, 1))
             if kind == "SeparableConv2D" {
                 return SeparableConv2D(try int("filters"), kernelSize: size, strides: strides, padding: try padding(), depthMultiplier: multiplier,
-                                       activation: try activation(), useBias: c["use_bias"] as? Bool ?? true, name: name)
+                                       dilationRate: dilation, activation: try activation(), useBias: c["use_bias"] as? Bool ?? true, name: name)
             }
-            return DepthwiseConv2D(kernelSize: size, strides: strides, padding: try padding(), depthMultiplier: multiplier, activation: try activation(),
+            return DepthwiseConv2D(kernelSize: size, strides: strides, padding: try padding(), depthMultiplier: multiplier,
+                                   dilationRate: dilation, activation: try activation(),
                                    useBias: c["use_bias"] as? Bool ?? true, depthwiseInitializer: try initializer("depthwise_initializer", .glorotUniform),
                                    biasInitializer: try initializer("bias_initializer", .zeros), name: name)
         case "MaxPooling2D":
@@ -488,11 +487,13 @@ public enum KerasConfig {
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as DepthwiseConv2D:
             c.merge(["kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,
-                     "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [1, 1], "activation": l.activation.kerasName,
+                     "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1],
+                     "activation": l.activation.kerasName,
                      "use_bias": l.useBias, "depthwise_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer)]) { $1 }
         case let l as SeparableConv2D:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
-                     "padding": l.padding.rawValue, "depth_multiplier": l.depthMultiplier, "data_format": "channels_last", "dilation_rate": [1, 1],
+                     "padding": l.padding.rawValue, "depth_multiplier": l.depthMultiplier, "data_format": "channels_last",
+                     "dilation_rate": [l.dilationRate.0, l.dilationRate.1],
                      "activation": l.activation.kerasName, "use_bias": l.useBias]) { $1 }
         case let l as Normalization:
             c.merge(["axis": [l.axis], "invert": l.invert, "mean": l.given.map { $0.mean as Any } ?? NSNull(),

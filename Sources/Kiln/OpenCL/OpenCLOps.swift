@@ -69,6 +69,10 @@ extension OpenCLDevice {
 
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
+        if s.isDepthwise {
+            return try launchDepthwise("depthwise_forward", s.outputCount, s,
+                                       [input, weight, bias ?? placeholder, bias != nil, relu, output])
+        }
         let rows = s.window.outputPixels
         try forEachChunk(s, input: input) { first, images, columns in
             var g = Gemm(m: images * rows, n: s.outChannels, k: s.patchSize)
@@ -82,6 +86,7 @@ extension OpenCLDevice {
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
         try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
         let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
+        if s.isDepthwise { return try launchDepthwise("depthwise_input_grad", s.inputCount, s, [gradOutput, weight, gradInput]) }
         let rows = s.window.outputPixels
         if s.isPointwise {
             return try sgemm(Gemm(m: s.batch * rows, n: s.inChannels, k: s.outChannels, transposeB: true), gradOutput, weight, gradInput)
@@ -103,10 +108,16 @@ extension OpenCLDevice {
         try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias, reluOutput: reluOutput)
         let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rows = s.window.outputPixels
-        try forEachChunk(s, input: input) { first, images, columns in
-            var g = Gemm(m: s.patchSize, n: s.outChannels, k: images * rows, transposeA: true, beta: first == 0 ? 0 : 1)
-            g.offsetB = first * rows * s.outChannels
-            try sgemm(g, columns, gradOutput, gradWeight)
+        if s.isDepthwise {
+            let count = s.weightCount
+            try launch("depthwise", "depthwise_weight_grad", items: count,
+                       [count, s.batch] + depthwiseArguments(s) + [input, gradOutput, gradWeight])
+        } else {
+            try forEachChunk(s, input: input) { first, images, columns in
+                var g = Gemm(m: s.patchSize, n: s.outChannels, k: images * rows, transposeA: true, beta: first == 0 ? 0 : 1)
+                g.offsetB = first * rows * s.outChannels
+                try sgemm(g, columns, gradOutput, gradWeight)
+            }
         }
         if let gradBias {
             try reduce(.sum, gradOutput, view: AxisView(outer: 1, axis: s.batch * rows, inner: s.outChannels), into: gradBias)
@@ -124,6 +135,15 @@ extension OpenCLDevice {
                              [input, first * s.window.inputPixels * s.inChannels, columns])
             try body(first, images, columns)
         }
+    }
+
+    /// The `DEPTHWISE_ARGS` of `Kernels/depthwise.cl`.
+    private func depthwiseArguments(_ s: ConvShape) -> [KernelArgument] {
+        windowArguments(s.window, channels: s.inChannels) + [s.multiplier, s.window.dilationHeight, s.window.dilationWidth]
+    }
+
+    private func launchDepthwise(_ name: String, _ count: Int, _ s: ConvShape, _ buffers: [KernelArgument]) throws {
+        try launch("depthwise", name, items: count, [count] + depthwiseArguments(s) + buffers)
     }
 
     private func launchWindow(_ name: String, _ count: Int, _ w: Window2D, _ channels: Int,

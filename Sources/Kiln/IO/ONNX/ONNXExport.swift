@@ -130,20 +130,20 @@ public enum ONNXExport {
 
         /// A depthwise convolution as a Conv with one group per input channel: weights (C·m, 1, kh, kw).
         mutating func depthwise(_ name: String, _ input: SymbolicTensor, _ kernel: Tensor, bias: Tensor?, kernel size: (Int, Int),
-                                strides: (Int, Int), padding: Padding) throws -> String {
+                                strides: (Int, Int), padding: Padding, dilation: (Int, Int)) throws -> String {
             let (shape, channels) = (input.shape, kernel.shape[2] * kernel.shape[3])
-            let w = try Window2D(input: (shape[0], shape[1]), kernel: size, stride: strides, padding: padding)
+            let w = try Window2D(input: (shape[0], shape[1]), kernel: size, stride: strides, padding: padding, dilation: dilation)
             let values = try kernel.reshaped([size.0, size.1, 1, channels]).permuted([3, 2, 0, 1]).toArray()
             var arguments = [try value(input, as: .nchw), initializer("\(name).depthwise", values, [channels, 1, size.0, size.1])]
             if let bias { arguments.append(initializer("\(name).depthwise_bias", try bias.toArray(), [channels])) }
             return add("Conv", arguments, [ints("kernel_shape", [size.0, size.1]), ints("strides", [strides.0, strides.1]),
-                                           ints("pads", pads(w)), int("group", shape[2])])
+                                           ints("dilations", [dilation.0, dilation.1]), ints("pads", pads(w)), int("group", shape[2])])
         }
 
         /// ONNX `pads` (top, left, bottom, right) of a window.
         func pads(_ w: Window2D) -> [Int] {
-            [w.padTop, w.padLeft, max(0, (w.outputHeight - 1) * w.strideHeight + w.kernelHeight - w.inputHeight - w.padTop),
-             max(0, (w.outputWidth - 1) * w.strideWidth + w.kernelWidth - w.inputWidth - w.padLeft)]
+            [w.padTop, w.padLeft, max(0, (w.outputHeight - 1) * w.strideHeight + w.extent.height - w.inputHeight - w.padTop),
+             max(0, (w.outputWidth - 1) * w.strideWidth + w.extent.width - w.inputWidth - w.padLeft)]
         }
 
         mutating func emit(_ node: SymbolicTensor) throws {
@@ -182,10 +182,11 @@ public enum ONNXExport {
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
             case let l as DepthwiseConv2D:
                 let conv = try depthwise(name, inputs[0], l.weights[0].value, bias: l.useBias ? l.weights[1].value : nil,
-                                         kernel: l.kernelSize, strides: l.strides, padding: l.padding)
+                                         kernel: l.kernelSize, strides: l.strides, padding: l.padding, dilation: l.dilationRate)
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
             case let l as SeparableConv2D:  // the depthwise Conv, then a 1×1 Conv
-                let spatial = try depthwise(name, inputs[0], l.weights[0].value, bias: nil, kernel: l.kernelSize, strides: l.strides, padding: l.padding)
+                let spatial = try depthwise(name, inputs[0], l.weights[0].value, bias: nil, kernel: l.kernelSize, strides: l.strides, padding: l.padding,
+                                            dilation: l.dilationRate)
                 let pointwise = l.weights[1]
                 var arguments = [spatial, initializer("\(name).pointwise", try pointwise.value.permuted([3, 2, 0, 1]).toArray(),
                                                       [pointwise.shape[3], pointwise.shape[2], 1, 1])]
