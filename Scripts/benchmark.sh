@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Kiln vs Keras (TensorFlow CPU) vs PyTorch (CPU) on the workshop CNN and the real Fashion-MNIST, or,
 # with `sequences` first, on the sequence workloads (LSTM forecaster, LSTM and Conv1D text models), or,
-# with `generative` first, on the DCGAN and the convolutional VAE.
+# with `generative` first, on the DCGAN and the convolutional VAE, or, with `transfer` first, on fine-tuning
+# MobileNetV2 and ResNet50 (frozen, unfrozen, cached features).
 # Makes .venv-bench (tensorflow-cpu, torch, numpy) on first use and a release build of kiln, then
-# runs Scripts/benchmark.py (or benchmark_sequences.py, benchmark_generative.py) with the remaining arguments
+# runs Scripts/benchmark.py (or benchmark_sequences.py, benchmark_generative.py, benchmark_transfer.py) with the remaining arguments
 # (e.g. --epochs 5 --record).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ Scripts/setup.sh
 .venv-bench/bin/python -c "import tensorflow, torch" 2>/dev/null \
     || .venv-bench/bin/pip install -q tensorflow-cpu "torch==2.13.0+cpu" numpy
 swift build -c release --product kiln
-if [ "${1:-}" = sequences ] || [ "${1:-}" = generative ]; then
+if [ "${1:-}" = sequences ] || [ "${1:-}" = generative ] || [ "${1:-}" = transfer ]; then
     workloads=$1
     shift
     .venv-bench/bin/python "Scripts/benchmark_$workloads.py" "$@"

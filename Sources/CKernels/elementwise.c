@@ -46,3 +46,31 @@ KILN_DISPATCH
 void kiln_bytes_to_floats(const unsigned char *x, float *y, long count, float scale) {
     for (long i = 0; i < count; ++i) y[i] = (float)x[i] * scale;
 }
+
+// Runs of i in [begin, end) over which x[i % xn] and z[i % zn] are both contiguous; a period of 1 is a
+// scalar. The op is a macro argument, so that each op's loop compiles to straight vector code.
+#define BINARY_RUNS(EXPR) \
+    for (long i = begin; i < end;) { \
+        const long xi = xn == 1 ? 0 : i % xn, zi = zn == 1 ? 0 : i % zn; \
+        long n = end - i; \
+        if (xn > 1 && xn - xi < n) n = xn - xi; \
+        if (zn > 1 && zn - zi < n) n = zn - zi; \
+        const float *xs = x + xi, *zs = z + zi; \
+        float *ys = y + i; \
+        if (xn == 1) { const float u = x[0]; for (long k = 0; k < n; ++k) { const float v = zs[k]; ys[k] = (EXPR); } } \
+        else if (zn == 1) { const float v = z[0]; for (long k = 0; k < n; ++k) { const float u = xs[k]; ys[k] = (EXPR); } } \
+        else for (long k = 0; k < n; ++k) { const float u = xs[k], v = zs[k]; ys[k] = (EXPR); } \
+        i += n; \
+    }
+
+KILN_DISPATCH
+void kiln_binary(int op, const float *x, long xn, const float *z, long zn, float *y, long begin, long end) {
+    switch (op) {
+    case KILN_ADD: BINARY_RUNS(u + v) break;
+    case KILN_SUBTRACT: BINARY_RUNS(u - v) break;
+    case KILN_MULTIPLY: BINARY_RUNS(u * v) break;
+    case KILN_DIVIDE: BINARY_RUNS(u / v) break;
+    case KILN_MAXIMUM: BINARY_RUNS(v >= u ? v : u) break;  // Swift's max and min, NaNs included
+    case KILN_MINIMUM: BINARY_RUNS(v < u ? v : u) break;
+    }
+}

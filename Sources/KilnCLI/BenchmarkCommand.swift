@@ -7,7 +7,7 @@ struct BenchmarkCommand: ParsableCommand {
         commandName: "benchmark",
         abstract: "Measure Kiln's kernels.",
         subcommands: [OpsBenchmarkCommand.self, PipelineBenchmarkCommand.self, TrainBenchmarkCommand.self, SequenceBenchmarkCommand.self,
-                      GenerativeBenchmarkCommand.self])
+                      GenerativeBenchmarkCommand.self, TransferBenchmarkCommand.self])
 }
 
 struct OpsBenchmarkCommand: ParsableCommand {

@@ -65,6 +65,11 @@ void kiln_max_pool_backward(const kiln_pool *g, const float *dy, const int *argm
 void kiln_relu(const float *x, float *y, long count);
 void kiln_relu_backward(const float *x, const float *dy, float *dx, long count);
 
+// y[i] = x[i % xn] ∘ z[i % zn] for i in [begin, end): each operand whole (its period the output's count),
+// repeated along the leading axes (a period dividing it), or a scalar (period 1); not both scalars.
+enum { KILN_ADD = 0, KILN_SUBTRACT = 1, KILN_MULTIPLY = 2, KILN_DIVIDE = 3, KILN_MAXIMUM = 4, KILN_MINIMUM = 5 };
+void kiln_binary(int op, const float *x, long xn, const float *z, long zn, float *y, long begin, long end);
+
 // y += x.
 void kiln_accumulate(float *y, const float *x, long count);
 // y = x · scale, bytes to floats.

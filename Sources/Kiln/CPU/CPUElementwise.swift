@@ -56,21 +56,34 @@ extension CPUDevice {
         try require(b, bShape.reduce(1, *), "binary b")
         try require(output, index.count, "binary output")
         let (x, z, y) = (a.host, b.host, output.host)
-        func apply(_ u: Float, _ v: Float) -> Float {
-            switch op {
-            case .add: u + v
-            case .subtract: u - v
-            case .multiply: u * v
-            case .divide: u / v
-            case .maximum: max(u, v)
-            case .minimum: min(u, v)
+        let (whole, aPeriod, bPeriod) = (index.count, Self.period(of: aShape, in: outputShape), Self.period(of: bShape, in: outputShape))
+        guard let aPeriod, let bPeriod, aPeriod == whole || bPeriod == whole else {
+            let apply: (Float, Float) -> Float = switch op {
+            case .add: (+)
+            case .subtract: (-)
+            case .multiply: (*)
+            case .divide: (/)
+            case .maximum: { max($0, $1) }
+            case .minimum: { min($0, $1) }
             }
+            return stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
         }
-        if aShape == bShape, aShape == outputShape {
-            parallelFor(index.count) { range in for i in range { y[i] = apply(x[i], z[i]) } }
-        } else {
-            stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
+        let code = switch op {
+        case .add: KILN_ADD
+        case .subtract: KILN_SUBTRACT
+        case .multiply: KILN_MULTIPLY
+        case .divide: KILN_DIVIDE
+        case .maximum: KILN_MAXIMUM
+        case .minimum: KILN_MINIMUM
         }
+        parallelFor(whole) { range in kiln_binary(Int32(code), x, aPeriod, z, bPeriod, y, range.lowerBound, range.upperBound) }
+    }
+
+    /// The element count of `shape` when it broadcasts to `output` by repeating whole (a scalar, or
+    /// the trailing axes of `output` after leading 1s), else nil.
+    private static func period(of shape: [Int], in output: [Int]) -> Int? {
+        let trailing = shape.drop { $0 == 1 }
+        return trailing.count <= output.count && output.suffix(trailing.count).elementsEqual(trailing) ? max(trailing.reduce(1, *), 1) : nil
     }
 
     public func affine(_ input: Buffer, scale: Float, shift: Float, into output: Buffer, count: Int) throws {

@@ -11,63 +11,141 @@ extension CPUDevice {
         }
     }
 
+    /// Channels-last views (`inner` = 1, NHWC images and dense rows) run row by row, so that the
+    /// channel loops are contiguous and vectorise; others channel by channel.
+    private func isRows(_ view: AxisView) -> Bool { view.inner == 1 }
+
+    /// `terms` sums per channel of a channels-last view: `add(row, sums)` adds one row's terms into
+    /// `sums` (`terms` × channels floats). Each thread sums a fixed share of the rows; the shares
+    /// are added in order, so the result does not depend on timing.
+    private func rowSums(_ view: AxisView, terms: Int, _ add: (Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        let (parts, width) = (max(1, min(threads, view.outer)), terms * view.axis)
+        var partial = [Float](repeating: 0, count: parts * width)
+        partial.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            parallel(parts) { part in
+                for row in view.outer * part / parts ..< view.outer * (part + 1) / parts { add(row, base + part * width) }
+            }
+        }
+        return (0..<width).map { i in stride(from: i, to: partial.count, by: width).reduce(0) { $0 + partial[$1] } }
+    }
+
+    /// y = x · scale[c] + shift[c] over a view.
+    private func scaleAndShift(_ view: AxisView, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, scale: [Float], shift: [Float]) {
+        let channels = view.axis
+        scale.withUnsafeBufferPointer { scale in
+            shift.withUnsafeBufferPointer { shift in
+                if isRows(view) {
+                    parallelFor(view.outer, grain: max(1, 32768 / channels)) { rows in
+                        for row in rows {
+                            let (xr, yr) = (x + row * channels, y + row * channels)
+                            for c in 0..<channels { yr[c] = xr[c] * scale[c] + shift[c] }
+                        }
+                    }
+                } else {
+                    parallelFor(channels, grain: 1) { range in
+                        for c in range { forChannel(view, c) { y[$0] = x[$0] * scale[c] + shift[c] } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-channel sums of `term(i)` over the elements of a view that is not channels-last (those
+    /// use `rowSums`, whose loops vectorise).
+    private func channelSums(_ view: AxisView, _ term: (Int) -> Float) -> [Float] {
+        let channels = view.axis
+        var sums = [Float](repeating: 0, count: channels)
+        sums.withUnsafeMutableBufferPointer { sums in
+            let base = sums.baseAddress!
+            parallelFor(channels, grain: 1) { range in
+                for c in range {
+                    var sum: Float = 0
+                    forChannel(view, c) { sum += term($0) }
+                    base[c] = sum
+                }
+            }
+        }
+        return sums
+    }
+
     public func batchNormTraining(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                   runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
                                   savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
-        let (x, y) = (input.host, output.host)
+        let (x, channels) = (input.host, view.axis)
         let n = Float(view.outer * view.inner)
-        parallelFor(view.axis, grain: 1) { channels in
-            for c in channels {
-                var sum: Float = 0
-                forChannel(view, c) { sum += x[$0] }
-                let mean = sum / n
-                var squares: Float = 0
-                forChannel(view, c) { squares += (x[$0] - mean) * (x[$0] - mean) }
-                let variance = squares / n
-                let invStd = 1 / (variance + epsilon).squareRoot()
-                let (scale, shift) = (gamma.host[c] * invStd, beta.host[c] - gamma.host[c] * invStd * mean)
-                forChannel(view, c) { y[$0] = x[$0] * scale + shift }
-                savedMean.host[c] = mean
-                savedInvStd.host[c] = invStd
-                runningMean.host[c] = momentum * runningMean.host[c] + (1 - momentum) * mean
-                runningVariance.host[c] = momentum * runningVariance.host[c] + (1 - momentum) * variance
-            }
+        let mean = (isRows(view) ? rowSums(view, terms: 1) { row, sums in
+            let xr = x + row * channels
+            for c in 0..<channels { sums[c] += xr[c] }
+        } : channelSums(view) { x[$0] }).map { $0 / n }
+        let variance = mean.withUnsafeBufferPointer { m in
+            (isRows(view) ? rowSums(view, terms: 1) { row, sums in
+                let xr = x + row * channels
+                for c in 0..<channels { sums[c] += (xr[c] - m[c]) * (xr[c] - m[c]) }
+            } : channelSums(view) { i in (x[i] - m[i / view.inner % channels]) * (x[i] - m[i / view.inner % channels]) }).map { $0 / n }
+        }
+        let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        let scale = (0..<channels).map { gamma.host[$0] * invStd[$0] }
+        scaleAndShift(view, x, output.host, scale: scale, shift: (0..<channels).map { beta.host[$0] - scale[$0] * mean[$0] })
+        for c in 0..<channels {
+            (savedMean.host[c], savedInvStd.host[c]) = (mean[c], invStd[c])
+            runningMean.host[c] = momentum * runningMean.host[c] + (1 - momentum) * mean[c]
+            runningVariance.host[c] = momentum * runningVariance.host[c] + (1 - momentum) * variance[c]
         }
     }
 
     public func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                    runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance])
-        let (x, y) = (input.host, output.host)
-        parallelFor(view.axis, grain: 1) { channels in
-            for c in channels {
-                let scale = gamma.host[c] / (runningVariance.host[c] + epsilon).squareRoot()
-                let shift = beta.host[c] - runningMean.host[c] * scale
-                forChannel(view, c) { y[$0] = x[$0] * scale + shift }
-            }
-        }
+        let scale = (0..<view.axis).map { gamma.host[$0] / (runningVariance.host[$0] + epsilon).squareRoot() }
+        scaleAndShift(view, input.host, output.host, scale: scale, shift: (0..<view.axis).map { beta.host[$0] - runningMean.host[$0] * scale[$0] })
     }
 
     public func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
                                   savedMean: Buffer, savedInvStd: Buffer,
                                   gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws {
         try view.validateNorm(tensors: [input, gradOutput, gradInput], channels: [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
-        let (x, dy, dx) = (input.host, gradOutput.host, gradInput.host)
+        let (x, dy, dx, channels) = (input.host, gradOutput.host, gradInput.host, view.axis)
         let n = Float(view.outer * view.inner)
-        parallelFor(view.axis, grain: 1) { channels in
-            for c in channels {
-                let (mean, invStd) = (savedMean.host[c], savedInvStd.host[c])
-                var (sumDy, sumDyXhat): (Float, Float) = (0, 0)
-                forChannel(view, c) { i in
-                    sumDy += dy[i]
-                    sumDyXhat += dy[i] * (x[i] - mean) * invStd
+        let (mean, invStd) = (Array(UnsafeBufferPointer(start: savedMean.host, count: channels)),
+                              Array(UnsafeBufferPointer(start: savedInvStd.host, count: channels)))
+        let (sumDy, sumDyXhat): ([Float], [Float]) = mean.withUnsafeBufferPointer { m in
+            invStd.withUnsafeBufferPointer { s in
+                guard isRows(view) else {
+                    return (channelSums(view) { dy[$0] }, channelSums(view) { i in dy[i] * (x[i] - m[i / view.inner % channels]) * s[i / view.inner % channels] })
                 }
-                gradBeta.host[c] = sumDy
-                gradGamma.host[c] = sumDyXhat
-                let scale = gamma.host[c] * invStd / n
-                forChannel(view, c) { i in
-                    dx[i] = scale * (n * dy[i] - sumDy - (x[i] - mean) * invStd * sumDyXhat)
+                let sums = rowSums(view, terms: 2) { row, sums in
+                    let (xr, dr) = (x + row * channels, dy + row * channels)
+                    for c in 0..<channels {
+                        sums[c] += dr[c]
+                        sums[channels + c] += dr[c] * (xr[c] - m[c]) * s[c]
+                    }
+                }
+                return (Array(sums[..<channels]), Array(sums[channels...]))
+            }
+        }
+        for c in 0..<channels { (gradBeta.host[c], gradGamma.host[c]) = (sumDy[c], sumDyXhat[c]) }
+        // dx = a·dy + b·x + shift per channel: scale·(n·dy − Σdy − (x − mean)·invStd·Σdy·x̂).
+        let scale = (0..<channels).map { gamma.host[$0] * invStd[$0] / n }
+        let b = (0..<channels).map { -scale[$0] * invStd[$0] * sumDyXhat[$0] }
+        let shift = (0..<channels).map { -scale[$0] * sumDy[$0] - b[$0] * mean[$0] }
+        let a = scale.map { $0 * n }
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                shift.withUnsafeBufferPointer { shift in
+                    if isRows(view) {
+                        parallelFor(view.outer, grain: max(1, 32768 / channels)) { rows in
+                            for row in rows {
+                                let at = row * channels
+                                for c in 0..<channels { dx[at + c] = a[c] * dy[at + c] + b[c] * x[at + c] + shift[c] }
+                            }
+                        }
+                    } else {
+                        parallelFor(channels, grain: 1) { range in
+                            for c in range { forChannel(view, c) { dx[$0] = a[c] * dy[$0] + b[c] * x[$0] + shift[c] } }
+                        }
+                    }
                 }
             }
         }

@@ -241,23 +241,9 @@ extension Conformance {
                 return [try d.read(dx, count: 301)]
             }),
         ]
-    } + BinaryOp.allCases.map { op in
-        Row("binary \(op) (broadcast)", inputs: { r in [random(5 * 7 * 3, &r), random(7 * 1, &r, 0.5...2)] }, run: { d, x in
-            let y = try d.makeBuffer(count: 105)
-            try d.binary(op, d.buffer(x[0]), shape: [5, 7, 3], d.buffer(x[1]), shape: [7, 1], into: y, shape: [5, 7, 3])
-            return [try d.read(y, count: 105)]
-        }, reference: { x in [(0..<105).map { i in
-            let (a, b) = (Double(x[0][i]), Double(x[1][(i / 3) % 7]))
-            switch op {
-            case .add: return a + b
-            case .subtract: return a - b
-            case .multiply: return a * b
-            case .divide: return a / b
-            case .maximum: return max(a, b)
-            case .minimum: return min(a, b)
-            }
-        }] })
-    } + [
+    } + BinaryOp.allCases.flatMap(binaryRows) + reductionsAndSoftmax
+
+    private static let reductionsAndSoftmax: [Row] = [
         Row("affine", inputs: { r in [random(99, &r)] }, run: { d, x in
             let y = try d.makeBuffer(count: 99)
             try d.affine(d.buffer(x[0]), scale: -1.5, shift: 0.25, into: y, count: 99)
@@ -340,35 +326,72 @@ extension Conformance {
         }),
     ]
 
+    /// Shapes (a, b) broadcast to [5, 7, 3]: the strided loop, a scalar, and an operand repeated along the leading axis.
+    private static func binaryRows(_ op: BinaryOp) -> [Row] {
+        let cases: [(String, [Int], [Int])] = [("broadcast", [5, 7, 3], [7, 1]), ("scalar", [5, 7, 3], [1]), ("leading rows", [7, 3], [5, 7, 3])]
+        return cases.map { label, aShape, bShape -> Row in
+            Row("binary \(op) (\(label))", inputs: { r in [random(aShape.reduce(1, *), &r), random(bShape.reduce(1, *), &r, 0.5...2)] }, run: { d, x in
+                let y = try d.makeBuffer(count: 105)
+                try d.binary(op, d.buffer(x[0]), shape: aShape, d.buffer(x[1]), shape: bShape, into: y, shape: [5, 7, 3])
+                return [try d.read(y, count: 105)]
+            }, reference: { x in [(0..<105).map { i in
+                let (a, b) = (Double(x[0][broadcastOffset(i, aShape, in: [5, 7, 3])]), Double(x[1][broadcastOffset(i, bShape, in: [5, 7, 3])]))
+                switch op {
+                case .add: return a + b
+                case .subtract: return a - b
+                case .multiply: return a * b
+                case .divide: return a / b
+                case .maximum: return max(a, b)
+                case .minimum: return min(a, b)
+                }
+            }] })
+        }
+    }
+
+    /// The offset in an operand of `shape` (right-aligned, size-1 axes repeated) of element `i` of `output`.
+    private static func broadcastOffset(_ i: Int, _ shape: [Int], in output: [Int]) -> Int {
+        var (rest, offset, stride) = (i, 0, 1)
+        for (axis, size) in output.enumerated().reversed() {
+            let coordinate = rest % size
+            rest /= size
+            let at = axis - (output.count - shape.count)
+            guard at >= 0 else { continue }
+            if shape[at] > 1 { offset += coordinate * stride }
+            stride *= shape[at]
+        }
+        return offset
+    }
+
     // MARK: Batch normalisation
 
-    static let normalization: [Row] = {
-        let view = AxisView(outer: 29, axis: 7)
+    /// Channels last (NHWC rows, 29 × 7) and channels first (3 × 7 × 9, as NCHW).
+    static let normalization: [Row] = [("", AxisView(outer: 29, axis: 7)), (" (channels first)", AxisView(outer: 3, axis: 7, inner: 9))].flatMap { label, view in
+        let (n, c) = (view.count, view.axis)
         let inputs: @Sendable (inout RandomGenerator) -> [[Float]] = { r in
-            [random(203, &r, -2...3), random(7, &r, 0.5...1.5), random(7, &r), random(7, &r), random(7, &r, 0.5...2), random(203, &r)]
+            [random(n, &r, -2...3), random(c, &r, 0.5...1.5), random(c, &r), random(c, &r), random(c, &r, 0.5...2), random(n, &r)]
         }
         return [
-            Row("batchNormInference", inputs: inputs, run: { d, x in
-                let y = try d.makeBuffer(count: 203)
+            Row("batchNormInference" + label, inputs: inputs, run: { d, x in
+                let y = try d.makeBuffer(count: n)
                 try d.batchNormInference(d.buffer(x[0]), view: view, gamma: d.buffer(x[1]), beta: d.buffer(x[2]), runningMean: d.buffer(x[3]),
                                          runningVariance: d.buffer(x[4]), epsilon: 1e-3, output: y)
-                return [try d.read(y, count: 203)]
-            }, reference: { x in [(0..<203).map { i in
-                let c = i % 7
+                return [try d.read(y, count: n)]
+            }, reference: { x in [(0..<n).map { i in
+                let c = i / view.inner % view.axis
                 return (Double(x[0][i]) - Double(x[3][c])) / (Double(x[4][c]) + 1e-3).squareRoot() * Double(x[1][c]) + Double(x[2][c])
             }] }),
-            Row("batchNormTraining and backward", tolerance: 2e-4, inputs: inputs, run: { d, x in
-                let (y, mean, invStd) = (try d.makeBuffer(count: 203), try d.makeBuffer(count: 7), try d.makeBuffer(count: 7))
+            Row("batchNormTraining and backward" + label, tolerance: 2e-4, inputs: inputs, run: { d, x in
+                let (y, mean, invStd) = (try d.makeBuffer(count: n), try d.makeBuffer(count: c), try d.makeBuffer(count: c))
                 let (input, gamma, runningMean, runningVariance) = (try d.buffer(x[0]), try d.buffer(x[1]), try d.buffer(x[3]), try d.buffer(x[4]))
                 try d.batchNormTraining(input, view: view, gamma: gamma, beta: d.buffer(x[2]), runningMean: runningMean, runningVariance: runningVariance,
                                         momentum: 0.9, epsilon: 1e-3, savedMean: mean, savedInvStd: invStd, output: y)
-                let (dx, dGamma, dBeta) = (try d.makeBuffer(count: 203), try d.makeBuffer(count: 7), try d.makeBuffer(count: 7))
+                let (dx, dGamma, dBeta) = (try d.makeBuffer(count: n), try d.makeBuffer(count: c), try d.makeBuffer(count: c))
                 try d.batchNormBackward(input, gradOutput: d.buffer(x[5]), view: view, gamma: gamma, savedMean: mean, savedInvStd: invStd,
                                         gradInput: dx, gradGamma: dGamma, gradBeta: dBeta)
-                return try [y, runningMean, runningVariance, dx, dGamma, dBeta].map { try d.read($0, count: $0 === y || $0 === dx ? 203 : 7) }
+                return try [y, runningMean, runningVariance, dx, dGamma, dBeta].map { try d.read($0, count: $0 === y || $0 === dx ? n : c) }
             }),
         ]
-    }()
+    }
 
     // MARK: Recurrent cells
 
