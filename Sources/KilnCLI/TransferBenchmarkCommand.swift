@@ -54,10 +54,7 @@ struct TransferBenchmarkCommand: ParsableCommand {
                 try head.place(on: device, seed: 1)
                 try head.compile(optimizer: Adam(learningRate: 1e-3), loss: SparseCategoricalCrossentropy(fromLogits: true))
                 var begin = Date()
-                let features = try TensorBatches(inputs: [images], targets: [], batchSize: 128).batches(epoch: 0).map {
-                    try trunk(try $0.get().inputs[0])
-                }
-                let cached = try Tensor.concatenate(features, axis: 0)
+                let cached = try trunk.predict([images], batchSize: 128)[0]
                 try device.synchronize()
                 let cacheSeconds = Date().timeIntervalSince(begin)
                 begin = Date()
