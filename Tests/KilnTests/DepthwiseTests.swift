@@ -104,3 +104,45 @@ import Testing
         }
     }
 }
+
+/// ConvNeXt's pieces: a grouped Conv2D (groups = input channels) and LayerScale.
+@Suite("Grouped convolution and LayerScale") struct GroupedConvolutionTests {
+    /// Conv2D(groups: channels) gives DepthwiseConv2D's outputs for the same floats, with Keras's kernel
+    /// shape (kh, kw, 1, filters); its gradients by finite differences; other group counts are refused.
+    @Test(arguments: Backend.all)
+    func groupedConvolutionIsDepthwise(_ backend: Backend) throws {
+        let d = backend.device
+        let grouped = try Sequential([Input(shape: [6, 5, 3]), Conv2D(6, kernelSize: (3, 2), padding: .same, groups: 3)])
+        try grouped.place(on: d, seed: 4)
+        #expect(grouped.weights[0].shape == [3, 2, 1, 6])
+        let depthwise = try Sequential([Input(shape: [6, 5, 3]), DepthwiseConv2D(kernelSize: (3, 2), padding: .same, depthMultiplier: 2)])
+        try depthwise.place(on: d, seed: 1)
+        for (to, from) in zip(depthwise.weights, grouped.weights) { try to.assign(from.value.toArray()) }
+        let x = try Tensor.normal([2, 6, 5, 3], seed: 5, on: d)
+        #expect(try grouped(x).toArray() == depthwise(x).toArray())
+        var random = Random("grouped")
+        let (values, weights) = (random.floats(2 * 6 * 5 * 3), random.floats(2 * 6 * 5 * 6))
+        let input = try Tensor(values, shape: [2, 6, 5, 3], on: d)
+        input.requiresGrad = true
+        try (grouped(input) * Tensor(weights, shape: [2, 6, 5, 6], on: d)).sum().backward()
+        try expectGradient(at: values, gradient: try input.grad!.toArray(), "grouped Conv2D dx on \(backend)") {
+            dot(try grouped(Tensor($0, shape: [2, 6, 5, 3], on: d)).toArray(), weights)
+        }
+        #expect(throws: (any Error).self) { try Sequential([Input(shape: [6, 5, 4]), Conv2D(4, kernelSize: (3, 3), groups: 2)]) }
+    }
+
+    /// LayerScale multiplies the last axis by gamma (starting at init_values); its gradient by finite differences.
+    @Test(arguments: Backend.all)
+    func layerScale(_ backend: Backend) throws {
+        let d = backend.device
+        let model = try Sequential([Input(shape: [2, 3, 4]), LayerScale(initValue: 0.5, projectionDim: 4)])
+        try model.place(on: d)
+        #expect(try model.weights[0].value.toArray() == [0.5, 0.5, 0.5, 0.5])
+        try model.weights[0].assign([1, -2, 0.25, 3])
+        var random = Random("layer scale")
+        let values = random.floats(24)
+        let y = try model(Tensor(values, shape: [1, 2, 3, 4], on: d)).toArray()
+        #expect(y == values.enumerated().map { $0.element * [1, -2, 0.25, 3][$0.offset % 4] })
+        #expect(throws: (any Error).self) { try Sequential([Input(shape: [3, 5]), LayerScale(initValue: 1, projectionDim: 4)]) }
+    }
+}

@@ -57,7 +57,7 @@ public enum KerasConfig {
         "Flatten", "Dropout", "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "Softmax", "Add", "Concatenate", "Reshape", "Permute",
         "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking", "Bidirectional", "TimeDistributed",
         "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
-        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling", "CustomScaleLayer",
+        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Rescaling", "CustomScaleLayer", "LayerScale",
         "SpatialDropout2D", "Conv2DTranspose", "GaussianNoise", "GaussianDropout", "Sampling",
         "DepthwiseConv2D", "SeparableConv2D", "Normalization",
         "Sequential", "Functional", "Model",  // a model nested in another
@@ -253,9 +253,8 @@ public enum KerasConfig {
                          kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                          kernelRegularizer: try regularizer(), name: name)
         case "Conv2D":
-            if let groups = c["groups"] as? Int, groups != 1 { throw DataError(file, "Conv2D '\(name ?? "?")': groups = \(groups) is not supported") }
             return Conv2D(try int("filters"), kernelSize: try pair("kernel_size"), strides: try pair("strides", (1, 1)), padding: try padding(),
-                          dilationRate: try pair("dilation_rate", (1, 1)), activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                          dilationRate: try pair("dilation_rate", (1, 1)), groups: c["groups"] as? Int ?? 1, activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
                           kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                           kernelRegularizer: try regularizer(), name: name)
         case "Conv2DTranspose":
@@ -326,6 +325,11 @@ public enum KerasConfig {
         case "CustomScaleLayer":
             guard let scale = (c["scale"] as? NSNumber)?.floatValue else { throw DataError(file, "CustomScaleLayer '\(name ?? "?")': 'scale' must be a number") }
             return CustomScaleLayer(scale: scale, name: name)
+        case "LayerScale":
+            guard let value = (c["init_values"] as? NSNumber)?.floatValue, let dimension = c["projection_dim"] as? Int else {
+                throw DataError(file, "LayerScale '\(name ?? "?")': 'init_values' and 'projection_dim' must be numbers")
+            }
+            return LayerScale(initValue: value, projectionDim: dimension, name: name)
         case "Concatenate": return Concatenate(axis: c["axis"] as? Int ?? -1, name: name)
         case "ONNXGraph":
             guard let encoded = c["graph"] as? String, let bytes = Data(base64Encoded: encoded), let opset = c["opset"] as? Int,
@@ -482,7 +486,7 @@ public enum KerasConfig {
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as Conv2D:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
-                     "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1], "groups": 1,
+                     "padding": l.padding.rawValue, "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1], "groups": l.groups,
                      "activation": l.activation.kerasName, "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer),
                      "bias_initializer": initializer(l.biasInitializer), "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as DepthwiseConv2D:
@@ -518,6 +522,7 @@ public enum KerasConfig {
         case let l as ReLU: c.merge(["max_value": l.maxValue.map { $0 as Any } ?? NSNull(), "negative_slope": l.negativeSlope, "threshold": l.threshold]) { $1 }
         case let l as Rescaling: c.merge(["scale": l.scale, "offset": l.offset]) { $1 }
         case let l as CustomScaleLayer: c["scale"] = l.scale
+        case let l as LayerScale: c.merge(["init_values": l.initValue, "projection_dim": l.projectionDim]) { $1 }
         case is Softmax: c["axis"] = -1
         case let l as Concatenate: c["axis"] = l.axis
         case let l as Reshape: c["target_shape"] = l.targetShape

@@ -1,8 +1,9 @@
-/// 2-D convolution over (H, W, C) images; kernel shape (kh, kw, in, filters), as Keras. With
+/// 2-D convolution over (H, W, C) images; kernel shape (kh, kw, in / groups, filters), as Keras. With
 /// `dilationRate` above 1 (atrous convolution) the taps are that far apart; it runs as the plain
-/// convolution with zeros between the taps.
+/// convolution with zeros between the taps. `groups` may be 1 or the input channels (a depthwise
+/// convolution with filters / channels outputs per channel, as ConvNeXt's `groups=projection_dim`).
 public final class Conv2D: Layer {
-    public let filters: Int
+    public let filters: Int, groups: Int
     public let kernelSize: (Int, Int), strides: (Int, Int), dilationRate: (Int, Int)
     public let padding: Padding
     public let activation: ActivationFunction
@@ -12,10 +13,11 @@ public final class Conv2D: Layer {
     private var kernel: Weight!, bias: Weight?
 
     public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
-                dilationRate: (Int, Int) = (1, 1), activation: ActivationFunction = .linear, useBias: Bool = true,
+                dilationRate: (Int, Int) = (1, 1), groups: Int = 1, activation: ActivationFunction = .linear, useBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, biasInitializer: Initializer = .zeros,
                 kernelRegularizer: Regularizer? = nil, name: String? = nil) {
         (self.filters, self.kernelSize, self.strides, self.padding, self.dilationRate) = (filters, kernelSize, strides, padding, dilationRate)
+        self.groups = groups
         (self.activation, self.useBias) = (activation, useBias)
         (self.kernelInitializer, self.biasInitializer, self.kernelRegularizer) = (kernelInitializer, biasInitializer, kernelRegularizer)
         super.init(name: name, kind: "conv2d")
@@ -33,6 +35,9 @@ public final class Conv2D: Layer {
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
         let input = try single(inputShapes)
         guard input.count == 3 else { throw shapeError("expects (height, width, channels) inputs, got \(input)") }
+        guard groups == 1 || (groups == input[2] && filters % groups == 0) else {
+            throw shapeError("groups = \(groups) for \(input[2]) input channels and \(filters) filters: only 1 or the input channels (depthwise) are supported")
+        }
         guard dilationRate.0 >= 1, dilationRate.1 >= 1, dilationRate == (1, 1) || strides == (1, 1) else {
             throw shapeError("dilation \(dilationRate) with strides \(strides): Keras allows one of them above 1")
         }
@@ -40,7 +45,7 @@ public final class Conv2D: Layer {
         do { window = try Window2D(input: (input[0], input[1]), kernel: span, stride: strides, padding: padding) } catch {
             throw shapeError("\(error)")
         }
-        kernel = addWeight("kernel", shape: [kernelSize.0, kernelSize.1, input[2], filters],
+        kernel = addWeight("kernel", shape: [kernelSize.0, kernelSize.1, input[2] / groups, filters],
                            initializer: kernelInitializer, regularizer: kernelRegularizer)
         if useBias { bias = addWeight("bias", shape: [filters], initializer: biasInitializer) }
         return [window.outputHeight, window.outputWidth, filters]
@@ -54,6 +59,12 @@ public final class Conv2D: Layer {
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try requirePlaced()
+        if groups > 1 {  // (kh, kw, 1, filters) holds the floats of a depthwise (kh, kw, channels, filters / channels) kernel
+            let depthwise = try kernel.value.reshaped([kernelSize.0, kernelSize.1, groups, filters / groups])
+            let y = try inputs[0].depthwiseConv2d(depthwise, bias: bias?.value, strides: strides, padding: padding, dilation: dilationRate,
+                                                  relu: activation == .relu)
+            return activation == .relu ? y : try activation(y)
+        }
         if activation == .relu {  // fused into the convolution
             return try inputs[0].conv2d(taps(), bias: bias?.value, strides: strides, padding: padding, relu: true)
         }
@@ -62,7 +73,7 @@ public final class Conv2D: Layer {
 
     /// Whether `forward(_:pooledBy:)` can stand for this layer followed by `pool`: max pooling after
     /// a ReLU or no activation.
-    func fuses(with pool: Pooling2D) -> Bool { pool.mode == .max && (activation == .relu || activation == .linear) }
+    func fuses(with pool: Pooling2D) -> Bool { groups == 1 && pool.mode == .max && (activation == .relu || activation == .linear) }
 
     /// This layer and then `pool` on its output, as one op (`Tensor.conv2dMaxPool`).
     func forward(_ input: Tensor, pooledBy pool: Pooling2D) throws -> Tensor {

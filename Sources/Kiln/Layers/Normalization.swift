@@ -125,3 +125,27 @@ public final class Normalization: Layer {
         return try invert ? x * scale + m : (x - m) / scale
     }
 }
+
+/// ConvNeXt's `LayerScale`: the last axis scaled by a learned `gamma` (`projectionDim` values,
+/// starting at `initValue`), as Keras's applications define it.
+public final class LayerScale: Layer {
+    public let initValue: Float, projectionDim: Int
+    private var gamma: Weight!
+
+    public init(initValue: Float, projectionDim: Int, name: String? = nil) {
+        (self.initValue, self.projectionDim) = (initValue, projectionDim)
+        super.init(name: name, kind: "layer_scale")
+    }
+
+    override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
+        let input = try single(inputShapes)
+        guard input.last == projectionDim else { throw shapeError("scales \(projectionDim) features, got inputs \(input)") }
+        gamma = addWeight("gamma", shape: [projectionDim], initializer: .constant(initValue))
+        return input
+    }
+
+    override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try requirePlaced()
+        return try inputs[0] * gamma.value
+    }
+}
