@@ -14,19 +14,25 @@ KILN_INLINE void clip(long origin, long dilation, long taps, long size, long *fi
     *end = e > f ? e : f;
 }
 
+// The window of output pixel (oh, ow): its top-left input position and the taps inside the image.
+typedef struct { long ih0, iw0, kh0, kh1, kw0, kw1; } window;
+
+KILN_INLINE window output_window(const kiln_depthwise *g, long oh, long ow) {
+    window v = {oh * g->stride_h - g->pad_top, ow * g->stride_w - g->pad_left};
+    clip(v.ih0, g->dilation_h, g->k_h, g->in_h, &v.kh0, &v.kh1);
+    clip(v.iw0, g->dilation_w, g->k_w, g->in_w, &v.kw0, &v.kw1);
+    return v;
+}
+
 KILN_DISPATCH
 void kiln_depthwise_forward(const kiln_depthwise *g, const float *x, const float *w, const float *bias, int relu_out,
                             float *y, long row_begin, long row_end) {
     const long C = g->channels, M = g->multiplier, OC = C * M, vectors = M == 1 ? C / LANES * LANES : 0;
     for (long row = row_begin; row < row_end; ++row) {
-        const long n = row / g->out_h, ih0 = row % g->out_h * g->stride_h - g->pad_top;
-        const float *image = x + n * g->in_h * g->in_w * C;
-        long kh0, kh1;
-        clip(ih0, g->dilation_h, g->k_h, g->in_h, &kh0, &kh1);
+        const float *image = x + row / g->out_h * g->in_h * g->in_w * C;
         for (long ow = 0; ow < g->out_w; ++ow) {
-            const long iw0 = ow * g->stride_w - g->pad_left;
-            long kw0, kw1;
-            clip(iw0, g->dilation_w, g->k_w, g->in_w, &kw0, &kw1);
+            const window v = output_window(g, row % g->out_h, ow);
+            const long ih0 = v.ih0, iw0 = v.iw0, kh0 = v.kh0, kh1 = v.kh1, kw0 = v.kw0, kw1 = v.kw1;
             float *out = y + (row * g->out_w + ow) * OC;
             for (long c = 0; c < vectors; c += LANES) {
                 vec acc = bias ? load(bias + c) : (vec){};
@@ -85,13 +91,9 @@ void kiln_depthwise_weight_grad(const kiln_depthwise *g, const float *x, const f
     for (long n = image_begin; n < image_end; ++n) {
         const float *image = x + n * g->in_h * g->in_w * C;
         for (long oh = 0; oh < g->out_h; ++oh) {
-            const long ih0 = oh * g->stride_h - g->pad_top;
-            long kh0, kh1;
-            clip(ih0, g->dilation_h, g->k_h, g->in_h, &kh0, &kh1);
             for (long ow = 0; ow < g->out_w; ++ow) {
-                const long iw0 = ow * g->stride_w - g->pad_left;
-                long kw0, kw1;
-                clip(iw0, g->dilation_w, g->k_w, g->in_w, &kw0, &kw1);
+                const window v = output_window(g, oh, ow);
+                const long ih0 = v.ih0, iw0 = v.iw0, kh0 = v.kh0, kh1 = v.kh1, kw0 = v.kw0, kw1 = v.kw1;
                 const float *grad = dy + ((n * g->out_h + oh) * g->out_w + ow) * OC;
                 if (db) {
                     for (long c = 0; c < vectors; c += LANES) store(db + c, load(db + c) + load(grad + c));
