@@ -153,7 +153,13 @@ open class Model {
             }
             values[ObjectIdentifier(input.output)] = tensor
         }
-        for node in nodes where values[ObjectIdentifier(node)] == nil {
+        // Each value is dropped after the last node that reads it, so that inference holds only the
+        // live ones (training keeps what its backward pass needs through the tensors themselves).
+        var lastUse: [ObjectIdentifier: Int] = [:]
+        for (index, node) in nodes.enumerated() { for input in node.inputs { lastUse[ObjectIdentifier(input)] = index } }
+        for output in outputs { lastUse[ObjectIdentifier(output)] = nodes.count }
+        for (index, node) in nodes.enumerated() where values[ObjectIdentifier(node)] == nil {
+            defer { for input in node.inputs where lastUse[ObjectIdentifier(input)] == index { values[ObjectIdentifier(input)] = nil } }
             let arguments = node.inputs.map { values[ObjectIdentifier($0)]! }
             if let pool = pooledConvolutions[ObjectIdentifier(node)] {
                 values[ObjectIdentifier(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
