@@ -63,7 +63,9 @@ import Testing
         var random = Random("weighted losses")
         let (n, k) = (5, 3)
         func uniform(_ count: Int, _ range: ClosedRange<Float>) -> [Double] { random.floats(count, range).map(Double.init) }
-        let weights = uniform(n, 0...3), p = uniform(n * k, 0.05...0.95), t = uniform(n * k, 0...1)
+        let weights = uniform(n, 0...3), p = uniform(n * k, 0.05...0.95)
+        // Targets at least 0.01 from the predictions: the finite differences must not step across |p − t|'s kink.
+        let t = zip(p, uniform(n * k, 0...1)).map { abs($0 - $1) < 0.01 ? $0 + 0.02 : $1 }
         let labels = (0..<n).map { _ in Int32(random.int(k)) }
         let logSoftmax: (Int) -> [Double] = { row in
             let z = p[(row * k)..<((row + 1) * k)], m = z.max()!, s = log(z.map { exp($0 - m) }.reduce(0, +)) + m
