@@ -8,7 +8,7 @@ extension CPUDevice {
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
         if s.isDepthwise { return depthwiseConv2d(s, input: input, weight: weight, bias: bias, relu: relu, output: output) }
-        if s.outChannels % 16 == 0 {
+        if s.outChannels % 16 == 0, !prefersGemm(s) {
             let (x, padding, g) = try padded(s, input)
             return withExtendedLifetime(padding) {
                 forward(g, x, weight.host, bias.map { UnsafePointer($0.host) }, output.host, relu: relu)
@@ -66,7 +66,7 @@ extension CPUDevice {
             let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
             return depthwiseBackwardData(s, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
         }
-        if try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }
+        if !prefersGemm(s), try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }
         let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rowsPerImage = s.window.outputPixels
         if s.isPointwise {
@@ -107,6 +107,11 @@ extension CPUDevice {
             try reduce(.sum, gradOutput, view: AxisView(outer: 1, axis: s.batch * rowsPerImage, inner: s.outChannels), into: gradBias)
         }
     }
+
+    /// The direct forward and input-gradient kernels block output pixels along one row, so narrow
+    /// outputs with long patches (ResNet's last stages: 3–6 pixels wide, 512–4,608 taps) run faster
+    /// as the GEMM, which blocks over the whole batch (ResNet50 at 96×96: forward ≈ 8%, training ≈ 14%).
+    private func prefersGemm(_ s: ConvShape) -> Bool { s.window.outputWidth < 8 && s.patchSize >= 512 }
 
     /// The input as the direct kernels see it: a valid convolution, so with the window's zero
     /// padding written out in a scratch buffer (returned to keep it alive) when it pads.
