@@ -1,6 +1,7 @@
 // Activations and arithmetic, one work-item per element. Reference: CPU/CPUElementwise.swift.
 // Op codes follow UnaryOp.code and BinaryOp in Device/Geometry.swift.
 
+// `slope`: the op's parameter (leaky ReLU's slope, the capped ReLU's maximum).
 inline float unary_op(const int op, const float x, const float slope) {
     switch (op) {
     case 0: return fmax(x, 0.0f);
@@ -14,6 +15,7 @@ inline float unary_op(const int op, const float x, const float slope) {
     case 8: return fabs(x);
     case 9: return -x;
     case 10: return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+    case 12: return fmin(fmax(x, 0.0f), slope);
     default: return x > 0.0f ? 1.0f : 0.0f;
     }
 }
@@ -32,6 +34,7 @@ inline float unary_grad(const int op, const float x, const float y, const float 
     case 8: return x > 0.0f ? dy : (x < 0.0f ? -dy : 0.0f);
     case 9: return -dy;
     case 10: return dy / (1.0f + exp(-x));
+    case 12: return x > 0.0f && x < slope ? dy : 0.0f;
     default: return 0.0f;
     }
 }

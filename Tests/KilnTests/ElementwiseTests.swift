@@ -3,7 +3,7 @@ import Testing
 @testable import Kiln
 
 @Suite("Elementwise, reductions, dropout") struct ElementwiseTests {
-    static let unaryOps: [UnaryOp] = [.relu, .leakyRelu(slope: 0.3), .sigmoid, .tanh, .exp, .log, .sqrt, .square, .abs, .negate, .softplus, .step]
+    static let unaryOps: [UnaryOp] = [.relu, .leakyRelu(slope: 0.3), .sigmoid, .tanh, .exp, .log, .sqrt, .square, .abs, .negate, .softplus, .step, .cappedRelu(max: 1.5)]
 
     static func reference(_ op: UnaryOp, _ x: Double) -> Double {
         switch op {
@@ -19,6 +19,7 @@ import Testing
         case .negate: -x
         case .softplus: Foundation.log(1 + Foundation.exp(x))
         case .step: x > 0 ? 1 : 0
+        case .cappedRelu(let cap): min(max(x, 0), Double(cap))
         }
     }
 
@@ -36,6 +37,7 @@ import Testing
         case .negate: -1
         case .softplus: reference(.sigmoid, x)
         case .step: 0
+        case .cappedRelu(let cap): x > 0 && x < Double(cap) ? 1 : 0
         }
     }
 
@@ -44,8 +46,10 @@ import Testing
         let device = backend.device
         var random = Random("unary\(op)")
         let count = 1237
-        // log and sqrt need positive inputs; keep the others away from their kink at 0.
+        // log and sqrt need positive inputs; keep the others away from their kinks at 0 (and the cap).
+        let cap: Float = if case .cappedRelu(let cap) = op { cap } else { .infinity }
         let x = random.floats(count, -3...3).map { op == .log || op == .sqrt ? Swift.abs($0) + 0.1 : ($0 < 0 ? $0 - 0.05 : $0 + 0.05) }
+            .map { Swift.abs($0 - cap) < 0.05 ? $0 + 0.1 : $0 }
         let dy = random.floats(count)
         let (xb, dyb) = (try device.buffer(x), try device.buffer(dy))
         let yb = try device.makeBuffer(count: count)

@@ -19,9 +19,9 @@ extension Tensor {
             case .multiply: return [try (g * b).sum(to: a.shape), try (g * a).sum(to: b.shape)]
             case .divide: return [try (g / b).sum(to: a.shape), try (-(g * a) / (b * b)).sum(to: b.shape)]
             case .maximum, .minimum:
-                // The gradient goes to whichever operand was chosen (to `a` on ties).
+                // The gradient goes to whichever operand was chosen (to `a` on ties), and only to operands that need one.
                 let toA = try 1 - (op == .maximum ? b - a : a - b).unary(.step, differentiable: false)
-                return [try (g * toA).sum(to: a.shape), try (g * (1 - toA)).sum(to: b.shape)]
+                return [a.requiresGrad ? try (g * toA).sum(to: a.shape) : nil, b.requiresGrad ? try (g * (1 - toA)).sum(to: b.shape) : nil]
             }
         }
     }
@@ -53,7 +53,8 @@ extension Tensor {
 
     /// Elements clipped to `[low, high]` (no gradient outside).
     public func clipped(_ low: Float, _ high: Float) throws -> Tensor {
-        try Tensor.minimum(Tensor.maximum(self, .full(low, shape: [1], on: device)), .full(high, shape: [1], on: device))
+        if low == 0, high < .greatestFiniteMagnitude { return try unary(.cappedRelu(max: high)) }  // ReLU6: one pass each way
+        return try Tensor.minimum(Tensor.maximum(self, .full(low, shape: [1], on: device)), .full(high, shape: [1], on: device))
     }
 
     // MARK: Activations and other unary functions

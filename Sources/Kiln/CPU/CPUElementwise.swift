@@ -21,6 +21,7 @@ extension CPUDevice {
             case .negate: for i in range { y[i] = -x[i] }
             case .softplus: for i in range { y[i] = max(x[i], 0) + log1p(Foundation.exp(-Swift.abs(x[i]))) }
             case .step: for i in range { y[i] = x[i] > 0 ? 1 : 0 }
+            case .cappedRelu(let cap): for i in range { y[i] = min(max(x[i], 0), cap) }
             }
         }
     }
@@ -45,6 +46,7 @@ extension CPUDevice {
             case .negate: for i in range { dx[i] = -dy[i] }
             case .softplus: for i in range { dx[i] = dy[i] / (1 + Foundation.exp(-x[i])) }
             case .step: for i in range { dx[i] = 0 }
+            case .cappedRelu(let cap): for i in range { dx[i] = x[i] > 0 && x[i] < cap ? dy[i] : 0 }
             }
         }
     }

@@ -222,7 +222,7 @@ extension Conformance {
     private static let unaryOps: [(UnaryOp, (Double) -> Double)] = [
         (.relu, { max($0, 0) }), (.leakyRelu(slope: 0.2), { $0 > 0 ? $0 : 0.2 * $0 }), (.sigmoid, { 1 / (1 + exp(-$0)) }), (.tanh, { tanh($0) }),
         (.exp, { exp($0) }), (.log, { log(abs($0) + 0.1) }), (.sqrt, { (abs($0) + 0.1).squareRoot() }), (.square, { $0 * $0 }), (.abs, { abs($0) }),
-        (.negate, { -$0 }), (.softplus, { log1p(exp($0)) }), (.step, { $0 > 0 ? 1 : 0 }),
+        (.negate, { -$0 }), (.softplus, { log1p(exp($0)) }), (.step, { $0 > 0 ? 1 : 0 }), (.cappedRelu(max: 1.5), { min(max($0, 0), 1.5) }),
     ]
 
     static let elementwise: [Row] = unaryOps.flatMap { op, f -> [Row] in

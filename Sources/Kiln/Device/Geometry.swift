@@ -237,15 +237,23 @@ public enum UnaryOp: Hashable, Sendable {
     case exp, log, sqrt, square, abs, negate, softplus
     /// 1 where x > 0, else 0 (no gradient): masks for metrics and max/min.
     case step
+    /// min(max(x, 0), max): ReLU6 and the hard sigmoid's clamp in one pass; gradient where 0 < x < max.
+    case cappedRelu(max: Float)
 
     /// The code the kernels switch on, and the op's scalar parameter.
     var code: Int32 {
         switch self {
         case .relu: 0; case .leakyRelu: 1; case .sigmoid: 2; case .tanh: 3; case .exp: 4; case .log: 5
-        case .sqrt: 6; case .square: 7; case .abs: 8; case .negate: 9; case .softplus: 10; case .step: 11
+        case .sqrt: 6; case .square: 7; case .abs: 8; case .negate: 9; case .softplus: 10; case .step: 11; case .cappedRelu: 12
         }
     }
-    var parameter: Float { if case .leakyRelu(let slope) = self { slope } else { 0 } }
+    var parameter: Float {
+        switch self {
+        case .leakyRelu(let slope): slope
+        case .cappedRelu(let cap): cap
+        default: 0
+        }
+    }
 }
 
 public enum BinaryOp: Int32, Hashable, Sendable, CaseIterable {
