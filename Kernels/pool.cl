@@ -46,3 +46,20 @@ __kernel void pool_backward(const int n, const int is_max, WINDOW_ARGS,
     }
     dx[i] = sum;
 }
+
+// Max pooling whose windows do not overlap (stride ≥ kernel): each output writes its whole window,
+// the gradient at the argmax and zeros elsewhere, so no input gathers over windows. Inputs outside
+// every window are zeroed beforehand by the caller.
+__kernel void max_pool_backward_disjoint(const int n, WINDOW_ARGS, __global const float* dy, __global const int* argmax,
+                                         __global float* dx) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = i % channels, ow = (i / channels) % out_w, oh = (i / (channels * out_w)) % out_h;
+    const int image = i / (channels * out_w * out_h);
+    const int h0 = oh * stride_h - pad_top, w0 = ow * stride_w - pad_left;
+    const int hs = max(h0, 0), he = min(h0 + k_h, in_h), ws = max(w0, 0), we = min(w0 + k_w, in_w);
+    const int where = argmax[i];
+    const float g = dy[i];
+    for (int ih = hs; ih < he; ++ih)
+        for (int iw = ws; iw < we; ++iw) dx[((image * in_h + ih) * in_w + iw) * channels + c] = ih * in_w + iw == where ? g : 0.0f;
+}

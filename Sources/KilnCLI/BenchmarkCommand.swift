@@ -183,6 +183,7 @@ struct TrainBenchmarkCommand: ParsableCommand {
             getrusage(RUSAGE_SELF.rawValue, &usage)
             result["peak_rss_mb"] = Double(usage.ru_maxrss) / 1024
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            if let profile = (device as? OpenCLDevice)?.profileReport() { FileHandle.standardError.write(Data((profile + "\n").utf8)) }
         }
     }
 }

@@ -8,7 +8,7 @@ struct KilnCommand: ParsableCommand {
         commandName: "kiln",
         abstract: "Train deep-learning models on OpenCL devices or the CPU.",
         subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, SummaryCommand.self, ConvertCommand.self,
-                      DevicesCommand.self, SelfTestCommand.self, BenchmarkCommand.self, FuzzCommand.self])
+                      DevicesCommand.self, SelfTestCommand.self, TuneCommand.self, BenchmarkCommand.self, FuzzCommand.self])
 
     static func main() {
         // OpenBLAS picks its kernels when it loads; on a CPU it does not know, restart with them named

@@ -118,6 +118,40 @@ import Testing
         try expectGradient(at: b, gradient: db, "conv2d db") { try loss(x, w, $0) }
     }
 
+    /// Every algorithm the OpenCL tuner may pick (each tiling of the implicit-GEMM kernels, im2col +
+    /// CLBlast), forced in turn, against float64: strides, padding, 1×1, the fused ReLU's mask, and
+    /// weight gradients long enough to be split across work-groups.
+    @Test(arguments: Backend.all.compactMap { $0.device as? OpenCLDevice })
+    func everyOpenCLAlgorithm(_ device: OpenCLDevice) throws {
+        let shapes = [Self.shapes[1], Self.shapes[2], Self.shapes[3], Self.shapes[7],
+                      ConvShape(batch: 9, inChannels: 3, outChannels: 5, window: try Window2D(input: (17, 15), kernel: (3, 3), stride: (1, 1), padding: .valid))]
+        for algorithm in device.convolutionAlgorithms {
+            for s in shapes {
+                var random = Random("conv \(algorithm) \(s)")
+                let x = random.floats(s.inputCount), w = random.floats(s.weightCount), b = random.floats(s.outChannels)
+                let dy = random.floats(s.outputCount)
+                let what = "\(algorithm), \(s.window.inputHeight)×\(s.window.inputWidth)×\(s.inChannels)→\(s.outChannels)"
+                try device.forcingConvolution(algorithm) {
+                    let (xb, wb, bb, dyb) = (try device.buffer(x), try device.buffer(w), try device.buffer(b), try device.buffer(dy))
+                    let y = try device.output(s.outputCount) { try device.conv2d(s, input: xb, weight: wb, bias: bb, relu: true, output: $0) }
+                    let reference = Self.forward(s, x, w, b)
+                    expectClose(y, reference.map { max($0, 0) }, "\(what) forward")
+                    let masked = Self.backward(s, x, w, zip(dy, reference).map { $1 > 0 ? $0 : 0 })
+                    let yb = try device.buffer(y), db = try device.makeBuffer(count: s.outChannels)
+                    let dx = try device.output(s.inputCount) {
+                        try device.conv2dBackwardData(s, gradOutput: dyb, reluOutput: yb, weight: wb, gradInput: $0)
+                    }
+                    let dw = try device.output(s.weightCount) {
+                        try device.conv2dBackwardWeights(s, input: xb, gradOutput: dyb, reluOutput: yb, gradWeight: $0, gradBias: db)
+                    }
+                    expectClose(dx, masked.dx, "\(what) input gradient")
+                    expectClose(dw, masked.dw, "\(what) weight gradient")
+                    expectClose(try device.read(db), masked.db, "\(what) bias gradient")
+                }
+            }
+        }
+    }
+
     @Test(arguments: Backend.all)
     func largeBatchIsChunked(_ backend: Backend) throws {
         // 9 images of 64×64×32 with a 3×3 kernel exceed one im2col chunk (8 Mi elements).

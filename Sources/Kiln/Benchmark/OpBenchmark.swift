@@ -39,27 +39,43 @@ public struct OpBenchmark {
                 // Raw OpenBLAS with its own threading (Kiln keeps it single-threaded and splits rows itself).
                 if device is CPUDevice { openblas_set_num_threads(Int32(ProcessInfo.processInfo.activeProcessorCount)) }
                 defer { if device is CPUDevice { openblas_set_num_threads(1) } }
-                raw = max(raw, try rate(flops) { try rawGemm(n, a, b, c) })
+                raw = max(raw, try rate(flops) { try rawGemm(n, n, n, a, b, c) })
             }
             return Row(backend: backend, op: "gemm", size: "\(n)×\(n)×\(n)", gflops: kiln, rawGflops: raw)
         }
     }
 
-    /// Forward, backward-data and backward-weights of one convolution layer.
+    /// Forward, backward-data and backward-weights of one convolution layer, each beside the GEMM of
+    /// the same m × n × k (the same FLOPs) through OpenBLAS/CLBlast directly: forward (pixels × outputs
+    /// × taps), input gradient (pixels × taps × outputs), weight gradient (taps × outputs × pixels).
     public func conv2d(_ s: ConvShape) throws -> [Row] {
         let w = s.window
-        let flops = 2 * Double(s.batch * w.outputPixels * s.outChannels * w.kernelPixels * s.inChannels)
+        let (pixels, outputs, taps) = (s.batch * w.outputPixels, s.outChannels, s.patchSize)
+        let flops = 2 * Double(pixels * outputs * taps)
         let size = "\(s.batch)×\(w.inputHeight)×\(w.inputWidth)×\(s.inChannels) → \(s.outChannels) \(w.kernelHeight)×\(w.kernelWidth)"
         let x = try device.buffer(repeating: 0.5, count: s.inputCount), y = try device.makeBuffer(count: s.outputCount)
         let weight = try device.buffer(repeating: 0.1, count: s.weightCount), bias = try device.buffer(repeating: 0, count: s.outChannels)
         let (dx, dw) = (try device.makeBuffer(count: s.inputCount), try device.makeBuffer(count: s.weightCount))
+        func row(_ op: String, _ m: Int, _ n: Int, _ k: Int, _ body: () throws -> Void) throws -> Row {
+            let (a, b, c) = (try device.buffer(repeating: 0.5, count: m * k), try device.buffer(repeating: 0.25, count: k * n),
+                             try device.makeBuffer(count: m * n))
+            var (kiln, raw) = (0.0, 0.0)
+            for _ in 0..<2 {
+                kiln = max(kiln, try rate(flops, body))
+                raw = max(raw, try rate(flops) { try rawGemm(m, n, k, a, b, c) })
+            }
+            return Row(backend: backend, op: op, size: size, gflops: kiln, rawGflops: raw)
+        }
         return [
-            Row(backend: backend, op: "conv2d forward", size: size,
-                gflops: try rate(flops) { try device.conv2d(s, input: x, weight: weight, bias: bias, relu: false, output: y) }),
-            Row(backend: backend, op: "conv2d backward data", size: size,
-                gflops: try rate(flops) { try device.conv2dBackwardData(s, gradOutput: y, reluOutput: nil, weight: weight, gradInput: dx) }),
-            Row(backend: backend, op: "conv2d backward weights", size: size,
-                gflops: try rate(flops) { try device.conv2dBackwardWeights(s, input: x, gradOutput: y, reluOutput: nil, gradWeight: dw, gradBias: bias) }),
+            try row("conv2d forward", pixels, outputs, taps) {
+                try device.conv2d(s, input: x, weight: weight, bias: bias, relu: false, output: y)
+            },
+            try row("conv2d backward data", pixels, taps, outputs) {
+                try device.conv2dBackwardData(s, gradOutput: y, reluOutput: nil, weight: weight, gradInput: dx)
+            },
+            try row("conv2d backward weights", taps, outputs, pixels) {
+                try device.conv2dBackwardWeights(s, input: x, gradOutput: y, reluOutput: nil, gradWeight: dw, gradBias: bias)
+            },
         ]
     }
 
@@ -101,15 +117,15 @@ public struct OpBenchmark {
     }
 
     /// The same product through OpenBLAS or CLBlast, without Kiln's checks and bookkeeping.
-    private func rawGemm(_ n: Int, _ a: Buffer, _ b: Buffer, _ c: Buffer) throws {
+    private func rawGemm(_ m: Int, _ n: Int, _ k: Int, _ a: Buffer, _ b: Buffer, _ c: Buffer) throws {
         if let device = device as? OpenCLDevice {
             var queue: cl_command_queue? = device.queue
-            let status = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, n, n, n, 1,
-                                      a.mem, 0, n, b.mem, 0, n, 0, c.mem, 0, n, &queue, nil)
+            let status = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1,
+                                      a.mem, 0, k, b.mem, 0, n, 0, c.mem, 0, n, &queue, nil)
             guard status == CLBlastSuccess else { throw DeviceError.clblast(call: "CLBlastSgemm", status: status.rawValue) }
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1,
-                        a.host, Int32(n), b.host, Int32(n), 0, c.host, Int32(n))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                        a.host, Int32(k), b.host, Int32(n), 0, c.host, Int32(n))
         }
     }
 }

@@ -32,27 +32,40 @@ public enum Conformance {
         public var passed: Bool { error <= tolerance }
     }
 
-    /// Runs every row on `device` with inputs from `seed`.
+    /// Runs every row on `device` with inputs from `seed`; on an OpenCL device the dense convolution
+    /// rows run again under each algorithm its tuner may pick ("conv2d … [tiled 64×32×16/4×4]"), so a
+    /// user's driver is checked on every kernel variant, not only on the ones chosen for these sizes.
     public static func check(_ device: any Device, seed: UInt64) throws -> [Result] {
-        let cpu = CPUDevice.shared
-        return try rows.enumerated().map { index, row in
-            var random = RandomGenerator(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
-            let inputs = row.inputs(&random)
-            let start = Date()
-            let outputs = try row.run(device, inputs)
-            let seconds = Date().timeIntervalSince(start)
-            let (expected, against): ([[Double]], String)
-            if device !== cpu {
-                (expected, against) = (try row.run(cpu, inputs).map { $0.map(Double.init) }, "cpu")
-            } else if let reference = row.reference {
-                (expected, against) = (reference(inputs), "float64")
-            } else {
-                (expected, against) = (try row.run(cpu, inputs).map { $0.map(Double.init) }, "itself")
+        var results = try rows.enumerated().map { index, row in try check(row, index, on: device, seed: seed) }
+        guard let openCL = device as? OpenCLDevice else { return results }
+        for algorithm in openCL.convolutionAlgorithms {
+            for (index, row) in rows.enumerated() where row.name.hasPrefix("conv2d ") {
+                let result = try openCL.forcingConvolution(algorithm) { try check(row, index, on: device, seed: seed) }
+                results.append(Result(name: "\(row.name) [\(algorithm)]", against: result.against, error: result.error,
+                                      tolerance: result.tolerance, seconds: result.seconds))
             }
-            let error = zip(outputs, expected).map { relativeError($0, $1) }.max() ?? 0
-            return Result(name: row.name, against: against, error: outputs.count == expected.count ? error : .infinity,
-                          tolerance: against == "itself" ? 0 : row.tolerance, seconds: seconds)
         }
+        return results
+    }
+
+    private static func check(_ row: Row, _ index: Int, on device: any Device, seed: UInt64) throws -> Result {
+        let cpu = CPUDevice.shared
+        var random = RandomGenerator(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        let inputs = row.inputs(&random)
+        let start = Date()
+        let outputs = try row.run(device, inputs)
+        let seconds = Date().timeIntervalSince(start)
+        let (expected, against): ([[Double]], String)
+        if device !== cpu {
+            (expected, against) = (try row.run(cpu, inputs).map { $0.map(Double.init) }, "cpu")
+        } else if let reference = row.reference {
+            (expected, against) = (reference(inputs), "float64")
+        } else {
+            (expected, against) = (try row.run(cpu, inputs).map { $0.map(Double.init) }, "itself")
+        }
+        let error = zip(outputs, expected).map { relativeError($0, $1) }.max() ?? 0
+        return Result(name: row.name, against: against, error: outputs.count == expected.count ? error : .infinity,
+                      tolerance: against == "itself" ? 0 : row.tolerance, seconds: seconds)
     }
 
     /// Each difference over the larger of the element's magnitude and the reference's RMS (so values

@@ -208,14 +208,22 @@ extension Conformance {
                 let (values, argmax) = pooled(pool, x[0].map(Double.init), mode: mode)
                 return [values] + (mode == .max ? [argmax] : [])
             }),
-            Row("pool2d \(mode) backward", inputs: { r in [random(pool.inputCount, &r), random(pool.outputCount, &r)] }, run: { d, x in
-                let (y, argmax, dx) = (try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.inputCount))
-                try d.pool2d(pool, mode: mode, input: d.buffer(x[0]), output: y, argmax: mode == .max ? argmax : nil)
-                try d.pool2dBackward(pool, mode: mode, gradOutput: d.buffer(x[1]), argmax: mode == .max ? argmax : nil, gradInput: dx)
-                return [try d.read(dx, count: pool.inputCount)]
-            }),
-        ] }
+            poolBackwardRow("pool2d \(mode) backward", pool, mode),
+        ] } + [poolBackwardRow("pool2d max backward (disjoint windows, uncovered edge)", disjointPool, .max)]
     }()
+
+    /// 2×2 windows, stride 2, over 11×9: no overlap, and the last row and column in no window.
+    private static let disjointPool = try! PoolShape(batch: 3, channels: 7, window: Window2D(input: (11, 9), kernel: (2, 2), stride: (2, 2), padding: .valid))
+
+    private static func poolBackwardRow(_ name: String, _ pool: PoolShape, _ mode: PoolMode) -> Row {
+        Row(name, inputs: { r in [random(pool.inputCount, &r), random(pool.outputCount, &r)] }, run: { d, x in
+            let (y, argmax, dx) = (try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.inputCount))
+            try d.fill(dx, with: .nan, offset: 0, count: pool.inputCount)  // every input must be written
+            try d.pool2d(pool, mode: mode, input: d.buffer(x[0]), output: y, argmax: mode == .max ? argmax : nil)
+            try d.pool2dBackward(pool, mode: mode, gradOutput: d.buffer(x[1]), argmax: mode == .max ? argmax : nil, gradInput: dx)
+            return [try d.read(dx, count: pool.inputCount)]
+        })
+    }
 
     // MARK: Elementwise, reductions, softmax
 

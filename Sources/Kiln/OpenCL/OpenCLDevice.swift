@@ -11,9 +11,13 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     let device: cl_device_id
     let pool: BufferPool
     let programs: ProgramCache
+    let convTuner: ConvTuner
     private var kernels: [String: cl_kernel] = [:]
     private var builtFamilies: [String: cl_program] = [:]
     private let lock = Lock()
+    /// Seconds per kernel or CLBlast routine, kept when `KILN_OPENCL_PROFILE=1` (each launch then waits).
+    private var profile: [String: (calls: Int, seconds: Double)]? =
+        ProcessInfo.processInfo.environment["KILN_OPENCL_PROFILE"] == "1" ? [:] : nil
     /// Bound where a kernel takes an optional buffer that the call does not use.
     private(set) var placeholder: Buffer!
 
@@ -33,6 +37,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         (self.context, self.queue) = (context, queue)
         pool = BufferPool { storage in if case .openCL(let mem) = storage { clReleaseMemObject(mem) } }
         programs = ProgramCache(context: context, device: device, info: info)
+        convTuner = try ConvTuner(programs: programs, device: device)
         placeholder = try makeBuffer(count: 1)
     }
 
@@ -79,40 +84,68 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         try lock.withLock { try CL.check(clFinish(queue), "clFinish") }
     }
 
-    /// The kernel `name` of `family`, building the family's program on first use.
-    private func kernel(_ family: String, _ name: String) throws -> cl_kernel {
-        if let kernel = kernels[name] { return kernel }
+    /// The kernel `name` of `family` built with `defines`, building the program on first use.
+    private func kernel(_ family: String, _ name: String, defines: String) throws -> cl_kernel {
+        let key = defines.isEmpty ? name : name + " " + defines
+        if let kernel = kernels[key] { return kernel }
+        let variant = defines.isEmpty ? family : family + " " + defines
         let program: cl_program
-        if let built = builtFamilies[family] { program = built } else {
-            program = try programs.program(family, source: ProgramCache.source(of: family)).program
-            builtFamilies[family] = program
+        if let built = builtFamilies[variant] { program = built } else {
+            program = try programs.program(family, source: ProgramCache.source(of: family), defines: defines).program
+            builtFamilies[variant] = program
         }
         var status: cl_int = 0
         let kernel = clCreateKernel(program, name, &status)
         try CL.check(status, "clCreateKernel(\(name))")
-        kernels[name] = kernel
+        kernels[key] = kernel
         return kernel!
     }
 
     /// Enqueues `family.name` over `items` work-items in groups of `group` (the global size is
-    /// rounded up; kernels check bounds), or over `groups` whole work-groups when given.
+    /// rounded up; kernels check bounds), or over `groups` whole work-groups when given; `defines`
+    /// selects a variant of the family built with those options.
     func launch(_ family: String, _ name: String, items: Int = 0, groups: Int? = nil, group: Int = 64,
                 _ arguments: KernelArgument...) throws {
         try launch(family, name, items: items, groups: groups, group: group, arguments)
     }
 
-    func launch(_ family: String, _ name: String, items: Int = 0, groups: Int? = nil, group: Int = 64,
+    func launch(_ family: String, _ name: String, defines: String = "", items: Int = 0, groups: Int? = nil, group: Int = 64,
                 _ arguments: [KernelArgument]) throws {
         let global = groups.map { $0 * group } ?? (items + group - 1) / group * group
         guard global > 0 else { return }
         try lock.withLock {
-            let kernel = try kernel(family, name)
+            let kernel = try kernel(family, name, defines: defines)
             for (index, argument) in arguments.enumerated() {
                 try argument.bind(to: kernel, at: cl_uint(index), name)
             }
             var (globalSize, localSize) = (global, group)
-            try CL.check(clEnqueueNDRangeKernel(queue, kernel, 1, nil, &globalSize, &localSize, 0, nil, nil),
-                         "clEnqueueNDRangeKernel(\(name), global \(global), local \(group))")
+            try timed(name) {
+                try CL.check(clEnqueueNDRangeKernel(queue, kernel, 1, nil, &globalSize, &localSize, 0, nil, nil),
+                             "clEnqueueNDRangeKernel(\(name), global \(global), local \(group))")
+            }
+        }
+    }
+
+    /// Runs `body` (an enqueue); when profiling, waits for it and adds its time to `name`'s row.
+    private func timed(_ name: String, _ body: () throws -> Void) throws {
+        guard profile != nil else { return try body() }
+        try CL.check(clFinish(queue), "clFinish")
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        try CL.check(clFinish(queue), "clFinish")
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        profile![name, default: (0, 0)].calls += 1
+        profile![name, default: (0, 0)].seconds += seconds
+    }
+
+    /// The profile kept under `KILN_OPENCL_PROFILE=1`, slowest first: one line per kernel or routine.
+    public func profileReport() -> String? {
+        lock.withLock {
+            guard let profile, !profile.isEmpty else { return nil }
+            let total = profile.values.reduce(0) { $0 + $1.seconds }
+            return profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, row in
+                String(format: "%6.1f%% %9.3f s %8d calls  %@", 100 * row.seconds / total, row.seconds, row.calls, name)
+            }.joined(separator: "\n")
         }
     }
 
@@ -120,7 +153,8 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     func clblast(_ call: String, _ body: (UnsafeMutablePointer<cl_command_queue?>) -> CLBlastStatusCode) throws {
         try lock.withLock {
             var queue: cl_command_queue? = self.queue
-            let status = body(&queue)
+            var status = CLBlastSuccess
+            try timed(String(call.prefix { $0 != "(" })) { status = body(&queue) }
             guard status == CLBlastSuccess else { throw DeviceError.clblast(call: call, status: status.rawValue) }
         }
     }

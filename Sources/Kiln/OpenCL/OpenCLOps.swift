@@ -45,7 +45,7 @@ extension OpenCLDevice {
         try sgemm(g, a, b, c)
     }
 
-    private func sgemm(_ g: Gemm, _ a: Buffer, _ b: Buffer, _ c: Buffer) throws {
+    func sgemm(_ g: Gemm, _ a: Buffer, _ b: Buffer, _ c: Buffer) throws {
         let (ta, tb) = (g.transposeA ? CLBlastTransposeYes : CLBlastTransposeNo, g.transposeB ? CLBlastTransposeYes : CLBlastTransposeNo)
         if g.batch == 1 {
             try clblast("CLBlastSgemm(\(g.m)×\(g.n)×\(g.k))") { queue in
@@ -62,93 +62,9 @@ extension OpenCLDevice {
     }
 
     /// The window's geometry as the `WINDOW_ARGS` of `Kernels/common.cl`.
-    private func windowArguments(_ w: Window2D, channels: Int) -> [KernelArgument] {
+    func windowArguments(_ w: Window2D, channels: Int) -> [KernelArgument] {
         [w.inputHeight, w.inputWidth, channels, w.kernelHeight, w.kernelWidth, w.strideHeight, w.strideWidth,
          w.padTop, w.padLeft, w.outputHeight, w.outputWidth]
-    }
-
-    public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
-        try s.validate(input: input, weight: weight, output: output, bias: bias)
-        if s.isDepthwise {
-            return try launchDepthwise("depthwise_forward", s.outputCount, s,
-                                       [input, weight, bias ?? placeholder, bias != nil, relu, output])
-        }
-        let rows = s.window.outputPixels
-        try forEachChunk(s, input: input) { first, images, columns in
-            var g = Gemm(m: images * rows, n: s.outChannels, k: s.patchSize)
-            g.offsetC = first * rows * s.outChannels
-            try sgemm(g, columns, weight, output)
-        }
-        if let bias { try addBias(output, bias, view: AxisView(outer: s.batch * rows, axis: s.outChannels), into: output) }
-        if relu { try unary(.relu, output, into: output, count: s.outputCount) }
-    }
-
-    public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
-        try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
-        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
-        if s.isDepthwise { return try launchDepthwise("depthwise_input_grad", s.inputCount, s, [gradOutput, weight, gradInput]) }
-        let rows = s.window.outputPixels
-        if s.isPointwise {
-            return try sgemm(Gemm(m: s.batch * rows, n: s.inChannels, k: s.outChannels, transposeB: true), gradOutput, weight, gradInput)
-        }
-        let chunk = s.imagesPerChunk
-        let columns = try makeBuffer(count: chunk * rows * s.patchSize)
-        for first in stride(from: 0, to: s.batch, by: chunk) {
-            let images = min(chunk, s.batch - first)
-            var g = Gemm(m: images * rows, n: s.patchSize, k: s.outChannels, transposeB: true)
-            g.offsetA = first * rows * s.outChannels
-            try sgemm(g, gradOutput, weight, columns)
-            let count = images * s.window.inputPixels * s.inChannels
-            try launchWindow("col2im", count, s.window, s.inChannels, [columns, gradInput, first * s.window.inputPixels * s.inChannels])
-        }
-    }
-
-    public func conv2dBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?,
-                                      gradWeight: Buffer, gradBias: Buffer?) throws {
-        try s.validate(input: input, weight: gradWeight, output: gradOutput, bias: gradBias, reluOutput: reluOutput)
-        let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
-        let rows = s.window.outputPixels
-        if s.isDepthwise {
-            let count = s.weightCount
-            try launch("depthwise", "depthwise_weight_grad", items: count,
-                       [count, s.batch] + depthwiseArguments(s) + [input, gradOutput, gradWeight])
-        } else {
-            try forEachChunk(s, input: input) { first, images, columns in
-                var g = Gemm(m: s.patchSize, n: s.outChannels, k: images * rows, transposeA: true, beta: first == 0 ? 0 : 1)
-                g.offsetB = first * rows * s.outChannels
-                try sgemm(g, columns, gradOutput, gradWeight)
-            }
-        }
-        if let gradBias {
-            try reduce(.sum, gradOutput, view: AxisView(outer: 1, axis: s.batch * rows, inner: s.outChannels), into: gradBias)
-        }
-    }
-
-    /// Calls `body(firstImage, imageCount, im2colMatrix)` for each chunk of the batch.
-    private func forEachChunk(_ s: ConvShape, input: Buffer, _ body: (Int, Int, Buffer) throws -> Void) throws {
-        if s.isPointwise { return try body(0, s.batch, input) }
-        let chunk = s.imagesPerChunk
-        let columns = try makeBuffer(count: chunk * s.window.outputPixels * s.patchSize)
-        for first in stride(from: 0, to: s.batch, by: chunk) {
-            let images = min(chunk, s.batch - first)
-            try launchWindow("im2col", images * s.window.outputPixels * s.patchSize, s.window, s.inChannels,
-                             [input, first * s.window.inputPixels * s.inChannels, columns])
-            try body(first, images, columns)
-        }
-    }
-
-    /// The `DEPTHWISE_ARGS` of `Kernels/depthwise.cl`.
-    private func depthwiseArguments(_ s: ConvShape) -> [KernelArgument] {
-        windowArguments(s.window, channels: s.inChannels) + [s.multiplier, s.window.dilationHeight, s.window.dilationWidth]
-    }
-
-    private func launchDepthwise(_ name: String, _ count: Int, _ s: ConvShape, _ buffers: [KernelArgument]) throws {
-        try launch("depthwise", name, items: count, [count] + depthwiseArguments(s) + buffers)
-    }
-
-    private func launchWindow(_ name: String, _ count: Int, _ w: Window2D, _ channels: Int,
-                              _ buffers: [KernelArgument]) throws {
-        try launch("conv", name, items: count, [count] + windowArguments(w, channels: channels) + buffers)
     }
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
@@ -159,6 +75,14 @@ extension OpenCLDevice {
 
     public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
         try s.validate(mode: mode, input: gradInput, output: gradOutput, argmax: argmax, "pool2dBackward")
+        let w = s.window
+        if mode == .max, w.strideHeight >= w.kernelHeight, w.strideWidth >= w.kernelWidth {
+            let covered = w.padTop == 0 && w.padLeft == 0 && w.strideHeight == w.kernelHeight && w.strideWidth == w.kernelWidth
+                && w.outputHeight * w.strideHeight == w.inputHeight && w.outputWidth * w.strideWidth == w.inputWidth
+            if !covered { try fill(gradInput, with: 0, offset: 0, count: s.inputCount) }
+            return try launch("pool", "max_pool_backward_disjoint", items: s.outputCount,
+                              [s.outputCount] + windowArguments(w, channels: s.channels) + [gradOutput, argmax ?? placeholder, gradInput])
+        }
         try launch("pool", "pool_backward", items: s.inputCount,
                    [s.inputCount, mode == .max] + windowArguments(s.window, channels: s.channels)
                     + [gradOutput, argmax ?? placeholder, gradInput])

@@ -28,30 +28,32 @@ struct ProgramCache {
         return common + "\n" + body
     }
 
-    /// The built program of `family`, and whether it came from the disk cache.
-    func program(_ family: String, source: String) throws -> (program: cl_program, cached: Bool) {
-        let key = fnv1a([info.platform, info.name, info.version, info.driverVersion, Self.options, source].joined(separator: "\u{1}"))
+    /// The built program of `family` with extra build `defines` (`-D NAME=VALUE …`), and whether it came
+    /// from the disk cache.
+    func program(_ family: String, source: String, defines: String = "") throws -> (program: cl_program, cached: Bool) {
+        let options = defines.isEmpty ? Self.options : Self.options + " " + defines
+        let key = fnv1a([info.platform, info.name, info.version, info.driverVersion, options, source].joined(separator: "\u{1}"))
         let file = directory.appendingPathComponent("\(family)-\(String(key, radix: 16)).bin")
-        if let binary = try? Data(contentsOf: file), let program = try? build(binary: binary, family) {
+        if let binary = try? Data(contentsOf: file), let program = try? build(binary: binary, family, options) {
             return (program, true)
         }
-        let program = try build(source: source, family)
+        let program = try build(source: source, family, options)
         if let binary = try? binary(of: program) { store(binary, at: file) }
         return (program, false)
     }
 
-    private func build(source: String, _ family: String) throws -> cl_program {
+    private func build(source: String, _ family: String, _ options: String) throws -> cl_program {
         var status: cl_int = 0
         let program = source.withCString { text -> cl_program? in
             var pointer: UnsafePointer<CChar>? = text
             return clCreateProgramWithSource(context, 1, &pointer, nil, &status)
         }
         try CL.check(status, "clCreateProgramWithSource(\(family))")
-        try link(program!, family)
+        try link(program!, family, options)
         return program!
     }
 
-    private func build(binary: Data, _ family: String) throws -> cl_program {
+    private func build(binary: Data, _ family: String, _ options: String) throws -> cl_program {
         var status: cl_int = 0, binaryStatus: cl_int = 0
         var device: cl_device_id? = self.device
         var length = binary.count
@@ -61,13 +63,13 @@ struct ProgramCache {
         }
         try CL.check(status, "clCreateProgramWithBinary(\(family))")
         try CL.check(binaryStatus, "clCreateProgramWithBinary(\(family))")
-        do { try link(program!, family) } catch { clReleaseProgram(program); throw error }
+        do { try link(program!, family, options) } catch { clReleaseProgram(program); throw error }
         return program!
     }
 
-    private func link(_ program: cl_program, _ family: String) throws {
+    private func link(_ program: cl_program, _ family: String, _ options: String) throws {
         var device: cl_device_id? = self.device
-        let status = clBuildProgram(program, 1, &device, Self.options, nil, nil)
+        let status = clBuildProgram(program, 1, &device, options, nil, nil)
         guard status == CL_SUCCESS else {
             let log = (try? buildLog(program)) ?? "(no build log)"
             clReleaseProgram(program)
@@ -105,7 +107,7 @@ struct ProgramCache {
     }
 
     /// 64-bit FNV-1a: a stable hash for cache keys (not for security).
-    private func fnv1a(_ text: String) -> UInt64 {
+    func fnv1a(_ text: String) -> UInt64 {
         text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 }
