@@ -2,7 +2,7 @@
 # One command on a GPU machine, no Swift needed: run it from the bundle (Scripts/bundle.sh --with-data
 # makes dist/kiln) or a built checkout. Registers the vendor's OpenCL driver when its library is
 # present but no ICD file names it (NVIDIA's libnvidia-opencl.so.1, AMD's libamdocl64.so), then runs
-# kiln devices, kiln selftest, kiln benchmark ops and the workshop-CNN training benchmark on the device
+# kiln devices, kiln selftest, kiln tune, kiln benchmark ops and the workshop-CNN training benchmark on the device
 # (DEVICE, default opencl) at batch 32 and 128 and, when python3 has a CUDA-enabled torch, the same
 # model in PyTorch CUDA (fp32, channels-last) in the same run. Writes gpu-check/results.json and
 # gpu-check/table.md (OUT to choose the folder); exits 1 if the self test fails.
@@ -40,6 +40,7 @@ fi
 "$kiln" devices | tee "$out/devices.txt"
 "$kiln" selftest --device "$device" | tee "$out/selftest.txt"
 selftest=${PIPESTATUS[0]}
+"$kiln" tune --device "$device" | tee "$out/tune.txt"
 "$kiln" benchmark ops --devices "$device" --seconds 0.3 | tee "$out/ops.txt"
 for batch in 32 128; do
     "$kiln" benchmark train --device "$device" --batch-size "$batch" --steps "$steps" --windows 3 ${data:+--data "$data"} \
@@ -58,6 +59,7 @@ def load(name):
     return json.loads(path.read_text()) if path.exists() and path.read_text().strip() else None
 results = {"device": device, "devices": (out / "devices.txt").read_text(), "selftest_passed": selftest == 0,
            "selftest": (out / "selftest.txt").read_text().splitlines()[-1], "ops": (out / "ops.txt").read_text(),
+           "tune": (out / "tune.txt").read_text() if (out / "tune.txt").exists() else "",
            "machine": platform.platform(), "runs": {}}
 rows = ["| engine | batch | train samples/s | inference images/s |", "|---|---:|---:|---:|"]
 for engine in ("kiln", "torch-cuda"):
