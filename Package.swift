@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "CImageIO", path: "Sources/CImageIO", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
         // Variable-length HDF5 string attributes read in a child process (damaged files crash libhdf5 there).
         .target(name: "CHDF5Sandbox", path: "Sources/CHDF5Sandbox", linkerSettings: [.linkedLibrary("hdf5_serial")]),
+        // MPI (Open MPI or MPICH) loaded at run time for data-parallel training: nothing needed to build.
+        .target(name: "CMPI", path: "Sources/CMPI", linkerSettings: [.linkedLibrary("dl")]),
         // The CPU backend's vectorised loops (convolution, FMA peak), one build per x86 vector width.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
@@ -46,7 +48,7 @@ let package = Package(
 
         .target(
             name: "Kiln",
-            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CHDF5Sandbox", "CImageIO", "CKernels",
+            dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CHDF5", "CHDF5Sandbox", "CImageIO", "CKernels", "CMPI",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             plugins: ["EmbedKernelsPlugin"]),
         .executableTarget(

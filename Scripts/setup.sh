@@ -2,13 +2,14 @@
 # Installs the system packages Kiln builds and tests against, skipping those already present:
 # OpenCL headers + ICD loader, CLBlast, PoCL (OpenCL on the CPU, for tests), OpenBLAS, clinfo,
 # zlib/libpng/libjpeg (dataset loaders), HDF5 (Keras files), ONNX's operator test data, and real
-# data: Fashion-MNIST, Seattle's weather and temperatures (vega-datasets) and the fortunes texts.
+# data: Fashion-MNIST, Seattle's weather and temperatures (vega-datasets) and the fortunes texts;
+# Open MPI, for the data-parallel tests (Kiln loads MPI at run time and builds without it).
 # Uses sudo when not root.
 set -euo pipefail
 
 packages=(ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo
           zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev libonnx-testdata dataset-fashion-mnist
-          python3-vega-datasets fortunes)
+          python3-vega-datasets fortunes libopenmpi-dev openmpi-bin)
 
 missing=()
 for package in "${packages[@]}"; do

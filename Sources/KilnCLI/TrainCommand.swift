@@ -105,7 +105,25 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "With --resume: unfreeze all layers, the last N, or these (comma-separated names); all and N keep batch normalisation frozen.")
     var unfreeze: String?
 
+    @Flag(help: "Data-parallel training under mpirun -np N: each rank trains on its share of every batch of --batch-size and the ranks average gradients over MPI; rank 0 prints and writes the run folder.")
+    var distributed = false
+
     func run() throws {
+        guard distributed else { return try train(parallel: nil) }
+        let parallel: DataParallel
+        do { parallel = DataParallel(try MPICommunicator.world()) } catch { throw CleanExit.message("\(error)") }
+        let rank = parallel.communicator.rank
+        if rank != 0 { _ = freopen("/dev/null", "w", stdout) }  // one rank reports
+        do {
+            try train(parallel: parallel)
+        } catch {
+            // The others would wait for this rank in the next reduction: end them all.
+            FileHandle.standardError.write(Data("Error (rank \(rank) of \(parallel.communicator.size)): \(error)\n".utf8))
+            parallel.communicator.abort()
+        }
+    }
+
+    private func train(parallel: DataParallel?) throws {
         try reportingErrors {
             let device = try Devices.select(self.device)
             var settings = RunSettings(model: base == nil ? model ?? ModelZoo.workshopCNN.rawValue : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
@@ -114,7 +132,11 @@ struct TrainCommand: ParsableCommand {
                                        classWeight: classWeight, preprocess: preprocess,
                                        base: base, cut: cut, head: head, baseWeights: weights, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
                                        windowing: try data.windowing(), limit: data.limit)
-            if let (zoo, saved) = try generativeModel() { return try generative(zoo, settings, saved: saved, device: device) }
+            let generative = try generativeModel()
+            if parallel != nil, generative != nil || settings.windowing != nil || kFold != nil || settings.cacheFeatures {
+                throw CleanExit.message("--distributed trains classifiers with fit; not time series, --k-fold, --cache-features or generative models")
+            }
+            if let (zoo, saved) = generative { return try self.generative(zoo, settings, saved: saved, device: device) }
             var loaded: Model?
             if let resume {
                 let checkpoint = try Checkpoint.load(URL(fileURLWithPath: resume), device: device)
@@ -134,7 +156,11 @@ struct TrainCommand: ParsableCommand {
                 print("Resuming \(resume) at epoch \(checkpoint.model.epochsTrained) of \(epochs).")
             }
             if settings.windowing != nil { return try forecast(settings, resumed: loaded, device: device) }
-            let folder = try runFolder(settings)
+            // Ranks other than 0 write into a folder of their own that goes away at the end.
+            let scratch = parallel.flatMap { $0.communicator.rank == 0 ? nil : FileManager.default.temporaryDirectory
+                .appendingPathComponent("kiln-rank-\($0.communicator.rank)-\(UUID().uuidString)") }
+            defer { scratch.map { try? FileManager.default.removeItem(at: $0) } }
+            let folder = try scratch.map { try ensureWritableFolder($0); return $0 } ?? runFolder(settings)
             var data = self.data
             (data.data, data.imageSize, data.channels, data.labelColumn, data.limit) = (settings.data, settings.imageSize, settings.channels,
                                                                                         settings.labelColumn, settings.limit)
@@ -173,7 +199,8 @@ struct TrainCommand: ParsableCommand {
             } else {
                 try model.fit(split.training, epochs: remaining, batchSize: settings.batchSize, validationData: split.validation,
                               normalization: normalization, augmentation: try settings.augment.map { try Augmentation(spec: $0) },
-                              seed: settings.seed, callbacks: callbacks + [checkpoint])
+                              seed: settings.seed, callbacks: callbacks + [checkpoint], progress: parallel.map { $0.communicator.rank == 0 } ?? true,
+                              distributed: parallel)
             }
             signals.uninstall()  // a second Ctrl-C while the run is written ends the process at once
             // The final state: restored best weights, an interrupted epoch's; never weights that diverged.

@@ -45,12 +45,13 @@ extension Model {
     /// Trains for `epochs` more epochs (continuing from earlier calls) and returns the history of
     /// this call. Validation uses `validationData`, or the last `validationSplit` of `data`. The
     /// data's `sampleWeights`, or `classWeight` (class → weight, 1 for classes it omits; training
-    /// only, as Keras), weight each sample's loss.
+    /// only, as Keras), weight each sample's loss. With `distributed`, every rank of its MPI world
+    /// calls `fit` alike and trains on its share of each batch of `batchSize` (the global batch).
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
                     validationData: Dataset? = nil, normalization: Preprocessing = .unitRange, augmentation: Augmentation? = nil,
                     classWeight: [Int: Float]? = nil, seed: UInt64 = 0, callbacks: [Callback] = [], progress: Bool = true,
-                    device: (any Device)? = nil) throws -> History {
+                    device: (any Device)? = nil, distributed: DataParallel? = nil) throws -> History {
         guard let compiled else { throw TrainingError.notCompiled }
         try checkEpochs(epochs)
         try data.validate("training data")
@@ -65,7 +66,9 @@ extension Model {
         let loader = try BatchLoader(training, batchSize: batchSize, shuffle: shuffle, seed: seed, normalization: normalization,
                                      augmentation: augmentation, oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
         let device = self.device!
+        try distributed?.synchronize(weights)
         return try train(epochs: epochs, stepsPerEpoch: loader.batchCount, batches: { loader.batches(epoch: $0, on: device) },
+                         parallel: distributed,
                          validate: validation.map { data in { try self.evaluate(data, batchSize: batchSize, normalization: normalization, checked: true) } },
                          callbacks: callbacks, progress: progress)
     }
@@ -140,7 +143,9 @@ extension Model {
 
     /// A step of the compiled loss (with the weight penalties and the layers' added losses) and optimizer.
     /// The loss stays on the device: summed for the epoch's mean and for the window `check` reads.
-    private func compiledSteps(tap: GradientTap) throws -> EpochSteps {
+    /// With `parallel`, a step trains on this rank's share of the batch and steps with the gradients
+    /// reduced over the ranks; the loss checks are reduced too, so every rank decides alike.
+    private func compiledSteps(tap: GradientTap, parallel: DataParallel? = nil) throws -> EpochSteps {
         let compiled = compiled!
         let meters = try PassMeters(compiled, outputNames: outputNames)
         let lossMeter = MeanMetric(name: "loss")
@@ -151,7 +156,10 @@ extension Model {
                           compiled.optimizer.iterations)
         }
         try keepLastFinite()
-        return EpochSteps(step: { batch in
+        return EpochSteps(step: { global in
+            // A rank that gets no rows of a small last batch runs all of it with share 0.
+            let (local, share) = try parallel.map { try $0.shard(global) } ?? (global, 1)
+            let batch = local ?? global
             let run = try self.run(batch.inputs, training: true)
             let (targets, predictions, weights) = try Compilation.unmasked(batch.targets, run.outputs, masks: run.masks, weights: batch.weights)
             let losses = try compiled.loss(targets, predictions, weights: weights)
@@ -160,7 +168,12 @@ extension Model {
             for added in self.addedLosses { loss = try loss + added.reshaped(loss.shape) }
             try loss.backward()
             if tap.enabled { tap.gradients = Dictionary(self.trainableWeights.compactMap { w in w.value.grad.map { (w.path, $0) } }) { a, _ in a } }
-            try compiled.optimizer.apply(to: self.trainableWeights)
+            if let parallel {
+                try compiled.optimizer.apply(try parallel.reducedGradients(self.trainableWeights, share: share), to: self.trainableWeights)
+                for weight in self.trainableWeights { weight.value.zeroGrad() }
+            } else {
+                try compiled.optimizer.apply(to: self.trainableWeights)
+            }
             try meters.update(targets, predictions, weights: weights, loss: losses, includingTotal: false)
             try lossMeter.update(batch.inputs[0], loss)
             let value = loss.detached()
@@ -168,7 +181,7 @@ extension Model {
         }, check: {
             guard let pending = window else { return nil }
             window = nil
-            let value = try pending.item()
+            let value = try parallel.map { try $0.sum(try pending.item()) } ?? pending.item()
             if value.isFinite {
                 try keepLastFinite()
                 return nil
@@ -191,9 +204,10 @@ extension Model {
 
     /// The epoch loop shared by the `fit`s: a step per batch, callbacks, history, and validation after each epoch.
     private func train(epochs: Int, stepsPerEpoch: Int, batches: (Int) -> AnySequence<Result<Batch, Error>>, steps: EpochSteps? = nil,
-                       validate: (() throws -> [String: Float])?, callbacks: [Callback], progress: Bool) throws -> History {
+                       parallel: DataParallel? = nil, validate: (() throws -> [String: Float])?, callbacks: [Callback],
+                       progress: Bool) throws -> History {
         let tap = GradientTap()
-        let steps = try steps ?? compiledSteps(tap: tap)
+        let steps = try steps ?? compiledSteps(tap: tap, parallel: parallel)
         let state = TrainingState(model: self, finalEpoch: epochsTrained + epochs, stepsPerEpoch: stepsPerEpoch, history: History(), tap: tap) {
             try steps.logs().filter { $0.key != "learning_rate" }
         }
@@ -221,7 +235,8 @@ extension Model {
                 if state.interrupted { break epochs }
             }
             if try diverged() { break epochs }
-            var logs = try steps.logs()
+            // Mid-epoch logs (the progress bar's) are this rank's; the epoch's are over every rank.
+            var logs = try parallel.map { try $0.average(try steps.logs()) } ?? steps.logs()
             if let validate {
                 for (name, value) in try validate() { logs["val_" + name] = value }
             }

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import Kiln
+
+/// `kiln train --distributed` under `mpirun` (run when Open MPI is installed: Scripts/setup.sh installs it).
+@Suite("Data-parallel training") struct DistributedTests {
+    static let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// Open MPI refuses root unless told (CI containers run as root); loopback only.
+    static let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,vader,tcp",
+                              "OMPI_MCA_btl_tcp_if_include": "lo"]
+
+    /// README's command on 512 real Fashion-MNIST images for one epoch: two ranks with global batch 32
+    /// end on the same weights as one process with batch 32 (dropout-free LeNet-5, the same seed), up to
+    /// float summation order.
+    @Test(.enabled(if: mpirun != nil)) func twoRanksMatchOne() throws {
+        let folder = try temporaryFolder()
+        let readme = try #require(try Documentation.shellBlocks(Documentation.readme).flatMap { $0 }.first { $0.first == "mpirun" })
+        #expect(readme.starts(with: ["mpirun", "-np", "2", "kiln", "train"]) && readme.last == "--distributed", "\(readme)")
+        let arguments = Array(readme.dropFirst(4).dropLast()) + ["--limit", "512", "--epochs", "1", "--device", "cpu", "--seed", "7"]
+        let one = try DeviceTests.run(arguments + ["--out", folder.appendingPathComponent("one").path], environment: [:])
+        #expect(one.status == 0, "\(one.output)")
+        let two = try DeviceTests.run(["--oversubscribe"] + readme.dropFirst().prefix(2) + [DeviceTests.kiln.path] + arguments
+                                      + ["--out", folder.appendingPathComponent("two").path, "--distributed"],
+                                      environment: Self.environment, executable: URL(fileURLWithPath: Self.mpirun!))
+        #expect(two.status == 0, "\(two.output)")
+        #expect(two.output.components(separatedBy: "Test loss").count == 2, "only rank 0 reports: \(two.output)")
+        let (a, b) = (try Checkpoint.load(folder.appendingPathComponent("one/model.safetensors"), device: CPUDevice.shared).model,
+                      try Checkpoint.load(folder.appendingPathComponent("two/model.safetensors"), device: CPUDevice.shared).model)
+        var worst = 0.0
+        for (x, y) in zip(a.weights, b.weights) {
+            let (p, q) = (try x.value.toArray(), try y.value.toArray())
+            let scale = max(p.map { abs(Double($0)) }.max() ?? 0, 1e-30)
+            worst = max(worst, zip(p, q).map { abs(Double($0) - Double($1)) / scale }.max() ?? 0)
+        }
+        #expect(worst <= 1e-5, "largest difference ÷ the weight's largest magnitude: \(worst)")
+        #expect(a.epochsTrained == 1 && b.epochsTrained == 1)
+    }
+
+    /// A rank that fails ends every rank (MPI_Abort) instead of leaving them waiting; without MPI the
+    /// flag says so in one line.
+    @Test(.enabled(if: mpirun != nil)) func failuresEndEveryRank() throws {
+        let start = Date()
+        let failed = try DeviceTests.run(["--oversubscribe", "-np", "2", DeviceTests.kiln.path, "train", "--dataset", "/no/such/data.csv",
+                                          "--distributed"], environment: Self.environment, executable: URL(fileURLWithPath: Self.mpirun!))
+        #expect(failed.status != 0 && failed.output.contains("/no/such/data.csv"), "\(failed.output)")
+        #expect(Date().timeIntervalSince(start) < 60)
+        let missing = try DeviceTests.run(["train", "--distributed"], environment: ["KILN_MPI_LIBRARY": "/no/libmpi.so"])
+        #expect(missing.status != 0 && missing.output.contains("--distributed needs MPI: KILN_MPI_LIBRARY=/no/libmpi.so could not be loaded"),
+                "\(missing.output)")
+    }
+}
