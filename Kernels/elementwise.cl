@@ -1,5 +1,6 @@
-// Activations and arithmetic, one work-item per element. Reference: CPU/CPUElementwise.swift.
-// Op codes follow UnaryOp.code and BinaryOp in Device/Geometry.swift.
+// Activations and arithmetic. Reference: CPU/CPUElementwise.swift. Op codes follow UnaryOp.code and
+// BinaryOp in Device/Geometry.swift. The same-shape kernels take VECTOR consecutive elements per
+// work-item (one vector load and store each; the last item does the tail one by one).
 
 // `slope`: the op's parameter (leaky ReLU's slope, the capped ReLU's maximum).
 inline float unary_op(const int op, const float x, const float slope) {
@@ -50,21 +51,39 @@ inline float binary_op(const int op, const float a, const float b) {
     }
 }
 
+#define VECTOR 4
+
 __kernel void unary(const int n, const int op, const float slope, __global const float* x, __global float* y) {
-    const int i = get_global_id(0);
-    if (i < n) y[i] = unary_op(op, x[i], slope);
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        const float4 v = vload4(0, x + i);
+        vstore4((float4)(unary_op(op, v.s0, slope), unary_op(op, v.s1, slope), unary_op(op, v.s2, slope), unary_op(op, v.s3, slope)), 0, y + i);
+    } else {
+        for (int j = i; j < n; ++j) y[j] = unary_op(op, x[j], slope);
+    }
 }
 
 __kernel void unary_backward(const int n, const int op, const float slope, __global const float* x,
                              __global const float* y, __global const float* dy, __global float* dx) {
-    const int i = get_global_id(0);
-    if (i < n) dx[i] = unary_grad(op, x[i], y[i], dy[i], slope);
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        const float4 a = vload4(0, x + i), b = vload4(0, y + i), g = vload4(0, dy + i);
+        vstore4((float4)(unary_grad(op, a.s0, b.s0, g.s0, slope), unary_grad(op, a.s1, b.s1, g.s1, slope),
+                         unary_grad(op, a.s2, b.s2, g.s2, slope), unary_grad(op, a.s3, b.s3, g.s3, slope)), 0, dx + i);
+    } else {
+        for (int j = i; j < n; ++j) dx[j] = unary_grad(op, x[j], y[j], dy[j], slope);
+    }
 }
 
 __kernel void binary_same(const int n, const int op, __global const float* a, __global const float* b,
                           __global float* y) {
-    const int i = get_global_id(0);
-    if (i < n) y[i] = binary_op(op, a[i], b[i]);
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        const float4 u = vload4(0, a + i), v = vload4(0, b + i);
+        vstore4((float4)(binary_op(op, u.s0, v.s0), binary_op(op, u.s1, v.s1), binary_op(op, u.s2, v.s2), binary_op(op, u.s3, v.s3)), 0, y + i);
+    } else {
+        for (int j = i; j < n; ++j) y[j] = binary_op(op, a[j], b[j]);
+    }
 }
 
 __kernel void binary_broadcast(const int n, const int op, const int8 shape, const int8 a_strides,
@@ -75,8 +94,9 @@ __kernel void binary_broadcast(const int n, const int op, const int8 shape, cons
 }
 
 __kernel void affine(const int n, const float scale, const float shift, __global const float* x, __global float* y) {
-    const int i = get_global_id(0);
-    if (i < n) y[i] = scale * x[i] + shift;
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) vstore4(scale * vload4(0, x + i) + shift, 0, y + i);
+    else for (int j = i; j < n; ++j) y[j] = scale * x[j] + shift;
 }
 
 // x seen as [outer, channels, inner]; y = x + bias[channel].

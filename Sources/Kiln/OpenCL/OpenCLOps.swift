@@ -61,6 +61,9 @@ extension OpenCLDevice {
         }
     }
 
+    /// Work-items of a same-shape elementwise kernel: `VECTOR` (4) elements each (`Kernels/elementwise.cl`).
+    static func vectors(_ count: Int) -> Int { (count + 3) / 4 }
+
     /// The window's geometry as the `WINDOW_ARGS` of `Kernels/common.cl`.
     func windowArguments(_ w: Window2D, channels: Int) -> [KernelArgument] {
         [w.inputHeight, w.inputWidth, channels, w.kernelHeight, w.kernelWidth, w.strideHeight, w.strideWidth,
@@ -91,7 +94,7 @@ extension OpenCLDevice {
     public func unary(_ op: UnaryOp, _ input: Buffer, into output: Buffer, count: Int) throws {
         try require(input, count, "unary input")
         try require(output, count, "unary output")
-        try launch("elementwise", "unary", items: count, count, op.code, op.parameter, input, output)
+        try launch("elementwise", "unary", items: Self.vectors(count), count, op.code, op.parameter, input, output)
     }
 
     public func unaryBackward(_ op: UnaryOp, input: Buffer, output: Buffer, gradOutput: Buffer, gradInput: Buffer,
@@ -99,7 +102,7 @@ extension OpenCLDevice {
         for (buffer, name) in [(input, "input"), (output, "output"), (gradOutput, "gradOutput"), (gradInput, "gradInput")] {
             try require(buffer, count, "unaryBackward \(name)")
         }
-        try launch("elementwise", "unary_backward", items: count, count, op.code, op.parameter, input, output, gradOutput, gradInput)
+        try launch("elementwise", "unary_backward", items: Self.vectors(count), count, op.code, op.parameter, input, output, gradOutput, gradInput)
     }
 
     public func binary(_ op: BinaryOp, _ a: Buffer, shape aShape: [Int], _ b: Buffer, shape bShape: [Int],
@@ -109,7 +112,7 @@ extension OpenCLDevice {
         try require(b, bShape.reduce(1, *), "binary b")
         try require(output, index.count, "binary output")
         if aShape == bShape, aShape == outputShape {
-            try launch("elementwise", "binary_same", items: index.count, index.count, op.rawValue, a, b, output)
+            try launch("elementwise", "binary_same", items: Self.vectors(index.count), index.count, op.rawValue, a, b, output)
         } else {
             try launch("elementwise", "binary_broadcast", items: index.count, index.count, op.rawValue, IntVector8(index.shape),
                        IntVector8(index.strides[0]), IntVector8(index.strides[1]), a, b, output)
@@ -119,7 +122,7 @@ extension OpenCLDevice {
     public func affine(_ input: Buffer, scale: Float, shift: Float, into output: Buffer, count: Int) throws {
         try require(input, count, "affine input")
         try require(output, count, "affine output")
-        try launch("elementwise", "affine", items: count, count, scale, shift, input, output)
+        try launch("elementwise", "affine", items: Self.vectors(count), count, scale, shift, input, output)
     }
 
     public func addBias(_ input: Buffer, _ bias: Buffer, view: AxisView, into output: Buffer) throws {
