@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 typedef void *handle;  // Open MPI: a pointer to a global; MPICH: an int (passed in a register, so this fits)
-static int (*mpi_init)(int *, char ***);
+static int (*mpi_init)(int *, char ***, int, int *);
 static int (*mpi_initialized)(int *);
 static int (*mpi_comm_rank)(handle, int *);
 static int (*mpi_comm_size)(handle, int *);
@@ -56,14 +56,15 @@ int kiln_mpi_load(const char *path, char *error, size_t length) {
         sum_op = (handle)(intptr_t)0x58000003;
         in_place = (void *)(intptr_t)-1;
     }
-    RESOLVE(mpi_init, "MPI_Init")
+    RESOLVE(mpi_init, "MPI_Init_thread")
 #undef RESOLVE
     return 0;
 }
 
-int kiln_mpi_init(int *rank, int *size) {
-    int done = 0, status = mpi_initialized(&done);
-    if (status == 0 && !done) status = mpi_init(NULL, NULL);
+int kiln_mpi_init(int *rank, int *size, int *serialized) {
+    int done = 0, provided = 0, status = mpi_initialized(&done);
+    if (status == 0 && !done) status = mpi_init(NULL, NULL, 2, &provided);  // 2: MPI_THREAD_SERIALIZED (Open MPI and MPICH)
+    *serialized = provided >= 2;
     if (status == 0) status = mpi_comm_rank(world, rank);
     if (status == 0) status = mpi_comm_size(world, size);
     return status;

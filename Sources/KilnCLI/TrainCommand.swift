@@ -213,7 +213,10 @@ struct TrainCommand: ParsableCommand {
                 "device": model.device!.info.name, "seconds": seconds,
                 "samples_per_second": Double(split.training.count * (model.epochsTrained - startEpoch)) / max(seconds, 1e-9),
                 "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
-            ])
+            ].merging(parallel.map { ["ranks": $0.communicator.size, "allreduce_ms_per_step": $0.statistics.millisecondsPerStep,
+                                      "allreduce_exposed_ms_per_step": $0.statistics.exposedMillisecondsPerStep,
+                                      "allreduce_overlap": $0.statistics.overlap,
+                                      "gradient_bytes_per_step": $0.statistics.bytes / max($0.statistics.steps, 1)] } ?? [:]) { a, _ in a })
             try board?.addImage(report.confusionPNG(), tag: "test/confusion_matrix", step: model.epochsTrained)
             print(String(format: "Test loss %.4f - test accuracy %.4f", report.loss, report.accuracy))
             let written = ["history.csv", "metrics.json", "model.safetensors", "curves.svg", "confusion.svg"]

@@ -7,8 +7,9 @@
 // Loads `library` (NULL: Open MPI's, else MPICH's) and resolves the calls; 0 on success, else
 // writes why into `error`.
 int kiln_mpi_load(const char *library, char *error, size_t length);
-// MPI_Init (once); then this process's rank and the world's size. Return MPI error codes (0: success).
-int kiln_mpi_init(int *rank, int *size);
+// MPI_Init_thread (once), asking that any one thread at a time may call MPI; then this process's
+// rank, the world's size, and whether that was granted. Return MPI error codes (0: success).
+int kiln_mpi_init(int *rank, int *size, int *serialized);
 // In-place sums over every rank (MPI_Allreduce with MPI_IN_PLACE).
 int kiln_mpi_allreduce_sum_float(float *values, size_t count);
 int kiln_mpi_allreduce_sum_double(double *values, size_t count);

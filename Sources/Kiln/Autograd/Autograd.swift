@@ -46,10 +46,15 @@ extension Tensor {
     /// Computes the gradient of this scalar with respect to every leaf tensor that requires one,
     /// adding it to the leaf's `grad` (so gradients accumulate until `zeroGrad()` or an optimizer
     /// step clears them, as in PyTorch). The recorded graph is released afterwards.
-    public func backward() throws {
+    public func backward() throws { try backward(whenLeafReady: nil) }
+
+    /// `backward()`, calling `ready` with each leaf (a weight) as soon as its gradient is complete,
+    /// while the rest of the graph is still to run: when data-parallel training starts reducing it.
+    public func backward(whenLeafReady ready: ((Tensor) throws -> Void)?) throws {
         try propagate { tensor, grad in
             guard tensor.node == nil else { return }
             tensor.grad = try tensor.grad.map { try $0 + grad } ?? grad
+            try ready?(tensor)
         }
     }
 

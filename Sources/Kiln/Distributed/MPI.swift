@@ -22,8 +22,11 @@ public enum DistributedError: Error, CustomStringConvertible {
 public final class MPICommunicator: @unchecked Sendable {
     public let rank: Int
     public let size: Int
+    /// Whether MPI lets a thread other than the first call it (one at a time): what overlapping the
+    /// gradient reduction with the backward pass needs.
+    public let threadsMayCall: Bool
 
-    private init(rank: Int, size: Int) { (self.rank, self.size) = (rank, size) }
+    private init(rank: Int, size: Int, threadsMayCall: Bool) { (self.rank, self.size, self.threadsMayCall) = (rank, size, threadsMayCall) }
 
     private static let shared = Lock()
     nonisolated(unsafe) private static var initialised: MPICommunicator?
@@ -36,9 +39,9 @@ public final class MPICommunicator: @unchecked Sendable {
             let library = ProcessInfo.processInfo.environment["KILN_MPI_LIBRARY"]
             let loaded = library.map { name in name.withCString { kiln_mpi_load($0, &error, error.count) } } ?? kiln_mpi_load(nil, &error, error.count)
             guard loaded == 0 else { throw DistributedError.unavailable(String(cString: error)) }
-            var (rank, size): (Int32, Int32) = (0, 1)
-            try check(kiln_mpi_init(&rank, &size), "MPI_Init")
-            let world = MPICommunicator(rank: Int(rank), size: Int(size))
+            var (rank, size, serialized): (Int32, Int32, Int32) = (0, 1, 0)
+            try check(kiln_mpi_init(&rank, &size, &serialized), "MPI_Init_thread")
+            let world = MPICommunicator(rank: Int(rank), size: Int(size), threadsMayCall: serialized != 0)
             initialised = world
             atexit { _ = kiln_mpi_finalize() }
             return world

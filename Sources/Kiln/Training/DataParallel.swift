@@ -6,8 +6,27 @@ import Foundation
 /// takes the same optimizer step, so the weights stay identical. Batch-norm statistics stay per replica.
 public struct DataParallel {
     public let communicator: MPICommunicator
-    /// Gradient floats reduced per `MPI_Allreduce` (Horovod's fusion buffer).
+    /// Gradient bytes reduced per `MPI_Allreduce` (Horovod's fusion buffer).
     public var bucketBytes: Int
+    /// Time spent reducing gradients, and how much of it the backward pass hid, over the steps so far.
+    public let statistics = Statistics()
+
+    public final class Statistics: @unchecked Sendable {
+        public internal(set) var steps = 0
+        /// Reducing the buckets (device reads, `MPI_Allreduce`, unpacking), wherever it ran.
+        public internal(set) var seconds = 0.0
+        /// The part the step waited for after its backward pass: what overlap did not hide.
+        public internal(set) var exposedSeconds = 0.0
+        /// The backward passes, reductions started during them included.
+        public internal(set) var backwardSeconds = 0.0
+        public internal(set) var bytes = 0
+        /// Milliseconds per step spent reducing gradients.
+        public var millisecondsPerStep: Double { steps == 0 ? 0 : 1000 * seconds / Double(steps) }
+        /// Milliseconds per step the step waited for reductions after its backward pass.
+        public var exposedMillisecondsPerStep: Double { steps == 0 ? 0 : 1000 * exposedSeconds / Double(steps) }
+        /// The share of the reduction time hidden behind the backward pass.
+        public var overlap: Double { seconds == 0 ? 0 : max(0, 1 - exposedSeconds / seconds) }
+    }
 
     public init(_ communicator: MPICommunicator, bucketBytes: Int = 4 << 20) {
         (self.communicator, self.bucketBytes) = (communicator, max(bucketBytes, 4))
@@ -47,17 +66,76 @@ public struct DataParallel {
         }
     }
 
-    /// Σ over ranks of share × gradient for each weight (a weight with no gradient here counts as zeros),
-    /// reduced bucket by bucket.
-    func reducedGradients(_ weights: [Weight], share: Float) throws -> [Tensor] {
-        let gradients = try weights.map { weight in
-            try weight.value.grad.map { try $0 * share } ?? Tensor.zeros(weight.shape, on: weight.value.device)
+    /// Runs `loss.backward()` and returns, for each weight, Σ over ranks of share × gradient (a weight
+    /// with no gradient here counts as zeros). A bucket is reduced as soon as its gradients are complete,
+    /// on a thread of its own when MPI allows, so that reducing the last layers' gradients overlaps the
+    /// backward pass through the first ones (Horovod's and DDP's scheme). Every rank fills the buckets
+    /// in the same order: the graph's, then the weights missing from it.
+    func backwardReducing(_ loss: Tensor, _ weights: [Weight], share: Float) throws -> [Tensor] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let position = Dictionary(weights.enumerated().map { (ObjectIdentifier($1.value), $0) }) { a, _ in a }
+        let reduction = Reduction(count: weights.count)
+        var bucket: [(Int, Tensor)] = [], bucketFloats = 0, seen = Set<Int>()
+        func flush() throws {
+            guard !bucket.isEmpty else { return }
+            let (parts, communicator) = (bucket, communicator)
+            (bucket, bucketFloats) = ([], 0)
+            let work = { try reduction.run(parts) { try communicator.allReduceSum(&$0) } }
+            if communicator.threadsMayCall { Self.queue.async(group: reduction.group) { reduction.capture(work) } } else { try work() }
         }
-        var reduced: [Tensor] = []
-        try bucketed(gradients) { values in try communicator.allReduceSum(&values) } write: { gradient, values in
-            reduced.append(try Tensor(values, shape: gradient.shape, on: gradient.device))
+        func add(_ index: Int, _ gradient: Tensor) throws {
+            guard seen.insert(index).inserted else { return }
+            bucket.append((index, gradient))
+            bucketFloats += gradient.count
+            if 4 * bucketFloats >= bucketBytes { try flush() }
         }
-        return reduced
+        try loss.backward(whenLeafReady: { leaf in
+            guard let index = position[ObjectIdentifier(leaf)], let gradient = leaf.grad else { return }
+            try add(index, try gradient * share)
+        })
+        for (index, weight) in weights.enumerated() where !seen.contains(index) {
+            try add(index, try Tensor.zeros(weight.shape, on: weight.value.device))
+        }
+        try flush()
+        let waiting = DispatchTime.now().uptimeNanoseconds
+        reduction.group.wait()
+        if let failure = reduction.failure { throw failure }
+        let end = DispatchTime.now().uptimeNanoseconds
+        statistics.steps += 1
+        statistics.seconds += reduction.seconds
+        statistics.exposedSeconds += Double(end - waiting) / 1e9
+        statistics.bytes += 4 * weights.reduce(0) { $0 + $1.value.count }
+        statistics.backwardSeconds += Double(waiting - start) / 1e9
+        return try weights.indices.map { try Tensor(reduction.results[$0], shape: weights[$0].shape, on: weights[$0].value.device) }
+    }
+
+    /// The communication thread: one per process, so reductions run in the order they were started.
+    private static let queue = DispatchQueue(label: "kiln.allreduce")
+
+    /// The buckets of one step in flight: their results, time, and the first error.
+    private final class Reduction: @unchecked Sendable {
+        let group = DispatchGroup()
+        var results: [[Float]]
+        var seconds = 0.0
+        var failure: Error?
+        init(count: Int) { results = Array(repeating: [], count: count) }
+
+        /// Reads the bucket's gradients, reduces them, and keeps each weight's part.
+        func run(_ parts: [(Int, Tensor)], _ reduce: (inout [Float]) throws -> Void) throws {
+            let start = DispatchTime.now().uptimeNanoseconds
+            var values = try parts.flatMap { try $0.1.toArray() }
+            try reduce(&values)
+            var offset = 0
+            for (index, gradient) in parts {
+                results[index] = Array(values[offset..<(offset + gradient.count)])
+                offset += gradient.count
+            }
+            seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+
+        func capture(_ work: () throws -> Void) {
+            do { try work() } catch { if failure == nil { failure = error } }
+        }
     }
 
     /// The sum of `value` over ranks (a non-finite value anywhere makes it non-finite).

@@ -166,10 +166,11 @@ extension Model {
             var loss = losses.total
             if let penalty = try self.regularizationLoss() { loss = try loss + penalty }
             for added in self.addedLosses { loss = try loss + added.reshaped(loss.shape) }
-            try loss.backward()
+            let reduced = try parallel.map { try $0.backwardReducing(loss, self.trainableWeights, share: share) }
+            if parallel == nil { try loss.backward() }
             if tap.enabled { tap.gradients = Dictionary(self.trainableWeights.compactMap { w in w.value.grad.map { (w.path, $0) } }) { a, _ in a } }
-            if let parallel {
-                try compiled.optimizer.apply(try parallel.reducedGradients(self.trainableWeights, share: share), to: self.trainableWeights)
+            if let reduced {
+                try compiled.optimizer.apply(reduced, to: self.trainableWeights)
                 for weight in self.trainableWeights { weight.value.zeroGrad() }
             } else {
                 try compiled.optimizer.apply(to: self.trainableWeights)
