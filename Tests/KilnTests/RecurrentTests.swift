@@ -123,7 +123,9 @@ import Testing
         for (field, leaf) in zip(fields, leaves) {
             let gradient = try #require(leaf.grad, "\(field) of \(c.testDescription) got no gradient").toArray()
             guard !c.relu else { continue }  // checked against the unrolled cell below
-            try expectGradient(at: v[keyPath: field], gradient: gradient, epsilon: 1e-2, magnitude: magnitude,
+            // The loss sums float32 states (rounding ≈ 1e-7 of `magnitude` per evaluation): directional
+            // derivatives under 1e-5 of it, such as a one-step LSTM's recurrent kernel's, are held to that floor.
+            try expectGradient(at: v[keyPath: field], gradient: gradient, epsilon: 1e-2, magnitude: 10 * magnitude,
                                "\(c.testDescription) \(field) on \(backend)") { values in
                 var changed = v
                 changed[keyPath: field] = values
