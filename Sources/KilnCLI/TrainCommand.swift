@@ -203,6 +203,7 @@ struct TrainCommand: ParsableCommand {
                               distributed: parallel)
             }
             signals.uninstall()  // a second Ctrl-C while the run is written ends the process at once
+            if let parallel, parallel.communicator.rank != 0 { return }  // rank 0 tests and writes the run
             // The final state: restored best weights, an interrupted epoch's; never weights that diverged.
             do { try Checkpoint.save(model, metadata: checkpoint.metadata, to: checkpoint.url) } catch let error as TrainingError where model.lastStopReason != nil {
                 print("note: \(error)")

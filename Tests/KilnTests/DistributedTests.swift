@@ -36,6 +36,32 @@ import Testing
         #expect(a.epochsTrained == 1 && b.epochsTrained == 1)
     }
 
+    /// A checkpoint of one process resumes under two ranks (and the reverse would too: the run's
+    /// state has no rank count in it) and reaches the weights one process reaches.
+    @Test(.enabled(if: mpirun != nil)) func resumesWithAnotherRankCount() throws {
+        let folder = try temporaryFolder()
+        let arguments = ["train", "--dataset", "fashion-mnist", "--limit", "384", "--model", "lenet5", "--batch-size", "32", "--device", "cpu",
+                         "--seed", "3"]
+        let first = try DeviceTests.run(arguments + ["--epochs", "1", "--out", folder.appendingPathComponent("first").path], environment: [:])
+        #expect(first.status == 0, "\(first.output)")
+        let checkpoint = folder.appendingPathComponent("first/model.safetensors").path
+        let one = try DeviceTests.run(["train", "--resume", checkpoint, "--epochs", "2", "--device", "cpu", "--out", folder.appendingPathComponent("one").path],
+                                      environment: [:])
+        #expect(one.status == 0, "\(one.output)")
+        let two = try DeviceTests.run(["--oversubscribe", "-np", "2", DeviceTests.kiln.path, "train", "--resume", checkpoint, "--epochs", "2",
+                                       "--device", "cpu", "--out", folder.appendingPathComponent("two").path, "--distributed"],
+                                      environment: Self.environment, executable: URL(fileURLWithPath: Self.mpirun!))
+        #expect(two.status == 0, "\(two.output)")
+        let (a, b) = (try Checkpoint.load(folder.appendingPathComponent("one/model.safetensors"), device: CPUDevice.shared).model,
+                      try Checkpoint.load(folder.appendingPathComponent("two/model.safetensors"), device: CPUDevice.shared).model)
+        #expect(a.epochsTrained == 2 && b.epochsTrained == 2)
+        for (x, y) in zip(a.weights, b.weights) {
+            let (p, q) = (try x.value.toArray(), try y.value.toArray())
+            let scale = max(p.map { abs(Double($0)) }.max() ?? 0, 1e-30)
+            #expect(zip(p, q).allSatisfy { abs(Double($0) - Double($1)) <= 1e-5 * scale }, "\(x.path)")
+        }
+    }
+
     /// A rank that fails ends every rank (MPI_Abort) instead of leaving them waiting; without MPI the
     /// flag says so in one line.
     @Test(.enabled(if: mpirun != nil)) func failuresEndEveryRank() throws {

@@ -73,6 +73,8 @@ public struct DataParallel {
     /// in the same order: the graph's, then the weights missing from it.
     func backwardReducing(_ loss: Tensor, _ weights: [Weight], share: Float) throws -> [Tensor] {
         let start = DispatchTime.now().uptimeNanoseconds
+        // Equal shares (the batch splits evenly) are applied to the sums, on the host, not to each gradient.
+        let equal = share == 1 / Float(communicator.size)
         let position = Dictionary(weights.enumerated().map { (ObjectIdentifier($1.value), $0) }) { a, _ in a }
         let reduction = Reduction(count: weights.count)
         var bucket: [(Int, Tensor)] = [], bucketFloats = 0, seen = Set<Int>()
@@ -80,7 +82,7 @@ public struct DataParallel {
             guard !bucket.isEmpty else { return }
             let (parts, communicator) = (bucket, communicator)
             (bucket, bucketFloats) = ([], 0)
-            let work = { try reduction.run(parts) { try communicator.allReduceSum(&$0) } }
+            let work = { try reduction.run(parts, scale: equal ? share : 1) { try communicator.allReduceSum(&$0) } }
             if communicator.threadsMayCall { Self.queue.async(group: reduction.group) { reduction.capture(work) } } else { try work() }
         }
         func add(_ index: Int, _ gradient: Tensor) throws {
@@ -91,7 +93,7 @@ public struct DataParallel {
         }
         try loss.backward(whenLeafReady: { leaf in
             guard let index = position[ObjectIdentifier(leaf)], let gradient = leaf.grad else { return }
-            try add(index, try gradient * share)
+            try add(index, equal ? gradient : try gradient * share)
         })
         for (index, weight) in weights.enumerated() where !seen.contains(index) {
             try add(index, try Tensor.zeros(weight.shape, on: weight.value.device))
@@ -120,14 +122,14 @@ public struct DataParallel {
         var failure: Error?
         init(count: Int) { results = Array(repeating: [], count: count) }
 
-        /// Reads the bucket's gradients, reduces them, and keeps each weight's part.
-        func run(_ parts: [(Int, Tensor)], _ reduce: (inout [Float]) throws -> Void) throws {
+        /// Reads the bucket's gradients, reduces them, and keeps each weight's part times `scale`.
+        func run(_ parts: [(Int, Tensor)], scale: Float, _ reduce: (inout [Float]) throws -> Void) throws {
             let start = DispatchTime.now().uptimeNanoseconds
             var values = try parts.flatMap { try $0.1.toArray() }
             try reduce(&values)
             var offset = 0
             for (index, gradient) in parts {
-                results[index] = Array(values[offset..<(offset + gradient.count)])
+                results[index] = values[offset..<(offset + gradient.count)].map { $0 * scale }
                 offset += gradient.count
             }
             seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -138,6 +140,20 @@ public struct DataParallel {
         }
     }
 
+    /// Throws on every rank unless all replicas hold the same weights: a hash of their bits against
+    /// rank 0's (debug builds check after every epoch).
+    func verifyReplicas(_ weights: [Weight]) throws {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for weight in weights {
+            for value in try weight.value.toArray() { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3 }
+        }
+        let mine = [Float(hash & 0xFF_FFFF), Float((hash >> 24) & 0xFF_FFFF)]  // integers a float holds exactly
+        var root = mine
+        try communicator.broadcast(&root, from: 0)
+        let differing = try sum(root == mine ? 0 : 1)
+        guard differing == 0 else { throw DistributedError.mismatch("\(Int(differing)) rank(s) hold weights that differ from rank 0's") }
+    }
+
     /// The sum of `value` over ranks (a non-finite value anywhere makes it non-finite).
     func sum(_ value: Float) throws -> Float {
         var values = [value]
@@ -145,15 +161,17 @@ public struct DataParallel {
         return values[0]
     }
 
-    /// Each logged value's mean over ranks (every rank logs the same names).
-    func average(_ logs: [String: Float]) throws -> [String: Float] {
+    /// Each logged value's mean over ranks, each rank's logs counting `weight` (every rank logs the
+    /// same names).
+    func average(_ logs: [String: Float], weight: Double = 1) throws -> [String: Float] {
         let names = logs.keys.sorted()
-        var values = names.map { Double(logs[$0]!) } + [Double(names.count)]
+        var values = names.map { weight * Double(logs[$0]!) } + [weight, Double(names.count)]
         try communicator.allReduceSum(&values)
         guard values.last == Double(names.count * communicator.size) else {
             throw DistributedError.mismatch("rank \(communicator.rank) logs \(names), others a different number of values")
         }
-        return Dictionary(uniqueKeysWithValues: zip(names, values.map { Float($0 / Double(communicator.size)) }))
+        let total = values[names.count]
+        return Dictionary(uniqueKeysWithValues: zip(names, values.map { Float($0 / max(total, 1e-300)) }))
     }
 
     /// Packs the tensors' values into host buckets of about `bucketBytes`, runs `reduce` on each, and

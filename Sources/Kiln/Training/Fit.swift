@@ -69,7 +69,14 @@ extension Model {
         try distributed?.synchronize(weights)
         return try train(epochs: epochs, stepsPerEpoch: loader.batchCount, batches: { loader.batches(epoch: $0, on: device) },
                          parallel: distributed,
-                         validate: validation.map { data in { try self.evaluate(data, batchSize: batchSize, normalization: normalization, checked: true) } },
+                         validate: validation.map { data in {
+                             guard let distributed else { return try self.evaluate(data, batchSize: batchSize, normalization: normalization, checked: true) }
+                             // Each rank evaluates its share; the means are combined weighted by the shares' sizes.
+                             let rows = distributed.rows(of: data.count)
+                             let logs = try self.evaluate(rows.isEmpty ? data : data.subset(Array(rows)), batchSize: batchSize,
+                                                          normalization: normalization, checked: true)
+                             return try distributed.average(logs, weight: Double(rows.count))
+                         } },
                          callbacks: callbacks, progress: progress)
     }
 
@@ -238,6 +245,9 @@ extension Model {
             if try diverged() { break epochs }
             // Mid-epoch logs (the progress bar's) are this rank's; the epoch's are over every rank.
             var logs = try parallel.map { try $0.average(try steps.logs()) } ?? steps.logs()
+            #if DEBUG
+            try parallel?.verifyReplicas(weights)
+            #endif
             if let validate {
                 for (name, value) in try validate() { logs["val_" + name] = value }
             }
