@@ -62,6 +62,42 @@ import Testing
         }
     }
 
+    /// A rank killed mid-epoch (no chance to say anything) does not leave the other waiting in a
+    /// reduction forever: mpirun ends the job.
+    @Test(.enabled(if: mpirun != nil)) func aKilledRankEndsTheJob() throws {
+        let marker = "kiln-killed-rank-\(UUID().uuidString)"
+        let folder = try temporaryFolder().appendingPathComponent(marker)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.mpirun!)
+        process.arguments = ["--oversubscribe", "-np", "2", DeviceTests.kiln.path, "train", "--dataset", "fashion-mnist", "--limit", "20000",
+                             "--model", "lenet5", "--epochs", "3", "--device", "cpu", "--out", folder.path, "--distributed"]
+        process.environment = ProcessInfo.processInfo.environment.merging(Self.environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Both ranks are training once the run folder exists (rank 0 makes it before its first step).
+        var ranks: [Int32] = []
+        for _ in 0..<300 where ranks.count < 2 || !FileManager.default.fileExists(atPath: folder.path) {
+            Thread.sleep(forTimeInterval: 0.1)
+            let pgrep = Process(), pipe = Pipe()
+            pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+            pgrep.arguments = ["-f", "kiln train .*\(marker)"]
+            pgrep.standardOutput = pipe
+            try pgrep.run()
+            pgrep.waitUntilExit()
+            ranks = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .split(separator: "\n").compactMap { Int32($0) }.filter { $0 != process.processIdentifier }
+        }
+        try #require(ranks.count == 2 && process.isRunning, "both ranks should be training: \(ranks)")
+        Thread.sleep(forTimeInterval: 1)
+        kill(ranks.max()!, SIGKILL)
+        let killed = Date()
+        while process.isRunning && Date().timeIntervalSince(killed) < 60 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!process.isRunning, "mpirun still running 60 s after a rank was killed")
+        #expect(process.terminationStatus != 0)
+    }
+
     /// A rank that fails ends every rank (MPI_Abort) instead of leaving them waiting; without MPI the
     /// flag says so in one line.
     @Test(.enabled(if: mpirun != nil)) func failuresEndEveryRank() throws {
