@@ -32,3 +32,12 @@ inline float group_reduce(__local float* scratch, float value, const int is_max)
 // A sliding window over NHWC images (Window2D in Device/Geometry.swift).
 #define WINDOW_ARGS const int in_h, const int in_w, const int channels, const int k_h, const int k_w, \
     const int stride_h, const int stride_w, const int pad_top, const int pad_left, const int out_h, const int out_w
+#define WINDOW_NAMES in_h, in_w, channels, k_h, k_w, stride_h, stride_w, pad_top, pad_left, out_h, out_w
+
+// Output element i's window clipped to the image (rows s0 ≤ ih < s1, columns s2 ≤ iw < s3), its image and channel.
+inline int4 output_window(const int i, WINDOW_ARGS, int* image, int* c) {
+    *c = i % channels;
+    *image = i / (channels * out_w * out_h);
+    const int h0 = (i / (channels * out_w)) % out_h * stride_h - pad_top, w0 = (i / channels) % out_w * stride_w - pad_left;
+    return (int4)(max(h0, 0), min(h0 + k_h, in_h), max(w0, 0), min(w0 + k_w, in_w));
+}

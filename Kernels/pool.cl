@@ -5,10 +5,9 @@ __kernel void pool_forward(const int n, const int is_max, WINDOW_ARGS,
                            __global const float* x, __global float* y, __global int* argmax) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int c = i % channels, ow = (i / channels) % out_w, oh = (i / (channels * out_w)) % out_h;
-    const int image = i / (channels * out_w * out_h);
-    const int h0 = oh * stride_h - pad_top, w0 = ow * stride_w - pad_left;
-    const int hs = max(h0, 0), he = min(h0 + k_h, in_h), ws = max(w0, 0), we = min(w0 + k_w, in_w);
+    int image, c;
+    const int4 window = output_window(i, WINDOW_NAMES, &image, &c);
+    const int hs = window.s0, he = window.s1, ws = window.s2, we = window.s3;
     float best = is_max ? -INFINITY : 0.0f;
     int where = -1;
     for (int ih = hs; ih < he; ++ih) {
@@ -54,12 +53,10 @@ __kernel void max_pool_backward_disjoint(const int n, WINDOW_ARGS, __global cons
                                          __global float* dx) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int c = i % channels, ow = (i / channels) % out_w, oh = (i / (channels * out_w)) % out_h;
-    const int image = i / (channels * out_w * out_h);
-    const int h0 = oh * stride_h - pad_top, w0 = ow * stride_w - pad_left;
-    const int hs = max(h0, 0), he = min(h0 + k_h, in_h), ws = max(w0, 0), we = min(w0 + k_w, in_w);
+    int image, c;
+    const int4 window = output_window(i, WINDOW_NAMES, &image, &c);
     const int where = argmax[i];
     const float g = dy[i];
-    for (int ih = hs; ih < he; ++ih)
-        for (int iw = ws; iw < we; ++iw) dx[((image * in_h + ih) * in_w + iw) * channels + c] = ih * in_w + iw == where ? g : 0.0f;
+    for (int ih = window.s0; ih < window.s1; ++ih)
+        for (int iw = window.s2; iw < window.s3; ++iw) dx[((image * in_h + ih) * in_w + iw) * channels + c] = ih * in_w + iw == where ? g : 0.0f;
 }
