@@ -17,8 +17,6 @@ public struct DataParallel {
         public internal(set) var seconds = 0.0
         /// The part the step waited for after its backward pass: what overlap did not hide.
         public internal(set) var exposedSeconds = 0.0
-        /// The backward passes, reductions started during them included.
-        public internal(set) var backwardSeconds = 0.0
         public internal(set) var bytes = 0
         /// Milliseconds per step spent reducing gradients.
         public var millisecondsPerStep: Double { steps == 0 ? 0 : 1000 * seconds / Double(steps) }
@@ -72,7 +70,6 @@ public struct DataParallel {
     /// backward pass through the first ones (Horovod's and DDP's scheme). Every rank fills the buckets
     /// in the same order: the graph's, then the weights missing from it.
     func backwardReducing(_ loss: Tensor, _ weights: [Weight], share: Float) throws -> [Tensor] {
-        let start = DispatchTime.now().uptimeNanoseconds
         // Equal shares (the batch splits evenly) are applied to the sums, on the host, not to each gradient.
         let equal = share == 1 / Float(communicator.size)
         let position = Dictionary(weights.enumerated().map { (ObjectIdentifier($1.value), $0) }) { a, _ in a }
@@ -107,7 +104,6 @@ public struct DataParallel {
         statistics.seconds += reduction.seconds
         statistics.exposedSeconds += Double(end - waiting) / 1e9
         statistics.bytes += 4 * weights.reduce(0) { $0 + $1.value.count }
-        statistics.backwardSeconds += Double(waiting - start) / 1e9
         return try weights.indices.map { try Tensor(reduction.results[$0], shape: weights[$0].shape, on: weights[$0].value.device) }
     }
 
