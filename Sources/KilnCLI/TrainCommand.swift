@@ -177,6 +177,12 @@ struct TrainCommand: ParsableCommand {
             let model = loaded!
             print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
                   + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
+            if let parallel {
+                let size = parallel.communicator.size
+                print("Data-parallel over \(size) MPI rank\(size == 1 ? "" : "s"): each batch of \(settings.batchSize) split "
+                      + "\(settings.batchSize / size)\(settings.batchSize % size == 0 ? "" : "–\(settings.batchSize / size + 1)") per rank"
+                      + (parallel.communicator.threadsMayCall ? "; gradients reduced during the backward pass" : ""))
+            }
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
             checkpoint.metadata["preprocessing"] = settings.preprocess

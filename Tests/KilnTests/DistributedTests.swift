@@ -24,6 +24,7 @@ import Testing
                                       environment: Self.environment, executable: URL(fileURLWithPath: Self.mpirun!))
         #expect(two.status == 0, "\(two.output)")
         #expect(two.output.components(separatedBy: "Test loss").count == 2, "only rank 0 reports: \(two.output)")
+        #expect(two.output.contains("Data-parallel over 2 MPI ranks: each batch of 32 split 16 per rank"), "\(two.output)")
         let (a, b) = (try Checkpoint.load(folder.appendingPathComponent("one/model.safetensors"), device: CPUDevice.shared).model,
                       try Checkpoint.load(folder.appendingPathComponent("two/model.safetensors"), device: CPUDevice.shared).model)
         var worst = 0.0
