@@ -70,6 +70,9 @@ final class ConvTuner: @unchecked Sendable {
     private let file: URL
     private let limits: (threads: Int, localBytes: Int)
     private var choices: [String: ConvAlgorithm] = [:]
+    /// `choices` by pass and shape, filled on first lookup: the per-call path formats no key.
+    private var memo: [Key: ConvAlgorithm] = [:]
+    private struct Key: Hashable { let pass: ConvPass, shape: ConvShape }
     private var report: [String: ConvTuningChoice] = [:]
     private let lock = Lock()
     /// Used for every pass instead of the tuned choice during `forcing`.
@@ -97,9 +100,13 @@ final class ConvTuner: @unchecked Sendable {
     /// (a driver refusing a work-group size) is skipped.
     func algorithm(_ pass: ConvPass, _ shape: ConvShape, synchronize: () throws -> Void,
                    run: (ConvAlgorithm) throws -> Void) throws -> ConvAlgorithm {
-        if let forced = lock.withLock({ forced }) { return forced }
+        let memoKey = Key(pass: pass, shape: shape)
+        if let known = lock.withLock({ forced ?? memo[memoKey] }) { return known }
         let key = "\(pass.rawValue): \(Self.describe(shape))"
-        if let known = lock.withLock({ choices[key] }) { return known }
+        if let stored = lock.withLock({ choices[key] }) {
+            lock.withLock { memo[memoKey] = stored }
+            return stored
+        }
         var timings: [(ConvAlgorithm, Double)] = []
         var lastError: Error?
         for candidate in candidates {
@@ -121,6 +128,7 @@ final class ConvTuner: @unchecked Sendable {
         guard let chosen = timings.min(by: { $0.1 < $1.1 })?.0 else { throw lastError ?? DeviceError.invalidArgument("no convolution candidate") }
         lock.withLock {
             choices[key] = chosen
+            memo[memoKey] = chosen
             report[key] = ConvTuningChoice(pass: pass.rawValue, shape: Self.describe(shape), chosen: chosen.description,
                                            timings: timings.map { ($0.0.description, $0.1) })
             store()
@@ -139,7 +147,7 @@ final class ConvTuner: @unchecked Sendable {
 
     /// Forgets the choices (the disk cache keeps them until new ones replace them), so the next
     /// use of each shape is timed again.
-    func forget() { lock.withLock { choices = [:]; report = [:] } }
+    func forget() { lock.withLock { choices = [:]; memo = [:]; report = [:] } }
 
     /// The choices made or loaded in this process.
     var made: [ConvTuningChoice] {
