@@ -201,3 +201,10 @@ func loadWeights(_ path: String, into model: Model) throws {
     default: throw ValidationError("--weights: '\(path)' is not a .h5, .npz, .pt, .pth, .bin or .safetensors file")
     }
 }
+
+/// `--input-shape` of a built-in model: H,W,C given, else 28,28,1 (torchvision's 224,224,3).
+func builtInInputShape(_ text: String?, torchvision: Bool) throws -> [Int] {
+    let shape = (text ?? (torchvision ? "224,224,3" : "28,28,1")).split(separator: ",").compactMap { Int($0) }
+    guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
+    return shape
+}

@@ -192,8 +192,7 @@ struct SummaryCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let torchvision = TorchvisionZoo(rawValue: model)
-            let shape = (inputShape ?? (torchvision == nil ? "28,28,1" : "224,224,3")).split(separator: ",").compactMap { Int($0) }
-            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
+            let shape = try builtInInputShape(inputShape, torchvision: torchvision != nil)
             if let zoo = ModelZoo(rawValue: model) {
                 print(try zoo.make(inputShape: shape, classes: classes).summary())
             } else if let torchvision {

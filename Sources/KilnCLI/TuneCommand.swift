@@ -37,8 +37,7 @@ struct TuneCommand: ParsableCommand {
                 return
             }
             let torchvision = TorchvisionZoo(rawValue: model)
-            let shape = (inputShape ?? (torchvision == nil ? "28,28,1" : "224,224,3")).split(separator: ",").compactMap { Int($0) }
-            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-shape takes positive integers like 28,28,1") }
+            let shape = try builtInInputShape(inputShape, torchvision: torchvision != nil)
             let batches = batchSizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !batches.isEmpty, batches.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batch-sizes takes positive integers like 32,128") }
             guard let net = try ModelZoo(rawValue: model)?.make(inputShape: shape, classes: classes)
