@@ -21,6 +21,8 @@ keras_text.keras/.h5  Embedding(mask_zero) → Bidirectional(LSTM) → GRU → D
                        keras_text_x/y.npy its ids and outputs
 keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backwards) → LayerNormalization →
                        TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
+keras_seq2seq.keras/.h5 an LSTM encoder's returned state (return_state) starting an LSTM decoder (initial_state),
+                       a backwards GRU's state starting a SimpleRNN; keras_seq2seq_x/y.npy
 keras_resnet50.json.gz keras.applications.ResNet50(weights=None).to_json(), gzipped (25,636,712 parameters)
 keras_weighted.keras/.npz  a classifier and what Keras reports with class and sample weights
 tensorboard_*.tfevents event files by the tensorboard package's and TF 2's writers; tensorboard_expected.json
@@ -256,6 +258,7 @@ def keras_fixtures():
     keras_sequence_fixtures()
     keras_generative_fixtures()
     keras_gru_v1_fixtures()
+    keras_seq2seq_fixtures()
     keras_depthwise_fixtures()
     keras_normalization_fixtures()
     (OUT / "keras_efficientnetb0.json.gz").write_bytes(gzip.compress(keras.applications.EfficientNetB0(weights=None).to_json().encode()))
@@ -319,6 +322,25 @@ def keras_gru_v1_fixtures():
         kernel, recurrent, bias = layer.get_weights()
         layer.set_weights([kernel, recurrent, rng.uniform(-0.5, 0.5, bias.shape)])
     save_keras(model, "keras_gru_v1", rng.standard_normal((3, 6, 3)).astype(np.float32))
+
+
+def keras_seq2seq_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(7)
+    x = keras.Input((7, 3), name="x")
+    encoded, h, c = layers.LSTM(5, return_state=True, name="encoder")(x)
+    decoded = layers.LSTM(5, return_sequences=True, name="decoder")(x, initial_state=[h, c])
+    _, state = layers.GRU(4, return_sequences=True, return_state=True, go_backwards=True, name="gru")(decoded)
+    last = layers.SimpleRNN(4, name="rnn")(decoded, initial_state=[state])
+    y = layers.Dense(2, name="dense")(layers.Concatenate(name="joined")([last, encoded, c]))
+    model = keras.Model(x, y, name="keras_seq2seq")
+    rng = np.random.default_rng(7)
+    for layer in [model.get_layer(n) for n in ["encoder", "decoder", "gru", "rnn", "dense"]]:  # non-zero biases
+        *weights, bias = layer.get_weights()
+        layer.set_weights(weights + [rng.uniform(-0.5, 0.5, bias.shape)])
+    save_keras(model, "keras_seq2seq", rng.standard_normal((3, 7, 3)).astype(np.float32))
 
 
 def keras_depthwise_fixtures():

@@ -130,8 +130,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     /// Models saved by Keras 3.15 give Keras's outputs: a masked text model (Embedding with mask_zero,
     /// Bidirectional LSTM, GRU), a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
     /// LayerNormalization, TimeDistributed, global pooling), GRUs with reset_after=False, a depthwise
-    /// stack (DepthwiseConv2D, SeparableConv2D) and Normalization (adapted and given).
-    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization"].flatMap { [$0 + ".keras", $0 + ".h5"] })
+    /// stack (DepthwiseConv2D, SeparableConv2D), Normalization (adapted and given), and recurrent
+    /// layers whose returned states (return_state) start others (initial_state).
+    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization", "keras_seq2seq"].flatMap { [$0 + ".keras", $0 + ".h5"] })
     func layerFixturesMatchKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
         let stem = file.split(separator: ".")[0]

@@ -273,8 +273,12 @@ import Testing
         let json = try KerasConfig.json(of: model)
         let config = ((json["config"] as! [String: Any])["layers"] as! [[String: Any]])[4]["config"] as! [String: Any]
         #expect(config["unit_forget_bias"] as? Bool == false && config["recurrent_activation"] as? String == "sigmoid")
-        let unsupported = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3, "return_state": true}}]}}"#
-        #expect { try KerasConfig.model(fromJSON: Data(unsupported.utf8), file: "m.json") } throws: { "\($0)".contains("LSTM 'l': return_state is not supported yet") }
+        let unsupported = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3, "recurrent_activation": "hard_sigmoid"}}]}}"#
+        #expect { try KerasConfig.model(fromJSON: Data(unsupported.utf8), file: "m.json") } throws: {
+            "\($0)".contains("LSTM 'l': recurrent_activation other than sigmoid is not supported yet")
+        }
+        let defaults = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 5, 2]}}, {"class_name": "LSTM", "config": {"name": "l", "units": 3}}]}}"#
+        #expect((try KerasConfig.model(fromJSON: Data(defaults.utf8), file: "m.json").layers.last as? LSTM)?.activation == .tanh)
     }
 
     /// Embedding → LSTM → Dense learns which sequences hold token 3.

@@ -65,42 +65,46 @@ public enum KerasConfig {
     ]
 
     private static func functional(_ config: [String: Any], _ layerList: [[String: Any]], name: String, file: String) throws -> Model {
-        var tensors: [String: SymbolicTensor] = [:]
+        var tensors: [String: [SymbolicTensor]] = [:]
         var inputs: [String: Input] = [:]
+        func tensor(_ source: Source, for reader: String) throws -> SymbolicTensor {
+            guard let outputs = tensors[source.layer] else { throw DataError(file, "\(reader) reads '\(source.layer)', which comes later or does not exist") }
+            guard outputs.indices.contains(source.index) else {
+                throw DataError(file, "\(reader) reads output \(source.index) of '\(source.layer)', which has \(outputs.count)")
+            }
+            return outputs[source.index]
+        }
         for entry in layerList {
             let layerConfig = entry["config"] as? [String: Any] ?? [:]
             guard let layerName = entry["name"] as? String ?? layerConfig["name"] as? String else { throw DataError(file, "a layer has no name") }
             if entry["class_name"] as? String == "InputLayer" {
                 let input = Input(shape: try batchShape(layerConfig, file: file), name: layerName)
                 inputs[layerName] = input
-                tensors[layerName] = input.output
+                tensors[layerName] = [input.output]
                 continue
             }
-            let sources = try inboundLayers(entry["inbound_nodes"], layer: layerName, file: file)
-            let arguments = try sources.map { source -> SymbolicTensor in
-                guard let t = tensors[source] else { throw DataError(file, "layer '\(layerName)' reads '\(source)', which comes later or does not exist") }
-                return t
-            }
+            let sources = try inboundTensors(entry["inbound_nodes"], layer: layerName, file: file)
+            let arguments = try sources.map { try tensor($0, for: "layer '\(layerName)'") }
             let layer = isOperation(entry) ? try operation(entry, name: layerName, tensors: arguments.count, file: file) : try self.layer(entry, file: file)
-            do { tensors[layerName] = try layer(arguments) } catch { throw DataError(file, "\(error)") }
+            do { tensors[layerName] = try layer.outputs(of: arguments) } catch { throw DataError(file, "\(error)") }
         }
-        func endpoints(_ key: String) throws -> [String] {
+        func endpoints(_ key: String) throws -> [Source] {
             guard let list = config[key] as? [Any] else { throw DataError(file, "functional config lacks '\(key)'") }
-            if list.first is String { return [list[0] as! String] }  // a single [name, 0, 0]
-            return try list.map { item in
+            let triples = list.first is String ? [list] : list  // a single [name, 0, 0]
+            return try triples.map { item in
                 guard let triple = item as? [Any], let name = triple.first as? String else { throw DataError(file, "cannot read '\(key)'") }
-                return name
+                return Source(layer: name, index: triple.count > 2 ? triple[2] as? Int ?? 0 : 0)
             }
         }
         let inputNames = try endpoints("input_layers"), outputNames = try endpoints("output_layers")
         return try Model(inputs: try inputNames.map { n in
-            guard let input = inputs[n] else { throw DataError(file, "input layer '\(n)' is not an InputLayer") }
+            guard let input = inputs[n.layer] else { throw DataError(file, "input layer '\(n.layer)' is not an InputLayer") }
             return input
-        }, outputs: try outputNames.map { n in
-            guard let t = tensors[n] else { throw DataError(file, "output layer '\(n)' does not exist") }
-            return t
-        }, name: name)
+        }, outputs: try outputNames.map { try tensor($0, for: "the model's output") }, name: name)
     }
+
+    /// A tensor a layer reads: the producing layer's name and which of its outputs.
+    private struct Source { var layer: String, index: Int }
 
     /// Whether an entry is a Keras 3 operation rather than a layer: its module says so (`.keras`), or
     /// (`.h5`, which omits the module) its call has two positional operands where a merge layer has
@@ -140,23 +144,34 @@ public enum KerasConfig {
         }
     }
 
-    /// Names of the layers feeding a layer's first call: Keras 3 `{"args": [...]}` or Keras 2 `[[[name, 0, 0, {}], …]]`.
-    private static func inboundLayers(_ nodes: Any?, layer: String, file: String) throws -> [String] {
+    /// The tensors feeding a layer's call: Keras 3 `{"args": [...], "kwargs": {"initial_state": [...]}}`
+    /// or Keras 2 `[[[name, 0, index, {"initial_state": [...]}], …]]`, each `[layer, node, index]`.
+    private static func inboundTensors(_ nodes: Any?, layer: String, file: String) throws -> [Source] {
         guard let nodes = nodes as? [Any], let node = nodes.first else { throw DataError(file, "layer '\(layer)' has no inbound nodes") }
         guard nodes.count == 1 else { throw DataError(file, "layer '\(layer)' is shared (called \(nodes.count) times), which Kiln does not support") }
-        var names: [String] = []
+        var sources: [Source] = []
+        func source(_ history: [Any]) -> Source? {
+            guard let name = history.first as? String else { return nil }
+            return Source(layer: name, index: history.count > 2 ? history[2] as? Int ?? 0 : 0)
+        }
         func collect(_ value: Any) {
             if let dict = value as? [String: Any] {
-                if let history = (dict["config"] as? [String: Any])?["keras_history"] as? [Any], let name = history.first as? String {
-                    names.append(name)
+                if let history = (dict["config"] as? [String: Any])?["keras_history"] as? [Any], let s = source(history) {
+                    sources.append(s)
                 } else { dict.values.forEach(collect) }
             } else if let list = value as? [Any] {
-                if list.count >= 3, let name = list[0] as? String, list[1] is Int { names.append(name) } else { list.forEach(collect) }
+                if list.count >= 3, list[0] is String, list[1] is Int, let s = source(list) {
+                    sources.append(s)
+                    if list.count > 3, let state = (list[3] as? [String: Any])?["initial_state"] { collect(state) }
+                } else { list.forEach(collect) }
             }
         }
-        if let keras3 = node as? [String: Any] { collect(keras3["args"] ?? []) } else { collect(node) }
-        guard !names.isEmpty else { throw DataError(file, "cannot read the inputs of layer '\(layer)'") }
-        return names
+        if let keras3 = node as? [String: Any] {
+            collect(keras3["args"] ?? [])
+            if let state = (keras3["kwargs"] as? [String: Any])?["initial_state"] { collect(state) }
+        } else { collect(node) }
+        guard !sources.isEmpty else { throw DataError(file, "cannot read the inputs of layer '\(layer)'") }
+        return sources
     }
 
     private static func batchShape(_ config: [String: Any], file: String) throws -> [Int] {
@@ -206,10 +221,10 @@ public enum KerasConfig {
             }
             return p
         }
-        func activation(_ key: String = "activation") throws -> ActivationFunction {
+        func activation(_ key: String = "activation", default fallback: String = "linear") throws -> ActivationFunction {
             let value = c[key]
             let text = value as? String ?? ((value as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
-                ?? (value as? [String: Any])?["class_name"] as? String ?? "linear"
+                ?? (value as? [String: Any])?["class_name"] as? String ?? fallback
             guard let f = ActivationFunction(kerasName: text) else { throw DataError(file, "\(kind) '\(name ?? "?")': unsupported activation '\(text)'") }
             return f
         }
@@ -346,26 +361,26 @@ public enum KerasConfig {
         case "SimpleRNN", "LSTM", "GRU":
             func flag(_ key: String, _ fallback: Bool = false) -> Bool { c[key] as? Bool ?? fallback }
             let gate = c["recurrent_activation"] == nil ? .sigmoid : try activation("recurrent_activation")
-            let unsupported = [("return_state", flag("return_state")),
-                               ("recurrent_activation other than sigmoid", kind != "SimpleRNN" && gate != .sigmoid)]
-            if let (what, _) = unsupported.first(where: { $0.1 }) { throw DataError(file, "\(kind) '\(name ?? "?")': \(what) is not supported yet") }
-            let (units, act, bias) = (try int("units"), try activation(), flag("use_bias", true))
+            if kind != "SimpleRNN", gate != .sigmoid {
+                throw DataError(file, "\(kind) '\(name ?? "?")': recurrent_activation other than sigmoid is not supported yet")
+            }
+            let (units, act, bias) = (try int("units"), try activation(default: "tanh"), flag("use_bias", true))
             let (sequences, backwards, stateful, rate) = (flag("return_sequences"), flag("go_backwards"), flag("stateful"), float("dropout", 0))
             let recurrentRate = float("recurrent_dropout", 0)
             let (kernel, recurrent) = (try initializer("kernel_initializer", .glorotUniform), try initializer("recurrent_initializer", .orthogonal()))
             let biasInit = try initializer("bias_initializer", .zeros)
             switch kind {
             case "SimpleRNN":
-                return SimpleRNN(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                return SimpleRNN(units, activation: act, useBias: bias, returnSequences: sequences, returnState: flag("return_state"), goBackwards: backwards, stateful: stateful,
                                  dropout: rate, recurrentDropout: recurrentRate, kernelInitializer: kernel, recurrentInitializer: recurrent,
                                  biasInitializer: biasInit, name: name)
             case "LSTM":
                 let forget = flag("unit_forget_bias", true)
-                return LSTM(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                return LSTM(units, activation: act, useBias: bias, returnSequences: sequences, returnState: flag("return_state"), goBackwards: backwards, stateful: stateful,
                             dropout: rate, recurrentDropout: recurrentRate, unitForgetBias: forget, kernelInitializer: kernel, recurrentInitializer: recurrent,
                             biasInitializer: forget ? nil : biasInit, name: name)
             default:
-                return GRU(units, activation: act, useBias: bias, returnSequences: sequences, goBackwards: backwards, stateful: stateful,
+                return GRU(units, activation: act, useBias: bias, returnSequences: sequences, returnState: flag("return_state"), goBackwards: backwards, stateful: stateful,
                            dropout: rate, recurrentDropout: recurrentRate, resetAfter: flag("reset_after", true), kernelInitializer: kernel,
                            recurrentInitializer: recurrent, biasInitializer: biasInit, name: name)
             }
@@ -432,7 +447,7 @@ public enum KerasConfig {
     public static func json(of model: Model) throws -> [String: Any] {
         func history(_ t: SymbolicTensor) -> [String: Any] {
             ["class_name": "__keras_tensor__", "config": ["shape": [NSNull()] + t.shape.map { $0 as Any }, "dtype": "float32",
-                                                          "keras_history": [t.layer.name, 0, 0]]]
+                                                          "keras_history": [t.layer.name, 0, t.index]]]
         }
         if let sequential = model as? Sequential {
             let input = sequential.inputs.first
@@ -440,16 +455,22 @@ public enum KerasConfig {
             return ["class_name": "Sequential", "config": ["name": model.name, "layers": layers]]
         }
         var layers: [[String: Any]] = model.inputs.map { var e = entry($0); e["name"] = $0.name; e["inbound_nodes"] = [Any](); return e }
-        for node in model.nodes {
+        var written = Set<ObjectIdentifier>()
+        for node in model.nodes where written.insert(ObjectIdentifier(node.call)).inserted {
             var e = entry(node.layer)
             e["name"] = node.layer.name
-            let args: Any = node.inputs.count == 1 ? [history(node.inputs[0])] : [node.inputs.map(history)]
-            e["inbound_nodes"] = [["args": args, "kwargs": [String: Any]()]]
+            var (args, kwargs): (Any, [String: Any]) = ([node.inputs.map(history)], [:])
+            if node.inputs.count == 1 {
+                args = [history(node.inputs[0])]
+            } else if node.layer is RecurrentLayer {  // the sequences, then the initial state (Keras's keyword)
+                (args, kwargs) = ([history(node.inputs[0])], ["initial_state": node.inputs.dropFirst().map(history)])
+            }
+            e["inbound_nodes"] = [["args": args, "kwargs": kwargs]]
             layers.append(e)
         }
         return ["class_name": "Functional", "config": [
             "name": model.name, "layers": layers,
-            "input_layers": model.inputs.map { [$0.name, 0, 0] }, "output_layers": model.outputs.map { [$0.layer.name, 0, 0] },
+            "input_layers": model.inputs.map { [$0.name, 0, 0] }, "output_layers": model.outputs.map { [$0.layer.name, 0, $0.index] },
         ]]
     }
 
@@ -551,7 +572,7 @@ public enum KerasConfig {
                      "embeddings_initializer": initializer(l.embeddingsInitializer)]) { $1 }
         case let l as RecurrentLayer:
             c.merge(["units": l.units, "activation": l.activation.kerasName, "use_bias": l.useBias, "return_sequences": l.returnSequences,
-                     "return_state": false, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": l.recurrentDropout,
+                     "return_state": l.returnState, "go_backwards": l.goBackwards, "stateful": l.stateful, "dropout": l.dropout, "recurrent_dropout": l.recurrentDropout,
                      "kernel_initializer": initializer(l.kernelInitializer), "recurrent_initializer": initializer(l.recurrentInitializer)]) { $1 }
             if l.cell != .simpleRNN { c["recurrent_activation"] = "sigmoid" }
             if let gru = l as? GRU { c["reset_after"] = gru.resetAfter }

@@ -88,6 +88,14 @@ open class Layer {
         try forward(inputs, training: training)
     }
 
+    /// The shapes of the outputs after the first, once built: a recurrent layer's returned states.
+    open var extraOutputShapes: [[Int]] { [] }
+
+    /// Every output: `forward`'s, then those of `extraOutputShapes` (layers that have some override this).
+    open func forwardAll(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> [Tensor] {
+        [try forward(inputs, training: training, mask: mask)]
+    }
+
     /// The mask of this layer's output, from its inputs and their mask: the input's mask for layers
     /// that keep the time axis (`propagatesMask`), none otherwise, as in Keras.
     open func outputMask(_ inputs: [Tensor], mask: Tensor?) throws -> Tensor? { propagatesMask ? mask : nil }

@@ -8,6 +8,9 @@ public class RecurrentLayer: Layer {
     public let useBias: Bool
     /// The output at every step (`[batch, time, units]`), else the last one (`[batch, units]`).
     public let returnSequences: Bool
+    /// Also returns the final state (`h`, and an LSTM's `c`) as further outputs (`outputs(of:)`), as
+    /// Keras's `return_state`: an encoder's state starts a decoder (`LSTM(64)([y, h, c])`).
+    public let returnState: Bool
     /// Runs over the steps last to first (and, with `returnSequences`, returns them in that order), as Keras.
     public let goBackwards: Bool
     /// Each batch starts from the state the previous batch ended in (sample i continuing sample i)
@@ -26,10 +29,11 @@ public class RecurrentLayer: Layer {
     /// The input dropout masks' Philox stream, as `Dropout`'s.
     private var seed: UInt64 = 0, offset: UInt64 = 0
 
-    init(cell: RecurrentStep.Cell, units: Int, activation: ActivationFunction, useBias: Bool, returnSequences: Bool,
+    init(cell: RecurrentStep.Cell, units: Int, activation: ActivationFunction, useBias: Bool, returnSequences: Bool, returnState: Bool,
          goBackwards: Bool, stateful: Bool, dropout: Float, recurrentDropout: Float, kernelInitializer: Initializer,
          recurrentInitializer: Initializer, biasInitializer: Initializer, name: String?, kind: String) {
         (self.cell, self.units, self.activation, self.useBias, self.returnSequences) = (cell, units, activation, useBias, returnSequences)
+        self.returnState = returnState
         (self.goBackwards, self.stateful, self.dropout, self.recurrentDropout) = (goBackwards, stateful, dropout, recurrentDropout)
         (self.kernelInitializer, self.recurrentInitializer, self.biasInitializer) = (kernelInitializer, recurrentInitializer, biasInitializer)
         super.init(name: name, kind: kind)
@@ -39,8 +43,17 @@ public class RecurrentLayer: Layer {
     /// Keras's bias shape: `[width]`, or `[2, width]` for a GRU's separate input and recurrent biases.
     var biasShape: [Int] { [width] }
 
+    /// The number of state tensors: 2 for an LSTM (`h`, `c`), else 1.
+    var stateCount: Int { cell == .lstm ? 2 : 1 }
+
+    /// Takes the sequences `[time, features]`, optionally followed by an initial state (`stateCount`
+    /// tensors `[units]`, Keras's `initial_state`).
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
-        let input = try single(inputShapes)
+        guard let input = inputShapes.first else { throw shapeError("takes sequences [time, features], got no input") }
+        let states = inputShapes.dropFirst()
+        guard states.isEmpty || (states.count == stateCount && states.allSatisfy { $0 == [units] }) else {
+            throw shapeError("an initial state is \(stateCount) tensor\(stateCount == 1 ? "" : "s") of shape [\(units)] after the sequences, got \(Array(states))")
+        }
         guard input.count == 2, units > 0 else { throw shapeError("takes sequences [time, features] and units > 0, got \(input) and \(units) units") }
         guard activation == .tanh || activation == .relu else { throw shapeError("activation must be tanh or relu, got \(activation.kerasName)") }
         guard (0..<1).contains(dropout), (0..<1).contains(recurrentDropout) else {
@@ -51,6 +64,8 @@ public class RecurrentLayer: Layer {
         if useBias { bias = addWeight("bias", shape: biasShape, initializer: biasInitializer) }
         return returnSequences ? [input[0], units] : [units]
     }
+
+    override public var extraOutputShapes: [[Int]] { returnState ? Array(repeating: [units], count: stateCount) : [] }
 
     override func materialize(on device: any Device, random: inout RandomGenerator) throws {
         seed = random.next()
@@ -72,6 +87,11 @@ public class RecurrentLayer: Layer {
 
     /// Steps where `mask` (`[batch, time]`) is 0 leave the state as it was, as in Keras.
     override public func forward(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> Tensor {
+        try forwardAll(inputs, training: training, mask: mask)[0]
+    }
+
+    /// The output, then with `returnState` the final states (a padded last step's state is the one before it).
+    override public func forwardAll(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> [Tensor] {
         try requirePlaced()
         var (x, mask) = (inputs[0], mask)
         let (batch, time) = (x.shape[0], x.shape[1])
@@ -93,30 +113,33 @@ public class RecurrentLayer: Layer {
             defer { offset &+= UInt64(ones.count) }
             weights.recurrentDropoutMask = try ones.dropout(rate: recurrentDropout, seed: seed, offset: offset)
         }
-        let states = try x.recurrentStates(weights, initialHidden: stateful ? carried?.hidden : nil,
-                                           initialCell: stateful ? carried?.cell : nil, mask: mask)
+        let given = inputs.count > 1 ? Array(inputs.dropFirst()) : nil
+        let states = try x.recurrentStates(weights, initialHidden: given?[0] ?? (stateful ? carried?.hidden : nil),
+                                           initialCell: given.map { cell == .lstm ? $0[1] : nil } ?? (stateful ? carried?.cell : nil), mask: mask)
         let hidden = try states.selected(0)
         if stateful {
             carried = try GradMode.noGrad {
                 (try hidden.selected(time).detached(), cell == .lstm ? try states.selected(1).selected(time).detached() : nil)
             }
         }
-        return returnSequences ? try hidden.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try hidden.selected(time)
+        let output = returnSequences ? try hidden.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try hidden.selected(time)
+        guard returnState else { return [output] }
+        return [output, try hidden.selected(time)] + (cell == .lstm ? [try states.selected(1).selected(time)] : [])
     }
 
     /// A fresh layer of the same kind and arguments (`Bidirectional`'s two directions).
     func copy(name: String, goBackwards: Bool) -> RecurrentLayer {
         switch cell {
         case .simpleRNN:
-            SimpleRNN(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+            SimpleRNN(units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
                       stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
                       recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         case .lstm:
-            LSTM(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+            LSTM(units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
                  stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, kernelInitializer: kernelInitializer,
                  recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         case .gru:
-            GRU(units, activation: activation, useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+            GRU(units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
                 stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout, resetAfter: (self as? GRU)?.resetAfter ?? true,
                 kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
         }
@@ -131,11 +154,11 @@ public class RecurrentLayer: Layer {
 
 /// Keras's `SimpleRNN`: h = activation(x·W + h·U + b).
 public final class SimpleRNN: RecurrentLayer {
-    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false,
                 goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer = .zeros, name: String? = nil) {
-        super.init(cell: .simpleRNN, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+        super.init(cell: .simpleRNN, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState,
                    goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
                    kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "simple_rnn")
@@ -144,11 +167,11 @@ public final class SimpleRNN: RecurrentLayer {
 
 /// Keras's `LSTM` (gates i, f, c, o; `unitForgetBias` starts the forget gate's bias at 1).
 public final class LSTM: RecurrentLayer {
-    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false,
                 goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0, unitForgetBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer? = nil, name: String? = nil) {
-        super.init(cell: .lstm, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+        super.init(cell: .lstm, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState,
                    goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
                    kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer,
@@ -163,12 +186,12 @@ public final class LSTM: RecurrentLayer {
 public final class GRU: RecurrentLayer {
     public let resetAfter: Bool
 
-    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false,
+    public init(_ units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false,
                 goBackwards: Bool = false, stateful: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0, resetAfter: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer = .orthogonal(),
                 biasInitializer: Initializer = .zeros, name: String? = nil) {
         self.resetAfter = resetAfter
-        super.init(cell: .gru, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+        super.init(cell: .gru, units: units, activation: activation, useBias: useBias, returnSequences: returnSequences, returnState: returnState,
                    goBackwards: goBackwards, stateful: stateful, dropout: dropout, recurrentDropout: recurrentDropout,
                    kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name, kind: "gru")

@@ -48,7 +48,8 @@ public final class Bidirectional: Layer {
     override public var propagatesMask: Bool { forwardLayer.returnSequences }
 
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
-        let shape = try forwardLayer.built(for: inputShapes)
+        guard !forwardLayer.returnState else { throw shapeError("a wrapped layer with returnState is not supported yet") }
+        let shape = try forwardLayer.built(for: [try single(inputShapes)])
         _ = try backwardLayer.built(for: inputShapes)
         for layer in sublayers { layer.scope = scope + [name] }
         return mergeMode == .concat ? shape.dropLast() + [2 * shape.last!] : shape

@@ -107,7 +107,9 @@ open class Model {
     /// The symbolic output of the layer called `name`, to build on (transfer learning).
     public func output(of name: String) throws -> SymbolicTensor {
         if let input = inputs.first(where: { $0.name == name }) { return input.output }
-        guard let node = nodes.first(where: { $0.layer.name == name }) else { throw missingLayer(name) }
+        guard let node = nodes.first(where: { $0.layer.name == name && $0.index == 0 }) ?? nodes.first(where: { $0.layer.name == name }) else {
+            throw missingLayer(name)
+        }
         return node
     }
 
@@ -143,7 +145,7 @@ open class Model {
         try prepare(for: batch)
         if !nested { for layer in everyLayer { layer.addedLosses.removeAll() } }
         guard batch.count == inputs.count else { throw TensorError.shape("model '\(name)' takes \(inputs.count) inputs, got \(batch.count)") }
-        var values: [ObjectIdentifier: Tensor] = [:], masks: [ObjectIdentifier: Tensor] = [:]
+        var values: [Slot: Tensor] = [:], masks: [Slot: Tensor] = [:]
         for (input, tensor) in zip(inputs, batch) {
             guard Array(tensor.shape.dropFirst()) == input.shape else {
                 throw TensorError.shape("model '\(name)': input '\(input.name)' expects samples of shape \(input.shape), got a batch of \(tensor.shape)")
@@ -151,25 +153,35 @@ open class Model {
             guard tensor.device === device! else {
                 throw TensorError.device("model '\(name)' lives on \(device!.info.name), input is on \(tensor.device.info.name)")
             }
-            values[ObjectIdentifier(input.output)] = tensor
+            values[Slot(input.output)] = tensor
         }
         // Each value is dropped after the last node that reads it, so that inference holds only the
         // live ones (training keeps what its backward pass needs through the tensors themselves).
-        var lastUse: [ObjectIdentifier: Int] = [:]
-        for (index, node) in nodes.enumerated() { for input in node.inputs { lastUse[ObjectIdentifier(input)] = index } }
-        for output in outputs { lastUse[ObjectIdentifier(output)] = nodes.count }
-        for (index, node) in nodes.enumerated() where values[ObjectIdentifier(node)] == nil {
-            defer { for input in node.inputs where lastUse[ObjectIdentifier(input)] == index { values[ObjectIdentifier(input)] = nil } }
-            let arguments = node.inputs.map { values[ObjectIdentifier($0)]! }
+        var lastUse: [Slot: Int] = [:]
+        for (index, node) in nodes.enumerated() { for input in node.inputs { lastUse[Slot(input)] = index } }
+        for output in outputs { lastUse[Slot(output)] = nodes.count }
+        for (index, node) in nodes.enumerated() where values[Slot(node)] == nil {
+            defer { for input in node.inputs where lastUse[Slot(input)] == index { values[Slot(input)] = nil } }
+            let arguments = node.inputs.map { values[Slot($0)]! }
             if let pool = pooledConvolutions[ObjectIdentifier(node)] {
-                values[ObjectIdentifier(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
+                values[Slot(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
             } else {
-                let mask = node.inputs.first.flatMap { masks[ObjectIdentifier($0)] }
-                values[ObjectIdentifier(node)] = try node.layer.forward(arguments, training: training, mask: mask)
-                masks[ObjectIdentifier(node)] = try node.layer.outputMask(arguments, mask: mask)
+                let mask = node.inputs.first.flatMap { masks[Slot($0)] }, call = ObjectIdentifier(node.call)
+                let results = node.layer.extraOutputShapes.isEmpty
+                    ? [try node.layer.forward(arguments, training: training, mask: mask)]
+                    : try node.layer.forwardAll(arguments, training: training, mask: mask)
+                for (index, result) in results.enumerated() { values[Slot(call: call, index: index)] = result }
+                masks[Slot(call: call, index: 0)] = try node.layer.outputMask(arguments, mask: mask)
             }
         }
-        return (outputs.map { values[ObjectIdentifier($0)]! }, outputs.map { masks[ObjectIdentifier($0)] })
+        return (outputs.map { values[Slot($0)]! }, outputs.map { masks[Slot($0)] })
+    }
+
+    /// Where a run keeps a symbolic tensor's value: its layer call and which output of it.
+    private struct Slot: Hashable {
+        var call: ObjectIdentifier, index: Int
+        init(call: ObjectIdentifier, index: Int) { (self.call, self.index) = (call, index) }
+        init(_ t: SymbolicTensor) { (call, index) = (ObjectIdentifier(t.call), t.index) }
     }
 
     /// Makes sure the graph exists and the weights are placed before a batch runs.
