@@ -16,8 +16,8 @@ struct RecurrentWeights {
 
 extension Tensor {
     /// Runs a recurrent layer over `self` (`[batch, time, features]`) as one differentiable op: the
-    /// input projection of every step is one GEMM, then each step is a GEMM with the recurrent kernel
-    /// and one fused cell kernel, all enqueued on the device with no host round-trip; the backward pass
+    /// input projection of every step is one GEMM, then the device runs the time loop (a GEMM with the
+    /// recurrent kernel and one fused cell kernel per step, with no host round-trip); the backward pass
     /// runs the steps in reverse and finds the weight gradients with three GEMMs over all steps.
     ///
     /// Returns the states `[S, time + 1, batch, units]`, time-major with the initial state first: the
@@ -60,13 +60,7 @@ extension Tensor {
         }
         let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
                                          cell: cell, mask: timeMajorMask?.buffer, dropoutMask: dropoutMask, dropped: dropped)
-        for t in 0..<time {
-            let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
-            var projection = Gemm(m: batch, n: width, k: units, beta: gru ? 0 : 1)
-            (projection.offsetA, projection.offsetC) = (step.stateOffset, step.gatesOffset)
-            try d.gemm(projection, a: dropped ?? hidden, b: w.recurrentKernel.buffer, c: recurrent ?? gates)
-            try d.recurrentStep(step, sequence)
-        }
+        try d.recurrentForward(probe, sequence, recurrentKernel: w.recurrentKernel.buffer)
         var states = hidden
         if let cell {
             states = try d.makeBuffer(count: 2 * stateCount)
@@ -87,14 +81,7 @@ extension Tensor {
             let gradGates = try d.makeBuffer(count: steps * width), gradRecurrent = gru ? try d.makeBuffer(count: steps * width) : nil
             let through = dropoutMask == nil ? nil : try d.buffer(repeating: 0, count: batch * units)
             let gradients = RecurrentGradients(output: outputs, hidden: carry, cell: cellCarry, gates: gradGates, recurrent: gradRecurrent, through: through)
-            for t in (0..<time).reversed() {
-                let step = RecurrentStep(cell: w.cell, relu: w.relu, batch: batch, units: units, time: t, length: time)
-                try d.recurrentStepBackward(step, sequence, gradients: gradients)
-                // h[t]'s gradient through U: into the carry, or, under dropout, for the next kernel to mask.
-                var projection = Gemm(m: batch, n: units, k: width, transposeB: true, beta: through == nil ? 1 : 0)
-                projection.offsetA = step.gatesOffset
-                try d.gemm(projection, a: gradRecurrent ?? gradGates, b: w.recurrentKernel.buffer, c: through ?? carry)
-            }
+            try d.recurrentBackward(probe, sequence, recurrentKernel: w.recurrentKernel.buffer, gradients: gradients)
             func tensor(_ shape: [Int], _ compute: (Buffer) throws -> Void) throws -> Tensor {
                 let buffer = try d.makeBuffer(count: shape.reduce(1, *))
                 try compute(buffer)

@@ -103,6 +103,14 @@ public protocol Device: AnyObject, Sendable {
     /// writes the pre-activation gradients of step t, and leaves in `hidden` and `cell` the gradients
     /// reaching h[t] and c[t], except h[t]'s through U (the caller adds `gates[t]·Uᵀ`).
     func recurrentStepBackward(_ step: RecurrentStep, _ sequence: RecurrentSequence, gradients: RecurrentGradients) throws
+    /// The whole time loop (`step.time` is not read): for t in 0..<length, h[t]·U (U = `recurrentKernel`
+    /// `[units, width]`; h from `dropped` under recurrent dropout) is added to `gates[t]` (a GRU's is
+    /// written to `recurrent[t]`), then `recurrentStep` at t.
+    func recurrentForward(_ step: RecurrentStep, _ sequence: RecurrentSequence, recurrentKernel: Buffer) throws
+    /// The backward time loop, after `recurrentForward`: for t from length − 1 down to 0,
+    /// `recurrentStepBackward` at t, then the step's (GRU: recurrent) pre-activation gradients times Uᵀ
+    /// are added to `gradients.hidden`, or written to `through` under recurrent dropout.
+    func recurrentBackward(_ step: RecurrentStep, _ sequence: RecurrentSequence, recurrentKernel: Buffer, gradients: RecurrentGradients) throws
 
     // Softmax family (along the last axis of `[rows, columns]`)
     func softmax(_ input: Buffer, rows: Int, columns: Int, log: Bool, into output: Buffer) throws
@@ -181,6 +189,30 @@ extension Device {
     public func conv2dMaxPool(_ shape: ConvShape, pool: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
         try conv2dThenMaxPool(shape, pool: pool, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
+    }
+
+    /// `recurrentForward` as a GEMM and a cell kernel per step, all enqueued with no host round-trip.
+    public func recurrentForward(_ step: RecurrentStep, _ s: RecurrentSequence, recurrentKernel: Buffer) throws {
+        for t in 0..<step.length {
+            var at = step
+            at.time = t
+            var projection = Gemm(m: step.batch, n: step.width, k: step.units, beta: step.cell == .gru ? 0 : 1)
+            (projection.offsetA, projection.offsetC) = (at.stateOffset, at.gatesOffset)
+            try gemm(projection, a: s.dropped ?? s.hidden, b: recurrentKernel, c: s.recurrent ?? s.gates)
+            try recurrentStep(at, s)
+        }
+    }
+
+    /// `recurrentBackward` as a cell kernel and a GEMM per step, last step first.
+    public func recurrentBackward(_ step: RecurrentStep, _ s: RecurrentSequence, recurrentKernel: Buffer, gradients g: RecurrentGradients) throws {
+        for t in (0..<step.length).reversed() {
+            var at = step
+            at.time = t
+            try recurrentStepBackward(at, s, gradients: g)
+            var projection = Gemm(m: step.batch, n: step.units, k: step.width, transposeB: true, beta: g.through == nil ? 1 : 0)
+            projection.offsetA = at.gatesOffset
+            try gemm(projection, a: g.recurrent ?? g.gates, b: recurrentKernel, c: g.through ?? g.hidden)
+        }
     }
 
     /// `conv2dTranspose` as the convolution's input gradient, a bias and a ReLU, in place.
