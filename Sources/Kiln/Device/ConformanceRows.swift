@@ -3,7 +3,7 @@ import Foundation
 /// The rows of `Conformance`: every `Device` requirement that computes, on sizes chosen to miss
 /// vector widths and tile sizes.
 extension Conformance {
-    static let rows: [Row] = dataMovement + linearAlgebra + convolution + elementwise + normalization + recurrent + training
+    static let rows: [Row] = dataMovement + linearAlgebra + convolution + elementwise + normalization + recurrent + recurrentSequences + training
 
     private static func random(_ count: Int, _ r: inout RandomGenerator, _ range: ClosedRange<Double> = -1...1) -> [Float] {
         (0..<count).map { _ in Float(range.lowerBound + (range.upperBound - range.lowerBound) * r.uniform()) }
@@ -422,6 +422,32 @@ extension Conformance {
             return [try d.read(hidden, count: 45), try Array(d.read(gradients.gates, count: 6 * width)[tail]), try d.read(gradients.hidden, count: 15)]
                 + (cell == .lstm ? [try d.read(cellStates!, count: 45), try d.read(gradients.cell!, count: 15)] : [])
                 + (cell == .gru ? [try Array(d.read(gradients.recurrent!, count: 6 * width)[tail])] : [])
+        })
+    }
+
+    /// The whole time loop with a padded step and recurrent dropout, over more rows than one CPU block.
+    static let recurrentSequences: [Row] = [RecurrentStep.Cell.simpleRNN, .lstm, .gru].map { cell in
+        let step = RecurrentStep(cell: cell, batch: 17, units: 5, time: 0, length: 3)
+        let (rows, states, steps) = (step.batch * step.units, 4 * step.batch * step.units, 3 * step.batch * step.width)
+        return Row("recurrentForward and recurrentBackward \(cell)", inputs: { r in
+            [random(steps, &r), random(states, &r), random(states, &r), random(step.units * step.width, &r), random(step.width, &r),
+             random(3 * step.batch, &r).map { $0 > -0.7 ? 1 : 0 }, random(rows, &r).map { $0 > -0.6 ? 1.25 : 0 }, random(3 * rows, &r), random(rows, &r)]
+        }, run: { d, x in
+            let hidden = try d.buffer(x[1]), cellStates = cell == .lstm ? try d.buffer(x[2]) : nil
+            let dropped = try d.buffer(zip(x[1], x[6] + Array(repeating: 0, count: 3 * rows)).map(*))
+            let sequence = RecurrentSequence(gates: try d.buffer(x[0]), recurrent: cell == .gru ? try d.makeBuffer(count: steps) : nil,
+                                             recurrentBias: cell == .gru ? try d.buffer(x[4]) : nil, hidden: hidden, cell: cellStates,
+                                             mask: try d.buffer(x[5]), dropoutMask: try d.buffer(x[6]), dropped: dropped)
+            let kernel = try d.buffer(x[3])
+            try d.recurrentForward(step, sequence, recurrentKernel: kernel)
+            let gradients = RecurrentGradients(output: try d.buffer(x[7]), hidden: try d.buffer(repeating: 0, count: rows),
+                                               cell: cell == .lstm ? try d.buffer(x[8]) : nil, gates: try d.makeBuffer(count: steps),
+                                               recurrent: cell == .gru ? try d.makeBuffer(count: steps) : nil,
+                                               through: try d.buffer(repeating: 0, count: rows))
+            try d.recurrentBackward(step, sequence, recurrentKernel: kernel, gradients: gradients)
+            return try [d.read(hidden, count: states), d.read(gradients.gates, count: steps), d.read(gradients.hidden, count: rows),
+                        d.read(gradients.through!, count: rows)]
+                + (cell == .lstm ? [try d.read(cellStates!, count: states), try d.read(gradients.cell!, count: rows)] : [])
         })
     }
 
