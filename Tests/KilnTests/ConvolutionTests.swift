@@ -55,10 +55,13 @@ import Testing
         shape(3, 1, 8, kernel: (5, 5), stride: (2, 2), .same), shape(1, 3, 2, kernel: (4, 4), stride: (3, 2), .valid),
         // Multiples of 16 output channels take the CPU's direct kernels: 48 = a 32- and a 16-channel
         // block; 11 columns = a block of 8 pixels and one of 3; 144 taps = 12 blocks of 12 rows.
-        // With 16 or 32 input channels and stride 1 the input gradient is a direct convolution too.
+        // With 16 or 32 input channels the input gradient is a direct convolution too; strided, one
+        // per phase (ih mod s, iw mod s) with that phase's taps, which a 1×1 stride-2 kernel lacks.
         shape(3, 16, 48, kernel: (3, 3), stride: (1, 1), .same), shape(2, 32, 32, kernel: (3, 3), stride: (1, 1), .valid),
         shape(2, 16, 16, kernel: (3, 2), stride: (2, 1), .same), shape(3, 1, 32, kernel: (3, 3), stride: (1, 1), .valid),
-        shape(2, 16, 16, kernel: (5, 4), stride: (1, 1), .same),
+        shape(2, 16, 16, kernel: (5, 4), stride: (1, 1), .same), shape(3, 16, 32, kernel: (4, 4), stride: (2, 2), .same),
+        shape(2, 32, 16, kernel: (3, 3), stride: (2, 2), .valid), shape(2, 16, 16, kernel: (5, 3), stride: (3, 2), .same),
+        shape(2, 16, 16, kernel: (1, 1), stride: (2, 2), .valid),
     ]
 
     @Test func kerasSamePadding() throws {

@@ -185,9 +185,12 @@ extension CPUDevice {
     private func directBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer,
                                     gradInput: Buffer) throws -> Bool {
         let w = s.window
+        if w.strideHeight > 1 || w.strideWidth > 1 {
+            return try phasedBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput)
+        }
         let (top, left) = (w.kernelHeight - 1 - w.padTop, w.kernelWidth - 1 - w.padLeft)
         let (height, width) = (w.inputHeight + w.kernelHeight - 1, w.inputWidth + w.kernelWidth - 1)
-        guard s.inChannels % 16 == 0, w.strideHeight == 1, w.strideWidth == 1, top >= 0, left >= 0,
+        guard s.inChannels % 16 == 0, top >= 0, left >= 0,
               height - top >= w.outputHeight, width - left >= w.outputWidth else { return false }
         let flipped = try makeBuffer(count: s.weightCount)
         let (kh, kw, ci, co) = (w.kernelHeight, w.kernelWidth, s.inChannels, s.outChannels)
@@ -198,6 +201,53 @@ extension CPUDevice {
         let g = kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: co, out_h: w.inputHeight, out_w: w.inputWidth,
                           out_c: ci, k_h: kh, k_w: kw, stride_h: 1, stride_w: 1)
         forward(g, canvas.host, flipped.host, nil, gradInput.host)
+        return true
+    }
+
+    /// The input gradient of a strided convolution (a transposed convolution's forward pass) without
+    /// a patch matrix: input pixels of one phase (ih mod s, iw mod s) are reached by only the kernel
+    /// taps of that phase, so each phase is a stride-1 direct convolution of the output gradient with
+    /// a sub-kernel, written back to its pixels. No multiplication by inserted zeros.
+    private func phasedBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws -> Bool {
+        let w = s.window, (ci, co) = (s.inChannels, s.outChannels)
+        /// Along one axis, for the input pixels `phase + stride·i`: the first tap, the tap count, the
+        /// output gradient's zero rows before the first it reads, and the pixel count.
+        func phase(_ p: Int, kernel: Int, stride: Int, pad: Int, input: Int) -> (first: Int, taps: Int, before: Int, pixels: Int) {
+            let first = (p + pad) % stride, taps = (kernel - first + stride - 1) / stride
+            return (first, taps, taps - 1 - (p + pad) / stride, (input - p + stride - 1) / stride)
+        }
+        let rows = (0..<w.strideHeight).map { phase($0, kernel: w.kernelHeight, stride: w.strideHeight, pad: w.padTop, input: w.inputHeight) }
+        let columns = (0..<w.strideWidth).map { phase($0, kernel: w.kernelWidth, stride: w.strideWidth, pad: w.padLeft, input: w.inputWidth) }
+        guard ci % 16 == 0, (rows + columns).allSatisfy({ $0.taps > 0 && $0.before >= 0 && $0.pixels > 0 }) else { return false }
+        let canvasSize = { (r: (first: Int, taps: Int, before: Int, pixels: Int)) in r.pixels + r.taps - 1 }
+        let canvas = try makeBuffer(count: s.batch * rows.map(canvasSize).max()! * columns.map(canvasSize).max()! * co)
+        let part = try makeBuffer(count: s.batch * rows[0].pixels * columns[0].pixels * ci)
+        let subKernel = try makeBuffer(count: s.weightCount)
+        for (ph, r) in rows.enumerated() {
+            for (pw, c) in columns.enumerated() {
+                // Taps first + stride·m, in reverse order and with in/out channels swapped, as HWIO.
+                var next = subKernel.host
+                for m in (0..<r.taps).reversed() {
+                    for n in (0..<c.taps).reversed() {
+                        let tap = weight.host + ((r.first + w.strideHeight * m) * w.kernelWidth + c.first + w.strideWidth * n) * ci * co
+                        for o in 0..<co { for i in 0..<ci { next[i] = tap[i * co + o] }; next += ci }
+                    }
+                }
+                let (height, width) = (canvasSize(r), canvasSize(c))
+                zeroPad(gradOutput.host, mask: reluOutput.map { UnsafePointer($0.host) }, images: s.batch, height: w.outputHeight, width: w.outputWidth,
+                        channels: co, into: canvas.host, height: height, width: width, top: r.before, left: c.before)
+                forward(kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: co, out_h: r.pixels, out_w: c.pixels, out_c: ci,
+                                  k_h: r.taps, k_w: c.taps, stride_h: 1, stride_w: 1), canvas.host, subKernel.host, nil, part.host)
+                let (from, to) = (part.host, gradInput.host)
+                parallelFor(s.batch * r.pixels, grain: 4) { range in
+                    for line in range {
+                        let (image, i) = line.quotientAndRemainder(dividingBy: r.pixels)
+                        let target = to + ((image * w.inputHeight + ph + w.strideHeight * i) * w.inputWidth + pw) * ci
+                        for j in 0..<c.pixels { (target + w.strideWidth * j * ci).update(from: from + (line * c.pixels + j) * ci, count: ci) }
+                    }
+                }
+            }
+        }
         return true
     }
 
