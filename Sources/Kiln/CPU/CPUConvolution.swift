@@ -2,12 +2,14 @@ import CBLAS
 import CKernels
 
 /// Convolution and pooling on the CPU. Convolutions with a multiple of 16 output channels run
-/// the direct NHWC kernels of CKernels (vectorised, no im2col copy); others run as im2col + one
-/// GEMM per chunk of images (NHWC rows × HWIO weights).
+/// the direct NHWC kernels of CKernels (vectorised, no im2col copy), those with fewer than 16 the
+/// narrow ones (CPUNarrowConvolution.swift); others run as im2col + one GEMM per chunk of images
+/// (NHWC rows × HWIO weights).
 extension CPUDevice {
     public func conv2d(_ s: ConvShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool, output: Buffer) throws {
         try s.validate(input: input, weight: weight, output: output, bias: bias)
         if s.isDepthwise { return depthwiseConv2d(s, input: input, weight: weight, bias: bias, relu: relu, output: output) }
+        if runsNarrow(s) { return try narrowForward(s, input: input, weight: weight, bias: bias, relu: relu, output: output) }
         if s.outChannels % 16 == 0, !prefersGemm(s) {
             let (x, padding, g) = try padded(s, input)
             return withExtendedLifetime(padding) {
@@ -66,6 +68,7 @@ extension CPUDevice {
             let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
             return depthwiseBackwardData(s, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
         }
+        if runsNarrow(s) { return try narrowBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) }
         if !prefersGemm(s), try directBackwardData(s, gradOutput: gradOutput, reluOutput: reluOutput, weight: weight, gradInput: gradInput) { return }
         let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
         let rowsPerImage = s.window.outputPixels
@@ -89,6 +92,9 @@ extension CPUDevice {
         if s.isDepthwise {
             let gradOutput = try reluOutput.map { try throughReLU(gradOutput, $0, count: s.outputCount) } ?? gradOutput
             return try depthwiseBackwardWeights(s, input: input, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias)
+        }
+        if runsNarrow(s) {
+            return try narrowBackwardWeights(s, input: input, gradOutput: gradOutput, reluOutput: reluOutput, gradWeight: gradWeight, gradBias: gradBias)
         }
         if s.outChannels % 16 == 0 {
             let (x, padding, g) = try padded(s, input)
@@ -115,20 +121,23 @@ extension CPUDevice {
 
     /// The input as the direct kernels see it: a valid convolution, so with the window's zero
     /// padding written out in a scratch buffer (returned to keep it alive) when it pads.
-    private func padded(_ s: ConvShape, _ input: Buffer) throws -> (UnsafePointer<Float>, Buffer?, kiln_conv) {
-        let w = s.window
-        let (height, width) = ((w.outputHeight - 1) * w.strideHeight + w.kernelHeight, (w.outputWidth - 1) * w.strideWidth + w.kernelWidth)
-        func geometry(_ h: Int, _ w2: Int) -> kiln_conv {
-            kiln_conv(batch: s.batch, in_h: h, in_w: w2, in_c: s.inChannels, out_h: w.outputHeight, out_w: w.outputWidth,
-                      out_c: s.outChannels, k_h: w.kernelHeight, k_w: w.kernelWidth, stride_h: w.strideHeight, stride_w: w.strideWidth)
-        }
-        if w.padTop == 0, w.padLeft == 0, height <= w.inputHeight, width <= w.inputWidth {
-            return (UnsafePointer(input.host), nil, geometry(w.inputHeight, w.inputWidth))
-        }
-        let scratch = try makeBuffer(count: s.batch * height * width * s.inChannels)
+    func padded(_ s: ConvShape, _ input: Buffer) throws -> (UnsafePointer<Float>, Buffer?, kiln_conv) {
+        let w = s.window, g = validGeometry(s)
+        if w.padTop == 0, w.padLeft == 0, g.in_h == w.inputHeight, g.in_w == w.inputWidth { return (UnsafePointer(input.host), nil, g) }
+        let scratch = try makeBuffer(count: s.batch * g.in_h * g.in_w * s.inChannels)
         zeroPad(input.host, mask: nil, images: s.batch, height: w.inputHeight, width: w.inputWidth, channels: s.inChannels,
-                into: scratch.host, height: height, width: width, top: w.padTop, left: w.padLeft)
-        return (UnsafePointer(scratch.host), scratch, geometry(height, width))
+                into: scratch.host, height: g.in_h, width: g.in_w, top: w.padTop, left: w.padLeft)
+        return (UnsafePointer(scratch.host), scratch, g)
+    }
+
+    /// The valid convolution `padded` runs: over the input itself when the window does not pad, else
+    /// over the padded canvas the windows span.
+    func validGeometry(_ s: ConvShape) -> kiln_conv {
+        let w = s.window
+        var (height, width) = ((w.outputHeight - 1) * w.strideHeight + w.kernelHeight, (w.outputWidth - 1) * w.strideWidth + w.kernelWidth)
+        if w.padTop == 0, w.padLeft == 0, height <= w.inputHeight, width <= w.inputWidth { (height, width) = (w.inputHeight, w.inputWidth) }
+        return kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: s.inChannels, out_h: w.outputHeight, out_w: w.outputWidth,
+                         out_c: s.outChannels, k_h: w.kernelHeight, k_w: w.kernelWidth, stride_h: w.strideHeight, stride_w: w.strideWidth)
     }
 
     /// Copies NHWC images into a zeroed `height` × `width` canvas at (`top`, `left`), clipping what
@@ -149,7 +158,7 @@ extension CPUDevice {
         }
     }
 
-    private func forward(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+    func forward(_ g: kiln_conv, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                          _ y: UnsafeMutablePointer<Float>, relu: Bool = false) {
         withUnsafePointer(to: g) { g in
             parallelFor(g.pointee.batch * g.pointee.out_h, grain: 1) { rows in
