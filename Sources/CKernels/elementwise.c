@@ -74,3 +74,25 @@ void kiln_binary(int op, const float *x, long xn, const float *z, long zn, float
     case KILN_MINIMUM: BINARY_RUNS(v < u ? v : u) break;
     }
 }
+
+// The activations whose maths is a select or a product: loops clang turns into vector code.
+#define UNARY_LOOP(EXPR) for (long i = 0; i < count; ++i) { const float u = x[i]; y[i] = (EXPR); }
+#define UNARY_BACKWARD_LOOP(EXPR) for (long i = 0; i < count; ++i) { const float u = x[i], v = y[i], d = dy[i]; dx[i] = (EXPR); }
+
+KILN_DISPATCH
+void kiln_activation(int op, const float *x, float *y, float a, long count) {
+    switch (op) {
+    case KILN_LEAKY_RELU: UNARY_LOOP(u > 0 ? u : a * u) break;
+    case KILN_CAPPED_RELU: UNARY_LOOP(u < 0 ? 0 : u > a ? a : u) break;  // NaN stays NaN
+    }
+}
+
+KILN_DISPATCH
+void kiln_activation_backward(int op, const float *x, const float *y, const float *dy, float *dx, float a, long count) {
+    switch (op) {
+    case KILN_LEAKY_RELU: UNARY_BACKWARD_LOOP(u > 0 ? d : a * d) break;
+    case KILN_CAPPED_RELU: UNARY_BACKWARD_LOOP(u > 0 && u < a ? d : 0) break;
+    case KILN_SIGMOID: UNARY_BACKWARD_LOOP(d * v * (1 - v)) break;
+    case KILN_TANH: UNARY_BACKWARD_LOOP(d * (1 - v * v)) break;
+    }
+}

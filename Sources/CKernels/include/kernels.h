@@ -104,6 +104,12 @@ void kiln_fill_random(float *y, long count, int normal, float a, float b, unsign
 // keep h_prev (and c_prev). `mask` may be NULL. With recurrent dropout, `dropped` gets h times the
 // sequence's `dropout_mask` (what the next step's recurrent projection reads); else both are NULL.
 enum { KILN_SIMPLE_RNN = 0, KILN_LSTM = 1, KILN_GRU = 2 };
+
+// Activations as one vector loop each: y = f(x) (leaky ReLU with slope `a`, ReLU capped at `a`), and
+// dx = dy · f′ from the input x or the output y (also the sigmoid's and tanh's).
+enum { KILN_LEAKY_RELU = 0, KILN_CAPPED_RELU = 1, KILN_SIGMOID = 2, KILN_TANH = 3 };
+void kiln_activation(int op, const float *x, float *y, float a, long count);
+void kiln_activation_backward(int op, const float *x, const float *y, const float *dy, float *dx, float a, long count);
 typedef struct {
     int cell, relu;  // relu: ReLU instead of tanh as the activation
     long batch, units;

@@ -10,7 +10,7 @@ extension CPUDevice {
         parallelFor(count) { range in
             switch op {
             case .relu: kiln_relu(x + range.lowerBound, y + range.lowerBound, range.count)
-            case .leakyRelu(let slope): for i in range { y[i] = x[i] > 0 ? x[i] : slope * x[i] }
+            case .leakyRelu(let slope): kiln_activation(Int32(KILN_LEAKY_RELU), x + range.lowerBound, y + range.lowerBound, slope, range.count)
             case .sigmoid: for i in range { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
             case .tanh: for i in range { y[i] = Foundation.tanh(x[i]) }
             case .exp: for i in range { y[i] = Foundation.exp(x[i]) }
@@ -21,7 +21,7 @@ extension CPUDevice {
             case .negate: for i in range { y[i] = -x[i] }
             case .softplus: for i in range { y[i] = max(x[i], 0) + log1p(Foundation.exp(-Swift.abs(x[i]))) }
             case .step: for i in range { y[i] = x[i] > 0 ? 1 : 0 }
-            case .cappedRelu(let cap): for i in range { y[i] = min(max(x[i], 0), cap) }
+            case .cappedRelu(let cap): kiln_activation(Int32(KILN_CAPPED_RELU), x + range.lowerBound, y + range.lowerBound, cap, range.count)
             }
         }
     }
@@ -33,11 +33,15 @@ extension CPUDevice {
         }
         let (x, y, dy, dx) = (input.host, output.host, gradOutput.host, gradInput.host)
         parallelFor(count) { range in
+            func activationBackward(_ code: Int, _ a: Float = 0) {
+                let at = range.lowerBound
+                kiln_activation_backward(Int32(code), x + at, y + at, dy + at, dx + at, a, range.count)
+            }
             switch op {
             case .relu: kiln_relu_backward(x + range.lowerBound, dy + range.lowerBound, dx + range.lowerBound, range.count)
-            case .leakyRelu(let slope): for i in range { dx[i] = x[i] > 0 ? dy[i] : slope * dy[i] }
-            case .sigmoid: for i in range { dx[i] = dy[i] * y[i] * (1 - y[i]) }
-            case .tanh: for i in range { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+            case .leakyRelu(let slope): activationBackward(KILN_LEAKY_RELU, slope)
+            case .sigmoid: activationBackward(KILN_SIGMOID)
+            case .tanh: activationBackward(KILN_TANH)
             case .exp: for i in range { dx[i] = dy[i] * y[i] }
             case .log: for i in range { dx[i] = dy[i] / x[i] }
             case .sqrt: for i in range { dx[i] = dy[i] * 0.5 / y[i] }
@@ -46,7 +50,7 @@ extension CPUDevice {
             case .negate: for i in range { dx[i] = -dy[i] }
             case .softplus: for i in range { dx[i] = dy[i] / (1 + Foundation.exp(-x[i])) }
             case .step: for i in range { dx[i] = 0 }
-            case .cappedRelu(let cap): for i in range { dx[i] = x[i] > 0 && x[i] < cap ? dy[i] : 0 }
+            case .cappedRelu(let cap): activationBackward(KILN_CAPPED_RELU, cap)
             }
         }
     }
