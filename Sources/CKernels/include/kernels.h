@@ -105,6 +105,15 @@ void kiln_fill_random(float *y, long count, int normal, float a, float b, unsign
 // sequence's `dropout_mask` (what the next step's recurrent projection reads); else both are NULL.
 enum { KILN_SIMPLE_RNN = 0, KILN_LSTM = 1, KILN_GRU = 2 };
 
+// Batch normalisation over channels-last rows [begin, end) of [rows, channels]: per-channel sums
+// added into `sums` (Σx; Σ(x − mean)²; or Σdy and, `channels` further on, Σdy·(x − mean)·inv_std),
+// and y = a·x + shift, or with `dy` y = a·dy + b·x + shift.
+enum { KILN_NORM_MEAN = 0, KILN_NORM_VARIANCE = 1, KILN_NORM_GRADIENT = 2 };
+void kiln_norm_sums(int what, const float *x, const float *dy, const float *mean, const float *inv_std, float *sums,
+                    long channels, long begin, long end);
+void kiln_norm_apply(const float *x, const float *dy, float *y, const float *a, const float *b, const float *shift,
+                     long channels, long begin, long end);
+
 // Activations as one vector loop each: y = f(x) (leaky ReLU with slope `a`, ReLU capped at `a`), and
 // dx = dy · f′ from the input x or the output y (also the sigmoid's and tanh's).
 enum { KILN_LEAKY_RELU = 0, KILN_CAPPED_RELU = 1, KILN_SIGMOID = 2, KILN_TANH = 3 };

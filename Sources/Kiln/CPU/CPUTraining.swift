@@ -15,16 +15,16 @@ extension CPUDevice {
     /// channel loops are contiguous and vectorise; others channel by channel.
     private func isRows(_ view: AxisView) -> Bool { view.inner == 1 }
 
-    /// `terms` sums per channel of a channels-last view: `add(row, sums)` adds one row's terms into
+    /// `terms` sums per channel of a channels-last view: `add(rows, sums)` adds those rows' terms into
     /// `sums` (`terms` × channels floats). Each thread sums a fixed share of the rows; the shares
     /// are added in order, so the result does not depend on timing.
-    private func rowSums(_ view: AxisView, terms: Int, _ add: (Int, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    private func rowSums(_ view: AxisView, terms: Int, _ add: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         let (parts, width) = (max(1, min(threads, view.outer)), terms * view.axis)
         var partial = [Float](repeating: 0, count: parts * width)
         partial.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
             parallel(parts) { part in
-                for row in view.outer * part / parts ..< view.outer * (part + 1) / parts { add(row, base + part * width) }
+                add(view.outer * part / parts ..< view.outer * (part + 1) / parts, base + part * width)
             }
         }
         return (0..<width).map { i in stride(from: i, to: partial.count, by: width).reduce(0) { $0 + partial[$1] } }
@@ -37,10 +37,7 @@ extension CPUDevice {
             shift.withUnsafeBufferPointer { shift in
                 if isRows(view) {
                     parallelFor(view.outer, grain: max(1, 32768 / channels)) { rows in
-                        for row in rows {
-                            let (xr, yr) = (x + row * channels, y + row * channels)
-                            for c in 0..<channels { yr[c] = xr[c] * scale[c] + shift[c] }
-                        }
+                        kiln_norm_apply(x, nil, y, scale.baseAddress, nil, shift.baseAddress, channels, rows.lowerBound, rows.upperBound)
                     }
                 } else {
                     parallelFor(channels, grain: 1) { range in
@@ -75,14 +72,12 @@ extension CPUDevice {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
         let (x, channels) = (input.host, view.axis)
         let n = Float(view.outer * view.inner)
-        let mean = (isRows(view) ? rowSums(view, terms: 1) { row, sums in
-            let xr = x + row * channels
-            for c in 0..<channels { sums[c] += xr[c] }
+        let mean = (isRows(view) ? rowSums(view, terms: 1) { rows, sums in
+            kiln_norm_sums(Int32(KILN_NORM_MEAN), x, nil, nil, nil, sums, channels, rows.lowerBound, rows.upperBound)
         } : channelSums(view) { x[$0] }).map { $0 / n }
         let variance = mean.withUnsafeBufferPointer { m in
-            (isRows(view) ? rowSums(view, terms: 1) { row, sums in
-                let xr = x + row * channels
-                for c in 0..<channels { sums[c] += (xr[c] - m[c]) * (xr[c] - m[c]) }
+            (isRows(view) ? rowSums(view, terms: 1) { rows, sums in
+                kiln_norm_sums(Int32(KILN_NORM_VARIANCE), x, nil, m.baseAddress, nil, sums, channels, rows.lowerBound, rows.upperBound)
             } : channelSums(view) { i in (x[i] - m[i / view.inner % channels]) * (x[i] - m[i / view.inner % channels]) }).map { $0 / n }
         }
         let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
@@ -115,12 +110,8 @@ extension CPUDevice {
                 guard isRows(view) else {
                     return (channelSums(view) { dy[$0] }, channelSums(view) { i in dy[i] * (x[i] - m[i / view.inner % channels]) * s[i / view.inner % channels] })
                 }
-                let sums = rowSums(view, terms: 2) { row, sums in
-                    let (xr, dr) = (x + row * channels, dy + row * channels)
-                    for c in 0..<channels {
-                        sums[c] += dr[c]
-                        sums[channels + c] += dr[c] * (xr[c] - m[c]) * s[c]
-                    }
+                let sums = rowSums(view, terms: 2) { rows, sums in
+                    kiln_norm_sums(Int32(KILN_NORM_GRADIENT), x, dy, m.baseAddress, s.baseAddress, sums, channels, rows.lowerBound, rows.upperBound)
                 }
                 return (Array(sums[..<channels]), Array(sums[channels...]))
             }
@@ -136,10 +127,7 @@ extension CPUDevice {
                 shift.withUnsafeBufferPointer { shift in
                     if isRows(view) {
                         parallelFor(view.outer, grain: max(1, 32768 / channels)) { rows in
-                            for row in rows {
-                                let at = row * channels
-                                for c in 0..<channels { dx[at + c] = a[c] * dy[at + c] + b[c] * x[at + c] + shift[c] }
-                            }
+                            kiln_norm_apply(x, dy, dx, a.baseAddress, b.baseAddress, shift.baseAddress, channels, rows.lowerBound, rows.upperBound)
                         }
                     } else {
                         parallelFor(channels, grain: 1) { range in
