@@ -81,29 +81,37 @@ void kiln_conv_narrow_backward_data(const kiln_conv *g, const float *dy, const f
     }
 }
 
+// Sums an image at a time into `image_sums` (the caller's scratch, as large as dwt and db), then
+// adds it to the totals: rounding grows with one image's pixels, not the whole batch's.
 KILN_DISPATCH
 void kiln_conv_narrow_weight_grad(const kiln_conv *g, const float *x, const float *dy, const float *mask, float *dwt, float *db,
-                                  long image_begin, long image_end) {
+                                  float *image_sums, long image_begin, long image_end) {
     const long span = g->k_w * g->in_c, row_step = g->in_w * g->in_c, full = span / LANES * LANES, C = g->out_c;
-    for (long i = 0; i < C * g->k_h * span; ++i) dwt[i] = 0;
+    const long weights = C * g->k_h * span;
+    for (long i = 0; i < weights; ++i) dwt[i] = 0;
     if (db) for (long o = 0; o < C; ++o) db[o] = 0;
-    for (long n = image_begin; n < image_end; ++n)
+    for (long n = image_begin; n < image_end; ++n) {
+        float *sums = image_sums, *bias_sums = image_sums + weights;
+        for (long i = 0; i < weights + C; ++i) sums[i] = 0;
         for (long oh = 0; oh < g->out_h; ++oh)
             for (long ow = 0; ow < g->out_w; ++ow) {
                 const long at = ((n * g->out_h + oh) * g->out_w + ow) * C;
                 float d[MAX_C];
                 int any = 0;
                 for (long o = 0; o < C; ++o) any |= (d[o] = grad(dy, mask, at + o)) != 0;
-                if (db) for (long o = 0; o < C; ++o) db[o] += d[o];
+                for (long o = 0; o < C; ++o) bias_sums[o] += d[o];
                 if (!any) continue;
                 const float *patch = x + (n * g->in_h + oh * g->stride_h) * row_step + ow * g->stride_w * g->in_c;
                 for (long r = 0; r < g->k_h; ++r) {
                     const float *xr = patch + r * row_step;
                     for (long o = 0; o < C; ++o) {
-                        float *wr = dwt + (o * g->k_h + r) * span;
+                        float *wr = sums + (o * g->k_h + r) * span;
                         for (long k = 0; k < full; k += LANES) store(wr + k, load(wr + k) + d[o] * load(xr + k));
                         for (long k = full; k < span; ++k) wr[k] += d[o] * xr[k];
                     }
                 }
             }
+        for (long i = 0; i < weights; ++i) dwt[i] += sums[i];
+        if (db) for (long o = 0; o < C; ++o) db[o] += bias_sums[o];
+    }
 }

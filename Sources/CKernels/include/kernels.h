@@ -24,13 +24,14 @@ void kiln_conv_weight_grad(const kiln_conv *g, const float *x, const float *dy, 
 // The same three passes for out_c < 16, with the weights laid out `wt` [out_c][k_h][k_w·in_c]:
 // y = bias + x ⊛ w (then max(y, 0) when `relu`) over output rows [row_begin, row_end); dx (the
 // unpadded-valid input's gradient, overwritten) over images [image_begin, image_end); dwt and db
-// (overwritten; `db` may be NULL) summed over those images. `mask` as kiln_conv_weight_grad's.
+// (overwritten; `db` may be NULL) summed over those images, each first into `image_sums` (scratch of
+// dwt's and db's size). `mask` as kiln_conv_weight_grad's.
 void kiln_conv_narrow_forward(const kiln_conv *g, const float *x, const float *wt, const float *bias, float *y,
                               int relu, long row_begin, long row_end);
 void kiln_conv_narrow_backward_data(const kiln_conv *g, const float *dy, const float *mask, const float *wt, float *dx,
                                     long image_begin, long image_end);
 void kiln_conv_narrow_weight_grad(const kiln_conv *g, const float *x, const float *dy, const float *mask, float *dwt, float *db,
-                                  long image_begin, long image_end);
+                                  float *image_sums, long image_begin, long image_end);
 
 // out = w turned 180° with in and out channels swapped: out[y][x][o][i] = w[k_h−1−y][k_w−1−x][i][o]
 // (the kernel of the input gradient as a convolution of the output gradient).

@@ -49,13 +49,14 @@ extension CPUDevice {
     func narrowBackwardWeights(_ s: ConvShape, input: Buffer, gradOutput: Buffer, reluOutput: Buffer?, gradWeight: Buffer, gradBias: Buffer?) throws {
         let (x, padding, g) = try padded(s, input)
         let parts = min(threads, s.batch), size = s.weightCount + s.outChannels
-        let sums = try makeBuffer(count: parts * size)
+        let sums = try makeBuffer(count: 2 * parts * size)  // each part's totals, then its scratch
         withExtendedLifetime(padding) {
             withUnsafePointer(to: g) { g in
                 parallel(parts) { part in
                     let dwt = sums.host + part * size
                     kiln_conv_narrow_weight_grad(g, x, gradOutput.host, reluOutput.map { UnsafePointer($0.host) }, dwt,
-                                                 gradBias == nil ? nil : dwt + s.weightCount, s.batch * part / parts, s.batch * (part + 1) / parts)
+                                                 gradBias == nil ? nil : dwt + s.weightCount, sums.host + (parts + part) * size,
+                                                 s.batch * part / parts, s.batch * (part + 1) / parts)
                 }
             }
         }
