@@ -91,8 +91,8 @@ import Testing
         let targets = try Tensor((0..<8).flatMap { n in (0..<2).map { Float(n % 2 == $0 ? 1 : 0) } }, shape: [2, 4, 2], on: d)
         try model.compile(optimizer: Adam(learningRate: 0.05), loss: CategoricalCrossentropy(fromLogits: true))
         let encoderKernel = try model.weights.first { $0.path == "encoder/kernel" }!.value.toArray()
-        let history = try model.fit(x: batch, y: [targets], epochs: 20, batchSize: 2, progress: false)
-        #expect(history.values["loss"]!.last! < 0.5 * history.values["loss"]!.first!)
+        let history = try model.fit(x: batch, y: [targets], epochs: 60, batchSize: 2, progress: false)
+        #expect(history.values["loss"]!.last! < 0.25 * history.values["loss"]!.first!, "\(history.values["loss"]!)")
         #expect(try model.weights.first { $0.path == "encoder/kernel" }!.value.toArray() != encoderKernel,
                 "the decoder's loss trains the encoder through its state")
     }
