@@ -108,7 +108,11 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Data-parallel training under mpirun -np N: each rank trains on its share of every batch of --batch-size and the ranks average gradients over MPI; rank 0 prints and writes the run folder.")
     var distributed = false
 
+    @Flag(help: "With --distributed: batch normalisation uses the statistics of the whole global batch, summed over the ranks every step (Keras's BatchNormalization(synchronized=True), PyTorch's SyncBatchNorm), not each rank's own.")
+    var syncBatchnorm = false
+
     func run() throws {
+        if syncBatchnorm, !distributed { throw CleanExit.message("--sync-batchnorm synchronizes data-parallel replicas: use it with --distributed under mpirun") }
         guard distributed else { return try train(parallel: nil) }
         let parallel: DataParallel
         do { parallel = DataParallel(try MPICommunicator.world()) } catch { throw CleanExit.message("\(error)") }
@@ -178,10 +182,12 @@ struct TrainCommand: ParsableCommand {
             print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
                   + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
             if let parallel {
-                let size = parallel.communicator.size
+                let size = parallel.communicator.size, norms = model.leafLayers.compactMap { $0 as? BatchNormalization }
+                for norm in norms { norm.synchronized = syncBatchnorm }
                 print("Data-parallel over \(size) MPI rank\(size == 1 ? "" : "s"): each batch of \(settings.batchSize) split "
                       + "\(settings.batchSize / size)\(settings.batchSize % size == 0 ? "" : "–\(settings.batchSize / size + 1)") per rank"
-                      + (parallel.communicator.threadsMayCall ? "; gradients reduced during the backward pass" : ""))
+                      + (parallel.communicator.threadsMayCall ? "; gradients reduced during the backward pass" : "")
+                      + (norms.isEmpty ? "" : syncBatchnorm ? "; batch normalisation over the global batch" : "; batch-norm statistics per rank"))
             }
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)

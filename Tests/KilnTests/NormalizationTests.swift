@@ -62,3 +62,42 @@ import Testing
         try expectGradient(at: beta, gradient: try device.read(dbeta), "batch norm dbeta") { try loss(x, gamma, $0) }
     }
 }
+
+/// Synchronized batch normalisation as one replica sees it: with a single replica (the sums over
+/// the replicas are the local ones) it is ordinary batch normalisation, forward, backward and
+/// moving statistics. `DistributedTests` checks two real replicas against one process.
+@Suite("Synchronized batch normalization") struct SynchronizedNormalizationTests {
+    final class OneReplica: CrossReplicaSum {
+        var share: Float = 1, calls = 0
+        func sumOverReplicas(_ values: inout [Float]) throws { calls += 1 }
+    }
+
+    @Test(arguments: Backend.all)
+    func oneReplicaIsPlainBatchNorm(_ backend: Backend) throws {
+        let d = backend.device
+        var random = Random("sync-bn")
+        let x = random.floats(3 * 5 * 4 * 7, -2...3), dy = random.floats(3 * 5 * 4 * 7)
+        func run(_ synchronized: Bool) throws -> (y: [Float], dx: [Float], gradients: [[Float]], moving: [[Float]]) {
+            let layer = BatchNormalization(momentum: 0.9, synchronized: synchronized)
+            let model = try Sequential([Input(shape: [5, 4, 7]), layer])
+            try model.place(on: d, seed: 2)
+            for weight in layer.weights { try weight.assign(random.floats(weight.count, 0.5...1.5)) }
+            let replicas = OneReplica()
+            layer.replicas = replicas
+            let input = try Tensor(x, shape: [3, 5, 4, 7], on: d)
+            input.requiresGrad = true
+            let y = try model(input, training: true)
+            try (y * Tensor(dy, shape: y.shape, on: d)).sum().backward()
+            #expect(replicas.calls == (synchronized ? 4 : 0), "the mean's and the variance's sums forward, and their gradients")
+            return (try y.toArray(), try input.grad!.toArray(), try layer.weights.prefix(2).map { try $0.value.grad!.toArray() },
+                    try layer.weights.suffix(2).map { try $0.value.toArray() })
+        }
+        let start = random  // both layers draw the same weights
+        let plain = try run(false)
+        random = start
+        let synced = try run(true)
+        expectClose(synced.y, plain.y.map(Double.init), "output on \(backend)")
+        expectClose(synced.dx, plain.dx.map(Double.init), "input gradient on \(backend)")
+        for (a, b) in zip(synced.gradients + synced.moving, plain.gradients + plain.moving) { expectClose(a, b.map(Double.init), "gamma, beta, moving statistics on \(backend)") }
+    }
+}

@@ -317,7 +317,8 @@ public enum KerasConfig {
             if let axis = c["axis"] as? Int, axis != -1, axis != 3 { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             if let axis = c["axis"] as? [Int], axis != [3], axis != [-1] { throw DataError(file, "BatchNormalization '\(name ?? "?")': axis \(axis) (only the last axis)") }
             return BatchNormalization(momentum: float("momentum", 0.99), epsilon: float("epsilon", 1e-3),
-                                      center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true, name: name)
+                                      center: c["center"] as? Bool ?? true, scale: c["scale"] as? Bool ?? true,
+                                      synchronized: c["synchronized"] as? Bool ?? false, name: name)
         case "Activation": return Activation(try activation(), name: name)
         case "ReLU":
             let cap = (c["max_value"] as? NSNumber)?.floatValue
@@ -537,7 +538,7 @@ public enum KerasConfig {
         case let l as GaussianNoise: c["stddev"] = l.stddev
         case let l as GaussianDropout: c["rate"] = l.rate
         case let l as BatchNormalization:
-            c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale]) { $1 }
+            c.merge(["axis": -1, "momentum": l.momentum, "epsilon": l.epsilon, "center": l.center, "scale": l.scale, "synchronized": l.synchronized]) { $1 }
         case let l as Activation: c["activation"] = l.function.kerasName
         case let l as LeakyReLU: c["negative_slope"] = l.negativeSlope
         case let l as ReLU: c.merge(["max_value": l.maxValue.map { $0 as Any } ?? NSNull(), "negative_slope": l.negativeSlope, "threshold": l.threshold]) { $1 }

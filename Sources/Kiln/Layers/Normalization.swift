@@ -5,10 +5,17 @@ public final class BatchNormalization: Layer {
     override public var propagatesMask: Bool { true }
     public let momentum: Float, epsilon: Float
     public let center: Bool, scale: Bool
+    /// Under data-parallel training, normalises with the statistics of the global batch, summed over
+    /// the replicas each step, instead of each replica's own (Keras's `synchronized`, PyTorch's
+    /// `SyncBatchNorm`); elsewhere it changes nothing.
+    public var synchronized: Bool
+    /// The replicas of the data-parallel training under way, set by `fit`.
+    var replicas: (any CrossReplicaSum)?
     private var gamma: Weight!, beta: Weight!, movingMean: Weight!, movingVariance: Weight!
 
-    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, name: String? = nil) {
-        (self.momentum, self.epsilon, self.center, self.scale) = (momentum, epsilon, center, scale)
+    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, synchronized: Bool = false,
+                name: String? = nil) {
+        (self.momentum, self.epsilon, self.center, self.scale, self.synchronized) = (momentum, epsilon, center, scale, synchronized)
         super.init(name: name, kind: "batch_normalization")
     }
 
@@ -28,6 +35,16 @@ public final class BatchNormalization: Layer {
         let x = inputs[0], channels = x.shape.last!
         let g = try gamma?.value ?? .full(1, shape: [channels], on: x.device)
         let b = try beta?.value ?? .zeros([channels], on: x.device)
+        if training, trainable, synchronized, let replicas {
+            let (y, mean, variance) = try x.synchronizedBatchNorm(gamma: g, beta: b, epsilon: epsilon, replicas: replicas)
+            try GradMode.noGrad {
+                for (moving, batch) in [(movingMean.value!, mean), (movingVariance.value!, variance)] {
+                    let updated = try moving * momentum + batch.detached() * (1 - momentum)
+                    try x.device.copy(updated.buffer, to: moving.buffer, count: channels)
+                }
+            }
+            return y
+        }
         return try x.batchNorm(gamma: g, beta: b, movingMean: movingMean.value, movingVariance: movingVariance.value,
                                training: training && trainable, momentum: momentum, epsilon: epsilon)
     }

@@ -26,6 +26,10 @@ public struct DataParallel {
         public var overlap: Double { seconds == 0 ? 0 : max(0, 1 - exposedSeconds / seconds) }
     }
 
+    /// This rank's share of the batch in training, for the layers that sum over the replicas.
+    private let current = CurrentStep()
+    private final class CurrentStep: @unchecked Sendable { var share: Float = 1 }
+
     public init(_ communicator: MPICommunicator, bucketBytes: Int = 4 << 20) {
         (self.communicator, self.bucketBytes) = (communicator, max(bucketBytes, 4))
     }
@@ -41,8 +45,12 @@ public struct DataParallel {
     /// fall to this one), and its share of the batch's samples.
     func shard(_ batch: Batch) throws -> (batch: Batch?, share: Float) {
         let rows = rows(of: batch.count)
-        guard !rows.isEmpty else { return (nil, 0) }
+        guard !rows.isEmpty else {
+            current.share = 0
+            return (nil, 0)
+        }
         let share = Float(rows.count) / Float(batch.count)
+        current.share = share
         guard rows.count < batch.count else { return (batch, share) }
         return (Batch(inputs: try batch.inputs.map { try Self.rows(rows, of: $0) }, targets: try batch.targets.map { try Self.rows(rows, of: $0) },
                       weights: try batch.weights.map { try Self.rows(rows, of: $0) }), share)
@@ -187,5 +195,16 @@ public struct DataParallel {
             }
             start = end
         }
+    }
+}
+
+extension DataParallel: CrossReplicaSum {
+    public var share: Float { current.share }
+
+    /// An `MPI_Allreduce` queued behind the gradient buckets in flight, so that every rank makes its
+    /// collective calls in the same order (synchronized batch normalisation's, during the backward pass).
+    public func sumOverReplicas(_ values: inout [Float]) throws {
+        guard communicator.threadsMayCall else { return try communicator.allReduceSum(&values) }
+        try Self.queue.sync { try communicator.allReduceSum(&values) }
     }
 }

@@ -46,7 +46,8 @@ extension Model {
     /// this call. Validation uses `validationData`, or the last `validationSplit` of `data`. The
     /// data's `sampleWeights`, or `classWeight` (class → weight, 1 for classes it omits; training
     /// only, as Keras), weight each sample's loss. With `distributed`, every rank of its MPI world
-    /// calls `fit` alike and trains on its share of each batch of `batchSize` (the global batch).
+    /// calls `fit` alike and trains on its share of each batch of `batchSize` (the global batch);
+    /// `BatchNormalization(synchronized: true)` layers then normalise over the global batch.
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, shuffle: Bool = true, validationSplit: Double? = nil,
                     validationData: Dataset? = nil, normalization: Preprocessing = .unitRange, augmentation: Augmentation? = nil,
@@ -67,6 +68,9 @@ extension Model {
                                      augmentation: augmentation, oneHotClasses: compiled.wantsOneHot ? outputs[0].shape.last : nil)
         let device = self.device!
         try distributed?.synchronize(weights)
+        let synchronizedNorms = distributed == nil ? [] : leafLayers.compactMap { $0 as? BatchNormalization }.filter(\.synchronized)
+        for layer in synchronizedNorms { layer.replicas = distributed }
+        defer { for layer in synchronizedNorms { layer.replicas = nil } }
         return try train(epochs: epochs, stepsPerEpoch: loader.batchCount, batches: { loader.batches(epoch: $0, on: device) },
                          parallel: distributed,
                          validate: validation.map { data in {
@@ -246,7 +250,7 @@ extension Model {
             // Mid-epoch logs (the progress bar's) are this rank's; the epoch's are over every rank.
             var logs = try parallel.map { try $0.average(try steps.logs()) } ?? steps.logs()
             #if DEBUG
-            try parallel?.verifyReplicas(weights)
+            try parallel?.verifyReplicas(weights.filter(\.isVariable))  // moving statistics stay per replica unless synchronized
             #endif
             if let validate {
                 for (name, value) in try validate() { logs["val_" + name] = value }
