@@ -10,8 +10,13 @@ enum { MAX_C = 15 };
 
 #define hsum(v_) ({ const vec h_ = (v_); float s_ = 0; for (int l_ = 0; l_ < LANES; ++l_) s_ += h_[l_]; s_; })
 
-// Output channel o's pre-activation gradient at `at`, zero where a fused ReLU's output `mask` is not positive.
-#define grad(dy, mask, at) ((mask) && (mask)[at] <= 0 ? 0.0f : (dy)[at])
+// The C pre-activation gradients of the output pixel at `at` into d (zero where a fused ReLU's output
+// `mask` is not positive); whether any is non-zero.
+KILN_INLINE int pixel_gradients(const float *dy, const float *mask, long at, long C, float *d) {
+    int any = 0;
+    for (long o = 0; o < C; ++o) any |= (d[o] = mask && mask[at + o] <= 0 ? 0.0f : dy[at + o]) != 0;
+    return any;
+}
 
 KILN_INLINE void forward_pixel(const kiln_conv *g, const float *patch, const float *wt, const float *bias, float *y, int relu_out, const int C) {
     const long span = g->k_w * g->in_c, row_step = g->in_w * g->in_c, full = span / LANES * LANES;
@@ -60,11 +65,8 @@ void kiln_conv_narrow_backward_data(const kiln_conv *g, const float *dy, const f
         for (long i = 0; i < g->in_h * row_step; ++i) image[i] = 0;
         for (long oh = 0; oh < g->out_h; ++oh)
             for (long ow = 0; ow < g->out_w; ++ow) {
-                const long at = ((n * g->out_h + oh) * g->out_w + ow) * C;
                 float d[MAX_C];
-                int any = 0;
-                for (long o = 0; o < C; ++o) any |= (d[o] = grad(dy, mask, at + o)) != 0;
-                if (!any) continue;
+                if (!pixel_gradients(dy, mask, ((n * g->out_h + oh) * g->out_w + ow) * C, C, d)) continue;
                 float *patch = image + oh * g->stride_h * row_step + ow * g->stride_w * g->in_c;
                 for (long r = 0; r < g->k_h; ++r) {
                     float *xr = patch + r * row_step;
@@ -95,10 +97,8 @@ void kiln_conv_narrow_weight_grad(const kiln_conv *g, const float *x, const floa
         for (long i = 0; i < weights + C; ++i) sums[i] = 0;
         for (long oh = 0; oh < g->out_h; ++oh)
             for (long ow = 0; ow < g->out_w; ++ow) {
-                const long at = ((n * g->out_h + oh) * g->out_w + ow) * C;
                 float d[MAX_C];
-                int any = 0;
-                for (long o = 0; o < C; ++o) any |= (d[o] = grad(dy, mask, at + o)) != 0;
+                const int any = pixel_gradients(dy, mask, ((n * g->out_h + oh) * g->out_w + ow) * C, C, d);
                 for (long o = 0; o < C; ++o) bias_sums[o] += d[o];
                 if (!any) continue;
                 const float *patch = x + (n * g->in_h + oh * g->stride_h) * row_step + ow * g->stride_w * g->in_c;
