@@ -229,8 +229,12 @@ extension CPUDevice {
         let rows = (0..<w.strideHeight).map { phase($0, kernel: w.kernelHeight, stride: w.strideHeight, pad: w.padTop, input: w.inputHeight) }
         let columns = (0..<w.strideWidth).map { phase($0, kernel: w.kernelWidth, stride: w.strideWidth, pad: w.padLeft, input: w.inputWidth) }
         guard ci % 16 == 0, (rows + columns).allSatisfy({ $0.taps > 0 && $0.before >= 0 && $0.pixels > 0 }) else { return false }
-        let canvasSize = { (r: (first: Int, taps: Int, before: Int, pixels: Int)) in r.pixels + r.taps - 1 }
-        let canvas = try makeBuffer(count: s.batch * rows.map(canvasSize).max()! * columns.map(canvasSize).max()! * co)
+        // One zero-padded copy of the output gradient serves every phase, each reading it from its own corner.
+        let (top, left) = (rows.map(\.before).max()!, columns.map(\.before).max()!)
+        let height = rows.map { top - $0.before + $0.pixels + $0.taps - 1 }.max()!, width = columns.map { left - $0.before + $0.pixels + $0.taps - 1 }.max()!
+        let canvas = try makeBuffer(count: s.batch * height * width * co)
+        zeroPad(gradOutput.host, mask: reluOutput.map { UnsafePointer($0.host) }, images: s.batch, height: w.outputHeight, width: w.outputWidth,
+                channels: co, into: canvas.host, height: height, width: width, top: top, left: left)
         let part = try makeBuffer(count: s.batch * rows[0].pixels * columns[0].pixels * ci)
         let subKernel = try makeBuffer(count: s.weightCount)
         for (ph, r) in rows.enumerated() {
@@ -243,11 +247,9 @@ extension CPUDevice {
                         for o in 0..<co { for i in 0..<ci { next[i] = tap[i * co + o] }; next += ci }
                     }
                 }
-                let (height, width) = (canvasSize(r), canvasSize(c))
-                zeroPad(gradOutput.host, mask: reluOutput.map { UnsafePointer($0.host) }, images: s.batch, height: w.outputHeight, width: w.outputWidth,
-                        channels: co, into: canvas.host, height: height, width: width, top: r.before, left: c.before)
+                let corner = canvas.host + ((top - r.before) * width + left - c.before) * co
                 forward(kiln_conv(batch: s.batch, in_h: height, in_w: width, in_c: co, out_h: r.pixels, out_w: c.pixels, out_c: ci,
-                                  k_h: r.taps, k_w: c.taps, stride_h: 1, stride_w: 1), canvas.host, subKernel.host, nil, part.host)
+                                  k_h: r.taps, k_w: c.taps, stride_h: 1, stride_w: 1), corner, subKernel.host, nil, part.host)
                 let (from, to) = (part.host, gradInput.host)
                 parallelFor(s.batch * r.pixels, grain: 4) { range in
                     for line in range {
