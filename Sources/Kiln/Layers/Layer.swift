@@ -106,7 +106,7 @@ open class Layer {
     /// Builds once; a second call must bring the same shapes.
     func built(for inputShapes: [[Int]]) throws -> [Int] {
         if let existing = self.inputShapes, let outputShape {
-            guard existing == inputShapes else {
+            guard try serves(inputShapes, builtFor: existing) else {
                 throw TensorError.shape("layer '\(name)' (\(typeName)) was built for input \(existing), got \(inputShapes)")
             }
             return outputShape
@@ -122,6 +122,10 @@ open class Layer {
         (self.inputShapes, self.outputShape) = (inputShapes, output)
         return output
     }
+
+    /// Whether the layer, built for `existing` input shapes, takes `inputShapes` too: the same ones
+    /// (a recurrent layer's initial state may come and go).
+    func serves(_ inputShapes: [[Int]], builtFor existing: [[Int]]) throws -> Bool { inputShapes == existing }
 
     @discardableResult
     public func addWeight(_ name: String, shape: [Int], initializer: Initializer, isVariable: Bool = true,

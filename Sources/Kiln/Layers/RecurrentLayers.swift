@@ -50,10 +50,7 @@ public class RecurrentLayer: Layer {
     /// tensors `[units]`, Keras's `initial_state`).
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
         guard let input = inputShapes.first else { throw shapeError("takes sequences [time, features], got no input") }
-        let states = inputShapes.dropFirst()
-        guard states.isEmpty || (states.count == stateCount && states.allSatisfy { $0 == [units] }) else {
-            throw shapeError("an initial state is \(stateCount) tensor\(stateCount == 1 ? "" : "s") of shape [\(units)] after the sequences, got \(Array(states))")
-        }
+        try checkInitialState(inputShapes)
         guard input.count == 2, units > 0 else { throw shapeError("takes sequences [time, features] and units > 0, got \(input) and \(units) units") }
         guard activation == .tanh || activation == .relu else { throw shapeError("activation must be tanh or relu, got \(activation.kerasName)") }
         guard (0..<1).contains(dropout), (0..<1).contains(recurrentDropout) else {
@@ -63,6 +60,19 @@ public class RecurrentLayer: Layer {
         recurrentKernel = addWeight("recurrent_kernel", shape: [units, width], initializer: recurrentInitializer)
         if useBias { bias = addWeight("bias", shape: biasShape, initializer: biasInitializer) }
         return returnSequences ? [input[0], units] : [units]
+    }
+
+    /// Built for sequences of one shape, the layer takes them with or without an initial state.
+    override func serves(_ inputShapes: [[Int]], builtFor existing: [[Int]]) throws -> Bool {
+        try checkInitialState(inputShapes)
+        return inputShapes.first == existing.first
+    }
+
+    private func checkInitialState(_ inputShapes: [[Int]]) throws {
+        let states = inputShapes.dropFirst()
+        guard states.isEmpty || (states.count == stateCount && states.allSatisfy { $0 == [units] }) else {
+            throw shapeError("an initial state is \(stateCount) tensor\(stateCount == 1 ? "" : "s") of shape [\(units)] after the sequences, got \(Array(states))")
+        }
     }
 
     override public var extraOutputShapes: [[Int]] { returnState ? Array(repeating: [units], count: stateCount) : [] }
