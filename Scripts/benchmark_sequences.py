@@ -8,11 +8,17 @@
 Random inputs (throughput does not depend on the values); Adam 1e-3. Each measurement runs in its
 own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
 adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
+
+With --accuracy, compares instead what the same epochs learn on real data (mean of --seeds): the
+workshop's forecast lesson, LSTM(32) → Dense(1) on windows of 48 hourly Seattle temperatures
+(python3-vega-datasets), Kiln through `kiln train --model lstm-forecast`, Keras and PyTorch on the
+same chronological split (last 15% test, the 10% before it validation) and standardisation; the
+figure is the test MAE in °F.
 """
-import json, os, resource, statistics, sys, time
+import datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
-from benchmark import best_of_rounds, dated_table, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
+from benchmark import best_of_rounds, dated_table, machine, publish, run_workload, workload_parser  # Scripts/benchmark.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"forecast": 64, "text-lstm": 32, "text-conv1d": 32}
@@ -110,11 +116,96 @@ def torch_worker(args):
     return measure(train, predict, samples, args.windows)
 
 
+SEATTLE = "/usr/lib/python3/dist-packages/vega_datasets/_data/seattle-temps.csv"
+
+
+def seattle_windows():
+    """Kiln's TimeSeries split of the temperatures: standardised windows of 48 rows and the next row, per part."""
+    import numpy as np
+    values = np.loadtxt(SEATTLE, delimiter=",", skiprows=1, usecols=[1], dtype=np.float64)
+    n = len(values)
+    test_start = n - int(n * 0.15 + 0.5)
+    validation_start = test_start - int(n * 0.1 + 0.5)
+    mean, std = values[:validation_start].mean(), values[:validation_start].std()
+    def part(lo, hi):
+        starts = range(lo, hi - 48)
+        x = np.stack([values[s:s + 48] for s in starts])[..., None]
+        y = np.array([values[s + 48] for s in starts])[:, None]
+        return ((x - mean) / std).astype("float32"), ((y - mean) / std).astype("float32"), y
+    return part(0, validation_start), part(validation_start, test_start), part(test_start, n), (mean, std)
+
+
+def accuracy_worker(args):
+    """One engine's test MAE (°F) after --epochs on the Seattle temperatures."""
+    import numpy as np
+    (x, y, _), (vx, vy, _), (tx, _, truth), (mean, std) = seattle_windows()
+    if args.worker == "keras-accuracy":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+        from keras import layers
+        keras.utils.set_random_seed(args.seed)
+        m = keras.Sequential([keras.Input((48, 1)), layers.LSTM(32), layers.Dense(1)])
+        m.compile(keras.optimizers.Adam(1e-3), "mse")
+        m.fit(x, y, batch_size=32, epochs=args.epochs, validation_data=(vx, vy), shuffle=True, verbose=0)
+        predictions = m.predict(tx, batch_size=256, verbose=0)
+    else:
+        import torch
+        import torch.nn as nn
+        torch.manual_seed(args.seed)
+        lstm, fc = nn.LSTM(1, 32, batch_first=True), nn.Linear(32, 1)
+        parameters = list(lstm.parameters()) + list(fc.parameters())
+        optimizer = torch.optim.Adam(parameters, 1e-3, eps=1e-7)
+        xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+        for _ in range(args.epochs):
+            for batch in torch.randperm(len(xs)).split(32):
+                optimizer.zero_grad()
+                nn.functional.mse_loss(fc(lstm(xs[batch])[1][0][0]), ys[batch]).backward()
+                optimizer.step()
+        with torch.no_grad():
+            predictions = fc(lstm(torch.from_numpy(tx))[1][0][0]).numpy()
+    return {"test_mae": float(np.abs(predictions * std + mean - truth).mean())}
+
+
+def accuracy(args):
+    """Test MAE of Kiln, Keras and PyTorch after --epochs, per seed and their mean, as a table."""
+    import tempfile
+    results = {engine: [] for engine in ["kiln", "keras", "torch"]}
+    for seed in range(1, args.seeds + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            subprocess.run([str(ROOT / ".build/release/kiln"), "train", "--dataset", SEATTLE, "--target", "temp", "--window", "48",
+                            "--model", "lstm-forecast", "--epochs", str(args.epochs), "--seed", str(seed), "--device", args.kiln_device,
+                            "--out", folder], check=True, capture_output=True)
+            results["kiln"].append(json.loads(Path(folder, "metrics.json").read_text())["test_mae"])
+        for engine in ["keras", "torch"]:
+            output = subprocess.run([sys.executable, __file__, "--worker", f"{engine}-accuracy", "--epochs", str(args.epochs), "--seed", str(seed)],
+                                    check=True, capture_output=True, text=True).stdout
+            results[engine].append(json.loads(output.splitlines()[-1])["test_mae"])
+        print(f"seed {seed}: " + ", ".join(f"{e} {v[-1]:.4f}" for e, v in results.items()), file=sys.stderr)
+    (_, _, _), (_, _, _), (tx, _, truth), (mean, std) = seattle_windows()
+    baseline = float(abs(tx[:, -1, 0] * std + mean - truth[:, 0]).mean())
+    commit, cpu = machine()
+    rows = [f"| {e} | {', '.join(f'{v:.4f}' for v in values)} | {statistics.mean(values):.4f} |" for e, values in results.items()]
+    return "\n".join([f"## {datetime.date.today()} — forecast test MAE, commit {commit}", "",
+                      f"{cpu}, {os.cpu_count()} cores; LSTM(32) → Dense(1) on windows of 48 hourly Seattle temperatures, {args.epochs} epochs, batch 32, Adam 1e-3, "
+                      f"MSE on standardised values, seeds 1–{args.seeds}; test MAE in °F on the last 15% of the series "
+                      f"(`Scripts/benchmark_sequences.py --accuracy`). Persistence baseline: {baseline:.4f}.", "",
+                      "| engine | test MAE per seed | mean |", "|---|---|---:|"] + rows) + "\n"
+
+
 def main():
     parser = workload_parser(__doc__, WORKLOADS, 40, "forecast")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--accuracy", action="store_true", help="compare test MAE on the Seattle temperatures instead of speed")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
+    if args.worker and args.worker.endswith("-accuracy"):
+        print(json.dumps(accuracy_worker(args)))
+        return
+    if args.accuracy:
+        publish(accuracy(args), args.record)
+        return
     if args.worker:
         result = (keras_worker if args.worker == "keras" else torch_worker)(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
