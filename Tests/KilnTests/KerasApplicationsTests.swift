@@ -12,7 +12,7 @@ import Testing
                         "EfficientNetB3", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2S", "InceptionV3", "InceptionResNetV2",
                         "Xception", "NASNetMobile", "ConvNeXtTiny"]
 
-    /// ResNet101V2 agrees to 1.3e-5, above the 1e-5 asked (float32 sums over 101 layers).
+    /// ResNet101V2 agrees to 1.7e-5, above the 1e-5 asked (float32 sums over 101 layers).
     static let knownGaps: Set<String> = ["ResNet101V2"]
 
     @Test(arguments: names, ["keras", "h5"])
