@@ -37,23 +37,21 @@ import Testing
         #expect(a.epochsTrained == 1 && b.epochsTrained == 1)
     }
 
-    /// With `--sync-batchnorm`, two ranks normalise over the global batch, so a residual network with
-    /// batch norm trained two steps predicts what one process's network predicts (weights and moving
-    /// statistics alike; measured 2.6e-5 of the largest logit); without it each rank normalises over
-    /// its half and the predictions part (4.5e-3). Predictions, not weights, and two steps: this
-    /// network's rounding differences grow fast (one process on 1 thread against 2 ends an epoch
-    /// 2% apart in some betas), and the biases of the convolutions before batch norm get gradients
-    /// that are rounding noise (zero in exact arithmetic).
+    /// With `--sync-batchnorm`, two ranks normalise over the global batch, so after two steps of a
+    /// residual network the moving statistics rank 0 saves are one process's (measured 4.5e-5 of each
+    /// tensor's largest value); without it rank 0's are its half-batch's (1.6e-2). The statistics, not
+    /// the weights or predictions: this network's rounding grows fast (one process on 1 thread against 2
+    /// ends an epoch 2% apart in some betas; a change in a sum's order moved two-step predictions from
+    /// 2.6e-5 to 3.3e-4), while the statistics are what synchronizing changes.
     @Test(.enabled(if: mpirun != nil)) func synchronizedBatchNormMatchesOneProcess() throws {
         let folder = try temporaryFolder()
         let arguments = ["train", "--dataset", "fashion-mnist", "--limit", "64", "--model", "resnet-small", "--batch-size", "32", "--epochs", "1",
                          "--optimizer", "sgd", "--device", "cpu", "--seed", "5"]
-        var random = Random("sync-bn-images")
-        let images = try Tensor(random.floats(16 * 28 * 28, 0...1), shape: [16, 28, 28, 1])
-        func predictions(_ run: String) throws -> [Float] {
-            try Checkpoint.load(folder.appendingPathComponent("\(run)/model.safetensors"), device: CPUDevice.shared).model(images).toArray()
+        func statistics(_ run: String) throws -> [[Float]] {
+            let model = try Checkpoint.load(folder.appendingPathComponent("\(run)/model.safetensors"), device: CPUDevice.shared).model
+            return try model.weights.filter { $0.name.hasPrefix("moving_") }.map { try $0.value.toArray() }
         }
-        let one = try DeviceTests.run(arguments + ["--out", folder.appendingPathComponent("one").path], environment: [:])
+        let one = try DeviceTests.run(arguments + ["--out", folder.appendingPathComponent("one").path], environment: ["KILN_NUM_THREADS": "1"])
         #expect(one.status == 0, "\(one.output)")
         for (run, flags) in [("synchronized", ["--sync-batchnorm"]), ("per-rank", [])] {
             let two = try DeviceTests.run(["--oversubscribe", "-np", "2", DeviceTests.kiln.path] + arguments + flags
@@ -64,11 +62,16 @@ import Testing
         }
         #expect(try DeviceTests.run(arguments + ["--sync-batchnorm", "--out", folder.path], environment: [:]).output
             .contains("--sync-batchnorm synchronizes data-parallel replicas: use it with --distributed under mpirun"))
-        let reference = try predictions("one"), scale = Double(reference.map(abs).max()!)
-        func difference(_ run: String) throws -> Double { zip(reference, try predictions(run)).map { Double(abs($0 - $1)) }.max()! / scale }
+        let reference = try statistics("one")
+        #expect(reference.count == 8, "four batch normalisations, two statistics each")
+        func difference(_ run: String) throws -> Double {
+            zip(reference, try statistics(run)).map { p, q in
+                zip(p, q).map { Double(abs($0 - $1)) }.max()! / Double(p.map(abs).max()!)
+            }.max()!
+        }
         let (synchronized, perRank) = (try difference("synchronized"), try difference("per-rank"))
-        #expect(synchronized <= 1e-4, "synchronized: \(synchronized)")
-        #expect(perRank > 10 * synchronized, "per rank: \(perRank)")
+        #expect(synchronized <= 1e-3, "synchronized: \(synchronized)")
+        #expect(perRank > 10 * synchronized, "per rank: \(perRank), synchronized: \(synchronized)")
     }
 
     /// A checkpoint of one process resumes under two ranks (and the reverse would too: the run's
