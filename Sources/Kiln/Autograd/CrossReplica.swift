@@ -15,9 +15,8 @@ extension Tensor {
     func summedOverReplicas(_ replicas: any CrossReplicaSum) throws -> (tensor: Tensor, values: [Float]) {
         var values = try toArray()
         try replicas.sumOverReplicas(&values)
-        let result = try Tensor(values, shape: shape, on: device)
         let share = replicas.share
-        let tracked = Tensor.record(shape, buffer: result.buffer, from: [self]) { g in
+        let tracked = Tensor.record(shape, buffer: try device.buffer(values), from: [self]) { g in
             var gradient = try g.toArray().map { $0 * share }
             try replicas.sumOverReplicas(&gradient)
             return [try Tensor(gradient.map { share > 0 ? $0 / share : 0 }, shape: g.shape, on: g.device)]

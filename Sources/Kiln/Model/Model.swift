@@ -167,10 +167,9 @@ open class Model {
                 values[Slot(pool)] = try (node.layer as! Conv2D).forward(arguments[0], pooledBy: pool.layer as! Pooling2D)
             } else {
                 let mask = node.inputs.first.flatMap { masks[Slot($0)] }, call = ObjectIdentifier(node.call)
-                let results = node.layer.extraOutputShapes.isEmpty
-                    ? [try node.layer.forward(arguments, training: training, mask: mask)]
-                    : try node.layer.forwardAll(arguments, training: training, mask: mask)
-                for (index, result) in results.enumerated() { values[Slot(call: call, index: index)] = result }
+                for (index, result) in try node.layer.forwardAll(arguments, training: training, mask: mask).enumerated() {
+                    values[Slot(call: call, index: index)] = result
+                }
                 masks[Slot(call: call, index: 0)] = try node.layer.outputMask(arguments, mask: mask)
             }
         }
