@@ -59,7 +59,8 @@ struct DataOptions: ParsableArguments {
         return TimeSeries.Windowing(target: target, length: window, samplingRate: samplingRate, stride: stride, horizon: horizon)
     }
 
-    /// Training and test data; file datasets without a test part keep a shuffled 20% for testing.
+    /// Training and test data; file datasets without a test part keep a shuffled 20% for testing, and
+    /// training parts read from class folders are shuffled (the validation split takes their last part).
     /// Text folders become token ids of `vocabulary`, else of one adapted to the training texts.
     func load(_ source: String, vocabulary: TextVocabulary? = nil) throws -> (training: Dataset, test: Dataset, vocabulary: TextVocabulary?) {
         let url = URL(fileURLWithPath: source)
@@ -78,6 +79,9 @@ struct DataOptions: ParsableArguments {
             let (a, b) = (try TextFolder.documents(train), try TextFolder.documents(testFolder))
             guard a.classNames == b.classNames else { throw DataError(source, "train/ and test/ have different classes: \(a.classNames) and \(b.classNames)") }
             (training, trainingLabels, test, testLabels, classNames) = (a.texts, a.labels, b.texts, b.labels, a.classNames)
+            var random = RandomGenerator(seed: 1)  // class by class on disk: shuffled so the validation split holds every class
+            let order = random.permutation(training.count)
+            (training, trainingLabels) = (order.map { training[$0] }, order.map { trainingLabels[$0] })
         } else {
             let all = try TextFolder.documents(url)
             let order = try holdOutOrder(all.texts.count, seed: 1)
@@ -107,7 +111,7 @@ struct DataOptions: ParsableArguments {
             }
             let train = url.appendingPathComponent("train"), test = url.appendingPathComponent("test")
             if FileManager.default.fileExists(atPath: train.path), FileManager.default.fileExists(atPath: test.path) {
-                return (try ImageFolder.dataset(train, size: (size[0], size[1]), channels: channels),
+                return (try ImageFolder.dataset(train, size: (size[0], size[1]), channels: channels).shuffled(seed: 1),  // see the text folders
                         try ImageFolder.dataset(test, size: (size[0], size[1]), channels: channels))
             }
             return try holdOut(try ImageFolder.dataset(url, size: (size[0], size[1]), channels: channels), seed: 1)
@@ -143,8 +147,7 @@ struct DataOptions: ParsableArguments {
 
     private func holdOutOrder(_ count: Int, seed: UInt64) throws -> (training: [Int], test: [Int]) {
         var random = RandomGenerator(seed: seed)
-        var order = Array(0..<count)
-        for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        let order = random.permutation(count)
         let cut = max(1, count * 4 / 5)
         guard cut < count else { throw DataError("dataset", "\(count) samples are too few to hold some out for testing") }
         return (Array(order[..<cut]), Array(order[cut...]))

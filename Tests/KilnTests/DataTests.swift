@@ -189,6 +189,19 @@ let jpegFixture = Data(base64Encoded: """
         #expect { try ImageFolder.dataset(folder, size: (2, 2)) } throws: { "\($0)".contains("broken.jpg") && "\($0)".contains("cannot decode") }
     }
 
+    /// A folder read class by class, shuffled once before its validation split: every class on both sides.
+    @Test func shuffledFolderDataSplitsOverEveryClass() throws {
+        let labels = (0..<40).map { Int32($0 / 20) }
+        let data = Dataset(features: .floats(labels.indices.map(Float.init)), sampleShape: [1], labels: labels)
+        #expect(try Set(data.split(validationFraction: 0.2).validation.labels!) == [1], "unshuffled: the last class only")
+        let shuffled = data.shuffled(seed: 1)
+        #expect(shuffled.labels == data.shuffled(seed: 1).labels && shuffled.labels != data.shuffled(seed: 2).labels)
+        guard case .floats(let values) = shuffled.features else { Issue.record("float features"); return }
+        #expect(values.map { labels[Int($0)] } == shuffled.labels!, "features and labels move together")
+        #expect(Set(values) == Set(labels.indices.map(Float.init)))
+        #expect(try Set(shuffled.split(validationFraction: 0.2).validation.labels!) == [0, 1])
+    }
+
     @Test func batchesShuffleDeterministicallyAndPrefetch() throws {
         let data = Dataset(features: .bytes((0..<10).map { UInt8($0 * 20) }), sampleShape: [1], labels: (0..<10).map { Int32($0) })
         let loader = try BatchLoader(data, batchSize: 4, shuffle: true, seed: 3)

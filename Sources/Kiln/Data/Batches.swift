@@ -41,11 +41,9 @@ public struct Batch {
 
 /// Sample order of an epoch: the identity, or a Fisher–Yates shuffle seeded by (seed, epoch).
 func epochOrder(count: Int, shuffle: Bool, seed: UInt64, epoch: Int) -> [Int] {
-    var order = Array(0..<count)
-    guard shuffle else { return order }
+    guard shuffle else { return Array(0..<count) }
     var random = RandomGenerator(seed: seed ^ (0x5851_F42D_4C95_7F2D &* UInt64(epoch + 1)))
-    for i in order.indices.reversed() { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-    return order
+    return random.permutation(count)
 }
 
 /// Turns a dataset into device batches: a seeded shuffle per epoch, normalisation, augmentation,

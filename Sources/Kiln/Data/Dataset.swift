@@ -53,6 +53,12 @@ public struct Dataset: Sendable {
         return result
     }
 
+    /// The samples in a random order drawn from `seed` (Keras's `*_dataset_from_directory(shuffle=True)`).
+    public func shuffled(seed: UInt64) -> Dataset {
+        var random = RandomGenerator(seed: seed)
+        return subset(random.permutation(count))
+    }
+
     /// The first `count` samples.
     public func prefix(_ count: Int) -> Dataset { subset(Array(0..<min(count, self.count))) }
 

@@ -27,6 +27,13 @@ public struct RandomGenerator: Sendable {
     public mutating func truncatedNormal() -> Double {
         while true { let x = normal(); if Swift.abs(x) <= 2 { return x } }
     }
+
+    /// `0..<count` in a random order (Fisher–Yates).
+    public mutating func permutation(_ count: Int) -> [Int] {
+        var order = Array(0..<count)
+        for i in order.indices.reversed() { order.swapAt(i, Int(next() % UInt64(i + 1))) }
+        return order
+    }
 }
 
 /// Seeds the generator that layers called eagerly (`Dense(4)(x)`) draw their initial weights from,
