@@ -9,11 +9,16 @@ Random inputs (throughput does not depend on the values); Adam 1e-3. Each measur
 own process, engines interleaved; the best of the rounds counts. Prints a table and, with --record,
 adds it to docs/benchmarks.md. Run through `Scripts/benchmark.sh sequences`.
 
-With --accuracy, compares instead what the same epochs learn on real data (mean of --seeds): the
-workshop's forecast lesson, LSTM(32) → Dense(1) on windows of 48 hourly Seattle temperatures
-(python3-vega-datasets), Kiln through `kiln train --model lstm-forecast`, Keras and PyTorch on the
-same chronological split (last 15% test, the 10% before it validation) and standardisation; the
-figure is the test MAE in °F.
+With --accuracy, compares instead what the same epochs learn on real data (mean of --seeds), Kiln
+through `kiln train`, Keras and PyTorch on the same split and preprocessing:
+  forecast     the workshop's forecast lesson, LSTM(32) → Dense(1) on windows of 48 hourly Seattle
+               temperatures (python3-vega-datasets), chronological split (last 15% test, the 10% before
+               it validation), standardised; test MAE in °F, 10 epochs
+  text-lstm    Embedding(vocabulary × 64, mask_zero) → LSTM(64) → Dense(3) (`--model text-lstm`) and
+  text-conv1d  Embedding → Conv1D(128, 5, same, relu) → GlobalMaxPooling1D → Dense(3) (`--model text-conv1d`)
+               on three categories of Debian's fortunes (computers, definitions, people; every fifth
+               entry is test), 60 tokens of a 5,000-word vocabulary as Keras's TextVectorization,
+               training texts shuffled and their last 10% held out; test accuracy, 5 epochs
 """
 import datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
@@ -135,69 +140,151 @@ def seattle_windows():
     return part(0, validation_start), part(validation_start, test_start), part(test_start, n), (mean, std)
 
 
-def accuracy_worker(args):
-    """One engine's test MAE (°F) after --epochs on the Seattle temperatures."""
+FORTUNES = ["computers", "definitions", "people"]
+
+
+def fortunes_folder(folder):
+    """The three fortunes categories as train/ and test/ class folders (every fifth entry to test)."""
+    subprocess.run([str(ROOT / "Scripts/fortunes-to-folder.sh"), str(folder / "all")] + FORTUNES, check=True, capture_output=True)
+    for category in FORTUNES:
+        for part in ["train", "test"]:
+            (folder / part / category).mkdir(parents=True)
+        for n, file in enumerate(sorted((folder / "all" / category).iterdir())):
+            file.rename(folder / ("test" if n % 5 == 0 else "train") / category / file.name)
+    return folder
+
+
+def text_ids(folder, seed):
+    """Kiln's TextVocabulary (5,000 ids: padding, unknown, then words by count, ties alphabetical;
+    60 ids per text) over the shuffled training texts: (x, y) for training, validation and test."""
+    import re
     import numpy as np
-    (x, y, _), (vx, vy, _), (tx, _, truth), (mean, std) = seattle_windows()
+    from collections import Counter
+    def documents(part):
+        pairs = [(f.read_bytes().decode("utf-8", "replace"), label) for label, c in enumerate(FORTUNES)
+                 for f in sorted((folder / part / c).iterdir())]
+        return [t for t, _ in pairs], np.array([l for _, l in pairs], dtype="int64")
+    words = lambda text: re.findall(r"[^\W_]+", text.lower())
+    texts, labels = documents("train")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    texts, labels = [texts[i] for i in order], labels[order]
+    counts = Counter(w for t in texts for w in words(t))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5_000 - 2]
+    index = {w: i + 2 for i, (w, _) in enumerate(ranked)}
+    def encode(texts):
+        ids = np.zeros((len(texts), 60), dtype="int64")
+        for n, t in enumerate(texts):
+            encoded = [index.get(w, 1) for w in words(t)][:60]
+            ids[n, :len(encoded)] = encoded
+        return ids
+    cut = len(texts) - round(len(texts) * 0.1)
+    x, (tx, ty) = encode(texts), documents("test")
+    return (x[:cut], labels[:cut]), (x[cut:], labels[cut:]), (encode(tx), ty), len(index) + 2
+
+
+def accuracy_worker(args):
+    """One engine's test MAE (°F, forecast) or test accuracy (text) after --epochs."""
+    import numpy as np
+    if args.workload == "forecast":
+        (x, y, _), (vx, vy, _), (tx, _, truth), (mean, std) = seattle_windows()
+    else:
+        (x, y), (vx, vy), (tx, ty), vocabulary = text_ids(Path(args.data), args.seed)
     if args.worker == "keras-accuracy":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
         from keras import layers
         keras.utils.set_random_seed(args.seed)
-        m = keras.Sequential([keras.Input((48, 1)), layers.LSTM(32), layers.Dense(1)])
-        m.compile(keras.optimizers.Adam(1e-3), "mse")
+        if args.workload == "forecast":
+            m = keras.Sequential([keras.Input((48, 1)), layers.LSTM(32), layers.Dense(1)])
+            loss = "mse"
+        else:
+            body = ([layers.Embedding(vocabulary, 64, mask_zero=True), layers.LSTM(64)] if args.workload == "text-lstm" else
+                    [layers.Embedding(vocabulary, 64), layers.Conv1D(128, 5, padding="same", activation="relu"), layers.GlobalMaxPooling1D()])
+            m = keras.Sequential([keras.Input((60,))] + body + [layers.Dense(3)])
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        m.compile(keras.optimizers.Adam(1e-3), loss)
         m.fit(x, y, batch_size=32, epochs=args.epochs, validation_data=(vx, vy), shuffle=True, verbose=0)
         predictions = m.predict(tx, batch_size=256, verbose=0)
     else:
         import torch
         import torch.nn as nn
         torch.manual_seed(args.seed)
-        lstm, fc = nn.LSTM(1, 32, batch_first=True), nn.Linear(32, 1)
-        parameters = list(lstm.parameters()) + list(fc.parameters())
+        if args.workload == "forecast":
+            lstm, fc = nn.LSTM(1, 32, batch_first=True), nn.Linear(32, 1)
+            net = lambda inputs: fc(lstm(inputs)[1][0][0])
+            parameters, loss = list(lstm.parameters()) + list(fc.parameters()), nn.functional.mse_loss
+        elif args.workload == "text-lstm":
+            embedding, lstm, fc = nn.Embedding(vocabulary, 64), nn.LSTM(64, 64, batch_first=True), nn.Linear(64, 3)
+            def net(ids):  # padding at the end, left out as Keras's mask does
+                lengths = (ids != 0).sum(1).clamp(min=1)
+                packed = nn.utils.rnn.pack_padded_sequence(embedding(ids), lengths, batch_first=True, enforce_sorted=False)
+                return fc(lstm(packed)[1][0][0])
+            parameters, loss = [p for m in (embedding, lstm, fc) for p in m.parameters()], nn.functional.cross_entropy
+        else:
+            embedding, conv, fc = nn.Embedding(vocabulary, 64), nn.Conv1d(64, 128, 5, padding=2), nn.Linear(128, 3)
+            net = lambda ids: fc(torch.relu(conv(embedding(ids).transpose(1, 2))).amax(dim=2))
+            parameters, loss = [p for m in (embedding, conv, fc) for p in m.parameters()], nn.functional.cross_entropy
         optimizer = torch.optim.Adam(parameters, 1e-3, eps=1e-7)
         xs, ys = torch.from_numpy(x), torch.from_numpy(y)
         for _ in range(args.epochs):
             for batch in torch.randperm(len(xs)).split(32):
                 optimizer.zero_grad()
-                nn.functional.mse_loss(fc(lstm(xs[batch])[1][0][0]), ys[batch]).backward()
+                loss(net(xs[batch]), ys[batch]).backward()
                 optimizer.step()
         with torch.no_grad():
-            predictions = fc(lstm(torch.from_numpy(tx))[1][0][0]).numpy()
-    return {"test_mae": float(np.abs(predictions * std + mean - truth).mean())}
+            predictions = net(torch.from_numpy(tx)).numpy()
+    if args.workload == "forecast":
+        return {"test_mae": float(np.abs(predictions * std + mean - truth).mean())}
+    return {"test_accuracy": float((predictions.argmax(1) == ty).mean())}
 
 
 def accuracy(args):
-    """Test MAE of Kiln, Keras and PyTorch after --epochs, per seed and their mean, as a table."""
+    """Per workload, Kiln's, Keras's and PyTorch's test figure after the same epochs, per seed and their mean."""
     import tempfile
-    results = {engine: [] for engine in ["kiln", "keras", "torch"]}
-    for seed in range(1, args.seeds + 1):
-        with tempfile.TemporaryDirectory() as folder:
-            subprocess.run([str(ROOT / ".build/release/kiln"), "train", "--dataset", SEATTLE, "--target", "temp", "--window", "48",
-                            "--model", "lstm-forecast", "--epochs", str(args.epochs), "--seed", str(seed), "--device", args.kiln_device,
-                            "--out", folder], check=True, capture_output=True)
-            results["kiln"].append(json.loads(Path(folder, "metrics.json").read_text())["test_mae"])
-        for engine in ["keras", "torch"]:
-            output = subprocess.run([sys.executable, __file__, "--worker", f"{engine}-accuracy", "--epochs", str(args.epochs), "--seed", str(seed)],
-                                    check=True, capture_output=True, text=True).stdout
-            results[engine].append(json.loads(output.splitlines()[-1])["test_mae"])
-        print(f"seed {seed}: " + ", ".join(f"{e} {v[-1]:.4f}" for e, v in results.items()), file=sys.stderr)
-    (_, _, _), (_, _, _), (tx, _, truth), (mean, std) = seattle_windows()
-    baseline = float(abs(tx[:, -1, 0] * std + mean - truth[:, 0]).mean())
-    commit, cpu = machine()
-    rows = [f"| {e} | {', '.join(f'{v:.4f}' for v in values)} | {statistics.mean(values):.4f} |" for e, values in results.items()]
-    return "\n".join([f"## {datetime.date.today()} — forecast test MAE, commit {commit}", "",
-                      f"{cpu}, {os.cpu_count()} cores; LSTM(32) → Dense(1) on windows of 48 hourly Seattle temperatures, {args.epochs} epochs, batch 32, Adam 1e-3, "
-                      f"MSE on standardised values, seeds 1–{args.seeds}; test MAE in °F on the last 15% of the series "
-                      f"(`Scripts/benchmark_sequences.py --accuracy`). Persistence baseline: {baseline:.4f}.", "",
-                      "| engine | test MAE per seed | mean |", "|---|---|---:|"] + rows) + "\n"
+    tables = []
+    with tempfile.TemporaryDirectory() as scratch:
+        texts = fortunes_folder(Path(scratch))
+        for workload in args.workloads.split(","):
+            forecast = workload == "forecast"
+            epochs, metric = args.epochs or (10 if forecast else 5), "test_mae" if forecast else "test_accuracy"
+            data = ["--dataset", SEATTLE, "--target", "temp", "--window", "48", "--model", "lstm-forecast"] if forecast else \
+                   ["--dataset", str(texts), "--model", workload, "--sequence-length", "60", "--vocabulary-size", "5000"]
+            results = {engine: [] for engine in ["kiln", "keras", "torch"]}
+            for seed in range(1, args.seeds + 1):
+                with tempfile.TemporaryDirectory() as folder:
+                    subprocess.run([str(ROOT / ".build/release/kiln"), "train"] + data + ["--epochs", str(epochs), "--seed", str(seed),
+                                    "--device", args.kiln_device, "--out", folder], check=True, capture_output=True)
+                    results["kiln"].append(json.loads(Path(folder, "metrics.json").read_text())[metric])
+                for engine in ["keras", "torch"]:
+                    output = subprocess.run([sys.executable, __file__, "--worker", f"{engine}-accuracy", "--workload", workload, "--data", str(texts),
+                                             "--epochs", str(epochs), "--seed", str(seed)], check=True, capture_output=True, text=True).stdout
+                    results[engine].append(json.loads(output.splitlines()[-1])[metric])
+                print(f"{workload} seed {seed}: " + ", ".join(f"{e} {v[-1]:.4f}" for e, v in results.items()), file=sys.stderr)
+            if forecast:
+                (_, _, _), (_, _, _), (tx, _, truth), (mean, std) = seattle_windows()
+                baseline = f"Persistence baseline: {float(abs(tx[:, -1, 0] * std + mean - truth[:, 0]).mean()):.4f}."
+                what = (f"LSTM(32) → Dense(1) on windows of 48 hourly Seattle temperatures, {epochs} epochs, batch 32, Adam 1e-3, "
+                        f"MSE on standardised values; test MAE in °F on the last 15% of the series")
+            else:
+                (_, _), (_, _), (_, ty), _ = text_ids(texts, 1)
+                baseline = f"Majority class: {max((ty == c).mean() for c in range(3)):.4f}."
+                what = (f"`--model {workload}` on three fortunes categories (every fifth entry is test), 60 tokens of a 5,000-word "
+                        f"vocabulary, {epochs} epochs, batch 32, Adam 1e-3; test accuracy")
+            commit, cpu = machine()
+            rows = [f"| {e} | {', '.join(f'{v:.4f}' for v in values)} | {statistics.mean(values):.4f} |" for e, values in results.items()]
+            tables.append("\n".join([f"## {datetime.date.today()} — {workload} {metric.replace('_', ' ').replace('mae', 'MAE')}, commit {commit}", "",
+                                     f"{cpu}, {os.cpu_count()} cores; {what}, seeds 1–{args.seeds} (`Scripts/benchmark_sequences.py --accuracy`). {baseline}", "",
+                                     f"| engine | {metric.replace('_', ' ').replace('mae', 'MAE')} per seed | mean |", "|---|---|---:|"] + rows) + "\n")
+    return "\n".join(tables)
 
 
 def main():
     parser = workload_parser(__doc__, WORKLOADS, 40, "forecast")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--accuracy", action="store_true", help="compare test MAE on the Seattle temperatures instead of speed")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--accuracy", action="store_true", help="compare what the same epochs learn on real data instead of speed")
+    parser.add_argument("--epochs", type=int, help="epochs of --accuracy runs (default: 10 forecast, 5 text)")
+    parser.add_argument("--data", help="the text folder of an accuracy worker")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     if args.worker and args.worker.endswith("-accuracy"):
