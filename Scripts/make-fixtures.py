@@ -23,6 +23,8 @@ keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backw
                        TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
 keras_seq2seq.keras/.h5 an LSTM encoder's returned state (return_state) starting an LSTM decoder (initial_state),
                        a backwards GRU's state starting a SimpleRNN; keras_seq2seq_x/y.npy
+keras_bidirectional_state.keras/.h5 Bidirectional LSTM/GRU layers returning their four/two states, one
+                       starting another (initial_state); keras_bidirectional_state_x/y.npy
 keras_resnet50.json.gz keras.applications.ResNet50(weights=None).to_json(), gzipped (25,636,712 parameters)
 keras_weighted.keras/.npz  a classifier and what Keras reports with class and sample weights
 tensorboard_*.tfevents event files by the tensorboard package's and TF 2's writers; tensorboard_expected.json
@@ -259,6 +261,7 @@ def keras_fixtures():
     keras_generative_fixtures()
     keras_gru_v1_fixtures()
     keras_seq2seq_fixtures()
+    keras_bidirectional_state_fixtures()
     keras_depthwise_fixtures()
     keras_normalization_fixtures()
     (OUT / "keras_efficientnetb0.json.gz").write_bytes(gzip.compress(keras.applications.EfficientNetB0(weights=None).to_json().encode()))
@@ -341,6 +344,24 @@ def keras_seq2seq_fixtures():
         *weights, bias = layer.get_weights()
         layer.set_weights(weights + [rng.uniform(-0.5, 0.5, bias.shape)])
     save_keras(model, "keras_seq2seq", rng.standard_normal((3, 7, 3)).astype(np.float32))
+
+
+def keras_bidirectional_state_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(8)
+    x = keras.Input((6, 3), name="x")
+    encoded, hf, cf, hb, cb = layers.Bidirectional(layers.LSTM(4, return_state=True, name="lstm"), name="encoder")(x)
+    decoded = layers.Bidirectional(layers.LSTM(4, return_sequences=True, name="lstm"), merge_mode="ave", name="decoder")(x, initial_state=[hf, cf, hb, cb])
+    _, gf, gb = layers.Bidirectional(layers.GRU(3, return_state=True, name="gru"), merge_mode="mul", name="summary")(decoded)
+    y = layers.Dense(2, name="dense")(layers.Concatenate(name="joined")([encoded, gf, gb, cb]))
+    model = keras.Model(x, y, name="keras_bidirectional_state")
+    rng = np.random.default_rng(8)
+    for layer in [model.get_layer(n) for n in ["encoder", "decoder", "summary", "dense"]]:  # non-zero biases
+        weights = layer.get_weights()
+        layer.set_weights([w if w.ndim > 1 and w.shape[0] > 2 else rng.uniform(-0.5, 0.5, w.shape) for w in weights])
+    save_keras(model, "keras_bidirectional_state", rng.standard_normal((3, 6, 3)).astype(np.float32))
 
 
 def keras_depthwise_fixtures():

@@ -132,7 +132,7 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     /// LayerNormalization, TimeDistributed, global pooling), GRUs with reset_after=False, a depthwise
     /// stack (DepthwiseConv2D, SeparableConv2D), Normalization (adapted and given), and recurrent
     /// layers whose returned states (return_state) start others (initial_state).
-    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization", "keras_seq2seq"].flatMap { [$0 + ".keras", $0 + ".h5"] })
+    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization", "keras_seq2seq", "keras_bidirectional_state"].flatMap { [$0 + ".keras", $0 + ".h5"] })
     func layerFixturesMatchKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
         let stem = file.split(separator: ".")[0]

@@ -96,4 +96,50 @@ import Testing
         #expect(try model.weights.first { $0.path == "encoder/kernel" }!.value.toArray() != encoderKernel,
                 "the decoder's loss trains the encoder through its state")
     }
+
+    /// `Bidirectional` of a `returnState` layer returns the forward layer's final states and then the
+    /// backward one's, and takes initial states in that order (Keras): the same as running the two
+    /// directions by hand; a functional model with it reloads from Keras JSON; gradients reach the states.
+    @Test(arguments: Backend.all, cells)
+    func bidirectionalStates(_ backend: Backend, _ cell: RecurrentStep.Cell) throws {
+        let d = backend.device
+        var random = Random("bidirectional-states-\(cell)")
+        let x = try Tensor(random.floats(2 * 5 * 3), shape: [2, 5, 3], on: d)
+        let count = cell == .lstm ? 2 : 1
+        let initial = (0..<2 * count).map { _ in random.floats(2 * 4) }
+        let states = try initial.map { try Tensor($0, shape: [2, 4], on: d) }
+        let both = Bidirectional(Self.layer(cell, returnSequences: true, returnState: true), mergeMode: .sum)
+        let outputs = try both.outputs(of: [x] + states)
+        #expect(outputs.count == 1 + 2 * count && outputs[0].shape == [2, 5, 4] && outputs.dropFirst().allSatisfy { $0.shape == [2, 4] })
+        let forwards = Self.layer(cell, returnSequences: true, returnState: true), backwards = Self.layer(cell, returnSequences: true, returnState: true)
+        let reversed = try x.gathered(Array((0..<5).reversed()), axis: 1)
+        _ = try (forwards(x), backwards(reversed))
+        for (part, source) in [(forwards, both.forwardLayer), (backwards, both.backwardLayer)] {
+            for (weight, original) in zip(part.weights, source.weights) { try weight.assign(try original.value.toArray()) }
+        }
+        let a = try forwards.outputs(of: [x] + states.prefix(count)), b = try backwards.outputs(of: [reversed] + states.suffix(count))
+        let merged = try a[0] + b[0].gathered(Array((0..<5).reversed()), axis: 1)
+        for (got, expected) in zip(outputs, [merged] + a.dropFirst() + b.dropFirst()) {
+            expectClose(try got.toArray(), try expected.toArray().map(Double.init), "bidirectional \(cell) on \(backend)", tolerance: 1e-6)
+        }
+        #expect(throws: TensorError.self) { try both([x] + states.prefix(count)) }  // half a state
+        let weights = try (0..<2 * count).map { _ in try Tensor(random.floats(2 * 4), shape: [2, 4], on: d) }
+        func loss(_ given: [Tensor]) throws -> Tensor {
+            try zip(try both.outputs(of: [x] + given).dropFirst(), weights).map { try ($0 * $1).sum() }.reduce(Tensor.zeros([], on: d)) { try $0 + $1 }
+        }
+        let last = 2 * count - 1  // the backward layer's last state
+        for state in states { state.requiresGrad = true }
+        try loss(states).backward()
+        try expectGradient(at: initial[last], gradient: try states[last].grad!.toArray(), "\(cell) backward initial state on \(backend)") { values in
+            Double(try loss(try initial.enumerated().map { try Tensor($0.offset == last ? values : $0.element, shape: [2, 4], on: d) }).item())
+        }
+        let input = Input(shape: [5, 3])
+        let encoded = try Bidirectional(Self.layer(cell, returnState: true), name: "encoder").outputs(of: [input.output])
+        let model = try Model(inputs: [input], outputs: [try Concatenate()(encoded)], name: "encoder")
+        try model.place(on: d, seed: 2)
+        let rebuilt = try KerasConfig.model(from: try KerasConfig.json(of: model), file: "encoder.json")
+        try rebuilt.place(on: d)
+        for (weight, original) in zip(rebuilt.weights, model.weights) { try weight.assign(try original.value.toArray()) }
+        #expect(try rebuilt(x).toArray() == model(x).toArray() && rebuilt(x).shape == [2, 8 + 2 * 4 * count])
+    }
 }

@@ -31,7 +31,8 @@ public final class Masking: Layer {
 
 /// Keras's `Bidirectional`: a recurrent layer run forwards (`forward_<name>`) and backwards
 /// (`backward_<name>`) over the sequence, their outputs merged; with `returnSequences` the backward
-/// outputs are put back in time order first, as Keras does.
+/// outputs are put back in time order first, as Keras does. With `returnState` the forward layer's
+/// final states follow the output, then the backward one's.
 public final class Bidirectional: Layer {
     public enum MergeMode: String, Sendable { case concat, sum, ave, mul }
     public let mergeMode: MergeMode
@@ -47,28 +48,57 @@ public final class Bidirectional: Layer {
     override public var sublayers: [Layer] { [forwardLayer, backwardLayer] }
     override public var propagatesMask: Bool { forwardLayer.returnSequences }
 
+    /// Takes the sequences, optionally followed by the forward layer's initial state and then the
+    /// backward one's (Keras's `initial_state`, split in halves).
     override public func build(_ inputShapes: [[Int]]) throws -> [Int] {
-        guard !forwardLayer.returnState else { throw shapeError("a wrapped layer with returnState is not supported yet") }
-        let shape = try forwardLayer.built(for: [try single(inputShapes)])
-        _ = try backwardLayer.built(for: inputShapes)
+        let (forwards, backwards) = try split(inputShapes)
+        let shape = try forwardLayer.built(for: forwards)
+        _ = try backwardLayer.built(for: backwards)
         for layer in sublayers { layer.scope = scope + [name] }
         return mergeMode == .concat ? shape.dropLast() + [2 * shape.last!] : shape
     }
+
+    override func serves(_ inputShapes: [[Int]], builtFor existing: [[Int]]) throws -> Bool {
+        let (forwards, backwards) = try split(inputShapes), built = try split(existing)
+        return try forwardLayer.serves(forwards, builtFor: built.forwards) && backwardLayer.serves(backwards, builtFor: built.backwards)
+    }
+
+    /// Each direction's inputs: the sequences and its half of the states.
+    private func split<T>(_ inputs: [T]) throws -> (forwards: [T], backwards: [T]) {
+        guard let sequences = inputs.first else { throw shapeError("takes sequences [time, features], got no input") }
+        let states = inputs.dropFirst(), half = states.count / 2
+        guard states.isEmpty || states.count == 2 * forwardLayer.stateCount else {
+            throw shapeError("an initial state is \(2 * forwardLayer.stateCount) tensors (the forward layer's state, then the backward one's) after the sequences, got \(states.count)")
+        }
+        return ([sequences] + states.prefix(half), [sequences] + states.suffix(half))
+    }
+
+    /// With `returnState`: the forward layer's final states, then the backward one's (as Keras).
+    override public var extraOutputShapes: [[Int]] { forwardLayer.extraOutputShapes + backwardLayer.extraOutputShapes }
 
     override public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try forward(inputs, training: training, mask: nil)
     }
 
     override public func forward(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> Tensor {
-        let forwards = try forwardLayer.forward(inputs, training: training, mask: mask)
-        var backwards = try backwardLayer.forward(inputs, training: training, mask: mask)
-        if backwardLayer.returnSequences { backwards = try backwards.gathered(Array((0..<backwards.shape[1]).reversed()), axis: 1) }
+        try forwardAll(inputs, training: training, mask: mask)[0]
+    }
+
+    override public func forwardAll(_ inputs: [Tensor], training: Bool, mask: Tensor?) throws -> [Tensor] {
+        let (forwardInputs, backwardInputs) = try split(inputs)
+        let forwards = try forwardLayer.forwardAll(forwardInputs, training: training, mask: mask)
+        let backwards = try backwardLayer.forwardAll(backwardInputs, training: training, mask: mask)
+        let a = forwards[0]
+        var b = backwards[0]
+        if backwardLayer.returnSequences { b = try b.gathered(Array((0..<b.shape[1]).reversed()), axis: 1) }
+        let merged: Tensor
         switch mergeMode {
-        case .concat: return try Tensor.concatenate([forwards, backwards], axis: -1)
-        case .sum: return try forwards + backwards
-        case .ave: return try (forwards + backwards) * 0.5
-        case .mul: return try forwards * backwards
+        case .concat: merged = try Tensor.concatenate([a, b], axis: -1)
+        case .sum: merged = try a + b
+        case .ave: merged = try (a + b) * 0.5
+        case .mul: merged = try a * b
         }
+        return [merged] + forwards.dropFirst() + backwards.dropFirst()
     }
 }
 
