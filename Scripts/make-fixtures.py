@@ -23,6 +23,8 @@ keras_series.keras/.h5 Conv1D (causal, dilated) → pooling → SimpleRNN (backw
                        TimeDistributed(Dense) → GlobalAveragePooling1D → Dense; keras_series_x/y.npy
 keras_seq2seq.keras/.h5 an LSTM encoder's returned state (return_state) starting an LSTM decoder (initial_state),
                        a backwards GRU's state starting a SimpleRNN; keras_seq2seq_x/y.npy
+keras_dilated_transpose.keras/.h5 Conv2DTranspose with dilation_rate (same and valid padding); _x/_y.npy
+torch_dilated_transpose.onnx nn.ConvTranspose2d with dilation, stride, padding and output_padding; _x/_y.npy (NCHW)
 keras_bidirectional_state.keras/.h5 Bidirectional LSTM/GRU layers returning their four/two states, one
                        starting another (initial_state); keras_bidirectional_state_x/y.npy
 keras_resnet50.json.gz keras.applications.ResNet50(weights=None).to_json(), gzipped (25,636,712 parameters)
@@ -148,6 +150,18 @@ def torch_depthwise_fixtures():
     np.save(OUT / "torch_depthwise_y.npy", y.numpy())
 
 
+def torch_dilated_transpose_fixtures():
+    torch.manual_seed(9)
+    net = nn.Sequential(nn.ConvTranspose2d(3, 4, 3, stride=2, dilation=2, padding=1, output_padding=1), nn.ReLU(),
+                        nn.ConvTranspose2d(4, 2, (2, 3), dilation=(1, 2), padding=(0, 1))).eval()
+    x = torch.randn(2, 3, 4, 5)
+    with torch.no_grad():
+        y = net(x)
+    torch.onnx.export(net, (x,), str(OUT / "torch_dilated_transpose.onnx"), opset_version=13, dynamo=False, input_names=["x"], output_names=["y"])
+    np.save(OUT / "torch_dilated_transpose_x.npy", x.numpy())
+    np.save(OUT / "torch_dilated_transpose_y.npy", y.numpy())
+
+
 def torch_generative_fixtures():
     torch.manual_seed(3)
     net = Generator().eval()
@@ -210,6 +224,7 @@ def main():
                       input_names=["input"], output_names=["logits"])
     torch_sequence_fixtures()
     torch_generative_fixtures()
+    torch_dilated_transpose_fixtures()
     torch_depthwise_fixtures()
     torch_checkpoint_fixtures()
     keras_fixtures()
@@ -262,6 +277,7 @@ def keras_fixtures():
     keras_gru_v1_fixtures()
     keras_seq2seq_fixtures()
     keras_bidirectional_state_fixtures()
+    keras_dilated_transpose_fixtures()
     keras_depthwise_fixtures()
     keras_normalization_fixtures()
     (OUT / "keras_efficientnetb0.json.gz").write_bytes(gzip.compress(keras.applications.EfficientNetB0(weights=None).to_json().encode()))
@@ -362,6 +378,22 @@ def keras_bidirectional_state_fixtures():
         weights = layer.get_weights()
         layer.set_weights([w if w.ndim > 1 and w.shape[0] > 2 else rng.uniform(-0.5, 0.5, w.shape) for w in weights])
     save_keras(model, "keras_bidirectional_state", rng.standard_normal((3, 6, 3)).astype(np.float32))
+
+
+def keras_dilated_transpose_fixtures():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([
+        keras.Input((5, 4, 3)), layers.Conv2DTranspose(4, 3, dilation_rate=2, padding="same", activation="relu", name="same"),
+        layers.Conv2DTranspose(2, (2, 3), dilation_rate=(1, 2), name="valid"),
+    ], name="keras_dilated_transpose")
+    rng = np.random.default_rng(9)
+    for layer in model.layers:  # non-zero biases
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, rng.uniform(-0.5, 0.5, bias.shape)])
+    save_keras(model, "keras_dilated_transpose", rng.standard_normal((2, 5, 4, 3)).astype(np.float32))
 
 
 def keras_depthwise_fixtures():

@@ -131,8 +131,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     /// Bidirectional LSTM, GRU), a series model (causal dilated Conv1D, pooling, backwards SimpleRNN,
     /// LayerNormalization, TimeDistributed, global pooling), GRUs with reset_after=False, a depthwise
     /// stack (DepthwiseConv2D, SeparableConv2D), Normalization (adapted and given), and recurrent
-    /// layers whose returned states (return_state) start others (initial_state).
-    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization", "keras_seq2seq", "keras_bidirectional_state"].flatMap { [$0 + ".keras", $0 + ".h5"] })
+    /// layers whose returned states (return_state) start others (initial_state), also bidirectional,
+    /// and dilated Conv2DTranspose.
+    @Test(arguments: Backend.all, ["keras_text", "keras_series", "keras_gru_v1", "keras_depthwise", "keras_normalization", "keras_seq2seq", "keras_bidirectional_state", "keras_dilated_transpose"].flatMap { [$0 + ".keras", $0 + ".h5"] })
     func layerFixturesMatchKeras(_ backend: Backend, file: String) throws {
         let model = try KerasFile.load(fixtures.appendingPathComponent(file), device: backend.device)
         let stem = file.split(separator: ".")[0]
@@ -205,6 +206,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         expectClose(try model(nchw.permuted([0, 2, 3, 1])).permuted([0, 3, 1, 2]).toArray(), torch.y, "Kiln vs PyTorch on \(backend)", tolerance: 1e-5)
         let onnx = try ONNXImport.load(fixtures.appendingPathComponent("torch_generator.onnx"), device: d)
         expectClose(try onnx(nchw).toArray(), torch.y, "Kiln vs PyTorch through ONNX on \(backend)", tolerance: 1e-5)
+        let dilated = try expected("torch_dilated_transpose")  // dilation with stride, pads and output padding
+        expectClose(try ONNXImport.load(fixtures.appendingPathComponent("torch_dilated_transpose.onnx"), device: d)(
+                        Tensor(dilated.x.values, shape: dilated.x.shape, on: d)).toArray(), dilated.y, "dilated ConvTranspose through ONNX on \(backend)", tolerance: 1e-5)
     }
 
     @Test func realKerasJSON() throws {

@@ -100,4 +100,44 @@ import Testing
         expectClose(try ONNXImport.load(folder.appendingPathComponent("g.onnx"), device: CPUDevice.shared)(z).toArray(),
                     try model(z).toArray().map(Double.init), "ONNX round trip")
     }
+
+    /// A dilated transposed convolution is the plain one with zeros between the taps: the layer
+    /// against that reference, its kernel gradient by finite differences, and the layer after a
+    /// Keras JSON and an ONNX round trip.
+    @Test(arguments: Backend.all)
+    func dilation(_ backend: Backend) throws {
+        let d = backend.device
+        var random = Random("dilated-transpose")
+        let layer = Conv2DTranspose(3, kernelSize: (3, 2), strides: (2, 1), padding: .same, dilationRate: (2, 3), name: "up")
+        let model = try Sequential([Input(shape: [4, 5, 2]), layer])
+        try model.place(on: d, seed: 4)
+        #expect(model.outputs[0].shape == [8, 5, 3])
+        let x = try Tensor(random.floats(3 * 4 * 5 * 2), shape: [3, 4, 5, 2], on: d)
+        let kernel = try layer.weights[0].value.toArray(), bias = random.floats(3)
+        try layer.weights[1].assign(bias)
+        let span = try TransposedConvShape(batch: 3, input: (4, 5), inChannels: 2, filters: 3, kernel: (5, 4), stride: (2, 1), padding: .same)
+        let spread = (0..<5 * 4 * 3 * 2).map { i -> Float in  // (5, 4, 3, 2): tap (r, c) of the 3×2 kernel at (2r, 3c)
+            let (row, column, rest) = (i / (4 * 6), i / 6 % 4, i % 6)
+            return row % 2 == 0 && column % 3 == 0 ? kernel[(row / 2 * 2 + column / 3) * 6 + rest] : 0
+        }
+        let expected = Self.reference(span, try x.toArray(), spread, bias)
+        expectClose(try model(x).toArray(), expected, "dilated Conv2DTranspose on \(backend)")
+        let weights = random.floats(expected.count)
+        func loss(_ k: [Float]) throws -> Double {
+            try layer.weights[0].assign(k)
+            return dot(try model(x).toArray(), weights)
+        }
+        let w = try Tensor(weights, shape: [3, 8, 5, 3], on: d)
+        try (model(x) * w).sum().backward()
+        let gradient = try layer.weights[0].value.grad!.toArray()
+        try expectGradient(at: kernel, gradient: gradient, "dilated kernel gradient on \(backend)") { try loss($0) }
+        try layer.weights[0].assign(kernel)
+        let rebuilt = try KerasConfig.model(from: try KerasConfig.json(of: model), file: "up.json")
+        try rebuilt.place(on: d)
+        for (weight, original) in zip(rebuilt.weights, model.weights) { try weight.assign(try original.value.toArray()) }
+        #expect(try rebuilt(x).toArray() == model(x).toArray())
+        let url = try temporaryFolder().appendingPathComponent("up.onnx")
+        try ONNXExport.save(model, to: url)
+        expectClose(try ONNXImport.load(url, device: d)(x).toArray(), expected, "ONNX round trip on \(backend)")
+    }
 }

@@ -273,12 +273,10 @@ public enum KerasConfig {
                           kernelInitializer: try initializer("kernel_initializer", .glorotUniform), biasInitializer: try initializer("bias_initializer", .zeros),
                           kernelRegularizer: try regularizer(), name: name)
         case "Conv2DTranspose":
-            if c["dilation_rate"] != nil, try pair("dilation_rate", (1, 1)) != (1, 1) {
-                throw DataError(file, "Conv2DTranspose '\(name ?? "?")': dilation_rate \(c["dilation_rate"] ?? "") is not supported")
-            }
             let outputPadding = c["output_padding"] == nil || c["output_padding"] is NSNull ? nil : try pair("output_padding")
             return Conv2DTranspose(try int("filters"), kernelSize: try pair("kernel_size"), strides: try pair("strides", (1, 1)), padding: try padding(),
-                                   outputPadding: outputPadding, activation: try activation(), useBias: c["use_bias"] as? Bool ?? true,
+                                   outputPadding: outputPadding, dilationRate: try pair("dilation_rate", (1, 1)), activation: try activation(),
+                                   useBias: c["use_bias"] as? Bool ?? true,
                                    kernelInitializer: try initializer("kernel_initializer", .glorotUniform),
                                    biasInitializer: try initializer("bias_initializer", .zeros), kernelRegularizer: try regularizer(), name: name)
         case "DepthwiseConv2D", "SeparableConv2D":
@@ -527,8 +525,8 @@ public enum KerasConfig {
         case let l as Conv2DTranspose:
             c.merge(["filters": l.filters, "kernel_size": [l.kernelSize.0, l.kernelSize.1], "strides": [l.strides.0, l.strides.1],
                      "padding": l.padding.rawValue, "output_padding": l.outputPadding.map { [$0.0, $0.1] } ?? NSNull(),
-                     "data_format": "channels_last", "dilation_rate": [1, 1], "activation": l.activation.kerasName, "use_bias": l.useBias,
-                     "kernel_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer),
+                     "data_format": "channels_last", "dilation_rate": [l.dilationRate.0, l.dilationRate.1], "activation": l.activation.kerasName,
+                     "use_bias": l.useBias, "kernel_initializer": initializer(l.kernelInitializer), "bias_initializer": initializer(l.biasInitializer),
                      "kernel_regularizer": regularizer(l.kernelRegularizer)]) { $1 }
         case let l as Pooling2D:
             c.merge(["pool_size": [l.poolSize.0, l.poolSize.1], "strides": [l.strides.0, l.strides.1], "padding": l.padding.rawValue,

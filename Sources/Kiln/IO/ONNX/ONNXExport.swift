@@ -166,7 +166,7 @@ public enum ONNXExport {
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)
             case let l as Conv2DTranspose:
                 let shape = inputs[0].shape
-                let w = try TransposedConvShape(batch: 1, input: (shape[0], shape[1]), inChannels: shape[2], filters: l.filters, kernel: l.kernelSize,
+                let w = try TransposedConvShape(batch: 1, input: (shape[0], shape[1]), inChannels: shape[2], filters: l.filters, kernel: l.span,
                                                 stride: l.strides, padding: l.padding, outputPadding: l.outputPadding).convolution.window
                 // ONNX's size (in − 1)·s + k − top − bottom + output_padding; rows the pads cannot reach are output padding.
                 let ends = [(w.outputHeight - 1) * w.strideHeight + w.kernelHeight - w.inputHeight - w.padTop,
@@ -176,7 +176,8 @@ public enum ONNXExport {
                                  initializer("\(name).weight", try kernel.value.permuted([3, 2, 0, 1]).toArray(),  // (kh, kw, out, in) → (in, out, kh, kw)
                                              [kernel.shape[3], kernel.shape[2], kernel.shape[0], kernel.shape[1]])]
                 if l.useBias { arguments.append(initializer("\(name).bias", try l.weights[1].value.toArray(), [l.filters])) }
-                let conv = add("ConvTranspose", arguments, [ints("kernel_shape", [w.kernelHeight, w.kernelWidth]), ints("strides", [w.strideHeight, w.strideWidth]),
+                let conv = add("ConvTranspose", arguments, [ints("kernel_shape", [l.kernelSize.0, l.kernelSize.1]), ints("strides", [w.strideHeight, w.strideWidth]),
+                                                            ints("dilations", [l.dilationRate.0, l.dilationRate.1]),
                                                             ints("pads", [w.padTop, w.padLeft] + ends.map { max($0, 0) }),
                                                             ints("output_padding", ends.map { max(-$0, 0) })])
                 output = (try activation(l.activation, conv, channelsAxis: 1), .nchw)

@@ -3,7 +3,6 @@
 extension ONNXOp {
     func transposedConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) throws -> Tensor {
         guard int("group", 1) == 1 else { throw fail("group \(int("group", 1)) is not supported") }
-        guard (ints("dilations") ?? []).allSatisfy({ $0 == 1 }) else { throw fail("dilations are not supported") }
         guard x.rank == w.rank, x.rank == 3 || x.rank == 4, x.shape[1] == w.shape[0] else {
             throw fail("input \(x.shape) and kernel \(w.shape): other than 1-D or 2-D transposed convolution is not supported, or they do not fit")
         }
@@ -14,9 +13,11 @@ extension ONNXOp {
             guard v.count == x.rank - 2 else { throw fail("\(v) does not fit \(x.rank - 2)-D input") }
             return lift ? [fallback] + v : v
         }
-        let strides = try pair(ints("strides"), 1)
+        let strides = try pair(ints("strides"), 1), dilations = try pair(ints("dilations"), 1)
+        guard dilations.allSatisfy({ $0 >= 1 }) else { throw fail("dilations \(dilations) must be at least 1") }
         var extra = try pair(ints("output_padding"), 0)
-        let size = lift ? [1, x.shape[2]] : [x.shape[2], x.shape[3]], k = [kernel.shape[2], kernel.shape[3]]
+        let size = lift ? [1, x.shape[2]] : [x.shape[2], x.shape[3]]
+        let k = [(kernel.shape[2] - 1) * dilations[0] + 1, (kernel.shape[3] - 1) * dilations[1] + 1]  // the dilated span
         var pads = ints("pads") ?? [Int](repeating: 0, count: 2 * (x.rank - 2))
         guard pads.count == 2 * (x.rank - 2) else { throw fail("pads \(pads) do not fit \(x.rank - 2)-D input") }
         if lift { pads = [0, pads[0], 0, pads[1]] }
@@ -44,7 +45,8 @@ extension ONNXOp {
                                             pads: (pads[0], pads[1], pads[2], pads[3]), outputPadding: (extra[0], extra[1]))
         } catch { throw fail("\(error)") }
         return try asImages(x) {
-            try $0.permuted([0, 2, 3, 1]).conv2dTranspose(kernel.permuted([2, 3, 1, 0]), bias: bias, shape: shape).permuted([0, 3, 1, 2])
+            try $0.permuted([0, 2, 3, 1]).conv2dTranspose(kernel.permuted([2, 3, 1, 0]).dilatedKernel((dilations[0], dilations[1])), bias: bias,
+                                                          shape: shape).permuted([0, 3, 1, 2])
         }
     }
 
