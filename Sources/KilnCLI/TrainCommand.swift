@@ -72,7 +72,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Weight each class's samples in the training loss: balanced (samples / (classes · class samples)) or CLASS:WEIGHT pairs, e.g. 0:1.0,1:5.0 (others weigh 1).")
     var classWeight: String?
 
-    @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name (default: KILN_DEVICE or auto).")
+    @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name (default: KILN_DEVICE or auto); a comma-separated list of OpenCL devices (opencl:0,opencl:1) trains one replica per device, data-parallel in this process.")
     var device: String?
 
     @Option(help: "Seed for weights, shuffling, dropout and augmentation.")
@@ -112,24 +112,28 @@ struct TrainCommand: ParsableCommand {
     var syncBatchnorm = false
 
     func run() throws {
-        if syncBatchnorm, !distributed { throw CleanExit.message("--sync-batchnorm synchronizes data-parallel replicas: use it with --distributed under mpirun") }
+        if syncBatchnorm, !distributed, device?.contains(",") != true {
+            throw CleanExit.message("--sync-batchnorm synchronizes data-parallel replicas: use it with --distributed under mpirun, or with a list of devices")
+        }
         guard distributed else { return try train(parallel: nil) }
-        let parallel: DataParallel
-        do { parallel = DataParallel(try MPICommunicator.world()) } catch { throw CleanExit.message("\(error)") }
-        let rank = parallel.communicator.rank
+        let world: MPICommunicator
+        do { world = try MPICommunicator.world() } catch { throw CleanExit.message("\(error)") }
+        let parallel = DataParallel(world), rank = world.rank
         if rank != 0 { _ = freopen("/dev/null", "w", stdout) }  // one rank reports
         do {
             try train(parallel: parallel)
         } catch {
             // The others would wait for this rank in the next reduction: end them all.
-            FileHandle.standardError.write(Data("Error (rank \(rank) of \(parallel.communicator.size)): \(error)\n".utf8))
-            parallel.communicator.abort()
+            FileHandle.standardError.write(Data("Error (rank \(rank) of \(world.size)): \(error)\n".utf8))
+            world.abort()
         }
     }
 
     private func train(parallel: DataParallel?) throws {
         try reportingErrors {
-            let device = try Devices.select(self.device)
+            let devices = try Devices.selectAll(self.device ?? ProcessInfo.processInfo.environment["KILN_DEVICE"] ?? "auto"), device = devices[0]
+            let replicated = devices.count > 1
+            if replicated, parallel != nil { throw CleanExit.message("--distributed runs one device per MPI rank; give each rank one --device") }
             var settings = RunSettings(model: base == nil ? model ?? ModelZoo.workshopCNN.rawValue : "transfer", dataset: data.dataset, batchSize: batchSize, seed: seed,
                                        augment: augment, validationSplit: validationSplit, data: data.data, imageSize: data.imageSize,
                                        channels: data.channels, labelColumn: data.labelColumn, weightColumn: data.weightColumn, ignoreColumns: data.ignoreColumns,
@@ -137,8 +141,8 @@ struct TrainCommand: ParsableCommand {
                                        base: base, cut: cut, head: head, baseWeights: weights, freezeBase: freezeBase, cacheFeatures: cacheFeatures,
                                        windowing: try data.windowing(), limit: data.limit)
             let generative = try generativeModel()
-            if parallel != nil, generative != nil || settings.windowing != nil || kFold != nil || settings.cacheFeatures {
-                throw CleanExit.message("--distributed trains classifiers with fit; not time series, --k-fold, --cache-features or generative models")
+            if parallel != nil || replicated, generative != nil || settings.windowing != nil || kFold != nil || settings.cacheFeatures {
+                throw CleanExit.message("data-parallel training (--distributed or a list of devices) trains classifiers with fit; not time series, --k-fold, --cache-features or generative models")
             }
             if let (zoo, saved) = generative { return try self.generative(zoo, settings, saved: saved, device: device) }
             var loaded: Model?
@@ -179,6 +183,10 @@ struct TrainCommand: ParsableCommand {
             var transfer: (trunk: Model, head: [Layer])?
             if loaded == nil { (loaded, transfer) = try freshModel(settings, training: training, device: device) }
             let model = loaded!
+            // One more replica per further device, built as the first (they start from its weights).
+            let replicas = try [model] + devices.dropFirst().map { device in
+                try resume.map { try Checkpoint.load(URL(fileURLWithPath: $0), device: device).model } ?? freshModel(settings, training: training, device: device).0
+            }
             print("Training \(model.name) (\(model.parameterCount) parameters, \(model.trainableParameterCount) trainable) on \(settings.dataset) "
                   + "(\(training.count) training, \(test.count) test samples) on \(model.device!.info.name)")
             if let parallel {
@@ -188,6 +196,12 @@ struct TrainCommand: ParsableCommand {
                       + "\(settings.batchSize / size)\(settings.batchSize % size == 0 ? "" : "–\(settings.batchSize / size + 1)") per rank"
                       + (parallel.communicator.threadsMayCall ? "; gradients reduced during the backward pass" : "")
                       + (norms.isEmpty ? "" : syncBatchnorm ? "; batch normalisation over the global batch" : "; batch-norm statistics per rank"))
+            }
+            if replicated {
+                for norm in replicas.flatMap({ $0.leafLayers.compactMap { $0 as? BatchNormalization } }) { norm.synchronized = syncBatchnorm }
+                print("Data-parallel over \(devices.count) devices (\(devices.map(\.info.name).joined(separator: ", "))): each batch of \(settings.batchSize) split "
+                      + "\(settings.batchSize / devices.count)\(settings.batchSize % devices.count == 0 ? "" : "–\(settings.batchSize / devices.count + 1)") per device; "
+                      + "gradients summed in memory during the backward pass")
             }
             let checkpoint = ModelCheckpoint(folder.appendingPathComponent("model.safetensors"))
             checkpoint.metadata["training"] = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
@@ -208,6 +222,10 @@ struct TrainCommand: ParsableCommand {
                 try TransferLearning.fitHead(of: model, trunk: transfer.trunk, head: transfer.head, training: split.training,
                                              validation: split.validation, epochs: remaining, batchSize: settings.batchSize,
                                              normalization: normalization, seed: settings.seed, callbacks: callbacks, cacheDirectory: folder)
+            } else if replicated {
+                try Model.fit(replicas: replicas, split.training, epochs: remaining, batchSize: settings.batchSize, validationData: split.validation,
+                              normalization: normalization, augmentation: try settings.augment.map { try Augmentation(spec: $0) },
+                              seed: settings.seed, callbacks: callbacks + [checkpoint])
             } else {
                 try model.fit(split.training, epochs: remaining, batchSize: settings.batchSize, validationData: split.validation,
                               normalization: normalization, augmentation: try settings.augment.map { try Augmentation(spec: $0) },
@@ -225,7 +243,7 @@ struct TrainCommand: ParsableCommand {
             try Report.write(history: model.trainingHistory, report: report, to: folder, extra: [
                 "device": model.device!.info.name, "seconds": seconds,
                 "samples_per_second": Double(split.training.count * (model.epochsTrained - startEpoch)) / max(seconds, 1e-9),
-                "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "",
+                "epochs": model.epochsTrained, "stopped": model.lastStopReason ?? "", "replicas": parallel?.communicator.size ?? devices.count,
             ].merging(parallel.map { ["ranks": $0.communicator.size, "allreduce_ms_per_step": $0.statistics.millisecondsPerStep,
                                       "allreduce_exposed_ms_per_step": $0.statistics.exposedMillisecondsPerStep,
                                       "allreduce_overlap": $0.statistics.overlap,

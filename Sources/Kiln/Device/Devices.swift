@@ -37,6 +37,24 @@ public enum Devices {
         }
     }
 
+    /// The devices of a comma-separated selection (`opencl:0,opencl:1`), one per replica of
+    /// data-parallel training in one process; a single name selects as `select`. An OpenCL device
+    /// named twice is opened again (two contexts on one device: how PoCL tests it). The CPU backend
+    /// takes part only alone: it already runs on every core.
+    public static func selectAll(_ selection: String) throws -> [any Device] {
+        let names = selection.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard names.count > 1 else { return [try select(selection)] }
+        var devices: [any Device] = []
+        for name in names {
+            guard !name.isEmpty else { throw DeviceError.invalidArgument("device list '\(selection)' has an empty name") }
+            guard let device = try select(name) as? OpenCLDevice else {
+                throw DeviceError.invalidArgument("device list '\(selection)': '\(name)' is the CPU backend, which trains alone (it already uses every core); list OpenCL devices")
+            }
+            devices.append(devices.contains { $0 === device } ? try device.reopened() : device)
+        }
+        return devices
+    }
+
     /// OpenCL devices are opened once per process and shared.
     private static let registry = Registry()
 

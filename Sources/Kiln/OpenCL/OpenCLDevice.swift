@@ -9,6 +9,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     let device: cl_device_id
+    private let platform: cl_platform_id?
     let pool: BufferPool
     let programs: ProgramCache
     let convTuner: ConvTuner
@@ -23,7 +24,7 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
 
     init(platform: cl_platform_id?, device: cl_device_id) throws {
         info = try CL.info(platform: platform, device: device)
-        self.device = device
+        (self.device, self.platform) = (device, platform)
         var status: cl_int = 0
         var id: cl_device_id? = device
         guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {
@@ -40,6 +41,9 @@ public final class OpenCLDevice: Device, @unchecked Sendable {
         convTuner = try ConvTuner(programs: programs, device: device)
         placeholder = try makeBuffer(count: 1)
     }
+
+    /// The same device opened again: a context, queue and buffers of its own (a second replica on it).
+    func reopened() throws -> OpenCLDevice { try OpenCLDevice(platform: platform, device: device) }
 
     deinit {
         try? synchronize()

@@ -1,11 +1,12 @@
 import Foundation
 
-/// Data-parallel training over an MPI world, Horovod's and PyTorch DDP's scheme: every rank holds a
-/// replica, trains on its share of each global batch, and the ranks sum their gradients, each weighted
-/// by its share of the batch, with `MPI_Allreduce` in buckets of `bucketBytes`; every replica then
-/// takes the same optimizer step, so the weights stay identical. Batch-norm statistics stay per replica.
+/// Data-parallel training, Horovod's and PyTorch DDP's scheme, over the ranks of an MPI world or the
+/// devices of one process (`Model.fit(replicas:…)`): every rank holds a replica, trains on its share
+/// of each global batch, and the ranks sum their gradients, each weighted by its share of the batch,
+/// with all-reduces in buckets of `bucketBytes`; every replica then takes the same optimizer step, so
+/// the weights stay identical. Batch-norm statistics stay per replica unless synchronized.
 public struct DataParallel {
-    public let communicator: MPICommunicator
+    public let communicator: any Communicator
     /// Gradient bytes reduced per `MPI_Allreduce` (Horovod's fusion buffer).
     public var bucketBytes: Int
     /// Time spent reducing gradients, and how much of it the backward pass hid, over the steps so far.
@@ -30,7 +31,10 @@ public struct DataParallel {
     private let current = CurrentStep()
     private final class CurrentStep: @unchecked Sendable { var share: Float = 1 }
 
-    public init(_ communicator: MPICommunicator, bucketBytes: Int = 4 << 20) {
+    /// The communication thread: one per replica, so its reductions run in the order they were started.
+    private let queue = DispatchQueue(label: "kiln.allreduce")
+
+    public init(_ communicator: any Communicator, bucketBytes: Int = 4 << 20) {
         (self.communicator, self.bucketBytes) = (communicator, max(bucketBytes, 4))
     }
 
@@ -88,7 +92,7 @@ public struct DataParallel {
             let (parts, communicator) = (bucket, communicator)
             (bucket, bucketFloats) = ([], 0)
             let work = { try reduction.run(parts, scale: equal ? share : 1) { try communicator.allReduceSum(&$0) } }
-            if communicator.threadsMayCall { Self.queue.async(group: reduction.group) { reduction.capture(work) } } else { try work() }
+            if communicator.threadsMayCall { queue.async(group: reduction.group) { reduction.capture(work) } } else { try work() }
         }
         func add(_ index: Int, _ gradient: Tensor) throws {
             guard seen.insert(index).inserted else { return }
@@ -114,9 +118,6 @@ public struct DataParallel {
         statistics.bytes += 4 * weights.reduce(0) { $0 + $1.value.count }
         return try weights.indices.map { try Tensor(reduction.results[$0], shape: weights[$0].shape, on: weights[$0].value.device) }
     }
-
-    /// The communication thread: one per process, so reductions run in the order they were started.
-    private static let queue = DispatchQueue(label: "kiln.allreduce")
 
     /// The buckets of one step in flight: their results, time, and the first error.
     private final class Reduction: @unchecked Sendable {
@@ -205,6 +206,6 @@ extension DataParallel: CrossReplicaSum {
     /// collective calls in the same order (synchronized batch normalisation's, during the backward pass).
     public func sumOverReplicas(_ values: inout [Float]) throws {
         guard communicator.threadsMayCall else { return try communicator.allReduceSum(&values) }
-        try Self.queue.sync { try communicator.allReduceSum(&values) }
+        try queue.sync { try communicator.allReduceSum(&values) }
     }
 }

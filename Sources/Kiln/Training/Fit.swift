@@ -224,6 +224,8 @@ extension Model {
             try steps.logs().filter { $0.key != "learning_rate" }
         }
         let allCallbacks = (progress ? [ProgressBar()] : []) + callbacks
+        /// Whether `flag` is set here or, with replicas, on any of them: they meet to decide alike.
+        func anywhere(_ flag: Bool) throws -> Bool { try parallel.map { try $0.sum(flag ? 1 : 0) > 0 } ?? flag }
         for callback in allCallbacks { try callback.trainingWillBegin(state) }
         epochs: for epoch in stride(from: epochsTrained + 1, through: epochsTrained + epochs, by: 1) {
             state.epoch = epoch
@@ -244,9 +246,17 @@ extension Model {
                 if done % Self.lossCheckInterval == 0, try diverged() { break epochs }
                 state.samplesSeen += batch.count
                 for callback in allCallbacks { try callback.batchDidEnd(done, state) }
-                if state.interrupted { break epochs }
+                // Replicas learn of an interruption (Ctrl-C on one of them) where they meet for the loss checks.
+                if parallel == nil || done % Self.lossCheckInterval == 0, try anywhere(state.interrupted) {
+                    if !state.interrupted { state.interrupt(because: "another replica was interrupted") }
+                    break epochs
+                }
             }
             if try diverged() { break epochs }
+            if parallel != nil, try anywhere(state.interrupted) {
+                if !state.interrupted { state.interrupt(because: "another replica was interrupted") }
+                break epochs
+            }
             // Mid-epoch logs (the progress bar's) are this rank's; the epoch's are over every rank.
             var logs = try parallel.map { try $0.average(try steps.logs()) } ?? steps.logs()
             #if DEBUG
@@ -259,10 +269,13 @@ extension Model {
             state.history.append(epoch: epoch, logs)
             trainingHistory.append(epoch: epoch, logs)
             for callback in allCallbacks { try callback.epochDidEnd(epoch, logs: logs, state) }
-            if state.stopTraining { break }
+            if try anywhere(state.stopTraining) {
+                if !state.stopTraining { state.stop(because: "another replica stopped training") }
+                break
+            }
         }
         for callback in allCallbacks { try callback.trainingDidEnd(state) }
-        if let reason = state.stopReason { print(reason) }
+        if let reason = state.stopReason, parallel?.communicator.rank ?? 0 == 0 { print(reason) }
         lastStopReason = state.stopReason
         return state.history
     }
