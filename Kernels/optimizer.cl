@@ -1,49 +1,74 @@
-// Parameter updates with Keras 3 semantics; one work-item per parameter. Reference: CPU/CPUTraining.swift.
-// decay = 1 - learning_rate * weight_decay (decoupled weight decay, 1 when off).
+// Parameter updates with Keras 3 semantics, multi-tensor: one launch updates up to CHUNK weights laid
+// end to end (e0 ≤ … ≤ e7 are their cumulative sizes), one work-item per parameter. Reference:
+// CPU/CPUTraining.swift. decay = 1 - learning_rate * weight_decay (decoupled weight decay, 1 when off).
 
-__kernel void sgd(const int n, const float lr, const float decay, const float momentum, const int nesterov,
-                  const int has_velocity, __global float* w, __global const float* g, __global float* velocity) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    float p = w[i] * decay;
+#define CHUNK 8
+#define ENDS const int e0, const int e1, const int e2, const int e3, const int e4, const int e5, const int e6, const int e7
+#define LIST(type, p) type p##0, type p##1, type p##2, type p##3, type p##4, type p##5, type p##6, type p##7
+#define ARRAY(p) { p##0, p##1, p##2, p##3, p##4, p##5, p##6, p##7 }
+
+// Which weight of the chunk this work-item updates (t) and its element there (j).
+#define LOCATE \
+    const int i = get_global_id(0); \
+    const int ends[CHUNK] = { e0, e1, e2, e3, e4, e5, e6, e7 }; \
+    if (i >= e7) return; \
+    int t = 0; \
+    while (i >= ends[t]) t++; \
+    const int j = i - (t ? ends[t - 1] : 0);
+
+__kernel void sgd(ENDS, const float lr, const float decay, const float momentum, const int nesterov, const int has_velocity,
+                  LIST(__global float*, w), LIST(__global const float*, g), LIST(__global float*, v)) {
+    LOCATE
+    __global float* ws[CHUNK] = ARRAY(w);
+    __global const float* gs[CHUNK] = ARRAY(g);
+    __global float* vs[CHUNK] = ARRAY(v);
+    const float gj = gs[t][j];
+    float p = ws[t][j] * decay;
     if (has_velocity) {
-        const float v = momentum * velocity[i] - lr * g[i];
-        velocity[i] = v;
-        p += nesterov ? momentum * v - lr * g[i] : v;
+        const float velocity = momentum * vs[t][j] - lr * gj;
+        vs[t][j] = velocity;
+        p += nesterov ? momentum * velocity - lr * gj : velocity;
     } else {
-        p -= lr * g[i];
+        p -= lr * gj;
     }
-    w[i] = p;
+    ws[t][j] = p;
 }
 
-__kernel void rmsprop(const int n, const float lr, const float decay, const float rho, const float momentum,
-                      const float epsilon, const int has_momentum, __global float* w, __global const float* g,
-                      __global float* mean_square, __global float* velocity) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float s = rho * mean_square[i] + (1.0f - rho) * g[i] * g[i];
-    mean_square[i] = s;
-    const float step = lr * g[i] / sqrt(s + epsilon);
-    float p = w[i] * decay;
+__kernel void rmsprop(ENDS, const float lr, const float decay, const float rho, const float momentum, const float epsilon,
+                      const int has_momentum, LIST(__global float*, w), LIST(__global const float*, g),
+                      LIST(__global float*, ms), LIST(__global float*, v)) {
+    LOCATE
+    __global float* ws[CHUNK] = ARRAY(w);
+    __global const float* gs[CHUNK] = ARRAY(g);
+    __global float* mss[CHUNK] = ARRAY(ms);
+    __global float* vs[CHUNK] = ARRAY(v);
+    const float gj = gs[t][j];
+    const float s = rho * mss[t][j] + (1.0f - rho) * gj * gj;
+    mss[t][j] = s;
+    const float step = lr * gj / sqrt(s + epsilon);
+    float p = ws[t][j] * decay;
     if (has_momentum) {
-        const float v = momentum * velocity[i] + step;
-        velocity[i] = v;
-        p -= v;
+        const float velocity = momentum * vs[t][j] + step;
+        vs[t][j] = velocity;
+        p -= velocity;
     } else {
         p -= step;
     }
-    w[i] = p;
+    ws[t][j] = p;
 }
 
 // step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t), computed on the host.
-__kernel void adam(const int n, const float step_size, const float decay, const float beta1, const float beta2,
-                   const float epsilon, __global float* w, __global const float* g, __global float* m,
-                   __global float* v) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float mi = m[i] + (g[i] - m[i]) * (1.0f - beta1);
-    const float vi = v[i] + (g[i] * g[i] - v[i]) * (1.0f - beta2);
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * decay - step_size * mi / (sqrt(vi) + epsilon);
+__kernel void adam(ENDS, const float step_size, const float decay, const float beta1, const float beta2, const float epsilon,
+                   LIST(__global float*, w), LIST(__global const float*, g), LIST(__global float*, m), LIST(__global float*, v)) {
+    LOCATE
+    __global float* ws[CHUNK] = ARRAY(w);
+    __global const float* gs[CHUNK] = ARRAY(g);
+    __global float* first[CHUNK] = ARRAY(m);
+    __global float* second[CHUNK] = ARRAY(v);
+    const float gj = gs[t][j];
+    const float mj = first[t][j] + (gj - first[t][j]) * (1.0f - beta1);
+    const float vj = second[t][j] + (gj * gj - second[t][j]) * (1.0f - beta2);
+    first[t][j] = mj;
+    second[t][j] = vj;
+    ws[t][j] = ws[t][j] * decay - step_size * mj / (sqrt(vj) + epsilon);
 }

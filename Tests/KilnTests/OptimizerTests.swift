@@ -47,7 +47,7 @@ import Testing
             let g = random.floats(count)
             var u = update
             u.step = step
-            try device.applyUpdate(u, parameter: parameter, gradient: device.buffer(g), slots: slotBuffers, count: count)
+            try device.applyUpdate(u, to: [UpdateTarget(parameter: parameter, gradient: device.buffer(g), slots: slotBuffers, count: count)])
             for i in 0..<count { Self.reference(u, w: &w[i], g: Double(g[i]), slots: &slots[i]) }
         }
         expectClose(try device.read(parameter), w, "\(update.rule) after 3 steps")
@@ -58,7 +58,7 @@ import Testing
         let buffer = try backend.device.makeBuffer(count: 4)
         #expect(throws: DeviceError.self) {
             try backend.device.applyUpdate(Update(rule: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7), learningRate: 0.1),
-                                           parameter: buffer, gradient: buffer, slots: [buffer], count: 4)
+                                           to: [UpdateTarget(parameter: buffer, gradient: buffer, slots: [buffer], count: 4)])
         }
     }
 }

@@ -139,44 +139,51 @@ extension CPUDevice {
         }
     }
 
-    public func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws {
-        let stepSize = try update.validatedStepSize(slots: slots, count: count)
-        try require(parameter, count, "applyUpdate parameter")
-        try require(gradient, count, "applyUpdate gradient")
-        let (w, g) = (parameter.host, gradient.host)
-        let s0 = slots.first?.host, s1 = slots.count > 1 ? slots[1].host : nil
+    public func applyUpdate(_ update: Update, to targets: [UpdateTarget]) throws {
+        let stepSize = try update.validatedStepSize(for: targets)
+        let ends = targets.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1.count) }
         let (lr, decay) = (update.learningRate, 1 - update.learningRate * update.weightDecay)
-        parallelFor(count) { range in
-            switch update.rule {
-            case .sgd(let momentum, let nesterov):
-                for i in range {
-                    w[i] *= decay
-                    guard let v = s0 else { w[i] -= lr * g[i]; continue }
-                    v[i] = momentum * v[i] - lr * g[i]
-                    w[i] += nesterov ? momentum * v[i] - lr * g[i] : v[i]
+        // One parallel region over the targets laid end to end; a thread's range may span several.
+        parallelFor(ends.last ?? 0) { range in
+            for (index, target) in targets.enumerated() {
+                let start = index == 0 ? 0 : ends[index - 1]
+                let part = max(range.lowerBound, start)..<min(range.upperBound, ends[index])
+                guard !part.isEmpty else { continue }
+                let (w, g) = (target.parameter.host + (part.lowerBound - start), target.gradient.host + (part.lowerBound - start))
+                let s0 = target.slots.first.map { $0.host + (part.lowerBound - start) }
+                let s1 = target.slots.count > 1 ? target.slots[1].host + (part.lowerBound - start) : nil
+                switch update.rule {
+                case .sgd(let momentum, let nesterov):
+                    for i in 0..<part.count {
+                        w[i] *= decay
+                        guard let v = s0 else { w[i] -= lr * g[i]; continue }
+                        v[i] = momentum * v[i] - lr * g[i]
+                        w[i] += nesterov ? momentum * v[i] - lr * g[i] : v[i]
+                    }
+                case .rmsprop(let rho, let momentum, let epsilon):
+                    for i in 0..<part.count {
+                        w[i] *= decay
+                        s0![i] = rho * s0![i] + (1 - rho) * g[i] * g[i]
+                        let step = lr * g[i] / (s0![i] + epsilon).squareRoot()
+                        if let m = s1 { m[i] = momentum * m[i] + step; w[i] -= m[i] } else { w[i] -= step }
+                    }
+                case .adam(let beta1, let beta2, let epsilon):
+                    kiln_adam(w, g, s0!, s1!, part.count, decay, stepSize, beta1, beta2, epsilon)
                 }
-            case .rmsprop(let rho, let momentum, let epsilon):
-                for i in range {
-                    w[i] *= decay
-                    s0![i] = rho * s0![i] + (1 - rho) * g[i] * g[i]
-                    let step = lr * g[i] / (s0![i] + epsilon).squareRoot()
-                    if let m = s1 { m[i] = momentum * m[i] + step; w[i] -= m[i] } else { w[i] -= step }
-                }
-            case .adam(let beta1, let beta2, let epsilon):
-                let first = range.lowerBound
-                kiln_adam(w + first, g + first, s0! + first, s1! + first, range.count, decay, stepSize, beta1, beta2, epsilon)
             }
         }
     }
 }
 
 extension Update {
-    /// Checks the slots and returns the step size, with Adam's bias correction folded in.
-    func validatedStepSize(slots: [Buffer], count: Int) throws -> Float {
-        guard slots.count == rule.slotCount else {
-            throw DeviceError.invalidArgument("applyUpdate: \(rule) keeps \(rule.slotCount) slots, got \(slots.count)")
+    /// Checks the targets' buffers and returns the step size, with Adam's bias correction folded in.
+    func validatedStepSize(for targets: [UpdateTarget]) throws -> Float {
+        for target in targets {
+            guard target.slots.count == rule.slotCount, target.count >= 0 else {
+                throw DeviceError.invalidArgument("applyUpdate: \(rule) keeps \(rule.slotCount) slots, got \(target.slots.count) for \(target.count) elements")
+            }
+            for buffer in [target.parameter, target.gradient] + target.slots { try require(buffer, target.count, "applyUpdate") }
         }
-        for slot in slots { try require(slot, count, "applyUpdate slot") }
         guard step >= 1 else { throw DeviceError.invalidArgument("applyUpdate: step must be at least 1, got \(step)") }
         if case .adam(let beta1, let beta2, _) = rule {
             let t = Double(step)

@@ -453,16 +453,53 @@ extension Conformance {
 
     // MARK: Optimizer updates
 
-    static let training: [Row] = [UpdateRule.sgd(momentum: 0.9, nesterov: true), .rmsprop(rho: 0.9, momentum: 0.5, epsilon: 1e-7),
-                                  .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)].map { rule in
-        Row("applyUpdate \(rule)", inputs: { r in [random(77, &r), random(77, &r), random(77, &r, 0...1), random(77, &r, 0...1)] }, run: { d, x in
-            let (parameter, gradient) = (try d.buffer(x[0]), try d.buffer(x[1]))
-            let slots = try (0..<rule.slotCount).map { try d.buffer(x[2 + $0]) }
-            for step in 1...2 {
-                try d.applyUpdate(Update(rule: rule, learningRate: 0.01, weightDecay: 0.001, step: step), parameter: parameter, gradient: gradient,
-                                  slots: slots, count: 77)
+    /// Two steps of each rule over ten weights of odd sizes at once: more than one launch of the
+    /// multi-tensor kernels (eight weights each), a one-element weight among them.
+    static let training: [Row] = [UpdateRule.sgd(momentum: 0.9, nesterov: true), .sgd(momentum: 0, nesterov: false),
+                                  .rmsprop(rho: 0.9, momentum: 0.5, epsilon: 1e-7), .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)].map { rule in
+        let sizes = [77, 1, 130, 5, 33, 2, 64, 9, 301, 17]
+        func update(_ step: Int) -> Update { Update(rule: rule, learningRate: 0.01, weightDecay: 0.001, step: step) }
+        return Row("applyUpdate \(rule) ×\(sizes.count)", inputs: { r in
+            sizes.flatMap { n in [random(n, &r), random(n, &r), random(n, &r, 0...1), random(n, &r, 0...1)] }
+        }, run: { d, x in
+            let targets = try sizes.indices.map { t in
+                UpdateTarget(parameter: try d.buffer(x[4 * t]), gradient: try d.buffer(x[4 * t + 1]),
+                             slots: try (0..<rule.slotCount).map { try d.buffer(x[4 * t + 2 + $0]) }, count: sizes[t])
             }
-            return try [d.read(parameter, count: 77)] + slots.map { try d.read($0, count: 77) }
+            for step in 1...2 { try d.applyUpdate(update(step), to: targets) }
+            return try targets.flatMap { t in try [d.read(t.parameter, count: t.count)] + t.slots.map { try d.read($0, count: t.count) } }
+        }, reference: { x in
+            sizes.indices.flatMap { t -> [[Double]] in
+                var w = x[4 * t].map(Double.init)
+                let g = x[4 * t + 1].map(Double.init)  // the same gradient both steps
+                var (s0, s1) = (x[4 * t + 2].map(Double.init), x[4 * t + 3].map(Double.init))
+                let (lr, decay) = (0.01, 1 - 0.01 * 0.001)
+                for step in 1...2 {
+                    for i in w.indices {
+                        switch rule {
+                        case .sgd(let momentum, let nesterov):
+                            w[i] *= decay
+                            guard momentum > 0 else { w[i] -= lr * g[i]; continue }
+                            s0[i] = Double(momentum) * s0[i] - lr * g[i]
+                            w[i] += nesterov ? Double(momentum) * s0[i] - lr * g[i] : s0[i]
+                        case .rmsprop(let rho, let momentum, let epsilon):
+                            s0[i] = Double(rho) * s0[i] + (1 - Double(rho)) * g[i] * g[i]
+                            let change = lr * g[i] / (s0[i] + Double(epsilon)).squareRoot()
+                            w[i] *= decay
+                            guard momentum > 0 else { w[i] -= change; continue }
+                            s1[i] = Double(momentum) * s1[i] + change
+                            w[i] -= s1[i]
+                        case .adam(let beta1, let beta2, let epsilon):
+                            let (b1, b2) = (Double(beta1), Double(beta2))
+                            s0[i] += (g[i] - s0[i]) * (1 - b1)
+                            s1[i] += (g[i] * g[i] - s1[i]) * (1 - b2)
+                            let size = lr * (1 - pow(b2, Double(step))).squareRoot() / (1 - pow(b1, Double(step)))
+                            w[i] = w[i] * decay - size * s0[i] / (s1[i].squareRoot() + Double(epsilon))
+                        }
+                    }
+                }
+                return [w, s0, s1].prefix(1 + rule.slotCount).map { $0 }
+            }
         })
     }
 }

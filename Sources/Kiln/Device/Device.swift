@@ -137,8 +137,9 @@ public protocol Device: AnyObject, Sendable {
                            gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws
 
     // Optimizers
-    /// Updates `parameter` in place from `gradient`; `slots` hold the rule's state (`rule.slotCount` buffers).
-    func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws
+    /// One optimizer step over every target at once (a multi-tensor update: one launch, or one
+    /// parallel region, for many weights): each parameter moves in place from its gradient and slots.
+    func applyUpdate(_ update: Update, to targets: [UpdateTarget]) throws
 }
 
 public extension Device {

@@ -454,6 +454,18 @@ public struct Update: Hashable, Sendable {
     }
 }
 
+/// One weight's buffers for `applyUpdate`: the parameter, updated in place, its gradient, and the
+/// rule's state (`rule.slotCount` buffers), `count` elements each.
+public struct UpdateTarget {
+    public var parameter: Buffer, gradient: Buffer
+    public var slots: [Buffer]
+    public var count: Int
+
+    public init(parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) {
+        (self.parameter, self.gradient, self.slots, self.count) = (parameter, gradient, slots, count)
+    }
+}
+
 func require(_ buffer: Buffer, _ count: Int, _ what: @autoclosure () -> String) throws {
     guard buffer.count >= count else {
         throw DeviceError.invalidArgument("\(what()): buffer holds \(buffer.count) elements, needs \(count)")

@@ -249,21 +249,35 @@ extension OpenCLDevice {
                    Float(view.outer * view.inner), input, gradOutput, gamma, savedMean, savedInvStd, gradGamma, gradBeta, gradInput)
     }
 
-    public func applyUpdate(_ update: Update, parameter: Buffer, gradient: Buffer, slots: [Buffer], count: Int) throws {
-        let stepSize = try update.validatedStepSize(slots: slots, count: count)
-        try require(parameter, count, "applyUpdate parameter")
-        try require(gradient, count, "applyUpdate gradient")
+    /// Weights per launch of the multi-tensor update kernels (`CHUNK` in optimizer.cl).
+    static let updateChunk = 8
+
+    public func applyUpdate(_ update: Update, to targets: [UpdateTarget]) throws {
+        let stepSize = try update.validatedStepSize(for: targets)
         let decay = 1 - update.learningRate * update.weightDecay
-        switch update.rule {
-        case .sgd(let momentum, let nesterov):
-            try launch("optimizer", "sgd", items: count, count, update.learningRate, decay, momentum, nesterov,
-                       !slots.isEmpty, parameter, gradient, slots.first ?? placeholder)
-        case .rmsprop(let rho, let momentum, let epsilon):
-            try launch("optimizer", "rmsprop", items: count, count, update.learningRate, decay, rho, momentum, epsilon,
-                       slots.count > 1, parameter, gradient, slots[0], slots.count > 1 ? slots[1] : placeholder)
-        case .adam(let beta1, let beta2, let epsilon):
-            try launch("optimizer", "adam", items: count, count, stepSize, decay, beta1, beta2, epsilon,
-                       parameter, gradient, slots[0], slots[1])
+        let active = targets.filter { $0.count > 0 }
+        for start in stride(from: 0, to: active.count, by: Self.updateChunk) {
+            let chunk = active[start..<min(start + Self.updateChunk, active.count)]
+            // Cumulative sizes, then each buffer list padded to the chunk with empty (placeholder) weights.
+            var ends: [KernelArgument] = [], total = 0
+            for target in chunk { total += target.count; ends.append(total) }
+            ends += [KernelArgument](repeating: total, count: Self.updateChunk - chunk.count)
+            func list(_ buffer: (UpdateTarget) -> Buffer?) -> [KernelArgument] {
+                chunk.map { buffer($0) ?? placeholder } + [KernelArgument](repeating: placeholder, count: Self.updateChunk - chunk.count)
+            }
+            let (weights, gradients) = (list(\.parameter), list(\.gradient))
+            let (first, second) = (list { $0.slots.first }, list { $0.slots.count > 1 ? $0.slots[1] : nil })
+            switch update.rule {
+            case .sgd(let momentum, let nesterov):
+                let hasVelocity = update.rule.slotCount > 0
+                try launch("optimizer", "sgd", items: total, ends + [update.learningRate, decay, momentum, nesterov, hasVelocity]
+                           + weights + gradients + first)
+            case .rmsprop(let rho, let momentum, let epsilon):
+                try launch("optimizer", "rmsprop", items: total, ends + [update.learningRate, decay, rho, momentum, epsilon, update.rule.slotCount > 1]
+                           + weights + gradients + first + second)
+            case .adam(let beta1, let beta2, let epsilon):
+                try launch("optimizer", "adam", items: total, ends + [stepSize, decay, beta1, beta2, epsilon] + weights + gradients + first + second)
+            }
         }
     }
 }

@@ -51,13 +51,17 @@ public class Optimizer {
             var gradients = try pairs.map { try clipped($0.1) }
             if let globalClipNorm { gradients = try clipTogether(gradients, to: globalClipNorm) }
             let update = Update(rule: rule, learningRate: learningRate, weightDecay: weightDecay, step: iterations + 1)
-            for (weight, gradient) in zip(updates, gradients) {
+            let targets = try zip(updates, gradients).map { weight, gradient in
                 let parameter = weight.value!
                 let state = try slots[weight.path] ?? (0..<rule.slotCount).map { _ in try Tensor.zeros(weight.shape, on: parameter.device) }
                 slots[weight.path] = state
-                try parameter.device.applyUpdate(update, parameter: parameter.buffer, gradient: gradient.buffer,
-                                                 slots: state.map(\.buffer), count: weight.count)
+                return UpdateTarget(parameter: parameter.buffer, gradient: gradient.buffer, slots: state.map(\.buffer), count: weight.count)
             }
+            let device = updates[0].value.device
+            if let other = updates.first(where: { $0.value.device !== device }) {
+                throw TensorError.shape("optimizer: \(other.path) lives on \(other.value.device.info.name), \(updates[0].path) on \(device.info.name); one optimizer steps the weights of one device")
+            }
+            try device.applyUpdate(update, to: targets)  // one multi-tensor step
         }
         iterations += 1
     }
