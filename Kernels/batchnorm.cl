@@ -28,7 +28,8 @@ __kernel void batchnorm_statistics(const int outer, const int channels, const in
     }
 }
 
-// y = (x - mean) * inv_std * gamma + beta, with inv_std = 1/sqrt(variance + epsilon) when from_variance.
+// y = (x - mean) * inv_std * gamma + beta, with inv_std = 1/sqrt(variance + epsilon) when from_variance;
+// centred first, not folded into x * scale + shift, whose shift (beta - mean * scale) loses digits.
 __kernel void batchnorm_apply(const int n, const int channels, const int inner, const int from_variance,
                               const float epsilon, __global const float* x, __global const float* gamma,
                               __global const float* beta, __global const float* mean, __global const float* spread,
@@ -38,7 +39,7 @@ __kernel void batchnorm_apply(const int n, const int channels, const int inner, 
     const int c = (i / inner) % channels;
     const float inv_std = from_variance ? 1.0f / sqrt(spread[c] + epsilon) : spread[c];
     const float scale = gamma[c] * inv_std;
-    y[i] = x[i] * scale + (beta[c] - mean[c] * scale);
+    y[i] = (x[i] - mean[c]) * scale + beta[c];
 }
 
 __kernel void batchnorm_backward_sums(const int outer, const int channels, const int inner,
