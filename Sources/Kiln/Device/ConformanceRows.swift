@@ -453,13 +453,13 @@ extension Conformance {
 
     // MARK: Optimizer updates
 
-    /// Two steps of each rule over ten weights of odd sizes at once: more than one launch of the
-    /// multi-tensor kernels (eight weights each), a one-element weight among them, and enough elements
+    /// Two steps of each rule over 18 weights of odd sizes at once: more than one launch of the
+    /// multi-tensor kernels (16 weights each), a one-element weight among them, and enough elements
     /// that the CPU's threads split the weights laid end to end (some in the middle of a weight).
     static let training: [Row] = [UpdateRule.sgd(momentum: 0.9, nesterov: true), .sgd(momentum: 0, nesterov: false),
                                   .rmsprop(rho: 0.9, momentum: 0.5, epsilon: 1e-7), .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-7)].map { rule in
-        let sizes = [77, 1, 130, 5, 33, 2, 64, 9, 70_001, 17]
-        func update(_ step: Int) -> Update { Update(rule: rule, learningRate: 0.01, weightDecay: 0.001, step: step) }
+        let sizes = [77, 1, 130, 5, 33, 2, 64, 9, 70_001, 17, 3, 40, 11, 128, 7, 1, 29, 250]
+        @Sendable func update(_ step: Int) -> Update { Update(rule: rule, learningRate: 0.01, weightDecay: 0.001, step: step) }
         return Row("applyUpdate \(rule) ×\(sizes.count)", inputs: { r in
             sizes.flatMap { n in [random(n, &r), random(n, &r), random(n, &r, 0...1), random(n, &r, 0...1)] }
         }, run: { d, x in

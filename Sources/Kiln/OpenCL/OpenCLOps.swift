@@ -250,7 +250,7 @@ extension OpenCLDevice {
     }
 
     /// Weights per launch of the multi-tensor update kernels (`CHUNK` in optimizer.cl).
-    static let updateChunk = 8
+    static let updateChunk = 16
 
     public func applyUpdate(_ update: Update, to targets: [UpdateTarget]) throws {
         let stepSize = try update.validatedStepSize(for: targets)
