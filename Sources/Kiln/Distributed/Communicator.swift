@@ -20,8 +20,8 @@ extension MPICommunicator: Communicator {}
 
 /// A group of replicas in one process, one thread each (several devices of one machine): the
 /// collective calls meet in shared memory. Sums add the members' values in rank order (in double
-/// precision), so every member gets the same bits. A member that fails calls `abandon`, and the others' calls then throw
-/// instead of waiting for it forever.
+/// precision), so every member gets the same bits. A member that fails calls `abandon`, and the
+/// others' calls then throw instead of waiting for it forever.
 public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public var size: Int { meeting.size }
@@ -51,7 +51,7 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
         values = try meeting.meet(rank, values.map(Double.init)) { $0[root] }.map(Float.init)
     }
 
-    /// Makes every call of the group, present and future, throw `error` (a member cannot go on).
+    /// Makes every call of the group, present and future, throw an error naming `error` (a member cannot go on).
     public func abandon(_ error: Error) { meeting.abandon(error) }
 
     /// One collective call at a time: each member leaves its values, the last to arrive combines them,
