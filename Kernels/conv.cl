@@ -41,6 +41,9 @@ __kernel void col2im(const int n, WINDOW_ARGS, __global const float* col, __glob
 //   forward       C[(n, oh, ow), o] = Σ_(kh, kw, c)  x[n, ih, iw, c] · w[kh, kw, c, o]
 //   input_grad    C[(n, ih, iw), c] = Σ_(kh, kw, o)  dy[n, oh, ow, o] · w[kh, kw, c, o]   (oh·stride = ih + pad − kh)
 //   weight_grad   C[(kh, kw, c), o] = Σ_(n, oh, ow)  x[n, ih, iw, c] · dy[n, oh, ow, o]   (split along the sum)
+//   forward_pool  forward, its rows ordered so that each work-item holds whole max-pooling windows:
+//                 register row i is pixel i % Q of window i / Q (Q = pool k_h · k_w, which divides WM),
+//                 and only the windows' maxima and their argmax reach memory.
 // dy is masked by relu_out > 0 when a fused ReLU's output is given.
 #ifndef TM
 #define TM 32
@@ -53,8 +56,11 @@ __kernel void col2im(const int n, WINDOW_ARGS, __global const float* col, __glob
 #define FORWARD 0
 #define INPUT_GRAD 1
 #define WEIGHT_GRAD 2
+#define FORWARD_POOL 3
 
 struct window { int in_h, in_w, channels, k_h, k_w, stride_h, stride_w, pad_top, pad_left, out_h, out_w, out_c; };
+// Disjoint max-pooling windows over the convolution's output (out_h × out_w pooled pixels).
+struct pool { int k_h, k_w, stride_h, stride_w, out_h, out_w; };
 
 #define A_SLOTS (TM * TK / THREADS)
 #define B_SLOTS (TN * TK / THREADS)
@@ -68,25 +74,34 @@ inline float grad_at(__global const float* dy, __global const float* relu_out, c
 }
 
 // One work-group per TM × TN tile of C (groups ordered row tile by row tile, then split); split s
-// sums k in [s·k_chunk, (s + 1)·k_chunk) into c + s·M·N (only without bias and ReLU, which need the whole sum).
+// sums k in [s·k_chunk, (s + 1)·k_chunk) into c + s·M·N (only without bias and ReLU, which need the whole sum,
+// or pooling).
 // Each work-item stages A_SLOTS rows of A at one column kk = lid % TK of every k-tile, so the rows are
 // decoded once and k (as three coordinates) is advanced by TK per tile: no division in the loads.
 inline void conv_tiled(const int mode, const int M, const int N, const int K, const int k_chunk, const struct window g,
                        __global const float* a, __global const float* b, __global const float* relu_out, const int masked,
                        __global const float* bias, const int has_bias, const int relu, __global float* c,
-                       __local float* as, __local float* bs) {
+                       const struct pool pl, __global int* argmax, __local float* as, __local float* bs) {
     const int tiles_n = (N + TN - 1) / TN, tiles = tiles_n * ((M + TM - 1) / TM);
     const int group = get_group_id(0), split = group / tiles, tile = group % tiles;
     const int m0 = tile / tiles_n * TM, n0 = tile % tiles_n * TN;
     const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
     const int lid = get_local_id(0), kk = lid % TK, row = lid / (TN / WN), col = lid % (TN / WN);
+    const int forward = mode == FORWARD || mode == FORWARD_POOL, Q = pl.k_h * pl.k_w, P = M / Q;
 
     // The rows m this work-item stages: forward (image, oh, ow), input gradient (image, ih, iw),
     // weight gradient (kh, kw, c); kept as an image base and the window's offsets.
-    int base[A_SLOTS], top[A_SLOTS], left[A_SLOTS];
+    int base[A_SLOTS], top[A_SLOTS], left[A_SLOTS], valid[A_SLOTS];
     for (int u = 0; u < A_SLOTS; ++u) {
-        const int m = m0 + lid / TK + u * (THREADS / TK);
-        if (mode == FORWARD) {
+        const int r = lid / TK + u * (THREADS / TK), m = m0 + r;
+        valid[u] = m < M;
+        if (mode == FORWARD_POOL) {  // tile row r is register row i = r / (TM / WM) of item row r % (TM / WM)
+            const int i = r / (TM / WM), p = m0 / Q + i / Q * (TM / WM) + r % (TM / WM), q = i % Q;
+            valid[u] = p < P;
+            base[u] = p / (pl.out_w * pl.out_h) * g.in_h;
+            top[u] = ((p / pl.out_w) % pl.out_h * pl.stride_h + q / pl.k_w) * g.stride_h - g.pad_top;
+            left[u] = (p % pl.out_w * pl.stride_w + q % pl.k_w) * g.stride_w - g.pad_left;
+        } else if (mode == FORWARD) {
             base[u] = m / (g.out_w * g.out_h) * g.in_h;
             top[u] = (m / g.out_w) % g.out_h * g.stride_h - g.pad_top;
             left[u] = m % g.out_w * g.stride_w - g.pad_left;
@@ -102,7 +117,7 @@ inline void conv_tiled(const int mode, const int M, const int N, const int K, co
     }
     // k = (outer, mid, inner): forward (kh, kw, c), input gradient (kh, kw, o), weight gradient (image, oh, ow).
     const int mid_n = mode == WEIGHT_GRAD ? g.out_h : g.k_w;
-    const int inner_n = mode == FORWARD ? g.channels : mode == INPUT_GRAD ? g.out_c : g.out_w;
+    const int inner_n = forward ? g.channels : mode == INPUT_GRAD ? g.out_c : g.out_w;
     int k = k_begin + kk, inner = k % inner_n, mid = (k / inner_n) % mid_n, outer = k / (inner_n * mid_n);
 
     float acc[WM][WN];
@@ -112,8 +127,8 @@ inline void conv_tiled(const int mode, const int M, const int N, const int K, co
         for (int u = 0; u < A_SLOTS; ++u) {
             const int r = lid / TK + u * (THREADS / TK);
             float v = 0.0f;
-            if (k < k_end && m0 + r < M) {
-                if (mode == FORWARD) {
+            if (k < k_end && valid[u]) {
+                if (forward) {
                     const int ih = top[u] + outer, iw = left[u] + mid;
                     if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) v = a[((base[u] + ih) * g.in_w + iw) * g.channels + inner];
                 } else if (mode == INPUT_GRAD) {
@@ -136,7 +151,7 @@ inline void conv_tiled(const int mode, const int M, const int N, const int K, co
                 bs[kk * TN + cb] = (k < k_end && n < N) ? b[((outer * g.k_w + mid) * g.channels + n) * g.out_c + inner] : 0.0f;
             } else {  // rows of w (forward) or dy (weight gradient), n fastest
                 const int t = lid + u * THREADS, cb = t % TN, kb = t / TN, n = n0 + cb, kg = k0 + kb;
-                bs[kb * TN + cb] = (kg < k_end && n < N) ? (mode == FORWARD ? b[kg * N + n] : grad_at(b, relu_out, masked, kg * N + n)) : 0.0f;
+                bs[kb * TN + cb] = (kg < k_end && n < N) ? (forward ? b[kg * N + n] : grad_at(b, relu_out, masked, kg * N + n)) : 0.0f;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -155,6 +170,26 @@ inline void conv_tiled(const int mode, const int M, const int N, const int K, co
         outer += mid / mid_n;
         mid %= mid_n;
     }
+    if (mode == FORWARD_POOL) {  // the maximum over each window's Q register rows, first one on ties (as pool_forward)
+        for (int j = 0; j < WN; ++j) {
+            const int n = n0 + col + j * (TN / WN);
+            float best = 0.0f;
+            int where = -1;
+            for (int i = 0; i < WM; ++i) {
+                const int q = i % Q, p = m0 / Q + i / Q * (TM / WM) + row;
+                float v = acc[i][j] + (has_bias && n < N ? bias[n] : 0.0f);
+                if (relu) v = fmax(v, 0.0f);
+                if (q == 0 || v > best) { best = v; where = q; }
+                if (q == Q - 1 && p < P && n < N) {
+                    const int oh = (p / pl.out_w) % pl.out_h * pl.stride_h + where / pl.k_w;
+                    const int ow = p % pl.out_w * pl.stride_w + where % pl.k_w;
+                    c[p * N + n] = best;
+                    argmax[p * N + n] = oh * g.out_w + ow;
+                }
+            }
+        }
+        return;
+    }
     __global float* out = c + split * M * N;
     for (int i = 0; i < WM; ++i) {
         for (int j = 0; j < WN; ++j) {
@@ -171,15 +206,23 @@ inline void conv_tiled(const int mode, const int M, const int N, const int K, co
 #define TILED_ARGS const int M, const int N, const int K, const int k_chunk, WINDOW_ARGS, const int out_c, \
     __global const float* a, __global const float* b, __global const float* relu_out, const int masked, \
     __global const float* bias, const int has_bias, const int relu, __global float* c
-#define TILED_CALL(mode) conv_tiled(mode, M, N, K, k_chunk, (struct window){ in_h, in_w, channels, k_h, k_w, stride_h, \
-    stride_w, pad_top, pad_left, out_h, out_w, out_c }, a, b, relu_out, masked, bias, has_bias, relu, c, as, bs)
+#define TILED_CALL(mode, pl, argmax) conv_tiled(mode, M, N, K, k_chunk, (struct window){ in_h, in_w, channels, k_h, k_w, \
+    stride_h, stride_w, pad_top, pad_left, out_h, out_w, out_c }, a, b, relu_out, masked, bias, has_bias, relu, c, pl, argmax, as, bs)
 #define TILED_KERNEL(name, mode) __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void name(TILED_ARGS) { \
     __local float as[TK * TM], bs[TK * TN]; /* local memory belongs to the kernel's scope in OpenCL 1.2 */ \
-    TILED_CALL(mode); }
+    TILED_CALL(mode, ((struct pool){ 1, 1, 1, 1, 1, 1 }), 0); }
 
 TILED_KERNEL(conv_forward_tiled, FORWARD)
 TILED_KERNEL(conv_input_grad_tiled, INPUT_GRAD)
 TILED_KERNEL(conv_weight_grad_tiled, WEIGHT_GRAD)
+
+// M = pooled pixels · Q; c holds the pooled output.
+__kernel __attribute__((reqd_work_group_size(THREADS, 1, 1))) void conv_forward_max_pool_tiled(TILED_ARGS,
+        const int pool_k_h, const int pool_k_w, const int pool_stride_h, const int pool_stride_w, const int pool_out_h,
+        const int pool_out_w, __global int* argmax) {
+    __local float as[TK * TM], bs[TK * TN];
+    TILED_CALL(FORWARD_POOL, ((struct pool){ pool_k_h, pool_k_w, pool_stride_h, pool_stride_w, pool_out_h, pool_out_w }), argmax);
+}
 
 // c[i] = Σ_s partial[s·n + i]: the weight gradient's split sums, added in order.
 __kernel void sum_splits(const int n, const int splits, __global const float* partial, __global float* c) {

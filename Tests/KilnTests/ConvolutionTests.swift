@@ -122,14 +122,16 @@ import Testing
     }
 
     /// Every algorithm the OpenCL tuner may pick (each tiling of the implicit-GEMM kernels, im2col +
-    /// CLBlast), forced in turn, against float64: strides, padding, 1×1, the fused ReLU's mask, and
-    /// weight gradients long enough to be split across work-groups.
+    /// CLBlast), forced in turn, against float64: strides, padding, 1×1, the fused ReLU's mask,
+    /// weight gradients long enough to be split across work-groups, and the forward pass fused with
+    /// max pooling (2×2, 1×2 and 2×2 with stride 3, leaving pixels out), values and argmax.
     @Test(arguments: Backend.all.compactMap { $0.device as? OpenCLDevice })
     func everyOpenCLAlgorithm(_ device: OpenCLDevice) throws {
         let shapes = [Self.shapes[1], Self.shapes[2], Self.shapes[3], Self.shapes[7],
                       ConvShape(batch: 9, inChannels: 3, outChannels: 5, window: try Window2D(input: (17, 15), kernel: (3, 3), stride: (1, 1), padding: .valid))]
+        let pools = [((2, 2), (2, 2)), ((1, 2), (1, 2)), ((2, 2), (3, 3))]
         for algorithm in device.convolutionAlgorithms {
-            for s in shapes {
+            for (index, s) in shapes.enumerated() {
                 var random = Random("conv \(algorithm) \(s)")
                 let x = random.floats(s.inputCount), w = random.floats(s.weightCount), b = random.floats(s.outChannels)
                 let dy = random.floats(s.outputCount)
@@ -150,6 +152,17 @@ import Testing
                     expectClose(dx, masked.dx, "\(what) input gradient")
                     expectClose(dw, masked.dw, "\(what) weight gradient")
                     expectClose(try device.read(db), masked.db, "\(what) bias gradient")
+
+                    let (kernel, stride) = pools[index % pools.count]
+                    let p = PoolShape(batch: s.batch, channels: s.outChannels, window: try Window2D(
+                        input: (s.window.outputHeight, s.window.outputWidth), kernel: kernel, stride: stride, padding: .valid))
+                    let argmax = try device.makeBuffer(count: p.outputCount)
+                    let pooled = try device.output(p.outputCount) {
+                        try device.conv2dMaxPool(s, pool: p, input: xb, weight: wb, bias: bb, relu: true, output: $0, argmax: argmax)
+                    }
+                    let expected = Conformance.pooled(p, reference.map { max($0, 0) }, mode: .max)
+                    expectClose(pooled, expected.values, "\(what) with max pooling \(kernel) stride \(stride)")
+                    #expect(try device.readInts(argmax, count: p.outputCount) == expected.argmax.map { Int32($0) }, "\(what) pooling's argmax")
                 }
             }
         }

@@ -13,8 +13,9 @@ import Testing
         let (status, output) = try DeviceTests.run(Array(readme.dropFirst()), environment: ["KILN_CACHE_DIR": cache.path])
         #expect(status == 0, "\(output)")
         for batch in [32, 128] {
-            for pass in ["forward", "input gradient", "weight gradient"] {
-                #expect(output.contains("\(pass), batch \(batch), 13×13×32 → 11×11×32, kernel 3×3, stride 1×1, pad 0,0: "), "\(output)")
+            for pass in ["forward + max pool", "input gradient", "weight gradient"] {
+                let variant = pass == "forward + max pool" ? ", max pool 2×2 stride 2×2" : ""
+                #expect(output.contains("\(pass), batch \(batch), 13×13×32 → 11×11×32, kernel 3×3, stride 1×1, pad 0,0\(variant): "), "\(output)")
             }
         }
         #expect(!output.contains("input gradient, batch 32, 28×28×1"), "the first layer needs no input gradient: \(output)")

@@ -33,13 +33,14 @@ public enum Conformance {
     }
 
     /// Runs every row on `device` with inputs from `seed`; on an OpenCL device the dense convolution
-    /// rows run again under each algorithm its tuner may pick ("conv2d … [tiled 64×32×16/4×4]"), so a
+    /// rows (the three passes, the transposed convolution and the fused max pooling) run again under
+    /// each algorithm its tuner may pick ("conv2d … [tiled 64×32×16/4×4]"), so a
     /// user's driver is checked on every kernel variant, not only on the ones chosen for these sizes.
     public static func check(_ device: any Device, seed: UInt64) throws -> [Result] {
         var results = try rows.enumerated().map { index, row in try check(row, index, on: device, seed: seed) }
         guard let openCL = device as? OpenCLDevice else { return results }
         for algorithm in openCL.convolutionAlgorithms {
-            for (index, row) in rows.enumerated() where row.name.hasPrefix("conv2d ") {
+            for (index, row) in rows.enumerated() where row.name.hasPrefix("conv2d") {
                 let result = try openCL.forcingConvolution(algorithm) { try check(row, index, on: device, seed: seed) }
                 results.append(Result(name: "\(row.name) [\(algorithm)]", against: result.against, error: result.error,
                                       tolerance: result.tolerance, seconds: result.seconds))

@@ -156,7 +156,7 @@ extension Conformance {
     }
 
     /// Max (value and argmax) or average pooling of NHWC images, float64.
-    private static func pooled(_ s: PoolShape, _ x: [Double], mode: PoolMode) -> (values: [Double], argmax: [Double]) {
+    static func pooled(_ s: PoolShape, _ x: [Double], mode: PoolMode) -> (values: [Double], argmax: [Double]) {
         let v = s.window
         var (values, argmax) = ([Double](repeating: 0, count: s.outputCount), [Double](repeating: 0, count: s.outputCount))
         for n in 0..<s.batch { for oy in 0..<v.outputHeight { for ox in 0..<v.outputWidth { for c in 0..<s.channels {

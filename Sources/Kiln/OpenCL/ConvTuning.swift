@@ -51,9 +51,9 @@ enum ConvAlgorithm: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The three passes of a convolution, each tuned on its own.
+/// The three passes of a convolution, and the forward pass fused with max pooling, each tuned on its own.
 enum ConvPass: String, Sendable {
-    case forward, inputGradient = "input gradient", weightGradient = "weight gradient"
+    case forward, inputGradient = "input gradient", weightGradient = "weight gradient", forwardMaxPool = "forward + max pool"
 }
 
 /// One tuned convolution pass: what was chosen, and (when timed in this process) each candidate's time.
@@ -72,7 +72,7 @@ final class ConvTuner: @unchecked Sendable {
     private var choices: [String: ConvAlgorithm] = [:]
     /// `choices` by pass and shape, filled on first lookup: the per-call path formats no key.
     private var memo: [Key: ConvAlgorithm] = [:]
-    private struct Key: Hashable { let pass: ConvPass, shape: ConvShape }
+    private struct Key: Hashable { let pass: ConvPass, shape: ConvShape, variant: String }
     private var report: [String: ConvTuningChoice] = [:]
     private let lock = Lock()
     /// Used for every pass instead of the tuned choice during `forcing`.
@@ -95,21 +95,21 @@ final class ConvTuner: @unchecked Sendable {
         ConvTiling.candidates.filter { $0.threads <= limits.threads && $0.localBytes <= limits.localBytes }.map { .tiled($0) } + [.im2col]
     }
 
-    /// The algorithm for `pass` of `shape`, timing every candidate with `run` (which enqueues one
-    /// pass; `synchronize` waits for it) the first time the pair is seen. A candidate that fails
-    /// (a driver refusing a work-group size) is skipped.
-    func algorithm(_ pass: ConvPass, _ shape: ConvShape, synchronize: () throws -> Void,
-                   run: (ConvAlgorithm) throws -> Void) throws -> ConvAlgorithm {
-        let memoKey = Key(pass: pass, shape: shape)
+    /// The algorithm for `pass` of `shape` (and `variant`, what else the pass depends on), timing
+    /// every `eligible` candidate with `run` (which enqueues one pass; `synchronize` waits for it) the
+    /// first time the pair is seen. A candidate that fails (a driver refusing a work-group size) is skipped.
+    func algorithm(_ pass: ConvPass, _ shape: ConvShape, variant: String = "", eligible: (ConvAlgorithm) -> Bool = { _ in true },
+                   synchronize: () throws -> Void, run: (ConvAlgorithm) throws -> Void) throws -> ConvAlgorithm {
+        let memoKey = Key(pass: pass, shape: shape, variant: variant)
         if let known = lock.withLock({ forced ?? memo[memoKey] }) { return known }
-        let key = "\(pass.rawValue): \(Self.describe(shape))"
-        if let stored = lock.withLock({ choices[key] }) {
+        let key = "\(pass.rawValue): \(Self.describe(shape))\(variant)"
+        if let stored = lock.withLock({ choices[key] }), eligible(stored) {
             lock.withLock { memo[memoKey] = stored }
             return stored
         }
         var timings: [(ConvAlgorithm, Double)] = []
         var lastError: Error?
-        for candidate in candidates {
+        for candidate in candidates where eligible(candidate) {
             do {
                 try run(candidate)  // builds the variant and warms up
                 try synchronize()
@@ -129,7 +129,7 @@ final class ConvTuner: @unchecked Sendable {
         lock.withLock {
             choices[key] = chosen
             memo[memoKey] = chosen
-            report[key] = ConvTuningChoice(pass: pass.rawValue, shape: Self.describe(shape), chosen: chosen.description,
+            report[key] = ConvTuningChoice(pass: pass.rawValue, shape: Self.describe(shape) + variant, chosen: chosen.description,
                                            timings: timings.map { ($0.0.description, $0.1) })
             store()
         }

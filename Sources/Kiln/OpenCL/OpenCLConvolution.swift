@@ -16,6 +16,37 @@ extension OpenCLDevice {
         }
     }
 
+    /// Fused as a tiled pass whose work-items each hold whole pooling windows, where the windows
+    /// neither pad nor overlap and one fits a tiling's register rows (2×2 and 1×2 do); otherwise, and
+    /// while `kiln selftest` forces an unfit tiling, the two ops.
+    public func conv2dMaxPool(_ s: ConvShape, pool p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
+                              output: Buffer, argmax: Buffer) throws {
+        let (w, pw) = (s.window, p.window)
+        let windowPixels = pw.kernelHeight * pw.kernelWidth
+        func fits(_ algorithm: ConvAlgorithm) -> Bool {
+            if case .tiled(let t) = algorithm { t.rowsPerItem % windowPixels == 0 } else { false }
+        }
+        guard s.groups == 1, !w.isDilated, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0, !pw.isDilated,
+              pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth, pw.strideHeight >= pw.kernelHeight,
+              pw.strideWidth >= pw.kernelWidth, convTuner.candidates.contains(where: fits) else {
+            return try conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
+        }
+        try require(input, s.inputCount, "conv2dMaxPool input")
+        try require(weight, s.weightCount, "conv2dMaxPool weight")
+        if let bias { try require(bias, s.outChannels, "conv2dMaxPool bias") }
+        try require(output, p.outputCount, "conv2dMaxPool output")
+        try require(argmax, p.outputCount, "conv2dMaxPool argmax")
+        let variant = ", max pool \(pw.kernelHeight)×\(pw.kernelWidth) stride \(pw.strideHeight)×\(pw.strideWidth)"
+        let run = { (algorithm: ConvAlgorithm) throws in
+            guard case .tiled(let tiling) = algorithm, fits(algorithm) else {
+                return try self.conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
+            }
+            try self.launchTiled("conv_forward_max_pool_tiled", tiling, s, m: p.outputCount / s.outChannels * windowPixels, n: s.outChannels,
+                                 k: s.patchSize, a: input, b: weight, bias: bias, relu: relu, pool: (pw, argmax), into: output)
+        }
+        try run(try convTuner.algorithm(.forwardMaxPool, s, variant: variant, eligible: fits, synchronize: synchronize, run: run))
+    }
+
     public func conv2dBackwardData(_ s: ConvShape, gradOutput: Buffer, reluOutput: Buffer?, weight: Buffer, gradInput: Buffer) throws {
         try s.validate(input: gradInput, weight: weight, output: gradOutput, reluOutput: reluOutput)
         if s.isDepthwise {
@@ -85,14 +116,18 @@ extension OpenCLDevice {
     /// gradient) is split across work-groups into partial sums, then added, unless a bias or ReLU
     /// needs the whole sum.
     private func launchTiled(_ name: String, _ t: ConvTiling, _ s: ConvShape, m: Int, n: Int, k: Int, a: Buffer, b: Buffer,
-                             mask: Buffer? = nil, bias: Buffer? = nil, relu: Bool = false, into c: Buffer) throws {
+                             mask: Buffer? = nil, bias: Buffer? = nil, relu: Bool = false, pool: (Window2D, argmax: Buffer)? = nil,
+                             into c: Buffer) throws {
         let tiles = (m + t.rows - 1) / t.rows * ((n + t.columns - 1) / t.columns)
-        let wanted = bias != nil || relu ? 1 : max(1, min((4 * info.computeUnits + tiles - 1) / tiles, k / (4 * t.depth)))
+        let wanted = bias != nil || relu || pool != nil ? 1 : max(1, min((4 * info.computeUnits + tiles - 1) / tiles, k / (4 * t.depth)))
         let chunk = ((k + wanted - 1) / wanted + t.depth - 1) / t.depth * t.depth
         let splits = (k + chunk - 1) / chunk
         let target = splits > 1 ? try makeBuffer(count: splits * m * n) : c
-        let arguments: [KernelArgument] = [m, n, k, chunk] + windowArguments(s.window, channels: s.inChannels)
+        var arguments: [KernelArgument] = [m, n, k, chunk] + windowArguments(s.window, channels: s.inChannels)
             + [s.outChannels, a, b, mask ?? placeholder, mask != nil, bias ?? placeholder, bias != nil, relu, target]
+        if let (w, argmax) = pool {
+            arguments += [w.kernelHeight, w.kernelWidth, w.strideHeight, w.strideWidth, w.outputHeight, w.outputWidth, argmax] as [KernelArgument]
+        }
         try launch("conv", name, defines: t.defines, groups: tiles * splits, group: t.threads, arguments)
         if splits > 1 { try launch("conv", "sum_splits", items: m * n, m * n, splits, target, c) }
     }
