@@ -28,18 +28,29 @@ __kernel void batchnorm_statistics(const int outer, const int channels, const in
     }
 }
 
-// y = (x - mean) * inv_std * gamma + beta, with inv_std = 1/sqrt(variance + epsilon) when from_variance;
-// centred first, not folded into x * scale + shift, whose shift (beta - mean * scale) loses digits.
-__kernel void batchnorm_apply(const int n, const int channels, const int inner, const int from_variance,
-                              const float epsilon, __global const float* x, __global const float* gamma,
-                              __global const float* beta, __global const float* mean, __global const float* spread,
-                              __global float* y) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
+// The element-wise passes take VECTOR (4) consecutive elements per work-item, as elementwise.cl.
+#define VECTOR 4
+#define APPLY_ARGS const int channels, const int inner, const int from_variance, const float epsilon, \
+    __global const float* gamma, __global const float* beta, __global const float* mean, __global const float* spread
+#define APPLY_NAMES channels, inner, from_variance, epsilon, gamma, beta, mean, spread
+
+// y = (x - mean) * inv_std * gamma + beta at element i, with inv_std = 1/sqrt(variance + epsilon) when
+// from_variance; centred first, not folded into x * scale + shift, whose shift (beta - mean * scale) loses digits.
+inline float normalized(const float x, const int i, APPLY_ARGS) {
     const int c = (i / inner) % channels;
     const float inv_std = from_variance ? 1.0f / sqrt(spread[c] + epsilon) : spread[c];
-    const float scale = gamma[c] * inv_std;
-    y[i] = (x[i] - mean[c]) * scale + beta[c];
+    return (x - mean[c]) * (gamma[c] * inv_std) + beta[c];
+}
+
+__kernel void batchnorm_apply(const int n, APPLY_ARGS, __global const float* x, __global float* y) {
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        const float4 v = vload4(0, x + i);
+        vstore4((float4)(normalized(v.s0, i, APPLY_NAMES), normalized(v.s1, i + 1, APPLY_NAMES),
+                         normalized(v.s2, i + 2, APPLY_NAMES), normalized(v.s3, i + 3, APPLY_NAMES)), 0, y + i);
+    } else {
+        for (int j = i; j < n; ++j) y[j] = normalized(x[j], j, APPLY_NAMES);
+    }
 }
 
 __kernel void batchnorm_backward_sums(const int outer, const int channels, const int inner,
@@ -59,14 +70,24 @@ __kernel void batchnorm_backward_sums(const int outer, const int channels, const
     if (get_local_id(0) == 0) { grad_beta[c] = sum_dy; grad_gamma[c] = sum_dy_xhat; }
 }
 
-__kernel void batchnorm_backward_input(const int n, const int channels, const int inner, const float count,
-                                       __global const float* x, __global const float* dy, __global const float* gamma,
-                                       __global const float* mean, __global const float* inv_std,
-                                       __global const float* grad_gamma, __global const float* grad_beta,
-                                       __global float* dx) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
+#define INPUT_GRAD_ARGS const int channels, const int inner, const float count, __global const float* gamma, \
+    __global const float* mean, __global const float* inv_std, __global const float* grad_gamma, __global const float* grad_beta
+#define INPUT_GRAD_NAMES channels, inner, count, gamma, mean, inv_std, grad_gamma, grad_beta
+
+inline float input_grad(const float x, const float dy, const int i, INPUT_GRAD_ARGS) {
     const int c = (i / inner) % channels;
-    const float xhat = (x[i] - mean[c]) * inv_std[c];
-    dx[i] = gamma[c] * inv_std[c] / count * (count * dy[i] - grad_beta[c] - xhat * grad_gamma[c]);
+    const float xhat = (x - mean[c]) * inv_std[c];
+    return gamma[c] * inv_std[c] / count * (count * dy - grad_beta[c] - xhat * grad_gamma[c]);
+}
+
+__kernel void batchnorm_backward_input(const int n, INPUT_GRAD_ARGS, __global const float* x, __global const float* dy,
+                                       __global float* dx) {
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        const float4 a = vload4(0, x + i), g = vload4(0, dy + i);
+        vstore4((float4)(input_grad(a.s0, g.s0, i, INPUT_GRAD_NAMES), input_grad(a.s1, g.s1, i + 1, INPUT_GRAD_NAMES),
+                         input_grad(a.s2, g.s2, i + 2, INPUT_GRAD_NAMES), input_grad(a.s3, g.s3, i + 3, INPUT_GRAD_NAMES)), 0, dx + i);
+    } else {
+        for (int j = i; j < n; ++j) dx[j] = input_grad(x[j], dy[j], j, INPUT_GRAD_NAMES);
+    }
 }

@@ -102,6 +102,11 @@ __kernel void affine(const int n, const float scale, const float shift, __global
 // x seen as [outer, channels, inner]; y = x + bias[channel].
 __kernel void add_bias(const int n, const int channels, const int inner, __global const float* x,
                        __global const float* bias, __global float* y) {
-    const int i = get_global_id(0);
-    if (i < n) y[i] = x[i] + bias[(i / inner) % channels];
+    const int i = get_global_id(0) * VECTOR;
+    if (i + VECTOR <= n) {
+        vstore4(vload4(0, x + i) + (float4)(bias[(i / inner) % channels], bias[((i + 1) / inner) % channels],
+                                            bias[((i + 2) / inner) % channels], bias[((i + 3) / inner) % channels]), 0, y + i);
+    } else {
+        for (int j = i; j < n; ++j) y[j] = x[j] + bias[(j / inner) % channels];
+    }
 }

@@ -17,13 +17,22 @@ inline uint2 philox_pair(const ulong seed, const ulong counter) {
 
 inline uint philox_word(const ulong seed, const ulong counter) { return philox_pair(seed, counter).x; }
 
-// y = u >= rate ? x * scale : 0, u = uniform(seed, offset + i), scale = 1 / (1 - rate).
+// 1 where element i survives dropout at `rate`: u >= rate, u = uniform(seed, offset + i).
+inline int kept(const ulong seed, const ulong offset, const int i, const float rate) {
+    return (float)(philox_word(seed, offset + (ulong)i) >> 8) * 0x1.0p-24f >= rate;
+}
+
+// y = kept ? x * scale : 0, scale = 1 / (1 - rate); 4 consecutive elements per work-item (one vector load and store).
 __kernel void dropout(const int n, const float rate, const float scale, const ulong seed, const ulong offset,
                       __global const float* x, __global float* y) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float u = (float)(philox_word(seed, offset + (ulong)i) >> 8) * 0x1.0p-24f;
-    y[i] = u >= rate ? x[i] * scale : 0.0f;
+    const int i = get_global_id(0) * 4;
+    if (i + 4 <= n) {
+        const int4 mask = (int4)(kept(seed, offset, i, rate), kept(seed, offset, i + 1, rate), kept(seed, offset, i + 2, rate),
+                                 kept(seed, offset, i + 3, rate));
+        vstore4(select((float4)(0.0f), vload4(0, x + i) * scale, -mask), 0, y + i);
+    } else {
+        for (int j = i; j < n; ++j) y[j] = kept(seed, offset, j, rate) ? x[j] * scale : 0.0f;
+    }
 }
 
 // y = a + b * draw(seed, offset + i): uniform in [0, 1) from Philox's first word (normal == 0), else a

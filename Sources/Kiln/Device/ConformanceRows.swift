@@ -199,8 +199,8 @@ extension Conformance {
                 let (values, argmax) = pooled(p, y, mode: .max)
                 return [values, argmax]
             }),
-        ] + [PoolMode.max, .average].flatMap { mode in [
-            Row("pool2d \(mode)", inputs: { r in [random(pool.inputCount, &r)] }, run: { d, x in
+        ] + [(pool, ""), (vectorPool, ", 12 channels")].flatMap { pool, label in [PoolMode.max, .average].flatMap { mode in [
+            Row("pool2d \(mode)\(label)", inputs: { r in [random(pool.inputCount, &r)] }, run: { d, x in
                 let (y, argmax) = (try d.makeBuffer(count: pool.outputCount), try d.makeBuffer(count: pool.outputCount))
                 try d.pool2d(pool, mode: mode, input: d.buffer(x[0]), output: y, argmax: mode == .max ? argmax : nil)
                 return [try d.read(y, count: pool.outputCount)] + (mode == .max ? [try d.readInts(argmax, count: pool.outputCount).map(Float.init)] : [])
@@ -208,12 +208,18 @@ extension Conformance {
                 let (values, argmax) = pooled(pool, x[0].map(Double.init), mode: mode)
                 return [values] + (mode == .max ? [argmax] : [])
             }),
-            poolBackwardRow("pool2d \(mode) backward", pool, mode),
-        ] } + [poolBackwardRow("pool2d max backward (disjoint windows, uncovered edge)", disjointPool, .max)]
+            poolBackwardRow("pool2d \(mode) backward\(label)", pool, mode),
+        ] } } + [poolBackwardRow("pool2d max backward (disjoint windows, uncovered edge)", disjointPool(channels: 7), .max),
+                 poolBackwardRow("pool2d max backward (disjoint windows, uncovered edge), 12 channels", disjointPool(channels: 12), .max)]
     }()
 
+    /// `pool` over 12 channels: the OpenCL kernels take 4 channels per work-item when the channels allow.
+    private static let vectorPool = PoolShape(batch: 2, channels: 12, window: pool.window)
+
     /// 2×2 windows, stride 2, over 11×9: no overlap, and the last row and column in no window.
-    private static let disjointPool = try! PoolShape(batch: 3, channels: 7, window: Window2D(input: (11, 9), kernel: (2, 2), stride: (2, 2), padding: .valid))
+    private static func disjointPool(channels: Int) -> PoolShape {
+        PoolShape(batch: 3, channels: channels, window: try! Window2D(input: (11, 9), kernel: (2, 2), stride: (2, 2), padding: .valid))
+    }
 
     private static func poolBackwardRow(_ name: String, _ pool: PoolShape, _ mode: PoolMode) -> Row {
         Row(name, inputs: { r in [random(pool.inputCount, &r), random(pool.outputCount, &r)] }, run: { d, x in

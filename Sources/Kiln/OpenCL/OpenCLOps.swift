@@ -63,6 +63,8 @@ extension OpenCLDevice {
 
     /// Work-items of a same-shape elementwise kernel: `VECTOR` (4) elements each (`Kernels/elementwise.cl`).
     static func vectors(_ count: Int) -> Int { (count + 3) / 4 }
+    /// Channels per work-item of the NHWC kernels that take a pixel's channels as vectors (pool.cl).
+    static func lanes(_ channels: Int) -> Int { channels % 4 == 0 ? 4 : 1 }
 
     /// The window's geometry as the `WINDOW_ARGS` of `Kernels/common.cl`.
     func windowArguments(_ w: Window2D, channels: Int) -> [KernelArgument] {
@@ -72,22 +74,23 @@ extension OpenCLDevice {
 
     public func pool2d(_ s: PoolShape, mode: PoolMode, input: Buffer, output: Buffer, argmax: Buffer?) throws {
         try s.validate(mode: mode, input: input, output: output, argmax: argmax, "pool2d")
-        try launch("pool", "pool_forward", items: s.outputCount,
-                   [s.outputCount, mode == .max] + windowArguments(s.window, channels: s.channels) + [input, output, argmax ?? placeholder])
+        let lanes = Self.lanes(s.channels)
+        try launch("pool", "pool_forward", items: s.outputCount / lanes,
+                   [s.outputCount, lanes, mode == .max] + windowArguments(s.window, channels: s.channels) + [input, output, argmax ?? placeholder])
     }
 
     public func pool2dBackward(_ s: PoolShape, mode: PoolMode, gradOutput: Buffer, argmax: Buffer?, gradInput: Buffer) throws {
         try s.validate(mode: mode, input: gradInput, output: gradOutput, argmax: argmax, "pool2dBackward")
-        let w = s.window
+        let (w, lanes) = (s.window, Self.lanes(s.channels))
         if mode == .max, w.strideHeight >= w.kernelHeight, w.strideWidth >= w.kernelWidth {
             let covered = w.padTop == 0 && w.padLeft == 0 && w.strideHeight == w.kernelHeight && w.strideWidth == w.kernelWidth
                 && w.outputHeight * w.strideHeight == w.inputHeight && w.outputWidth * w.strideWidth == w.inputWidth
             if !covered { try fill(gradInput, with: 0, offset: 0, count: s.inputCount) }
-            return try launch("pool", "max_pool_backward_disjoint", items: s.outputCount,
-                              [s.outputCount] + windowArguments(w, channels: s.channels) + [gradOutput, argmax ?? placeholder, gradInput])
+            return try launch("pool", "max_pool_backward_disjoint", items: s.outputCount / lanes,
+                              [s.outputCount, lanes] + windowArguments(w, channels: s.channels) + [gradOutput, argmax ?? placeholder, gradInput])
         }
-        try launch("pool", "pool_backward", items: s.inputCount,
-                   [s.inputCount, mode == .max] + windowArguments(s.window, channels: s.channels)
+        try launch("pool", "pool_backward", items: s.inputCount / lanes,
+                   [s.inputCount, lanes, mode == .max] + windowArguments(s.window, channels: s.channels)
                     + [gradOutput, argmax ?? placeholder, gradInput])
     }
 
@@ -129,7 +132,7 @@ extension OpenCLDevice {
         try require(input, view.count, "addBias input")
         try require(bias, view.axis, "addBias bias")
         try require(output, view.count, "addBias output")
-        try launch("elementwise", "add_bias", items: view.count, view.count, view.axis, view.inner, input, bias, output)
+        try launch("elementwise", "add_bias", items: Self.vectors(view.count), view.count, view.axis, view.inner, input, bias, output)
     }
 
     public func reduce(_ op: ReduceOp, _ input: Buffer, view: AxisView, into output: Buffer) throws {
@@ -148,7 +151,7 @@ extension OpenCLDevice {
         guard rate >= 0, rate < 1 else { throw DeviceError.invalidArgument("dropout: rate must be in [0, 1), got \(rate)") }
         try require(input, count, "dropout input")
         try require(output, count, "dropout output")
-        try launch("random", "dropout", items: count, count, rate, 1 / (1 - rate), seed, offset, input, output)
+        try launch("random", "dropout", items: Self.vectors(count), count, rate, 1 / (1 - rate), seed, offset, input, output)
     }
 
     public func fillRandom(_ buffer: Buffer, distribution: RandomDistribution, seed: UInt64, offset: UInt64, count: Int) throws {
@@ -228,15 +231,15 @@ extension OpenCLDevice {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
         try launch("batchnorm", "batchnorm_statistics", groups: view.axis, view.outer, view.axis, view.inner, momentum, epsilon,
                    input, runningMean, runningVariance, savedMean, savedInvStd)
-        try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, false, epsilon,
-                   input, gamma, beta, savedMean, savedInvStd, output)
+        try launch("batchnorm", "batchnorm_apply", items: Self.vectors(view.count), view.count, view.axis, view.inner, false, epsilon,
+                   gamma, beta, savedMean, savedInvStd, input, output)
     }
 
     public func batchNormInference(_ input: Buffer, view: AxisView, gamma: Buffer, beta: Buffer,
                                    runningMean: Buffer, runningVariance: Buffer, epsilon: Float, output: Buffer) throws {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance])
-        try launch("batchnorm", "batchnorm_apply", items: view.count, view.count, view.axis, view.inner, true, epsilon,
-                   input, gamma, beta, runningMean, runningVariance, output)
+        try launch("batchnorm", "batchnorm_apply", items: Self.vectors(view.count), view.count, view.axis, view.inner, true, epsilon,
+                   gamma, beta, runningMean, runningVariance, input, output)
     }
 
     public func batchNormBackward(_ input: Buffer, gradOutput: Buffer, view: AxisView, gamma: Buffer,
@@ -245,8 +248,8 @@ extension OpenCLDevice {
         try view.validateNorm(tensors: [input, gradOutput, gradInput], channels: [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
         try launch("batchnorm", "batchnorm_backward_sums", groups: view.axis, view.outer, view.axis, view.inner,
                    input, gradOutput, savedMean, savedInvStd, gradGamma, gradBeta)
-        try launch("batchnorm", "batchnorm_backward_input", items: view.count, view.count, view.axis, view.inner,
-                   Float(view.outer * view.inner), input, gradOutput, gamma, savedMean, savedInvStd, gradGamma, gradBeta, gradInput)
+        try launch("batchnorm", "batchnorm_backward_input", items: Self.vectors(view.count), view.count, view.axis, view.inner,
+                   Float(view.outer * view.inner), gamma, savedMean, savedInvStd, gradGamma, gradBeta, input, gradOutput, gradInput)
     }
 
     /// Weights per launch of the multi-tensor update kernels (`CHUNK` in optimizer.cl).
