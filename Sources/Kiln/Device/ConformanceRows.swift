@@ -320,6 +320,25 @@ extension Conformance {
             }
             return [[loss / 7], gradient]
         }),
+        Row("softmaxCrossEntropy (probabilities)", inputs: { r in
+            let weights = random(7 * 13, &r, 0...1)
+            return [random(7 * 13, &r, -4...4), weights.indices.map { weights[$0] / weights[($0 / 13 * 13)..<($0 / 13 * 13 + 13)].reduce(0, +) }]
+        }, run: { d, x in
+            let (loss, gradient) = (try d.makeBuffer(count: 1), try d.makeBuffer(count: 91))
+            try d.softmaxCrossEntropy(logits: d.buffer(x[0]), targets: .dense(d.buffer(x[1])), rows: 7, columns: 13, loss: loss, gradLogits: gradient)
+            return [try d.read(loss, count: 1), try d.read(gradient, count: 91)]
+        }, reference: { x in
+            var (loss, gradient) = (0.0, [Double](repeating: 0, count: 91))
+            for row in 0..<7 {
+                let z = x[0][(row * 13)..<(row * 13 + 13)].map(Double.init), m = z.max()!, sum = z.reduce(0) { $0 + exp($1 - m) }
+                for c in 0..<13 {
+                    let t = Double(x[1][row * 13 + c])
+                    loss -= t * (z[c] - m - log(sum))
+                    gradient[row * 13 + c] = (exp(z[c] - m) / sum - t) / 7
+                }
+            }
+            return [[loss / 7], gradient]
+        }),
         Row("topKHits (k = 3)", inputs: { r in [random(9 * 11, &r), labels(9, below: 11, &r)] }, run: { d, x in
             let y = try d.makeBuffer(count: 9)
             try d.topKHits(scores: d.buffer(x[0]), targets: .sparse(d.buffer(ints: ints(x[1]))), rows: 9, columns: 11, k: 3, into: y)
