@@ -59,13 +59,15 @@ struct DataOptions: ParsableArguments {
         return TimeSeries.Windowing(target: target, length: window, samplingRate: samplingRate, stride: stride, horizon: horizon)
     }
 
-    /// Training and test data; file datasets without a test part keep a shuffled 20% for testing, and
-    /// training parts read from class folders are shuffled (the validation split takes their last part).
+    /// Training and test data; file datasets without a test part keep a shuffled 20% for testing (the
+    /// same 20% whatever the run's seed), and training parts read from class folders are shuffled by
+    /// `shuffleSeed` (the validation split takes their last part; Keras's `*_dataset_from_directory(seed:)`).
     /// Text folders become token ids of `vocabulary`, else of one adapted to the training texts.
-    func load(_ source: String, vocabulary: TextVocabulary? = nil) throws -> (training: Dataset, test: Dataset, vocabulary: TextVocabulary?) {
+    func load(_ source: String, vocabulary: TextVocabulary? = nil,
+              shuffleSeed: UInt64 = 1) throws -> (training: Dataset, test: Dataset, vocabulary: TextVocabulary?) {
         let url = URL(fileURLWithPath: source)
         guard TextFolder.holdsText(url) else {
-            let (training, test) = try load(source)
+            let (training, test) = try load(source, shuffleSeed: shuffleSeed)
             guard let limit else { return (training, test, nil) }
             guard limit > 0 else { throw ValidationError("--limit must be positive") }
             return (training.subset(Array(0..<min(limit, training.count))), test.subset(Array(0..<min(max(limit / 5, 1), test.count))), nil)
@@ -79,7 +81,7 @@ struct DataOptions: ParsableArguments {
             let (a, b) = (try TextFolder.documents(train), try TextFolder.documents(testFolder))
             guard a.classNames == b.classNames else { throw DataError(source, "train/ and test/ have different classes: \(a.classNames) and \(b.classNames)") }
             (training, trainingLabels, test, testLabels, classNames) = (a.texts, a.labels, b.texts, b.labels, a.classNames)
-            var random = RandomGenerator(seed: 1)  // class by class on disk: shuffled so the validation split holds every class
+            var random = RandomGenerator(seed: shuffleSeed)  // class by class on disk: shuffled so the validation split holds every class
             let order = random.permutation(training.count)
             (training, trainingLabels) = (order.map { training[$0] }, order.map { trainingLabels[$0] })
         } else {
@@ -94,7 +96,7 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Training and test data of a file or named dataset (images, CSV, npz).
-    private func load(_ source: String) throws -> (training: Dataset, test: Dataset) {
+    private func load(_ source: String, shuffleSeed: UInt64) throws -> (training: Dataset, test: Dataset) {
         if let named = NamedDataset(rawValue: source.lowercased()) {
             let directory = data.map { URL(fileURLWithPath: $0) }
             return (try named.load(.train, from: directory), try named.load(.test, from: directory))
@@ -111,7 +113,7 @@ struct DataOptions: ParsableArguments {
             }
             let train = url.appendingPathComponent("train"), test = url.appendingPathComponent("test")
             if FileManager.default.fileExists(atPath: train.path), FileManager.default.fileExists(atPath: test.path) {
-                return (try ImageFolder.dataset(train, size: (size[0], size[1]), channels: channels).shuffled(seed: 1),  // see the text folders
+                return (try ImageFolder.dataset(train, size: (size[0], size[1]), channels: channels).shuffled(seed: shuffleSeed),  // see the text folders
                         try ImageFolder.dataset(test, size: (size[0], size[1]), channels: channels))
             }
             return try holdOut(try ImageFolder.dataset(url, size: (size[0], size[1]), channels: channels), seed: 1)

@@ -75,7 +75,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Device: auto, cpu, opencl, opencl:N or part of a device name (default: KILN_DEVICE or auto); a comma-separated list of OpenCL devices (opencl:0,opencl:1) trains one replica per device, data-parallel in this process.")
     var device: String?
 
-    @Option(help: "Seed for weights, shuffling, dropout and augmentation.")
+    @Option(help: "Seed for weights, shuffling (also of train/ class folders before the validation split), dropout and augmentation.")
     var seed: UInt64 = 42
 
     @Option(help: "Run folder for history, metrics, checkpoint and plots (default: runs/MODEL-DATASET-TIME).")
@@ -173,7 +173,7 @@ struct TrainCommand: ParsableCommand {
             (data.data, data.imageSize, data.channels, data.labelColumn, data.limit) = (settings.data, settings.imageSize, settings.channels,
                                                                                         settings.labelColumn, settings.limit)
             (data.weightColumn, data.ignoreColumns) = (settings.weightColumn, settings.ignoreColumns)
-            let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary)
+            let (training, test, vocabulary) = try data.load(settings.dataset, vocabulary: settings.vocabulary, shuffleSeed: settings.seed)
             settings.vocabulary = vocabulary
             if vocabulary != nil, model == nil, resume == nil, base == nil { settings.model = ModelZoo.textLSTM.rawValue }
             let normalization = try Preprocessing(preset: settings.preprocess, channels: training.sampleShape.last ?? 1)

@@ -22,7 +22,7 @@ extension TrainCommand {
         let folder = try runFolder(settings)
         var data = self.data
         (data.data, data.imageSize, data.channels, data.limit) = (settings.data, settings.imageSize, settings.channels, settings.limit)
-        let (training, test, _) = try data.load(settings.dataset)
+        let (training, test, _) = try data.load(settings.dataset, shuffleSeed: settings.seed)
         let (images, testImages) = (try pixels(training, device), try pixels(test, device))
         let shape = Array(images.shape.dropFirst())
         let settingsJSON = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
