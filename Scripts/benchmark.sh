@@ -18,6 +18,7 @@ fi
 .venv-bench/bin/python -c "import tensorflow, torch" 2>/dev/null \
     || .venv-bench/bin/pip install -q tensorflow-cpu "torch==2.13.0+cpu" numpy
 swift build -c release --product kiln
+if [ "${1:-}" = generative ]; then swift build -c release --product DCGAN; fi  # --quality runs Examples/DCGAN
 if [ "${1:-}" = sequences ] || [ "${1:-}" = generative ] || [ "${1:-}" = transfer ]; then
     workloads=$1
     shift

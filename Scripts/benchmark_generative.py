@@ -10,7 +10,9 @@ Random images (speed does not depend on the values). Keras runs the guide's `tra
 PyTorch the same step by hand. Each measurement runs in its own process, engines interleaved; the
 best of the rounds counts. Prints a table and, with --record, adds it to docs/benchmarks.md. Run
 through `Scripts/benchmark.sh generative`; with --elbo, compares the VAE's test loss after --epochs
-on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model vae`).
+on the real Fashion-MNIST over --seeds instead (Kiln through `kiln train --model vae`); with
+--quality, judges the DCGAN's samples after --epochs, Kiln's (Examples/DCGAN) and Keras's, by one
+classifier (see `quality`).
 """
 import datetime, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
@@ -40,47 +42,52 @@ def keras_worker(args):
     batch = BATCH[args.workload]
     x = np.random.default_rng(1).random((args.steps * batch, 28, 28, 1), dtype=np.float32)
     if args.workload == "dcgan":
-        leaky = lambda: layers.LeakyReLU(negative_slope=0.2)
-        generator = keras.Sequential([keras.Input((64,)), layers.Dense(7 * 7 * 128), leaky(), layers.Reshape((7, 7, 128)),
-                                      layers.Conv2DTranspose(128, 4, strides=2, padding="same"), leaky(),
-                                      layers.Conv2DTranspose(64, 4, strides=2, padding="same"), leaky(),
-                                      layers.Conv2D(1, 5, padding="same", activation="sigmoid")])
-        discriminator = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(64, 4, strides=2, padding="same"), leaky(),
-                                          layers.Conv2D(128, 4, strides=2, padding="same"), leaky(), layers.Flatten(),
-                                          layers.Dropout(0.2), layers.Dense(1)])
-
-        class GAN(keras.Model):  # Keras's "DCGAN overriding train_step" guide
-            def __init__(self):
-                super().__init__()
-                self.generator, self.discriminator = generator, discriminator
-                self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
-                self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
-                self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
-                self.seed = keras.random.SeedGenerator(1)
-
-            def train_step(self, real):
-                n = ops.shape(real)[0]
-                noise = keras.random.normal((n, 64), seed=self.seed)
-                labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
-                with tf.GradientTape() as tape:
-                    fake = self.generator(noise, training=True)
-                    d_loss = self.loss_fn(labels, self.discriminator(ops.concatenate([real, ops.stop_gradient(fake)], 0), training=True))
-                grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
-                self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-                with tf.GradientTape() as tape:
-                    g_loss = self.loss_fn(ops.ones((n, 1)), self.discriminator(self.generator(noise, training=True), training=True))
-                grads = tape.gradient(g_loss, self.generator.trainable_weights)
-                self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
-                return {"d_loss": d_loss, "g_loss": g_loss}
-
-        model = GAN()
-        model.compile()
+        model = keras_dcgan(keras, layers, ops, tf)
     else:
         model = keras_vae(keras, layers, ops)
     def window():
         model.fit(x, None if args.workload == "dcgan" else x, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         return args.steps
     return steps_per_second(window, args.windows)
+
+
+def keras_dcgan(keras, layers, ops, tf):
+    """Keras's "DCGAN overriding train_step" guide with GenerativeZoo.dcgan's two models."""
+    leaky = lambda: layers.LeakyReLU(negative_slope=0.2)
+    generator = keras.Sequential([keras.Input((64,)), layers.Dense(7 * 7 * 128), leaky(), layers.Reshape((7, 7, 128)),
+                                  layers.Conv2DTranspose(128, 4, strides=2, padding="same"), leaky(),
+                                  layers.Conv2DTranspose(64, 4, strides=2, padding="same"), leaky(),
+                                  layers.Conv2D(1, 5, padding="same", activation="sigmoid")])
+    discriminator = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(64, 4, strides=2, padding="same"), leaky(),
+                                      layers.Conv2D(128, 4, strides=2, padding="same"), leaky(), layers.Flatten(),
+                                      layers.Dropout(0.2), layers.Dense(1)])
+
+    class GAN(keras.Model):  # Keras's "DCGAN overriding train_step" guide
+        def __init__(self):
+            super().__init__()
+            self.generator, self.discriminator = generator, discriminator
+            self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+            self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+            self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+            self.seed = keras.random.SeedGenerator(1)
+
+        def train_step(self, real):
+            n = ops.shape(real)[0]
+            noise = keras.random.normal((n, 64), seed=self.seed)
+            labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
+            with tf.GradientTape() as tape:
+                fake = self.generator(noise, training=True)
+                d_loss = self.loss_fn(labels, self.discriminator(ops.concatenate([real, ops.stop_gradient(fake)], 0), training=True))
+            grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+            with tf.GradientTape() as tape:
+                g_loss = self.loss_fn(ops.ones((n, 1)), self.discriminator(self.generator(noise, training=True), training=True))
+            grads = tape.gradient(g_loss, self.generator.trainable_weights)
+            self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+            return {"d_loss": d_loss, "g_loss": g_loss}
+    model = GAN()
+    model.compile()
+    return model
 
 
 def keras_vae(keras, layers, ops):
@@ -115,6 +122,62 @@ def keras_elbo(args):
     model = keras_vae(keras, layers, ops)
     model.fit(x_train, x_train, batch_size=128, epochs=args.epochs, verbose=0)
     return model.evaluate(x_test, x_test, batch_size=128, verbose=0)
+
+
+def keras_dcgan_samples(args):
+    """1,000 samples of the Keras DCGAN after --epochs on the real Fashion-MNIST (batch 64), into --output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np, tensorflow as tf, keras
+    from keras import layers, ops
+    from benchmark import fashion_mnist
+    keras.utils.set_random_seed(args.seed)
+    model = keras_dcgan(keras, layers, ops, tf)
+    model.fit(fashion_mnist()[0].astype("float32") / 255, batch_size=64, epochs=args.epochs, verbose=0)
+    noise = np.random.default_rng(99).standard_normal((1000, 64)).astype("float32")
+    np.save(args.output, model.generator.predict(noise, batch_size=250, verbose=0))
+
+
+def quality(args):
+    """The issue's bar for the DCGAN: of 1,000 samples after --epochs, the share a Fashion-MNIST classifier
+    (the workshop CNN, `kiln train` for --judge-epochs) gives a class with confidence ≥ 0.9, and the
+    classes those cover; Kiln's samples (Examples/DCGAN), Keras's (the same models and step), and as
+    controls 1,000 real test images and 1,000 uniform-noise images, all judged by the same classifier."""
+    import tempfile
+    import numpy as np
+    from benchmark import fashion_mnist
+    kiln, environment = str(ROOT / ".build/release/kiln"), {**os.environ, "KILN_DEVICE": args.kiln_device}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        subprocess.run([kiln, "train", "--dataset", "fashion-mnist", "--epochs", str(args.judge_epochs), "--seed", "1",
+                        "--out", str(scratch / "judge")], check=True, capture_output=True, env=environment)
+        judge_accuracy = json.loads((scratch / "judge/metrics.json").read_text())["test_accuracy"]
+        subprocess.run([str(ROOT / ".build/release/DCGAN"), str(args.epochs), "60000", str(scratch / "kiln")],
+                       check=True, capture_output=True, env=environment)
+        subprocess.run([sys.executable, __file__, "--worker", "keras-dcgan", "--epochs", str(args.epochs), "--seed", str(args.seed),
+                        "--output", str(scratch / "keras.npy")], check=True, capture_output=True)
+        np.save(scratch / "real.npy", fashion_mnist()[2][:1000])  # bytes: `kiln predict` scales them as in training
+        np.save(scratch / "noise.npy", np.random.default_rng(1).random((1000, 28, 28, 1), dtype=np.float32))
+        rows = []
+        for name, path in [("Kiln DCGAN", scratch / "kiln/samples.npy"), ("Keras DCGAN", scratch / "keras.npy"),
+                           ("real test images", scratch / "real.npy"), ("uniform noise", scratch / "noise.npy")]:
+            subprocess.run([kiln, "predict", str(scratch / "judge/model.safetensors"), str(path), "--output", str(scratch / "scores.npy")],
+                           check=True, capture_output=True, env=environment)
+            scores = np.load(scratch / "scores.npy").astype("float64")
+            if not (np.all(scores >= 0) and np.allclose(scores.sum(1), 1, atol=1e-4)):  # logits: their softmax
+                scores = np.exp(scores - scores.max(1, keepdims=True))
+                scores /= scores.sum(1, keepdims=True)
+            rows.append((name, scores))
+    commit, cpu = machine()
+    lines = [f"## {datetime.date.today()} — DCGAN samples judged by a classifier, commit {commit}", "",
+             f"{cpu}; the DCGAN (Keras's guide, batch 64, Adam 2e-4, β1 0.5) {args.epochs} epochs on the real Fashion-MNIST, "
+             f"1,000 samples each; the judge: the workshop CNN after {args.judge_epochs} epochs of `kiln train` (test accuracy "
+             f"{judge_accuracy:.4f}); `Scripts/benchmark_generative.py --quality`.", "",
+             "| images | confidence ≥ 0.9 | classes among those | per class (all 1,000) |", "|---|---:|---:|---|"]
+    for name, p in rows:
+        confident = p.max(1) >= 0.9
+        covered = len(set(p.argmax(1)[confident]))
+        lines.append(f"| {name} | {confident.mean():.1%} | {covered} | {', '.join(str(n) for n in np.bincount(p.argmax(1), minlength=10))} |")
+    return "\n".join(lines) + "\n"
 
 
 def elbo(args):
@@ -206,10 +269,20 @@ def torch_worker(args):
 def main():
     parser = workload_parser(__doc__, BATCH, 20, "dcgan")
     parser.add_argument("--elbo", action="store_true", help="compare the VAE's test loss after --epochs instead of speed")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--quality", action="store_true", help="judge the DCGAN's samples after --epochs (default 5) instead of speed")
+    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--output", help="where the keras-dcgan worker writes its samples (.npy)")
+    parser.add_argument("--epochs", type=int)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    args.epochs = args.epochs or (5 if args.quality or args.worker == "keras-dcgan" else 10)
+    if args.worker == "keras-dcgan":
+        keras_dcgan_samples(args)
+        return
+    if args.quality:
+        publish(quality(args), args.record)
+        return
     if args.worker == "keras-elbo":
         print(json.dumps({"test_loss": keras_elbo(args)}))
         return
