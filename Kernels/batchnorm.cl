@@ -34,6 +34,67 @@ __kernel void batchnorm_statistics(const int outer, const int channels, const in
     __global const float* gamma, __global const float* beta, __global const float* mean, __global const float* spread
 #define APPLY_NAMES channels, inner, from_variance, epsilon, gamma, beta, mean, spread
 
+// Channels last ([rows, channels], inner = 1): the per-channel sums in two stages whose reads are
+// unit-stride across a work-group (a group's items take GROUP consecutive channels), where the
+// kernels above, one group per channel, read a column `channels` apart. `partial` holds two sums per
+// (row block, channel):
+//   SUM_X        Σ x                                     (the mean)
+//   SUM_SQUARES  Σ (x − mean)²                           (the variance, about the finished mean)
+//   SUM_GRADS    Σ dy and Σ dy · (x − mean) · inv_std    (the bias and scale gradients)
+#define SUM_X 0
+#define SUM_SQUARES 1
+#define SUM_GRADS 2
+
+__kernel void channel_partial_sums(const int rows, const int channels, const int block_rows, const int mode,
+                                   __global const float* x, __global const float* dy, __global const float* mean,
+                                   __global const float* inv_std, __global float* partial) {
+    const int blocks = (channels + GROUP - 1) / GROUP, block = get_group_id(0) / blocks;
+    const int c = get_group_id(0) % blocks * GROUP + get_local_id(0);
+    if (c >= channels) return;
+    const int first = block * block_rows, last = min(rows, first + block_rows);
+    const float m = mode == SUM_X ? 0.0f : mean[c];
+    float a = 0.0f, b = 0.0f;
+    for (int r = first; r < last; ++r) {
+        const float v = x[r * channels + c] - m;
+        if (mode == SUM_X) {
+            a += v;
+        } else if (mode == SUM_SQUARES) {
+            a += v * v;
+        } else {
+            const float g = dy[r * channels + c];
+            a += g;
+            b += g * v;
+        }
+    }
+    partial[2 * (block * channels + c)] = a;
+    partial[2 * (block * channels + c) + 1] = mode == SUM_GRADS ? b * inv_std[c] : 0.0f;
+}
+
+// Adds each channel's block sums in order and finishes what `mode` computes (see above).
+__kernel void channel_sums_finish(const int channels, const int blocks, const int mode, const float count, const float momentum,
+                                  const float epsilon, __global const float* partial, __global float* saved_mean,
+                                  __global float* saved_inv_std, __global float* running_mean, __global float* running_variance,
+                                  __global float* grad_gamma, __global float* grad_beta) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    float a = 0.0f, b = 0.0f;
+    for (int block = 0; block < blocks; ++block) {
+        a += partial[2 * (block * channels + c)];
+        b += partial[2 * (block * channels + c) + 1];
+    }
+    if (mode == SUM_X) {
+        saved_mean[c] = a / count;
+    } else if (mode == SUM_SQUARES) {
+        const float variance = a / count;
+        saved_inv_std[c] = 1.0f / sqrt(variance + epsilon);
+        running_mean[c] = momentum * running_mean[c] + (1.0f - momentum) * saved_mean[c];
+        running_variance[c] = momentum * running_variance[c] + (1.0f - momentum) * variance;
+    } else {
+        grad_beta[c] = a;
+        grad_gamma[c] = b;
+    }
+}
+
 // y = (x - mean) * inv_std * gamma + beta at element i, with inv_std = 1/sqrt(variance + epsilon) when
 // from_variance; centred first, not folded into x * scale + shift, whose shift (beta - mean * scale) loses digits.
 inline float normalized(const float x, const int i, APPLY_ARGS) {

@@ -397,8 +397,10 @@ extension Conformance {
 
     // MARK: Batch normalisation
 
-    /// Channels last (NHWC rows, 29 × 7) and channels first (3 × 7 × 9, as NCHW).
-    static let normalization: [Row] = [("", AxisView(outer: 29, axis: 7)), (" (channels first)", AxisView(outer: 3, axis: 7, inner: 9))].flatMap { label, view in
+    /// Channels last (NHWC rows, 29 × 7, and 45 × 70: two groups of channels on OpenCL, several blocks
+    /// of rows) and channels first (3 × 7 × 9, as NCHW).
+    static let normalization: [Row] = [("", AxisView(outer: 29, axis: 7)), (" (70 channels)", AxisView(outer: 45, axis: 70)),
+                                       (" (channels first)", AxisView(outer: 3, axis: 7, inner: 9))].flatMap { label, view in
         let (n, c) = (view.count, view.axis)
         let inputs: @Sendable (inout RandomGenerator) -> [[Float]] = { r in
             [random(n, &r, -2...3), random(c, &r, 0.5...1.5), random(c, &r), random(c, &r), random(c, &r, 0.5...2), random(n, &r)]

@@ -229,8 +229,16 @@ extension OpenCLDevice {
                                   runningMean: Buffer, runningVariance: Buffer, momentum: Float, epsilon: Float,
                                   savedMean: Buffer, savedInvStd: Buffer, output: Buffer) throws {
         try view.validateNorm(tensors: [input, output], channels: [gamma, beta, runningMean, runningVariance, savedMean, savedInvStd])
-        try launch("batchnorm", "batchnorm_statistics", groups: view.axis, view.outer, view.axis, view.inner, momentum, epsilon,
-                   input, runningMean, runningVariance, savedMean, savedInvStd)
+        if view.inner == 1 {
+            let sums = ChannelSums(rows: view.outer, channels: view.axis, computeUnits: info.computeUnits)
+            for mode in [ChannelSums.Mode.mean, .variance] {
+                try channelSums(sums, mode, x: input, mean: savedMean, finish: [momentum, epsilon, savedMean, savedInvStd, runningMean,
+                                                                               runningVariance, placeholder, placeholder])
+            }
+        } else {
+            try launch("batchnorm", "batchnorm_statistics", groups: view.axis, view.outer, view.axis, view.inner, momentum, epsilon,
+                       input, runningMean, runningVariance, savedMean, savedInvStd)
+        }
         try launch("batchnorm", "batchnorm_apply", items: Self.vectors(view.count), view.count, view.axis, view.inner, false, epsilon,
                    gamma, beta, savedMean, savedInvStd, input, output)
     }
@@ -246,10 +254,41 @@ extension OpenCLDevice {
                                   savedMean: Buffer, savedInvStd: Buffer,
                                   gradInput: Buffer, gradGamma: Buffer, gradBeta: Buffer) throws {
         try view.validateNorm(tensors: [input, gradOutput, gradInput], channels: [gamma, savedMean, savedInvStd, gradGamma, gradBeta])
-        try launch("batchnorm", "batchnorm_backward_sums", groups: view.axis, view.outer, view.axis, view.inner,
-                   input, gradOutput, savedMean, savedInvStd, gradGamma, gradBeta)
+        if view.inner == 1 {
+            try channelSums(ChannelSums(rows: view.outer, channels: view.axis, computeUnits: info.computeUnits), .gradients, x: input,
+                            dy: gradOutput, mean: savedMean, invStd: savedInvStd,
+                            finish: [Float(0), Float(0), placeholder, placeholder, placeholder, placeholder, gradGamma, gradBeta])
+        } else {
+            try launch("batchnorm", "batchnorm_backward_sums", groups: view.axis, view.outer, view.axis, view.inner,
+                       input, gradOutput, savedMean, savedInvStd, gradGamma, gradBeta)
+        }
         try launch("batchnorm", "batchnorm_backward_input", items: Self.vectors(view.count), view.count, view.axis, view.inner,
                    Float(view.outer * view.inner), gamma, savedMean, savedInvStd, gradGamma, gradBeta, input, gradOutput, gradInput)
+    }
+
+    /// The per-channel sums of a channels-last batch norm in blocks of rows (`channel_partial_sums` in
+    /// batchnorm.cl): enough blocks for four work-groups per compute unit, at least 8 rows each.
+    struct ChannelSums {
+        enum Mode: Int { case mean, variance, gradients }
+        let rows: Int, channels: Int, blockRows: Int, blocks: Int
+
+        init(rows: Int, channels: Int, computeUnits: Int) {
+            let channelGroups = (channels + 63) / 64
+            let wanted = max(1, min(rows / 8, (4 * computeUnits + channelGroups - 1) / channelGroups))
+            blockRows = (rows + wanted - 1) / wanted
+            (self.rows, self.channels, blocks) = (rows, channels, (rows + blockRows - 1) / blockRows)
+        }
+    }
+
+    /// One `mode` of `ChannelSums`: the block sums, then `finish` (momentum, epsilon and the six
+    /// per-channel buffers of `channel_sums_finish`).
+    private func channelSums(_ s: ChannelSums, _ mode: ChannelSums.Mode, x: Buffer, dy: Buffer? = nil, mean: Buffer, invStd: Buffer? = nil,
+                             finish: [KernelArgument]) throws {
+        let partial = try makeBuffer(count: 2 * s.blocks * s.channels)
+        try launch("batchnorm", "channel_partial_sums", groups: s.blocks * ((s.channels + 63) / 64),
+                   s.rows, s.channels, s.blockRows, mode.rawValue, x, dy ?? placeholder, mean, invStd ?? placeholder, partial)
+        try launch("batchnorm", "channel_sums_finish", items: s.channels,
+                   [s.channels, s.blocks, mode.rawValue, Float(s.rows)] + Array(finish[0..<2]) + [partial] + Array(finish[2...]))
     }
 
     /// Weights per launch of the multi-tensor update kernels (`CHUNK` in optimizer.cl).
