@@ -9,14 +9,15 @@ inline float act(const float x, const int use_relu) { return use_relu ? fmax(x, 
 inline float act_grad(const float a, const int use_relu) { return use_relu ? (a > 0.0f ? 1.0f : 0.0f) : 1.0f - a * a; }
 inline float sigm(const float x) { return 1.0f / (1.0f + exp(-x)); }
 
-// The forward maths of unit j of one row.
-inline void step(const int cell, const int use_relu, const int u, const int j, __global float* z, __global float* rec,
-                 __global const float* recurrent_bias, __global const float* hp, __global float* hn,
-                 __global const float* cp, __global float* cn) {
+// The forward maths of unit j of one row; `bias` (the input projection's, when has_bias) is added to z here.
+inline void step(const int cell, const int use_relu, const int u, const int j, __global float* z, __global const float* bias,
+                 const int has_bias, __global float* rec, __global const float* recurrent_bias, __global const float* hp,
+                 __global float* hn, __global const float* cp, __global float* cn) {
+#define ZB(k) (z[(k) * u + j] + (has_bias ? bias[(k) * u + j] : 0.0f))
     if (cell == SIMPLE_RNN) {
-        hn[j] = act(z[j], use_relu);
+        hn[j] = act(ZB(0), use_relu);
     } else if (cell == LSTM) {
-        const float i = sigm(z[j]), f = sigm(z[u + j]), cand = act(z[2 * u + j], use_relu), o = sigm(z[3 * u + j]);
+        const float i = sigm(ZB(0)), f = sigm(ZB(1)), cand = act(ZB(2), use_relu), o = sigm(ZB(3));
         const float next = f * cp[j] + i * cand;
         z[j] = i; z[u + j] = f; z[2 * u + j] = cand; z[3 * u + j] = o;
         cn[j] = next;
@@ -25,14 +26,15 @@ inline void step(const int cell, const int use_relu, const int u, const int j, _
         const float rz = rec[j] + recurrent_bias[j], rr = rec[u + j] + recurrent_bias[u + j];
         const float rh = rec[2 * u + j] + recurrent_bias[2 * u + j];
         rec[j] = rz; rec[u + j] = rr; rec[2 * u + j] = rh;
-        const float update = sigm(z[j] + rz), reset = sigm(z[u + j] + rr), cand = act(z[2 * u + j] + reset * rh, use_relu);
+        const float update = sigm(ZB(0) + rz), reset = sigm(ZB(1) + rr), cand = act(ZB(2) + reset * rh, use_relu);
         z[j] = update; z[u + j] = reset; z[2 * u + j] = cand;
         hn[j] = update * hp[j] + (1.0f - update) * cand;
     }
+#undef ZB
 }
 
 __kernel void recurrent_step(const int cell, const int use_relu, const int batch, const int units,
-                             __global float* gates, const int gates_offset,
+                             __global float* gates, const int gates_offset, __global const float* input_bias, const int has_bias,
                              __global float* recurrent, const int recurrent_offset, __global const float* recurrent_bias,
                              __global float* h, const int h_offset, __global float* c, const int c_offset,
                              __global const float* mask, const int mask_offset, const int has_mask,
@@ -48,7 +50,7 @@ __kernel void recurrent_step(const int cell, const int use_relu, const int batch
         hn[j] = hp[j];
         if (cell == LSTM) c[c_offset + batch * u + b * u + j] = c[c_offset + b * u + j];
     } else {
-        step(cell, use_relu, u, j, z, recurrent + recurrent_offset + b * width, recurrent_bias, hp, hn,
+        step(cell, use_relu, u, j, z, input_bias, has_bias, recurrent + recurrent_offset + b * width, recurrent_bias, hp, hn,
              c + c_offset + b * u, c + c_offset + batch * u + b * u);
     }
     if (has_dropout) dropped[h_offset + batch * u + b * u + j] = hn[j] * dropout_mask[b * u + j];

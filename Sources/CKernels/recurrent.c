@@ -29,17 +29,18 @@ static void copy_row(float *to, const float *from, long count) {
     for (long j = 0; j < count; ++j) to[j] = from[j];
 }
 
-// The forward maths of one row.
-KILN_INLINE void step_row(const kiln_recurrent *g, float *z, float *rec, const float *recurrent_bias, const float *hp, float *hb,
-                          const float *cp, float *cb) {
+// The forward maths of one row; `bias` (the input projection's, or null) is added to z here.
+KILN_INLINE void step_row(const kiln_recurrent *g, float *z, const float *bias, float *rec, const float *recurrent_bias, const float *hp,
+                          float *hb, const float *cp, float *cb) {
     const long u = g->units;
+#define ZB(k) (LD(z + (k) * u + j) + (bias ? LD(bias + (k) * u + j) : splat(0)))
     for (long j = 0; j < u; j += LANES) {
         const long n = u - j < LANES ? u - j : LANES;
         if (g->cell == KILN_SIMPLE_RNN) {
-            ST(hb + j, vact(LD(z + j), g->relu));
+            ST(hb + j, vact(ZB(0), g->relu));
         } else if (g->cell == KILN_LSTM) {
-            const vec i = vsigmoid(LD(z + j)), f = vsigmoid(LD(z + u + j)), o = vsigmoid(LD(z + 3 * u + j));
-            const vec cand = vact(LD(z + 2 * u + j), g->relu);
+            const vec i = vsigmoid(ZB(0)), f = vsigmoid(ZB(1)), o = vsigmoid(ZB(3));
+            const vec cand = vact(ZB(2), g->relu);
             const vec cell = f * LD(cp + j) + i * cand;
             ST(z + j, i); ST(z + u + j, f); ST(z + 2 * u + j, cand); ST(z + 3 * u + j, o);
             ST(cb + j, cell);
@@ -48,16 +49,17 @@ KILN_INLINE void step_row(const kiln_recurrent *g, float *z, float *rec, const f
             const vec rz = LD(rec + j) + LD(recurrent_bias + j), rr = LD(rec + u + j) + LD(recurrent_bias + u + j);
             const vec rh = LD(rec + 2 * u + j) + LD(recurrent_bias + 2 * u + j);
             ST(rec + j, rz); ST(rec + u + j, rr); ST(rec + 2 * u + j, rh);
-            const vec update = vsigmoid(LD(z + j) + rz), reset = vsigmoid(LD(z + u + j) + rr);
-            const vec cand = vact(LD(z + 2 * u + j) + reset * rh, g->relu);
+            const vec update = vsigmoid(ZB(0) + rz), reset = vsigmoid(ZB(1) + rr);
+            const vec cand = vact(ZB(2) + reset * rh, g->relu);
             ST(z + j, update); ST(z + u + j, reset); ST(z + 2 * u + j, cand);
             ST(hb + j, update * LD(hp + j) + (1 - update) * cand);
         }
     }
+#undef ZB
 }
 
 KILN_DISPATCH
-void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent, const float *recurrent_bias,
+void kiln_recurrent_step(const kiln_recurrent *g, float *gates, const float *input_bias, float *recurrent, const float *recurrent_bias,
                          const float *h_prev, float *h, const float *c_prev, float *c, const float *mask,
                          const float *dropout_mask, float *dropped) {
     const long u = g->units, width = g->cell == KILN_LSTM ? 4 * u : g->cell == KILN_GRU ? 3 * u : u;
@@ -68,7 +70,8 @@ void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent
             copy_row(hb, hp, u);
             if (c) copy_row(c + b * u, c_prev + b * u, u);
         } else {
-            step_row(g, z, recurrent ? recurrent + b * width : 0, recurrent_bias, hp, hb, c_prev ? c_prev + b * u : 0, c ? c + b * u : 0);
+            step_row(g, z, input_bias, recurrent ? recurrent + b * width : 0, recurrent_bias, hp, hb, c_prev ? c_prev + b * u : 0,
+                     c ? c + b * u : 0);
         }
         if (dropped) for (long j = 0; j < u; ++j) dropped[b * u + j] = hb[j] * dropout_mask[b * u + j];
     }

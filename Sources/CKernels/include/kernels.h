@@ -124,7 +124,7 @@ typedef struct {
     int cell, relu;  // relu: ReLU instead of tanh as the activation
     long batch, units;
 } kiln_recurrent;
-void kiln_recurrent_step(const kiln_recurrent *g, float *gates, float *recurrent, const float *recurrent_bias,
+void kiln_recurrent_step(const kiln_recurrent *g, float *gates, const float *input_bias, float *recurrent, const float *recurrent_bias,
                          const float *h_prev, float *h, const float *c_prev, float *c, const float *mask,
                          const float *dropout_mask, float *dropped);
 // Backward of the step: dh = grad_h + grad_output + through · dropout_mask (either may be NULL; `through`

@@ -42,11 +42,10 @@ extension Tensor {
         if gru, !w.resetAfter { return try resetBeforeStates(w, initialHidden: initialHidden, mask: mask) }
         let d = device, steps = time * batch, stateCount = (time + 1) * batch * units
 
-        // Forward: time-major inputs, gates = x·W (+ bias), then the steps.
+        // Forward: time-major inputs, gates = x·W, then the steps (whose cell kernel adds the bias).
         let inputs = try permuted([1, 0, 2])
         let gates = try d.makeBuffer(count: steps * width)
         try d.gemm(Gemm(m: steps, n: width, k: features), a: inputs.buffer, b: w.kernel.buffer, c: gates)
-        if let bias = w.bias { try d.addBias(gates, bias.buffer, view: AxisView(outer: steps, axis: width), into: gates) }
         let hidden = try d.makeBuffer(count: stateCount), cell = lstm ? try d.makeBuffer(count: stateCount) : nil
         let recurrent = gru ? try d.makeBuffer(count: steps * width) : nil
         for (state, initial) in [(hidden, initialHidden), (cell, initialCell)] {
@@ -58,7 +57,7 @@ extension Tensor {
         if let dropoutMask, let dropped {
             try d.binary(.multiply, hidden, shape: [batch * units], dropoutMask, shape: [batch * units], into: dropped, shape: [batch * units])
         }
-        let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
+        let sequence = RecurrentSequence(gates: gates, inputBias: w.bias?.buffer, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
                                          cell: cell, mask: timeMajorMask?.buffer, dropoutMask: dropoutMask, dropped: dropped)
         try d.recurrentForward(probe, sequence, recurrentKernel: w.recurrentKernel.buffer)
         var states = hidden

@@ -62,7 +62,7 @@ extension CPUDevice {
         let gates = s.gates.host + step.gatesOffset, recurrent = s.recurrent.map { $0.host + step.gatesOffset }
         let mask = s.mask.map { $0.host + step.maskOffset }, dropped = s.dropped.map { $0.host + state + step.batch * u }
         var shape = kiln_recurrent(cell: step.cell.rawValue, relu: step.relu ? 1 : 0, batch: rows.count, units: u)
-        kiln_recurrent_step(&shape, gates + first * width, recurrent.map { $0 + first * width }, s.recurrentBias?.host,
+        kiln_recurrent_step(&shape, gates + first * width, s.inputBias?.host, recurrent.map { $0 + first * width }, s.recurrentBias?.host,
                             hidden + first * u, hidden + (step.batch + first) * u,
                             cell.map { $0 + first * u }, cell.map { $0 + (step.batch + first) * u }, mask.map { $0 + first },
                             s.dropoutMask.map { $0.host + first * u }, dropped.map { $0 + first * u })

@@ -434,12 +434,12 @@ extension Conformance {
         Row("recurrentStep \(cell) forward and backward", inputs: { r in
             let step = RecurrentStep(cell: cell, batch: 3, units: 5, time: 0, length: 2)
             return [random(2 * 3 * step.width, &r), random(2 * 3 * step.width, &r), random(step.width, &r), random(3 * 3 * 5, &r),
-                    random(3 * 3 * 5, &r), [1, 0, 1, 1, 1, 1], random(3 * 5, &r), random(3 * 5, &r)]
+                    random(3 * 3 * 5, &r), [1, 0, 1, 1, 1, 1], random(3 * 5, &r), random(3 * 5, &r), random(step.width, &r)]
         }, run: { d, x in
             let (gates, hidden) = (try d.buffer(x[0]), try d.buffer(x[3]))
             let recurrent = cell == .gru ? try d.buffer(x[1]) : nil, cellStates = cell == .lstm ? try d.buffer(x[4]) : nil
-            let sequence = RecurrentSequence(gates: gates, recurrent: recurrent, recurrentBias: cell == .gru ? try d.buffer(x[2]) : nil,
-                                             hidden: hidden, cell: cellStates, mask: try d.buffer(x[5]))
+            let sequence = RecurrentSequence(gates: gates, inputBias: try d.buffer(x[8]), recurrent: recurrent,
+                                             recurrentBias: cell == .gru ? try d.buffer(x[2]) : nil, hidden: hidden, cell: cellStates, mask: try d.buffer(x[5]))
             for t in 0..<2 { try d.recurrentStep(RecurrentStep(cell: cell, batch: 3, units: 5, time: t, length: 2), sequence) }
             let width = RecurrentStep(cell: cell, batch: 3, units: 5, time: 0, length: 2).width
             let gradients = RecurrentGradients(hidden: try d.buffer(x[6]), cell: cell == .lstm ? try d.buffer(x[7]) : nil,
@@ -452,17 +452,19 @@ extension Conformance {
         })
     }
 
-    /// The whole time loop with a padded step and recurrent dropout, over more rows than one CPU block.
+    /// The whole time loop with an input bias, a padded step and recurrent dropout, over more rows than one CPU block.
     static let recurrentSequences: [Row] = [RecurrentStep.Cell.simpleRNN, .lstm, .gru].map { cell in
         let step = RecurrentStep(cell: cell, batch: 17, units: 5, time: 0, length: 3)
         let (rows, states, steps) = (step.batch * step.units, 4 * step.batch * step.units, 3 * step.batch * step.width)
         return Row("recurrentForward and recurrentBackward \(cell)", inputs: { r in
             [random(steps, &r), random(states, &r), random(states, &r), random(step.units * step.width, &r), random(step.width, &r),
-             random(3 * step.batch, &r).map { $0 > -0.7 ? 1 : 0 }, random(rows, &r).map { $0 > -0.6 ? 1.25 : 0 }, random(3 * rows, &r), random(rows, &r)]
+             random(3 * step.batch, &r).map { $0 > -0.7 ? 1 : 0 }, random(rows, &r).map { $0 > -0.6 ? 1.25 : 0 }, random(3 * rows, &r), random(rows, &r),
+             random(step.width, &r)]
         }, run: { d, x in
             let hidden = try d.buffer(x[1]), cellStates = cell == .lstm ? try d.buffer(x[2]) : nil
             let dropped = try d.buffer(zip(x[1], x[6] + Array(repeating: 0, count: 3 * rows)).map(*))
-            let sequence = RecurrentSequence(gates: try d.buffer(x[0]), recurrent: cell == .gru ? try d.makeBuffer(count: steps) : nil,
+            let sequence = RecurrentSequence(gates: try d.buffer(x[0]), inputBias: try d.buffer(x[9]),
+                                             recurrent: cell == .gru ? try d.makeBuffer(count: steps) : nil,
                                              recurrentBias: cell == .gru ? try d.buffer(x[4]) : nil, hidden: hidden, cell: cellStates,
                                              mask: try d.buffer(x[5]), dropoutMask: try d.buffer(x[6]), dropped: dropped)
             let kernel = try d.buffer(x[3])

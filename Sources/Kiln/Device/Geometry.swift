@@ -316,6 +316,7 @@ public struct RecurrentStep: Hashable, Sendable {
         }
         let (steps, states) = (length * batch * width, (length + 1) * batch * units)
         try require(s.gates, steps, "recurrentStep gates")
+        if let bias = s.inputBias { try require(bias, width, "recurrentStep input bias") }
         try require(s.hidden, states, "recurrentStep hidden states")
         if let mask = s.mask { try require(mask, length * batch, "recurrentStep mask") }
         if (s.dropoutMask == nil) != (s.dropped == nil) { throw DeviceError.invalidArgument("recurrentStep: recurrent dropout needs its mask and the dropped states") }
@@ -354,18 +355,19 @@ public struct RecurrentStep: Hashable, Sendable {
 
 /// The buffers of a recurrent layer's pass, time-major: `gates` and GRU's `recurrent` `[length, batch,
 /// width]`, `hidden` and LSTM's `cell` `[length + 1, batch, units]` (the initial state first), `mask`
-/// `[length, batch]` (0 where a step is padding), GRU's `recurrentBias` `[width]`. Recurrent dropout:
+/// `[length, batch]` (0 where a step is padding), the input projection's `inputBias` `[width]` (added to
+/// `gates` by the cell kernel, so the projection needs no pass of its own), GRU's `recurrentBias` `[width]`. Recurrent dropout:
 /// `dropoutMask` `[batch, units]` (0 or 1/(1 − rate), one per sequence) and `dropped` (the hidden
 /// states times it, shaped as `hidden`), which the recurrent projections read.
 public struct RecurrentSequence {
-    public var gates: Buffer, recurrent: Buffer?, recurrentBias: Buffer?
+    public var gates: Buffer, inputBias: Buffer?, recurrent: Buffer?, recurrentBias: Buffer?
     public var hidden: Buffer, cell: Buffer?, mask: Buffer?
     public var dropoutMask: Buffer?, dropped: Buffer?
 
-    public init(gates: Buffer, recurrent: Buffer? = nil, recurrentBias: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil, mask: Buffer? = nil,
-                dropoutMask: Buffer? = nil, dropped: Buffer? = nil) {
-        (self.gates, self.recurrent, self.recurrentBias, self.hidden, self.cell, self.mask) = (gates, recurrent, recurrentBias, hidden, cell, mask)
-        (self.dropoutMask, self.dropped) = (dropoutMask, dropped)
+    public init(gates: Buffer, inputBias: Buffer? = nil, recurrent: Buffer? = nil, recurrentBias: Buffer? = nil, hidden: Buffer, cell: Buffer? = nil,
+                mask: Buffer? = nil, dropoutMask: Buffer? = nil, dropped: Buffer? = nil) {
+        (self.gates, self.inputBias, self.recurrent, self.recurrentBias) = (gates, inputBias, recurrent, recurrentBias)
+        (self.hidden, self.cell, self.mask, self.dropoutMask, self.dropped) = (hidden, cell, mask, dropoutMask, dropped)
     }
 }
 

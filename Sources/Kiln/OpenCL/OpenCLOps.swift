@@ -164,8 +164,9 @@ extension OpenCLDevice {
     public func recurrentStep(_ step: RecurrentStep, _ s: RecurrentSequence) throws {
         try step.validate(s)
         let shape: [KernelArgument] = [step.cell.rawValue, step.relu, step.batch, step.units]
-        let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.recurrent ?? placeholder, step.gatesOffset, s.recurrentBias ?? placeholder,
-                                          s.hidden, step.stateOffset, s.cell ?? placeholder, step.stateOffset]
+        let sequence: [KernelArgument] = [s.gates, step.gatesOffset, s.inputBias ?? placeholder, s.inputBias != nil, s.recurrent ?? placeholder,
+                                          step.gatesOffset, s.recurrentBias ?? placeholder, s.hidden, step.stateOffset, s.cell ?? placeholder,
+                                          step.stateOffset]
         let mask: [KernelArgument] = [s.mask ?? placeholder, step.maskOffset, s.mask != nil,
                                       s.dropoutMask ?? placeholder, s.dropped ?? placeholder, s.dropped != nil]
         try launch("recurrent", "recurrent_step", items: step.batch * step.units, shape + sequence + mask)
