@@ -35,16 +35,10 @@ extension CPUDevice {
     public func conv2dMaxPool(_ s: ConvShape, pool p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
         let (w, pw) = (s.window, p.window)
-        guard !s.isDepthwise, s.outChannels % 16 == 0, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0,
-              pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth,
-              pw.strideHeight >= pw.kernelHeight, pw.strideWidth >= pw.kernelWidth else {
+        guard !s.isDepthwise, s.outChannels % 16 == 0, s.fusesMaxPool(p) else {
             return try conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
         }
-        try require(input, s.inputCount, "conv2dMaxPool input")
-        try require(weight, s.weightCount, "conv2dMaxPool weight")
-        if let bias { try require(bias, s.outChannels, "conv2dMaxPool bias") }
-        try require(output, p.outputCount, "conv2dMaxPool output")
-        try require(argmax, p.outputCount, "conv2dMaxPool argmax")
+        try s.validateMaxPool(p, input: input, weight: weight, bias: bias, output: output, argmax: argmax)
         let (x, padding, g) = try padded(s, input)
         let rowFloats = pw.kernelHeight * w.outputWidth * s.outChannels  // one task's convolution rows
         let tasks = min(threads > 1 ? threads * tasksPerThread : 1, p.batch * pw.outputHeight)

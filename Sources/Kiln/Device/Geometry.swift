@@ -129,6 +129,24 @@ public struct ConvShape: Hashable, Sendable {
     var patchSize: Int { window.kernelPixels * inChannels }
     /// A 1×1 stride-1 convolution is a plain matrix product: no im2col needed.
     var isPointwise: Bool { window.kernelPixels == 1 && window.strideHeight == 1 && window.strideWidth == 1 }
+    /// Whether max pooling `p` of this convolution's output can run fused with it: windows that
+    /// neither pad nor overlap over exactly this output (a backend may ask more).
+    func fusesMaxPool(_ p: PoolShape) -> Bool {
+        let pw = p.window
+        return p.channels == outChannels && p.batch == batch && pw.padTop == 0 && pw.padLeft == 0 && !pw.isDilated
+            && pw.inputHeight == window.outputHeight && pw.inputWidth == window.outputWidth
+            && pw.strideHeight >= pw.kernelHeight && pw.strideWidth >= pw.kernelWidth
+    }
+
+    /// Checks the buffers of `conv2dMaxPool` with pooling `p`.
+    func validateMaxPool(_ p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, output: Buffer, argmax: Buffer) throws {
+        try require(input, inputCount, "conv2dMaxPool input")
+        try require(weight, weightCount, "conv2dMaxPool weight")
+        if let bias { try require(bias, outChannels, "conv2dMaxPool bias") }
+        try require(output, p.outputCount, "conv2dMaxPool output")
+        try require(argmax, p.outputCount, "conv2dMaxPool argmax")
+    }
+
     /// Images per im2col chunk, so that the column matrix stays under 8 Mi elements (32 MiB).
     var imagesPerChunk: Int { max(1, min(batch, (8 << 20) / max(1, window.outputPixels * patchSize))) }
 

@@ -21,21 +21,14 @@ extension OpenCLDevice {
     /// while `kiln selftest` forces an unfit tiling, the two ops.
     public func conv2dMaxPool(_ s: ConvShape, pool p: PoolShape, input: Buffer, weight: Buffer, bias: Buffer?, relu: Bool,
                               output: Buffer, argmax: Buffer) throws {
-        let (w, pw) = (s.window, p.window)
-        let windowPixels = pw.kernelHeight * pw.kernelWidth
+        let pw = p.window, windowPixels = p.window.kernelPixels
         func fits(_ algorithm: ConvAlgorithm) -> Bool {
             if case .tiled(let t) = algorithm { t.rowsPerItem % windowPixels == 0 } else { false }
         }
-        guard s.groups == 1, !w.isDilated, p.channels == s.outChannels, p.batch == s.batch, pw.padTop == 0, pw.padLeft == 0, !pw.isDilated,
-              pw.inputHeight == w.outputHeight, pw.inputWidth == w.outputWidth, pw.strideHeight >= pw.kernelHeight,
-              pw.strideWidth >= pw.kernelWidth, convTuner.candidates.contains(where: fits) else {
+        guard s.groups == 1, !s.window.isDilated, s.fusesMaxPool(p), convTuner.candidates.contains(where: fits) else {
             return try conv2dThenMaxPool(s, pool: p, input: input, weight: weight, bias: bias, relu: relu, output: output, argmax: argmax)
         }
-        try require(input, s.inputCount, "conv2dMaxPool input")
-        try require(weight, s.weightCount, "conv2dMaxPool weight")
-        if let bias { try require(bias, s.outChannels, "conv2dMaxPool bias") }
-        try require(output, p.outputCount, "conv2dMaxPool output")
-        try require(argmax, p.outputCount, "conv2dMaxPool argmax")
+        try s.validateMaxPool(p, input: input, weight: weight, bias: bias, output: output, argmax: argmax)
         let variant = ", max pool \(pw.kernelHeight)×\(pw.kernelWidth) stride \(pw.strideHeight)×\(pw.strideWidth)"
         let run = { (algorithm: ConvAlgorithm) throws in
             guard case .tiled(let tiling) = algorithm, fits(algorithm) else {
