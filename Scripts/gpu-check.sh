@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command on a GPU machine, no Swift needed: run it from the bundle (Scripts/bundle.sh --with-data
-# makes dist/kiln) or a built checkout. Registers the vendor's OpenCL driver when its library is
+# makes dist/kiln) or a built checkout (the newest of its bundle and release build; KILN= picks one). Registers the vendor's OpenCL driver when its library is
 # present but no ICD file names it (NVIDIA's libnvidia-opencl.so.1, AMD's libamdocl64.so), then runs
 # kiln devices, kiln selftest, kiln tune, kiln benchmark ops and the workshop-CNN training benchmark on the device
 # (DEVICE, default opencl) at batch 32 and 128 and, when python3 has a CUDA-enabled torch, the same
@@ -9,10 +9,13 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kiln=${KILN:-}
-for candidate in "$root/bin/kiln" "$root/dist/kiln/bin/kiln" "$root/.build/release/kiln"; do
-    [ -z "$kiln" ] && [ -x "$candidate" ] && kiln=$candidate
-done
+if [ -z "$kiln" ]; then  # the newest build there is: a checkout may hold an older bundle beside a newer release build
+    for candidate in "$root/bin/kiln" "$root/dist/kiln/bin/kiln" "$root/.build/release/kiln"; do
+        [ -x "$candidate" ] && { [ -z "$kiln" ] || [ "$candidate" -nt "$kiln" ]; } && kiln=$candidate
+    done
+fi
 [ -n "$kiln" ] || { echo "gpu-check: no kiln here; make the bundle with Scripts/bundle.sh --with-data"; exit 1; }
+echo "gpu-check: $kiln"
 out=${OUT:-$PWD/gpu-check}
 device=${DEVICE:-opencl}
 steps=${STEPS:-100}
