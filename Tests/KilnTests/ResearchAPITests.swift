@@ -136,7 +136,7 @@ final class Scale: Layer, ConfigurableLayer {
     }
 
     /// Binary cross-entropy keeps its stable form when a Reshape sits between the sigmoid and the
-    /// loss; `predict` takes a tensor.
+    /// loss; `predict` takes a tensor or a flat host array.
     @Test func stableLossThroughReshapeAndPredictOnTensors() throws {
         let model = try Sequential([Input(shape: [2]), Dense(1, activation: .sigmoid, kernelInitializer: .constant(60)), Reshape([1])])
         try model.place(on: CPUDevice.shared)
@@ -144,6 +144,9 @@ final class Scale: Layer, ConfigurableLayer {
         let loss = try BinaryCrossentropy()(targets, try model(x)).item()
         #expect(abs(loss - 120) < 1e-3, "sigmoid(±120) saturates in float32; the logits give the exact loss: \(loss)")
         #expect(try model.predict(x).shape == [2, 1])
+        #expect(try model.predict([1, 1, -1, -1]) == model.predict(x).toArray(), "predict on a flat host array")
+        #expect { try model.predict([1, 1, 1]) } throws: { "\($0)".contains("3 values are not whole samples of shape [2]") }
+        #expect { try Sequential([Dense(1)]).predict([1]) } throws: { "\($0)".contains("one known input shape") }
     }
 
     @Test(arguments: Backend.all)

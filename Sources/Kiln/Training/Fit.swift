@@ -327,6 +327,20 @@ extension Model {
     /// The model's outputs for a batch tensor, in inference mode (Keras's `predict` on an array).
     public func predict(_ batch: Tensor) throws -> Tensor { try GradMode.noGrad { try self(batch) } }
 
+    /// The outputs for samples in one flat host array (`count × inputShape` values, a single-input model,
+    /// as Keras's `predict` on a NumPy array), as one flat array `[count] + outputShape` of the first output.
+    public func predict(_ samples: [Float], batchSize: Int = 256) throws -> [Float] {
+        guard inputs.count == 1 else {
+            throw TrainingError.incompatible("predict([Float]) needs a model with one known input shape; '\(name)' has \(inputs.count) inputs (give it an Input, or pass tensors)")
+        }
+        let sampleSize = inputs[0].shape.reduce(1, *)
+        guard !samples.isEmpty, samples.count % sampleSize == 0 else {
+            throw TrainingError.incompatible("predict: \(samples.count) values are not whole samples of shape \(inputs[0].shape) (\(sampleSize) values each)")
+        }
+        let batch = try Tensor(samples, shape: [samples.count / sampleSize] + inputs[0].shape, on: device ?? CPUDevice.shared)
+        return try predict([batch], batchSize: batchSize)[0].toArray()
+    }
+
     /// The outputs of a model with several inputs (or outputs) for whole tensors, in batches of `batchSize`.
     public func predict(_ inputs: [Tensor], batchSize: Int = 256) throws -> [Tensor] {
         let data = try TensorBatches(inputs: inputs, targets: [], batchSize: batchSize)
