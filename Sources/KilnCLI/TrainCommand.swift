@@ -329,9 +329,10 @@ struct TrainCommand: ParsableCommand {
         return Int(largest)
     }
 
-    /// `--out`, or runs/MODEL-DATASET-TIME, made and checked writable.
+    /// `--out`, or runs/MODEL-DATASET-TIME (file names without their extension), made and checked writable.
     func runFolder(_ settings: RunSettings) throws -> URL {
-        let folder = URL(fileURLWithPath: out ?? "runs/\(URL(fileURLWithPath: settings.model).lastPathComponent)-\(URL(fileURLWithPath: settings.dataset).lastPathComponent)-\(timestamp())")
+        func stem(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
+        let folder = URL(fileURLWithPath: out ?? "runs/\(stem(settings.model))-\(stem(settings.dataset))-\(timestamp())")
         try ensureWritableFolder(folder)
         return folder
     }

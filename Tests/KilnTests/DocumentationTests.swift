@@ -123,3 +123,62 @@ enum Documentation {
         }
     }
 }
+
+@Suite("README's command-line block") struct CommandLineDocumentationTests {
+    /// README's "The command line" block, each command as written, on a few samples: trainings get
+    /// `--limit 256` and one epoch (the resume two); `~` is this test's folder, where it writes a
+    /// CIFAR-10 binary folder and a `dogs-vs-cats` class folder of PNGs in their real formats; `runs/…/`
+    /// is the first command's run folder; `my_model.json` is the workshop CNN in Keras's `to_json()`
+    /// layout and `model.keras` a model Keras saved. `selftest`, `tune` and `fuzz` run in their own
+    /// suites (SelfTestTests, TuningTests, FuzzTests), which take their commands from this README too.
+    @Test func readmeCommandLineRuns() throws {
+        guard let test = try? NamedDataset.fashionMNIST.load(.test), case .bytes(let pixels) = test.features else { return }
+        let block = try #require(try Documentation.shellBlocks(Documentation.readme).first { $0.contains { $0.contains("cifar10") } })
+        let folder = try temporaryFolder(), manager = FileManager.default
+        var random = Random("readme-command-line")
+        let cifar = folder.appendingPathComponent("cifar-10-batches-bin")
+        try manager.createDirectory(at: cifar, withIntermediateDirectories: true)
+        for name in (1...5).map({ "data_batch_\($0).bin" }) + ["test_batch.bin"] {
+            let records = (0..<20).flatMap { i in [UInt8(i % 10)] + (0..<3072).map { _ in UInt8(random.next() % 256) } }
+            try Data(records).write(to: cifar.appendingPathComponent(name))
+        }
+        for (label, index) in ["cat", "dog"].flatMap({ label in (0..<8).map { (label, $0) } }) {
+            let classFolder = folder.appendingPathComponent("dogs-vs-cats/\(label)")
+            try manager.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            let (width, height) = (40 + index, 30 + 2 * index)
+            let image = png(width: width, height: height, channels: 3, pixels: (0..<width * height * 3).map { _ in UInt8(random.next() % 256) })
+            try Data(image).write(to: classFolder.appendingPathComponent("\(index).png"))
+        }
+        let workshop = try ModelZoo.workshopCNN.make(inputShape: [28, 28, 1], classes: 10)
+        try JSONSerialization.data(withJSONObject: try KerasConfig.json(of: workshop)).write(to: folder.appendingPathComponent("my_model.json"))
+        try manager.copyItem(at: fixtures.appendingPathComponent("keras_cnn.keras"), to: folder.appendingPathComponent("model.keras"))
+        try Data(png(width: 28, height: 28, channels: 1, pixels: Array(pixels[0..<784]))).write(to: folder.appendingPathComponent("shoe.png"))
+        try NumPy.write(pixels[784..<4 * 784].map { Float($0) / 255 }, shape: [3, 28, 28, 1], to: folder.appendingPathComponent("samples.npy"))
+
+        var firstRun: String?
+        for command in block where !["selftest", "tune", "fuzz"].contains(command[1]) {
+            var arguments = Array(command.dropFirst()).map { word in
+                var word = word.replacingOccurrences(of: "~/", with: folder.path + "/")
+                if let run = firstRun { word = word.replacingOccurrences(of: "runs/…/", with: "runs/\(run)/") }
+                return word
+            }
+            #expect(command.first == "kiln" && !arguments.contains { $0.contains("…") }, "\(command)")
+            if arguments.first == "train" {
+                let resume = arguments.contains("--resume")
+                if let epochs = arguments.firstIndex(of: "--epochs") { arguments.removeSubrange(epochs...epochs + 1) }
+                arguments += ["--epochs", resume ? "2" : "1"] + (resume ? [] : ["--limit", "256"])
+            }
+            let (status, output) = try Documentation.kiln(arguments, in: folder)
+            #expect(status == 0, "\(command.joined(separator: " ")): \(output)")
+            if firstRun == nil { firstRun = try manager.contentsOfDirectory(atPath: folder.appendingPathComponent("runs").path).first }
+            if arguments.first == "predict" { #expect(output.contains("shoe.png: ") && output.contains("samples.npy[2]: "), "\(output)") }
+        }
+        let runs = try manager.contentsOfDirectory(atPath: folder.appendingPathComponent("runs").path)
+        for prefix in ["lenet5-fashion-mnist-", "cifar-small-cifar10-", "vgg-small-dogs-vs-cats-", "my_model-fashion-mnist-"] {
+            #expect(runs.contains { $0.hasPrefix(prefix) }, "a run folder \(prefix)TIME in \(runs)")
+        }
+        for file in ["y.npy", "model.safetensors", "runs/\(firstRun ?? "?")/confusion.svg"] {
+            #expect(manager.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
+        }
+    }
+}

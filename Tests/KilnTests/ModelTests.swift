@@ -51,6 +51,8 @@ import Testing
         let model = try Model(inputs: input, outputs: output)
         #expect(model.layers.count == 7)
         #expect(model.outputs[0].shape == [3])
+        let summary = model.summary()
+        #expect(summary.contains("(InputLayer)") && summary.contains("(None, 8, 8, 4)") && !summary.contains("(None, )"), "the input's shape: \(summary)")
         try model.place(on: CPUDevice.shared, seed: 3)
         #expect(try model(Tensor.zeros([2, 8, 8, 4])).shape == [2, 3])
     }
