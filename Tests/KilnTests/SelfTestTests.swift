@@ -41,7 +41,8 @@ import Testing
         #expect(Conformance.relativeError([1, 2.001], [1, 2]) > 1e-4)
     }
 
-    /// The command: a row per op, exit 0, on the CPU backend and as README writes it (on OpenCL).
+    /// The command: a row per op, exit 0, on the CPU backend and as README writes it (on OpenCL);
+    /// README's row count is the CPU backend's.
     @Test func command() throws {
         let readme = try #require(try Documentation.shellBlocks(Documentation.readme).flatMap { $0 }.first { $0.starts(with: ["kiln", "selftest"]) })
         for arguments in [["selftest", "--device", "cpu", "--quick"]] + (Backend.all.count > 1 ? [Array(readme.dropFirst())] : []) {
@@ -49,5 +50,8 @@ import Testing
             let count = try Conformance.check(arguments.contains("cpu") ? CPUDevice.shared : Devices.select(arguments.last!), seed: 1).count
             #expect(status == 0 && output.contains("All \(count) ops pass."), "\(arguments) (\(count) rows): \(output)")
         }
+        let rows = try Conformance.check(CPUDevice.shared, seed: 1).count
+        let text = try String(contentsOf: Documentation.readme, encoding: .utf8).replacingOccurrences(of: "\n", with: " ")
+        #expect(text.contains("(\(rows) rows on the CPU backend"), "README states the selftest's \(rows) rows on the CPU backend")
     }
 }
