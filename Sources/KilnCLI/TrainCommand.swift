@@ -112,6 +112,10 @@ struct TrainCommand: ParsableCommand {
     var syncBatchnorm = false
 
     func run() throws {
+        do { try start() } catch { MadeRunFolder.removeIfEmpty(); throw error }
+    }
+
+    private func start() throws {
         if syncBatchnorm, !distributed, device?.contains(",") != true {
             throw CleanExit.message("--sync-batchnorm synchronizes data-parallel replicas: use it with --distributed under mpirun, or with a list of devices")
         }
@@ -125,6 +129,7 @@ struct TrainCommand: ParsableCommand {
         } catch {
             // The others would wait for this rank in the next reduction: end them all.
             FileHandle.standardError.write(Data("Error (rank \(rank) of \(world.size)): \(error)\n".utf8))
+            MadeRunFolder.removeIfEmpty()
             world.abort()
         }
     }
@@ -333,6 +338,7 @@ struct TrainCommand: ParsableCommand {
     func runFolder(_ settings: RunSettings) throws -> URL {
         func stem(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
         let folder = URL(fileURLWithPath: out ?? "runs/\(stem(settings.model))-\(stem(settings.dataset))-\(timestamp())")
+        if !FileManager.default.fileExists(atPath: folder.path) { MadeRunFolder.url = folder }
         try ensureWritableFolder(folder)
         return folder
     }
@@ -412,6 +418,17 @@ struct RunSettings: Codable {
     var vocabulary: TextVocabulary?
     /// `--limit`: the first samples only.
     var limit: Int?
+}
+
+/// The run folder `runFolder` made (not one that was there), removed again when the command fails
+/// before writing into it: a mistyped option or dataset leaves no empty runs/… folder behind.
+enum MadeRunFolder {
+    nonisolated(unsafe) static var url: URL?
+
+    static func removeIfEmpty() {
+        guard let url, (try? FileManager.default.contentsOfDirectory(atPath: url.path))?.isEmpty == true else { return }
+        try? FileManager.default.removeItem(at: url)
+    }
 }
 
 func timestamp() -> String {

@@ -18,12 +18,15 @@ import Testing
             (["evaluate", "/nonexistent.safetensors"], "no such file"),
             (["summary", "workshop-cnn", "--input-shape", "a,b"], "--input-shape"),
         ]
+        let folder = try temporaryFolder()
         for (arguments, message) in cases {
-            let (status, output) = try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"])
+            let (status, output) = try DeviceTests.run(arguments, environment: ["KILN_DEVICE": "cpu"], in: folder)
             #expect(status != 0, "\(arguments)")
             #expect(output.contains(message), "\(arguments): \(output)")
             #expect(!output.contains("Fatal error") && !output.contains("Stack dump"), "\(arguments): \(output)")
         }
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("runs").path)) ?? []
+        #expect(runs.isEmpty, "a failed command leaves no empty run folder: \(runs)")
     }
 
     @Test func summaryOfTheWorkshopCNN() throws {

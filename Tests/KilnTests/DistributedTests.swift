@@ -141,7 +141,8 @@ import Testing
     @Test(.enabled(if: mpirun != nil)) func failuresEndEveryRank() throws {
         let start = Date()
         let failed = try DeviceTests.run(["--oversubscribe", "-np", "2", DeviceTests.kiln.path, "train", "--dataset", "/no/such/data.csv",
-                                          "--distributed"], environment: Self.environment, executable: URL(fileURLWithPath: Self.mpirun!))
+                                          "--distributed"], environment: Self.environment, in: try temporaryFolder(),
+                                          executable: URL(fileURLWithPath: Self.mpirun!))
         #expect(failed.status != 0 && failed.output.contains("/no/such/data.csv"), "\(failed.output)")
         #expect(Date().timeIntervalSince(start) < 60)
         let missing = try DeviceTests.run(["train", "--distributed"], environment: ["KILN_MPI_LIBRARY": "/no/libmpi.so"])
