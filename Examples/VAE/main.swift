@@ -1,13 +1,29 @@
 // A variational autoencoder on the real Fashion-MNIST, the workshop's "variational autoencoder"
 // lesson in Swift, built as Keras's classic VAE: an encoder gives each image a mean and a
-// log-variance in a 2-D latent space; `Sampling` draws a point with noise made on the device (the
-// reparameterisation trick) and adds the KL divergence to N(0, 1) as its loss (`addLoss`, Keras's
-// add_loss; a `StochasticLayer` of a dozen lines); `fit` minimises it with the cross-entropy, summed over
+// log-variance in a 2-D latent space; `LatentSampling`, written below as Keras's example writes its
+// `Sampling` layer, draws a point with noise made on the device (the reparameterisation trick) and
+// adds the KL divergence to N(0, 1) as its loss (`addLoss`, Keras's add_loss); Kiln's built-in
+// `Sampling` is the same layer. `fit` minimises it with the cross-entropy, summed over
 // the 784 pixels (a loss weight of 784 on the per-pixel mean). It writes reconstructions after each
 // epoch and the decoded latent plane as PNG grids, and the loss curves, and prints where.
 // Usage: VAE [EPOCHS] [SAMPLES] [FOLDER]   (KILN_DEVICE picks the device)
 import Foundation
 import Kiln
+
+/// z = mean + e^(logVariance/2)·ε from `[mean, logVariance]`, with ε drawn on the device from the
+/// layer's own resumable stream (`StochasticLayer.draw`), and the KL divergence to N(0, 1) as its loss.
+final class LatentSampling: StochasticLayer {
+    init() { super.init(name: nil, kind: "latent_sampling") }
+
+    override func build(_ inputShapes: [[Int]]) throws -> [Int] { [inputShapes[0][0] / 2] }
+
+    override func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let latent = inputs[0].shape[1] / 2
+        let (mean, logVariance) = (try inputs[0].sliced(0..<latent, axis: 1), try inputs[0].sliced(latent..<2 * latent, axis: 1))
+        try addLoss(-0.5 * (1 + logVariance - mean.square() - logVariance.exp()).reduce(.sum, axis: 1).mean())
+        return try mean + (0.5 * logVariance).exp() * draw(mean.shape, .normal(mean: 0, standardDeviation: 1), on: mean.device)
+    }
+}
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let epochs = arguments.first.flatMap(Int.init) ?? 10
@@ -25,7 +41,7 @@ let (training, test) = (try images.sliced(held..<count, axis: 0), try images.sli
 let encoder = try Sequential([Input(shape: [784]), Dense(256, activation: .relu), Dense(2 * latent)], name: "encoder")
 let decoder = try Sequential([Input(shape: [latent]), Dense(256, activation: .relu), Dense(784)], name: "decoder")
 let input = Input(shape: [784])
-let vae = try Model(inputs: input, outputs: try decoder(Sampling()(encoder(input))), name: "vae")
+let vae = try Model(inputs: input, outputs: try decoder(LatentSampling()(encoder(input))), name: "vae")
 try vae.place(on: device, seed: 1)
 try vae.compile(optimizer: Adam(learningRate: 1e-3), losses: [BinaryCrossentropy(fromLogits: true)], lossWeights: [784])
 
