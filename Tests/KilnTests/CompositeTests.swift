@@ -33,6 +33,13 @@ import Testing
         let lse = (0..<12).map { r in Foundation.log((0..<5).reduce(0.0) { $0 + Foundation.exp(at(r / 4, r % 4, $1) * 30) }) }
         expectClose(try (x * 30).logSumExp().toArray(), lse, "logSumExp of large values")
         #expect(try x.logSumExp(axis: 1, keepDims: true).shape == [3, 1, 5])
+        expectClose(try x.sum(axis: 1).toArray(), (0..<15).map { r in (0..<4).reduce(0.0) { $0 + at(r / 5, $1, r % 5) } }, "sum(axis: 1)")
+        expectClose(try x.mean(axis: -1, keepDims: true).toArray(), (0..<12).map { r in (0..<5).reduce(0.0) { $0 + at(r / 4, r % 4, $1) } / 5 }, "mean(axis: -1)")
+        #expect(try x.mean(axis: -1, keepDims: true).shape == [3, 4, 1])
+        let transposed = try x.transposed()
+        #expect(transposed.shape == [3, 5, 4])
+        #expect(try transposed.toArray() == (0..<60).map { i in values[(i / 20 * 4 + i % 4) * 5 + i / 4 % 5] }, "the last two axes swapped")
+        #expect { try Tensor.ones([3], on: backend.device).transposed() } throws: { "\($0)".contains("at least 2 axes") }
         let stacked = try Tensor.stack([x, x * 2], axis: 1)
         #expect(stacked.shape == [3, 2, 4, 5])
         #expect(try Array(stacked.toArray()[20..<40]) == (x * 2).toArray()[0..<20].map { $0 })
@@ -137,6 +144,7 @@ import Testing
             ("stack", { try Tensor.stack([$0, $0.tanh()], axis: 2).reduce(.sum, axes: [2]) }),
             ("slice and gather", { try Tensor.concatenate([$0.sliced(1..<5, axis: 1), $0.gathered([0, 5], axis: 1)], axis: 1).gathered([3, 3, 1, 2], axis: 0) }),
             ("pow", { try ($0.square() + 0.5).pow(1.5) + $0.pow(3) }),
+            ("transposed, sum and mean along an axis", { try $0.transposed().sum(axis: 0, keepDims: true).transposed() * $0.mean(axis: 0) }),
             ("strided, selected and masked", { x in
                 let rows = try x.masked(by: Tensor([1, 0, 1, 1], shape: [4], on: x.device)).selected(1).sliced(0..<6, step: 2, axis: 0)
                 let picked = try x.sliced(0..<6, step: 2, axis: 1).sliced(1..<4, step: 2, axis: 0) * rows.reshaped([1, 3])

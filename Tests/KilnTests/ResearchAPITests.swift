@@ -225,7 +225,8 @@ final class Scale: Layer, ConfigurableLayer {
         #expect(gan.weights.count == 8 && gan.parameterCount == generator.parameterCount + discriminator.parameterCount)
         #expect(gan.summary().contains("generator (Sequential)") && gan.summary().contains("discriminator (Sequential)"), "\(gan.summary())")
 
-        try discriminator.setTrainable(false)
+        discriminator.trainable = false
+        #expect(!discriminator.trainable && generator.trainable)
         #expect(gan.trainableWeights.map(\.path) == generator.trainableWeights.map(\.path), "a frozen discriminator: only the generator trains")
         let before = try discriminator.weights.map { try $0.value.toArray() }
         try Adam(learningRate: 0.1).apply(try gan.gradients(of: try gan(x, training: true).mean()), to: gan.trainableWeights)
@@ -241,8 +242,25 @@ final class Scale: Layer, ConfigurableLayer {
         let loaded = try Checkpoint.load(url, device: backend.device).model
         #expect(try loaded(x).toArray() == gan(x).toArray())
         #expect(loaded.trainableWeights.count == generator.trainableWeights.count, "the discriminator reloads frozen")
-        try discriminator.setTrainable(true)
+        discriminator.trainable = true
+        #expect(gan.trainableWeights.count == 8)
         try expectModelGradients(gan, inputs: [random.floats(6)], batch: 2, backend: backend, training: false, "nested models")
+    }
+
+    /// A model that comes first in a `Sequential` gives it its input, as in Keras: the stack is built
+    /// at once (it was built only at the first batch, so placing it left the weights without values),
+    /// and `model.trainable = false` freezes the base.
+    @Test func aModelFirstGivesTheInput() throws {
+        let base = try Sequential([Input(shape: [8]), Dense(6, activation: .relu)], name: "base")
+        base.trainable = false
+        let model = try Sequential([base, Dense(3)])
+        #expect(model.inputs.map(\.shape) == [[8]] && model.outputs[0].shape == [3] && model.weights.count == 4)
+        #expect(model.summary().contains("base (Sequential)"), "\(model.summary())")
+        try model.place(on: CPUDevice.shared, seed: 1)
+        let before = try base.weights.map { try $0.value.toArray() }
+        try model.compile(optimizer: SGD(learningRate: 0.1), loss: MeanSquaredError())
+        try model.fit(x: try Tensor.normal([16, 8], seed: 1), y: try Tensor.normal([16, 3], seed: 2), epochs: 1, progress: false)
+        #expect(try base.weights.map { try $0.value.toArray() } == before && model.trainableWeights.count == 2)
     }
 
     /// `to(_:)` moves values between devices and gradients back.

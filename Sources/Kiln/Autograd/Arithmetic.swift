@@ -172,6 +172,14 @@ extension Tensor {
         return result
     }
 
+    /// The last two axes swapped: a matrix's transpose (`x.T`), or that of each matrix of a batch (`x.mT`).
+    public func transposed() throws -> Tensor {
+        guard rank >= 2 else { throw TensorError.shape("transposed() needs at least 2 axes, got shape \(shape)") }
+        var order = Array(0..<rank)
+        order.swapAt(rank - 2, rank - 1)
+        return try permuted(order)
+    }
+
     /// Axes reordered: `result.shape[i] = shape[permutation[i]]`.
     public func permuted(_ permutation: [Int]) throws -> Tensor {
         try requireFloat("permute")

@@ -27,6 +27,11 @@ extension Tensor {
 
     // MARK: Reductions over several axes
 
+    /// The sum along `axis`, as PyTorch's `x.sum(dim, keepdim)` and Keras's `ops.sum(x, axis)`.
+    public func sum(axis: Int, keepDims: Bool = false) throws -> Tensor { try reduce(.sum, axes: [axis], keepDims: keepDims) }
+    /// The mean along `axis`, as PyTorch's `x.mean(dim, keepdim)` and Keras's `ops.mean(x, axis)`.
+    public func mean(axis: Int, keepDims: Bool = false) throws -> Tensor { try reduce(.mean, axes: [axis], keepDims: keepDims) }
+
     /// The reduction over `axes` (all when empty), keeping them as size 1 with `keepDims`.
     public func reduce(_ op: ReduceOp, axes: [Int], keepDims: Bool = false) throws -> Tensor {
         let chosen = axes.isEmpty ? Array(0..<rank) : try Set(axes.map(normalized)).sorted()

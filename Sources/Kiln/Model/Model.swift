@@ -122,6 +122,13 @@ open class Model {
         try Model(inputs: inputs, outputs: [try output(of: name)], name: "\(self.name)_to_\(name)")
     }
 
+    /// False freezes every layer, true unfreezes them all: Keras's `base_model.trainable = False`.
+    /// Reads true while any layer trains.
+    public var trainable: Bool {
+        get { layers.contains { $0.trainable } }
+        set { for layer in layers { layer.trainable = newValue } }
+    }
+
     /// Freezes (false) or unfreezes (true) every layer, or the named ones.
     public func setTrainable(_ trainable: Bool, layers names: [String]? = nil) throws {
         let chosen = try names.map { try $0.map { try layer(named: $0) } } ?? layers
@@ -222,7 +229,7 @@ open class Model {
 }
 
 /// A plain stack of layers. The first may be an `Input`; otherwise the input shape comes from
-/// `inputShape:` or, at the latest, from the first batch.
+/// `inputShape:`, from a model that comes first (its input), or at the latest from the first batch.
 public final class Sequential: Model {
     public private(set) var stack: [Layer]
 
@@ -232,8 +239,8 @@ public final class Sequential: Model {
         if let input = stack.first as? Input {
             stack.removeFirst()
             try connect(input)
-        } else if let inputShape {
-            try connect(Input(shape: inputShape))
+        } else if let shape = inputShape ?? (stack.first as? NestedModel).flatMap({ $0.model.inputs.count == 1 ? $0.model.inputs[0].shape : nil }) {
+            try connect(Input(shape: shape))  // given, or the input of a model that comes first (as Keras)
         }
     }
 
