@@ -41,14 +41,15 @@ import Testing
         }
     }
 
-    /// Keras's cells step by step in float64: the states `[S, time + 1, batch, units]`.
+    /// Keras's cells step by step in float64: the hidden states `[time + 1, batch, units]`, then an
+    /// LSTM's last cell state `[batch, units]`.
     static func reference(_ c: Case, _ v: Inputs) -> [Double] {
         let (u, width) = (c.units, c.units * (c.cell == .lstm ? 4 : c.cell == .gru ? 3 : 1))
         func act(_ z: Double) -> Double { c.relu ? max(z, 0) : Foundation.tanh(z) }
         func sigmoid(_ z: Double) -> Double { 1 / (1 + Foundation.exp(-z)) }
         var h = (0..<c.batch).map { b in (0..<u).map { Double(v.h0[b * u + $0]) } }
         var cell = (0..<c.batch).map { b in (0..<u).map { Double(v.c0[b * u + $0]) } }
-        var hidden = [h], cells = [cell]
+        var hidden = [h]
         for t in 0..<c.time {
             for b in 0..<c.batch where v.mask[b * c.time + t] != 0 {
                 func projection(_ g: Int, _ weights: [Float], _ from: [Double], _ rows: Int) -> Double {
@@ -76,9 +77,8 @@ import Testing
                 }
             }
             hidden.append(h)
-            cells.append(cell)
         }
-        return (c.cell == .lstm ? [hidden, cells] : [hidden]).flatMap { $0.flatMap { $0.flatMap { $0 } } }
+        return (hidden + (c.cell == .lstm ? [cell] : [])).flatMap { $0.flatMap { $0 } }
     }
 
     static func states(_ c: Case, _ v: Inputs, on d: any Device, track: Bool = false) throws -> (states: Tensor, leaves: [Tensor]) {
@@ -111,11 +111,7 @@ import Testing
         let v = Inputs(c), d = backend.device
         var random = Random("recurrent-loss-\(c.testDescription)")
         let (s, leaves) = try Self.states(c, v, on: d, track: true)
-        var lossWeights = random.floats(s.count)
-        if c.cell == .lstm {  // only the last cell state may carry a gradient
-            let stateCount = (c.time + 1) * c.batch * c.units
-            for i in stateCount..<(stateCount + c.time * c.batch * c.units) { lossWeights[i] = 0 }
-        }
+        let lossWeights = random.floats(s.count)
         let w = try Tensor(lossWeights, shape: s.shape, on: d)
         try (s * w).sum().backward()
         let fields: [WritableKeyPath<Inputs, [Float]>] = [\.x, \.kernel, \.recurrent, \.bias] + (c.cell == .gru ? [\.recurrentBias] : []) + [\.h0] + (c.cell == .lstm ? [\.c0] : [])
@@ -153,7 +149,7 @@ import Testing
         let u = c.units
         func act(_ z: Tensor) throws -> Tensor { c.relu ? try z.relu() : try z.tanh() }
         func gate(_ z: Tensor, _ k: Int) throws -> Tensor { try z.sliced(k * u..<(k + 1) * u, axis: 1) }
-        var hidden = [h], cells = cell.map { [$0] } ?? []
+        var hidden = [h]
         for t in 0..<c.time {
             let xw = try x.selected(t, axis: 1).matmul(kernel) + bias, hu = try h.matmul(recurrent)
             let keep = try mask.sliced(t..<t + 1, axis: 1)
@@ -165,7 +161,6 @@ import Testing
                 let newCell = try gate(z, 1).sigmoid() * cell! + gate(z, 0).sigmoid() * act(gate(z, 2))
                 next = try gate(z, 3).sigmoid() * act(newCell)
                 cell = try keep * newCell + (1 - keep) * cell!
-                cells.append(cell!)
             case .gru:
                 let r = try hu + recurrentBias!
                 let update = try (gate(xw, 0) + gate(r, 0)).sigmoid(), reset = try (gate(xw, 1) + gate(r, 1)).sigmoid()
@@ -174,7 +169,7 @@ import Testing
             h = try keep * next + (1 - keep) * h
             hidden.append(h)
         }
-        return try Tensor.stack([Tensor.stack(hidden)] + (cells.isEmpty ? [] : [Tensor.stack(cells)]))
+        return try Tensor.stack(hidden + (cell.map { [$0] } ?? []))  // h0…hT, then an LSTM's cT
     }
 
     @Test func layersFollowKeras() throws {

@@ -20,9 +20,9 @@ extension Tensor {
     /// recurrent kernel and one fused cell kernel per step, with no host round-trip); the backward pass
     /// runs the steps in reverse and finds the weight gradients with three GEMMs over all steps.
     ///
-    /// Returns the states `[S, time + 1, batch, units]`, time-major with the initial state first: the
-    /// hidden states, and for an LSTM (S = 2) its cell states. Of the cell states only the last may
-    /// receive a gradient (as the layer's returned state). `mask` is `[batch, time]`, 0 at padded steps.
+    /// Returns the states time-major, `[time + 1, batch, units]`: the hidden states h0…hT, and for an
+    /// LSTM a last row holding its final cell state cT (`[time + 2, batch, units]`, the layer's returned
+    /// state; the other cell states stay inside the op). `mask` is `[batch, time]`, 0 at padded steps.
     func recurrentStates(_ w: RecurrentWeights, initialHidden: Tensor?, initialCell: Tensor?, mask: Tensor?) throws -> Tensor {
         try requireFloat("recurrent layer")
         guard rank == 3 else { throw TensorError.shape("a recurrent layer takes [batch, time, features], got \(shape)") }
@@ -46,7 +46,8 @@ extension Tensor {
         let inputs = try permuted([1, 0, 2])
         let gates = try d.makeBuffer(count: steps * width)
         try d.gemm(Gemm(m: steps, n: width, k: features), a: inputs.buffer, b: w.kernel.buffer, c: gates)
-        let hidden = try d.makeBuffer(count: stateCount), cell = lstm ? try d.makeBuffer(count: stateCount) : nil
+        // An LSTM's hidden buffer has a row more, where cT is copied after the loop: the op's output.
+        let hidden = try d.makeBuffer(count: stateCount + (lstm ? batch * units : 0)), cell = lstm ? try d.makeBuffer(count: stateCount) : nil
         let recurrent = gru ? try d.makeBuffer(count: steps * width) : nil
         for (state, initial) in [(hidden, initialHidden), (cell, initialCell)] {
             guard let state else { continue }
@@ -60,23 +61,18 @@ extension Tensor {
         let sequence = RecurrentSequence(gates: gates, inputBias: w.bias?.buffer, recurrent: recurrent, recurrentBias: w.recurrentBias?.buffer, hidden: hidden,
                                          cell: cell, mask: timeMajorMask?.buffer, dropoutMask: dropoutMask, dropped: dropped)
         try d.recurrentForward(probe, sequence, recurrentKernel: w.recurrentKernel.buffer)
-        var states = hidden
-        if let cell {
-            states = try d.makeBuffer(count: 2 * stateCount)
-            try d.copy(hidden, to: states, count: stateCount)
-            try d.copy(cell, to: states, at: stateCount, count: stateCount)
-        }
+        if let cell { try d.copy(cell, offset: time * batch * units, to: hidden, at: stateCount, count: batch * units) }
 
         let parameters = [w.kernel, w.recurrentKernel, w.bias, w.recurrentBias, initialHidden, initialCell]
         let tracked = [self] + parameters.compactMap { $0 }
         let present = parameters.map { $0 != nil }
-        let result = Tensor.record([lstm ? 2 : 1, time + 1, batch, units], buffer: states, from: tracked) { g in
+        let result = Tensor.record([time + (lstm ? 2 : 1), batch, units], buffer: hidden, from: tracked) { g in
             // Backward: the gradients of h[1...T] are the outputs' gradients; c[T]'s starts the cell carry.
             let outputs = try d.makeBuffer(count: steps * units)
             try d.copy(g.buffer, offset: batch * units, to: outputs, count: steps * units)
             let carry = try d.buffer(repeating: 0, count: batch * units)
             let cellCarry = try cell.map { _ in try d.makeBuffer(count: batch * units) }
-            if let cellCarry { try d.copy(g.buffer, offset: stateCount + time * batch * units, to: cellCarry, count: batch * units) }
+            if let cellCarry { try d.copy(g.buffer, offset: stateCount, to: cellCarry, count: batch * units) }
             let gradGates = try d.makeBuffer(count: steps * width), gradRecurrent = gru ? try d.makeBuffer(count: steps * width) : nil
             let through = dropoutMask == nil ? nil : try d.buffer(repeating: 0, count: batch * units)
             let gradients = RecurrentGradients(output: outputs, hidden: carry, cell: cellCarry, gates: gradGates, recurrent: gradRecurrent, through: through)
@@ -143,6 +139,6 @@ extension Tensor {
             h = next
             states.append(h)
         }
-        return try Tensor.stack(states, axis: 0).reshaped([1, time + 1, batch, units])
+        return try Tensor.stack(states, axis: 0)
     }
 }

@@ -126,15 +126,13 @@ public class RecurrentLayer: Layer {
         let given = inputs.count > 1 ? Array(inputs.dropFirst()) : nil
         let states = try x.recurrentStates(weights, initialHidden: given?[0] ?? (stateful ? carried?.hidden : nil),
                                            initialCell: given.map { cell == .lstm ? $0[1] : nil } ?? (stateful ? carried?.cell : nil), mask: mask)
-        let hidden = try states.selected(0)
+        let lastCell = cell == .lstm ? time + 1 : nil  // `states`: h0…hT, then an LSTM's cT
         if stateful {
-            carried = try GradMode.noGrad {
-                (try hidden.selected(time).detached(), cell == .lstm ? try states.selected(1).selected(time).detached() : nil)
-            }
+            carried = try GradMode.noGrad { (try states.selected(time).detached(), try lastCell.map { try states.selected($0).detached() }) }
         }
-        let output = returnSequences ? try hidden.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try hidden.selected(time)
+        let output = returnSequences ? try states.sliced(1..<time + 1, axis: 0).permuted([1, 0, 2]) : try states.selected(time)
         guard returnState else { return [output] }
-        return [output, try hidden.selected(time)] + (cell == .lstm ? [try states.selected(1).selected(time)] : [])
+        return [output, try states.selected(time)] + (try lastCell.map { [try states.selected($0)] } ?? [])
     }
 
     /// A fresh layer of the same kind and arguments (`Bidirectional`'s two directions).

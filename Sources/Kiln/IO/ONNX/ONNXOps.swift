@@ -248,12 +248,12 @@ struct ONNXOp {
             let steps = Array((0..<time).reversed())
             let states = try (reverse ? sequences.gathered(steps, axis: 1) : sequences).recurrentStates(
                 weights, initialHidden: try initial(5), initialCell: try initial(6), mask: try mask.map { reverse ? try $0.gathered(steps, axis: 1) : $0 })
-            var y = try states.selected(0).sliced(1..<time + 1, axis: 0)  // [time, batch, hidden]
+            var y = try states.sliced(1..<time + 1, axis: 0)  // [time, batch, hidden]
             if reverse { y = try y.gathered(steps, axis: 0) }
             if let mask { y = try y * mask.permuted([1, 0]).reshaped([time, batch, 1]) }  // ONNX zeroes the padding
             outputs.append(y)
-            lastHidden.append(try states.selected(0).selected(time))
-            if cell == .lstm { lastCell.append(try states.selected(1).selected(time)) }
+            lastHidden.append(try states.selected(time))
+            if cell == .lstm { lastCell.append(try states.selected(time + 1)) }
         }
         var y = try Tensor.stack(outputs, axis: 1)  // [time, directions, batch, hidden]
         if batchMajor { y = try y.permuted([2, 0, 1, 3]) }
