@@ -48,7 +48,7 @@ void kiln_bytes_to_floats(const unsigned char *x, float *y, long count, float sc
 }
 
 // Runs of i in [begin, end) over which x[i % xn] and z[i % zn] are both contiguous; a period of 1 is a
-// scalar. The op is a macro argument, so that each op's loop compiles to straight vector code.
+// scalar (both may be). The op is a macro argument, so that each op's loop compiles to straight vector code.
 #define BINARY_RUNS(EXPR) \
     for (long i = begin; i < end;) { \
         const long xi = xn == 1 ? 0 : i % xn, zi = zn == 1 ? 0 : i % zn; \
@@ -57,7 +57,8 @@ void kiln_bytes_to_floats(const unsigned char *x, float *y, long count, float sc
         if (zn > 1 && zn - zi < n) n = zn - zi; \
         const float *xs = x + xi, *zs = z + zi; \
         float *ys = y + i; \
-        if (xn == 1) { const float u = x[0]; for (long k = 0; k < n; ++k) { const float v = zs[k]; ys[k] = (EXPR); } } \
+        if (xn == 1 && zn == 1) { const float u = x[0], v = z[0]; for (long k = 0; k < n; ++k) ys[k] = (EXPR); } \
+        else if (xn == 1) { const float u = x[0]; for (long k = 0; k < n; ++k) { const float v = zs[k]; ys[k] = (EXPR); } } \
         else if (zn == 1) { const float v = z[0]; for (long k = 0; k < n; ++k) { const float u = xs[k]; ys[k] = (EXPR); } } \
         else for (long k = 0; k < n; ++k) { const float u = xs[k], v = zs[k]; ys[k] = (EXPR); } \
         i += n; \

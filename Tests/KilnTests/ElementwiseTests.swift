@@ -76,7 +76,11 @@ import Testing
             case .minimum: min(a, b)
             }
         }
-        let cases: [([Int], [Int], [Int])] = [([3, 5, 7], [3, 5, 7], [3, 5, 7]), ([3, 1, 7], [5, 1], [3, 5, 7]), ([7], [3, 5, 1], [3, 5, 7]), ([1], [2, 3], [2, 3]), ([3], [3], [2, 3]), ([1], [1], [4])]
+        // Rows of 11 and 13 (≥ 8) run row by row on the CPU, shorter ones element by element.
+        let cases: [([Int], [Int], [Int])] = [([3, 5, 7], [3, 5, 7], [3, 5, 7]), ([3, 1, 7], [5, 1], [3, 5, 7]), ([7], [3, 5, 1], [3, 5, 7]), ([1], [2, 3], [2, 3]),
+                                              ([3], [3], [2, 3]), ([1], [1], [4]), ([3, 1, 11], [5, 1], [3, 5, 11]), ([4, 1, 13], [4, 6, 13], [4, 6, 13]),
+                                              ([2, 1, 3, 1, 13], [5, 3, 1, 13], [2, 5, 3, 1, 13]),
+                                              ([1], [1], [12]), ([1], [3, 1, 1], [3, 5, 11])]
         for (aShape, bShape, outShape) in cases {
             let a = random.floats(aShape.reduce(1, *)), b = random.floats(bShape.reduce(1, *), 0.5...2)
             let y = try device.output(outShape.reduce(1, *)) {

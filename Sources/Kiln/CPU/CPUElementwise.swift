@@ -62,8 +62,23 @@ extension CPUDevice {
         try require(b, bShape.reduce(1, *), "binary b")
         try require(output, index.count, "binary output")
         let (x, z, y) = (a.host, b.host, output.host)
+        let code = switch op {
+        case .add: KILN_ADD
+        case .subtract: KILN_SUBTRACT
+        case .multiply: KILN_MULTIPLY
+        case .divide: KILN_DIVIDE
+        case .maximum: KILN_MAXIMUM
+        case .minimum: KILN_MINIMUM
+        }
         let (whole, aPeriod, bPeriod) = (index.count, Self.period(of: aShape, in: outputShape), Self.period(of: bShape, in: outputShape))
-        guard let aPeriod, let bPeriod, aPeriod == whole || bPeriod == whole else {
+        if let aPeriod, let bPeriod, aPeriod == whole || bPeriod == whole {
+            return parallelFor(whole) { range in kiln_binary(Int32(code), x, aPeriod, z, bPeriod, y, range.lowerBound, range.upperBound) }
+        }
+        // Any other broadcast (a middle axis repeated): row by row along the last axis, which each
+        // operand holds whole (stride 1) or repeats (stride 0); rows too short for that, element by element.
+        let shape = index.shape.map(Int.init), (sa, sb) = (index.strides[0].map(Int.init), index.strides[1].map(Int.init))
+        let n = shape.last!
+        guard n >= 8 else {
             let apply: (Float, Float) -> Float = switch op {
             case .add: (+)
             case .subtract: (-)
@@ -74,15 +89,17 @@ extension CPUDevice {
             }
             return stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
         }
-        let code = switch op {
-        case .add: KILN_ADD
-        case .subtract: KILN_SUBTRACT
-        case .multiply: KILN_MULTIPLY
-        case .divide: KILN_DIVIDE
-        case .maximum: KILN_MAXIMUM
-        case .minimum: KILN_MINIMUM
+        parallelFor(whole / n, grain: max(1, 4096 / n)) { rows in
+            for row in rows {
+                var (oa, ob, rest) = (0, 0, row)
+                for axis in shape.indices.dropLast().reversed() {
+                    let c = rest % shape[axis]
+                    rest /= shape[axis]
+                    (oa, ob) = (oa + c * sa[axis], ob + c * sb[axis])
+                }
+                kiln_binary(Int32(code), x + oa, sa.last! == 1 ? n : 1, z + ob, sb.last! == 1 ? n : 1, y + row * n, 0, n)
+            }
         }
-        parallelFor(whole) { range in kiln_binary(Int32(code), x, aPeriod, z, bPeriod, y, range.lowerBound, range.upperBound) }
     }
 
     /// The element count of `shape` when it broadcasts to `output` by repeating whole (a scalar, or

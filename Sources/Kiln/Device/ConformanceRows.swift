@@ -359,16 +359,19 @@ extension Conformance {
         }),
     ]
 
-    /// Shapes (a, b) broadcast to [5, 7, 3]: the strided loop, a scalar, and an operand repeated along the leading axis.
+    /// Shapes (a, b) broadcast to an output: element by element (short rows), a scalar, an operand
+    /// repeated along the leading axis, and row by row (a middle axis repeated, rows of 9).
     private static func binaryRows(_ op: BinaryOp) -> [Row] {
-        let cases: [(String, [Int], [Int])] = [("broadcast", [5, 7, 3], [7, 1]), ("scalar", [5, 7, 3], [1]), ("leading rows", [7, 3], [5, 7, 3])]
-        return cases.map { label, aShape, bShape -> Row in
-            Row("binary \(op) (\(label))", inputs: { r in [random(aShape.reduce(1, *), &r), random(bShape.reduce(1, *), &r, 0.5...2)] }, run: { d, x in
-                let y = try d.makeBuffer(count: 105)
-                try d.binary(op, d.buffer(x[0]), shape: aShape, d.buffer(x[1]), shape: bShape, into: y, shape: [5, 7, 3])
-                return [try d.read(y, count: 105)]
-            }, reference: { x in [(0..<105).map { i in
-                let (a, b) = (Double(x[0][broadcastOffset(i, aShape, in: [5, 7, 3])]), Double(x[1][broadcastOffset(i, bShape, in: [5, 7, 3])]))
+        let cases: [(String, [Int], [Int], [Int])] = [("broadcast", [5, 7, 3], [7, 1], [5, 7, 3]), ("scalar", [5, 7, 3], [1], [5, 7, 3]),
+                                                      ("leading rows", [7, 3], [5, 7, 3], [5, 7, 3]), ("middle axis", [5, 1, 9], [7, 1], [5, 7, 9])]
+        return cases.map { label, aShape, bShape, outShape -> Row in
+            let count = outShape.reduce(1, *)
+            return Row("binary \(op) (\(label))", inputs: { r in [random(aShape.reduce(1, *), &r), random(bShape.reduce(1, *), &r, 0.5...2)] }, run: { d, x in
+                let y = try d.makeBuffer(count: count)
+                try d.binary(op, d.buffer(x[0]), shape: aShape, d.buffer(x[1]), shape: bShape, into: y, shape: outShape)
+                return [try d.read(y, count: count)]
+            }, reference: { x in [(0..<count).map { i in
+                let (a, b) = (Double(x[0][broadcastOffset(i, aShape, in: outShape)]), Double(x[1][broadcastOffset(i, bShape, in: outShape)]))
                 switch op {
                 case .add: return a + b
                 case .subtract: return a - b
