@@ -37,6 +37,12 @@ import Testing
         var expected: [Float] = []
         for n in 0..<3 { for c in 0..<7 { for h in 0..<5 { for w in 0..<4 { expected.append(x[((n * 5 + h) * 4 + w) * 7 + c]) } } } }
         #expect(y == expected)
+        // The last axis kept (rows of 11, copied whole on the CPU): [4, 3, 5, 11] → [5, 4, 3, 11].
+        let rows = (0..<660).map(Float.init)
+        let moved = try device.output(660) { try device.permute(device.buffer(rows), shape: [4, 3, 5, 11], permutation: [2, 0, 1, 3], into: $0) }
+        var reference: [Float] = []
+        for h in 0..<5 { for n in 0..<4 { for c in 0..<3 { for w in 0..<11 { reference.append(rows[((n * 3 + c) * 5 + h) * 11 + w]) } } } }
+        #expect(moved == reference)
         #expect(throws: DeviceError.self) { try device.permute(device.buffer(x), shape: shape, permutation: [0, 1, 1, 2], into: device.makeBuffer(count: x.count)) }
     }
 

@@ -85,7 +85,8 @@ public final class CPUDevice: Device, @unchecked Sendable {
         let index = try StridedIndex(permuting: shape, by: permutation)
         try require(input, index.count, "permute input")
         try require(output, index.count, "permute output")
-        let (x, y) = (input.host, output.host)
+        let (x, y) = (input.host, output.host), n = Int(index.shape.last!)
+        if stridedRows(index, { row, offsets in (y + row * n).update(from: x + offsets.0, count: n) }) { return }
         stridedLoop(index) { i, offsets in y[i] = x[offsets.0] }
     }
 
@@ -150,6 +151,27 @@ public final class CPUDevice: Device, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Runs `body(row, offsets)` in parallel over the rows of `index`'s last axis, when that axis is at
+    /// least 8 long and each operand holds it whole (stride 1) or repeats one element (stride 0):
+    /// `offsets` are the operands' offsets of the row's first element. False, having run nothing, otherwise.
+    func stridedRows(_ index: StridedIndex, _ body: (Int, (Int, Int)) -> Void) -> Bool {
+        let shape = index.shape.map(Int.init), n = shape.last!
+        let s0 = index.strides[0].map(Int.init), s1 = index.strides.count > 1 ? index.strides[1].map(Int.init) : s0
+        guard n >= 8, [0, 1].contains(s0.last!), [0, 1].contains(s1.last!) else { return false }
+        parallelFor(index.count / n, grain: max(1, 4096 / n)) { rows in
+            for row in rows {
+                var (o0, o1, rest) = (0, 0, row)
+                for axis in shape.indices.dropLast().reversed() {
+                    let c = rest % shape[axis]
+                    rest /= shape[axis]
+                    (o0, o1) = (o0 + c * s0[axis], o1 + c * s1[axis])
+                }
+                body(row, (o0, o1))
+            }
+        }
+        return true
     }
 
     /// Visits every output element of `index` with its operands' element offsets.

@@ -75,31 +75,18 @@ extension CPUDevice {
             return parallelFor(whole) { range in kiln_binary(Int32(code), x, aPeriod, z, bPeriod, y, range.lowerBound, range.upperBound) }
         }
         // Any other broadcast (a middle axis repeated): row by row along the last axis, which each
-        // operand holds whole (stride 1) or repeats (stride 0); rows too short for that, element by element.
-        let shape = index.shape.map(Int.init), (sa, sb) = (index.strides[0].map(Int.init), index.strides[1].map(Int.init))
-        let n = shape.last!
-        guard n >= 8 else {
-            let apply: (Float, Float) -> Float = switch op {
-            case .add: (+)
-            case .subtract: (-)
-            case .multiply: (*)
-            case .divide: (/)
-            case .maximum: { max($0, $1) }
-            case .minimum: { min($0, $1) }
-            }
-            return stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
+        // operand holds whole or repeats; rows too short for that, element by element.
+        let n = Int(index.shape.last!), (aRun, bRun) = (index.strides[0].last == 1 ? n : 1, index.strides[1].last == 1 ? n : 1)
+        if stridedRows(index, { row, o in kiln_binary(Int32(code), x + o.0, aRun, z + o.1, bRun, y + row * n, 0, n) }) { return }
+        let apply: (Float, Float) -> Float = switch op {
+        case .add: (+)
+        case .subtract: (-)
+        case .multiply: (*)
+        case .divide: (/)
+        case .maximum: { max($0, $1) }
+        case .minimum: { min($0, $1) }
         }
-        parallelFor(whole / n, grain: max(1, 4096 / n)) { rows in
-            for row in rows {
-                var (oa, ob, rest) = (0, 0, row)
-                for axis in shape.indices.dropLast().reversed() {
-                    let c = rest % shape[axis]
-                    rest /= shape[axis]
-                    (oa, ob) = (oa + c * sa[axis], ob + c * sb[axis])
-                }
-                kiln_binary(Int32(code), x + oa, sa.last! == 1 ? n : 1, z + ob, sb.last! == 1 ? n : 1, y + row * n, 0, n)
-            }
-        }
+        stridedLoop(index) { i, offsets in y[i] = apply(x[offsets.0], z[offsets.1]) }
     }
 
     /// The element count of `shape` when it broadcasts to `output` by repeating whole (a scalar, or

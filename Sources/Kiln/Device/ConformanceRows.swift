@@ -42,6 +42,14 @@ extension Conformance {
             let (c, rest) = i.quotientAndRemainder(dividingBy: 15), (a, b) = rest.quotientAndRemainder(dividingBy: 5)
             return Double(x[0][(a * 5 + b) * 7 + c])
         }] }),
+        Row("permute (rows)", inputs: { r in [random(3 * 5 * 9, &r)] }, run: { d, x in  // the last axis stays: row copies
+            let out = try d.makeBuffer(count: 135)
+            try d.permute(d.buffer(x[0]), shape: [3, 5, 9], permutation: [1, 0, 2], into: out)
+            return [try d.read(out, count: 135)]
+        }, reference: { x in [(0..<135).map { i in  // out[b][a][c] = in[a][b][c]
+            let (b, rest) = i.quotientAndRemainder(dividingBy: 27), (a, c) = rest.quotientAndRemainder(dividingBy: 9)
+            return Double(x[0][(a * 5 + b) * 9 + c])
+        }] }),
         Row("gatherRows", inputs: { r in [random(9 * 5, &r), labels(13, below: 11, &r)] }, run: { d, x in  // ids 9, 10: outside → zeros
             let out = try d.makeBuffer(count: 13 * 5)
             try d.gatherRows(RowGather(tableRows: 9, columns: 5, count: 13), table: d.buffer(x[0]), indices: d.buffer(ints: ints(x[1])), into: out)
