@@ -34,22 +34,8 @@ extension Conformance {
                 return row < 5 && (1..<10).contains(column) ? Double(x[0][3 + row * 13 + column - 1]) : 0
             }]
         }),
-        Row("permute", inputs: { r in [random(3 * 5 * 7, &r)] }, run: { d, x in
-            let out = try d.makeBuffer(count: 105)
-            try d.permute(d.buffer(x[0]), shape: [3, 5, 7], permutation: [2, 0, 1], into: out)
-            return [try d.read(out, count: 105)]
-        }, reference: { x in [(0..<105).map { i in  // out[c][a][b] = in[a][b][c]
-            let (c, rest) = i.quotientAndRemainder(dividingBy: 15), (a, b) = rest.quotientAndRemainder(dividingBy: 5)
-            return Double(x[0][(a * 5 + b) * 7 + c])
-        }] }),
-        Row("permute (rows)", inputs: { r in [random(3 * 5 * 9, &r)] }, run: { d, x in  // the last axis stays: row copies
-            let out = try d.makeBuffer(count: 135)
-            try d.permute(d.buffer(x[0]), shape: [3, 5, 9], permutation: [1, 0, 2], into: out)
-            return [try d.read(out, count: 135)]
-        }, reference: { x in [(0..<135).map { i in  // out[b][a][c] = in[a][b][c]
-            let (b, rest) = i.quotientAndRemainder(dividingBy: 27), (a, c) = rest.quotientAndRemainder(dividingBy: 9)
-            return Double(x[0][(a * 5 + b) * 9 + c])
-        }] }),
+        permuteRow(shape: [3, 5, 7], permutation: [2, 0, 1]),
+        permuteRow("permute (rows)", shape: [3, 5, 9], permutation: [1, 0, 2]),  // the last axis stays: row copies
         Row("gatherRows", inputs: { r in [random(9 * 5, &r), labels(13, below: 11, &r)] }, run: { d, x in  // ids 9, 10: outside → zeros
             let out = try d.makeBuffer(count: 13 * 5)
             try d.gatherRows(RowGather(tableRows: 9, columns: 5, count: 13), table: d.buffer(x[0]), indices: d.buffer(ints: ints(x[1])), into: out)
@@ -390,6 +376,20 @@ extension Conformance {
                 }
             }] })
         }
+    }
+
+    /// `permute` of `shape` against the index arithmetic: output axis j is input axis `permutation[j]`.
+    private static func permuteRow(_ name: String = "permute", shape: [Int], permutation: [Int]) -> Row {
+        let count = shape.reduce(1, *), output = permutation.map { shape[$0] }
+        return Row(name, inputs: { r in [random(count, &r)] }, run: { d, x in
+            let out = try d.makeBuffer(count: count)
+            try d.permute(d.buffer(x[0]), shape: shape, permutation: permutation, into: out)
+            return [try d.read(out, count: count)]
+        }, reference: { x in [(0..<count).map { i in
+            var (rest, at) = (i, [Int](repeating: 0, count: shape.count))
+            for (axis, size) in output.enumerated().reversed() { (at[permutation[axis]], rest) = (rest % size, rest / size) }
+            return Double(x[0][at.indices.reduce(0) { $0 * shape[$1] + at[$1] }])
+        }] })
     }
 
     /// The offset in an operand of `shape` (right-aligned, size-1 axes repeated) of element `i` of `output`.
