@@ -33,11 +33,14 @@ bin="$(swift build --show-bin-path)"
 
 # A few steps each: they must run to the end (the suite checks what they learn, at more steps).
 export KILN_DEVICE=cpu
-run() { echo "check-package: $*"; "$bin/$@" > "$package/$1.log" 2>&1 || { cat "$package/$1.log" >&2; echo "check-package: $1 failed" >&2; exit 1; }; tail -n 1 "$package/$1.log"; }
+ran=()
+run() { echo "check-package: $*"; "$bin/$@" > "$package/$1.log" 2>&1 || { cat "$package/$1.log" >&2; echo "check-package: $1 failed" >&2; exit 1; }; tail -n 1 "$package/$1.log"; ran+=("$1"); }
 run GAN1D 200 "$package/gan"
 run RecurrentCell 50
 if [[ -d /usr/share/datasets/fashion-mnist ]]; then
     run Autoencoder 1 600 "$package/autoencoder"
     run VAE 1 600 "$package/vae"
+else
+    echo "check-package: Fashion-MNIST is not installed (dataset-fashion-mnist): Autoencoder and VAE are built, not run"
 fi
-echo "check-package: the four programs build and run from a package that depends on Kiln by path"
+echo "check-package: ${programs[*]} build from a package that depends on Kiln by path; ran ${ran[*]}"
